@@ -1,1 +1,64 @@
-//! labwright-firewall.
+//! labwright-firewall: a model of the Proxmox VE firewall and an
+//! evaluator that answers "does this flow get through, and which rule or
+//! policy decided it" — for both the iptables (`pve-firewall`) and the
+//! nftables (`proxmox-firewall`) backends.
+//!
+//! It exists so that labwright never applies a firewall change that cuts
+//! management access without a proof ([`prove_reach`]) that it does not.
+//!
+//! Build a config by parsing `.fw` files ([`parse_cluster_fw`],
+//! [`parse_host_fw`], [`parse_guest_fw`]), from API JSON
+//! ([`Rule::from_api_json`], [`rules_from_api_json`]), or in code:
+//!
+//! ```
+//! use labwright_firewall::*;
+//! let mut cfg = FirewallConfig::default();
+//! cfg.cluster.options.enable = true;
+//! cfg.cluster.options.policy_in = Some(Verdict::Drop);
+//! cfg.cluster.rules.push(Rule::parse("IN SSH(ACCEPT) -source 100.64.0.0/10").expect("valid rule"));
+//! let mut node = HostFirewall::default();
+//! node.network.addrs.push("192.168.1.10/24".parse().expect("valid net"));
+//! cfg.nodes.insert("proxmox".into(), node);
+//!
+//! let flow = Flow::tcp("100.100.1.2".parse().expect("ip"), Target::Node("proxmox".into()), 22);
+//! let d = evaluate(&cfg, &flow, Backend::Iptables);
+//! assert_eq!(d.verdict, Verdict::Accept);
+//!
+//! let proof = prove_reach(&cfg, "100.64.0.0/10".parse().expect("net"),
+//!     &Target::Node("proxmox".into()), Protocol::TCP, Some(22), Backend::Iptables);
+//! assert!(proof.is_ok());
+//! ```
+
+mod addr;
+mod error;
+mod eval;
+mod file;
+mod macros;
+mod model;
+mod ports;
+mod proto;
+mod prove;
+mod rule;
+mod services;
+
+pub use addr::{AddrEntry, AddressRef, Interval, Scope, is_valid_name};
+pub use error::{FileError, FirewallError};
+pub use eval::{
+    Backend, Builtin, DecidedBy, Decision, Direction, Flow, GroupJump, Level, Outcome, Target,
+    TraceStep, evaluate, management_ports,
+};
+pub use file::{
+    parse_cluster_fw, parse_guest_fw, parse_host_fw, write_cluster_fw, write_guest_fw,
+    write_host_fw,
+};
+pub use macros::{MACROS, Macro, MacroEntry, lookup as lookup_macro};
+pub use model::{
+    Alias, ClusterFirewall, ClusterOptions, FirewallConfig, GuestFirewall, GuestNic, GuestOptions,
+    HostFirewall, HostOptions, Ipset, IpsetEntry, IpsetTarget, NodeNetwork, SecurityGroup,
+};
+pub use ports::{ICMP_TYPES, ICMPV6_TYPES, PortField, PortItem, PortSpec, service_port};
+pub use proto::Protocol;
+pub use prove::{
+    Counterexample, Proof, SourceClass, classify_sources, prove_blocked, prove_reach, prove_verdict,
+};
+pub use rule::{Action, LogLevel, Rule, RuleContext, RuleKind, Verdict, rules_from_api_json};

@@ -1,0 +1,1373 @@
+//! The evaluator: given a flow, walk the chains PVE would generate and
+//! return the verdict, what decided it, and a trail like
+//! `pve-firewall simulate` prints.
+//!
+//! Only new connections are modelled (no conntrack state), because the
+//! question labwright asks is "can a fresh SSH/HTTPS session get in".
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::{IpNet, Ipv4Net};
+use serde::Serialize;
+
+use crate::addr::{AddressRef, Interval, Scope};
+use crate::model::{Alias, FirewallConfig, GuestFirewall, HostFirewall, Ipset, IpsetTarget};
+use crate::ports::PortSpec;
+use crate::proto::Protocol;
+use crate::rule::{Action, Rule, RuleKind, Verdict};
+
+/// Which PVE firewall implementation generates the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// `pve-firewall` (default): management accepts come *after* user rules.
+    Iptables,
+    /// `proxmox-firewall` (node option `nftables: 1`): management accepts
+    /// come *before* user rules; guest REJECT becomes DROP.
+    Nftables,
+}
+
+impl Backend {
+    /// The backend a node runs, from its `nftables` option.
+    pub fn for_node(cfg: &FirewallConfig, node: &str) -> Backend {
+        if cfg.nodes.get(node).is_some_and(|n| n.options.nftables) {
+            Backend::Nftables
+        } else {
+            Backend::Iptables
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Iptables => "iptables",
+            Backend::Nftables => "nftables",
+        })
+    }
+}
+
+/// Who receives (or sends) the flow.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// The node itself (host firewall).
+    Node(String),
+    /// A guest, by VMID (guest firewall).
+    Vm(u32),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Node(n) => write!(f, "node {n}"),
+            Target::Vm(id) => write!(f, "vm {id}"),
+        }
+    }
+}
+
+/// Direction as seen from the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Towards the target (the usual question).
+    #[default]
+    In,
+    /// From the target to the remote address.
+    Out,
+}
+
+/// One connection attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Flow {
+    /// The remote address: the packet source for `In`, the packet
+    /// destination for `Out`.
+    pub source: IpAddr,
+    /// The node or guest whose firewall is evaluated.
+    pub dest: Target,
+    /// The target's own address (matched by `-dest` on inbound rules);
+    /// defaults to the node's first address or the NIC's first address.
+    pub dest_addr: Option<IpAddr>,
+    /// IP protocol.
+    pub proto: Protocol,
+    /// Destination port (tcp/udp/…).
+    pub dport: Option<u16>,
+    /// Source port; rules with `-sport` only match when it is known.
+    pub sport: Option<u16>,
+    /// ICMP type name (`echo-request`) for ICMP flows.
+    pub icmp_type: Option<String>,
+    /// Interface: host interface (`vmbr0`) or guest NIC (`net0`).
+    pub iface: Option<String>,
+    /// In (default) or Out.
+    pub direction: Direction,
+}
+
+impl Flow {
+    /// An inbound flow with the given protocol and destination port.
+    pub fn new(source: IpAddr, dest: Target, proto: Protocol, dport: Option<u16>) -> Self {
+        Flow {
+            source,
+            dest,
+            dest_addr: None,
+            proto,
+            dport,
+            sport: None,
+            icmp_type: None,
+            iface: None,
+            direction: Direction::In,
+        }
+    }
+
+    /// Inbound TCP to `port`.
+    pub fn tcp(source: IpAddr, dest: Target, port: u16) -> Self {
+        Flow::new(source, dest, Protocol::TCP, Some(port))
+    }
+
+    /// Inbound UDP to `port`.
+    pub fn udp(source: IpAddr, dest: Target, port: u16) -> Self {
+        Flow::new(source, dest, Protocol::UDP, Some(port))
+    }
+
+    /// Inbound ICMP echo request (ICMPv6 for an IPv6 source).
+    pub fn ping(source: IpAddr, dest: Target) -> Self {
+        let proto = if source.is_ipv6() {
+            Protocol::ICMPV6
+        } else {
+            Protocol::ICMP
+        };
+        let mut f = Flow::new(source, dest, proto, None);
+        f.icmp_type = Some("echo-request".into());
+        f
+    }
+
+    /// The same flow in the outbound direction.
+    pub fn outbound(mut self) -> Self {
+        self.direction = Direction::Out;
+        self
+    }
+
+    /// The same flow on a given interface.
+    pub fn on_iface(mut self, iface: &str) -> Self {
+        self.iface = Some(iface.to_string());
+        self
+    }
+
+    /// The same flow with a known source port.
+    pub fn with_sport(mut self, sport: u16) -> Self {
+        self.sport = Some(sport);
+        self
+    }
+}
+
+impl fmt::Display for Flow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let arrow = match self.direction {
+            Direction::In => format!("{} -> {}", self.source, self.dest),
+            Direction::Out => format!("{} -> {}", self.dest, self.source),
+        };
+        write!(f, "{arrow} {}", self.proto)?;
+        if let Some(p) = self.dport {
+            write!(f, "/{p}")?;
+        }
+        if let Some(t) = &self.icmp_type {
+            write!(f, " {t}")?;
+        }
+        if let Some(i) = &self.iface {
+            write!(f, " via {i}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a rule or policy lives.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// `cluster.fw`.
+    Cluster,
+    /// `host.fw` of a node.
+    Node(String),
+    /// `<vmid>.fw`.
+    Vm(u32),
+    /// A security group.
+    Group(String),
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Level::Cluster => f.write_str("cluster"),
+            Level::Node(n) => write!(f, "node {n}"),
+            Level::Vm(id) => write!(f, "vm {id}"),
+            Level::Group(g) => write!(f, "group {g}"),
+        }
+    }
+}
+
+/// The GROUP rule through which a group rule was reached.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct GroupJump {
+    /// Level of the GROUP rule.
+    pub level: Level,
+    /// Its index in that level's rule list.
+    pub index: usize,
+    /// Its `.fw` line.
+    pub rule: String,
+}
+
+/// Built-in accepts PVE generates outside user rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Builtin {
+    /// Traffic on `lo`.
+    Loopback,
+    /// IGMP (multicast membership).
+    Igmp,
+    /// Corosync between cluster nodes.
+    Corosync,
+    /// DHCP for guests with `dhcp: 1`.
+    Dhcp,
+}
+
+/// What decided the verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DecidedBy {
+    /// A user rule matched.
+    Rule {
+        /// Where the rule lives.
+        level: Level,
+        /// Its index in that list.
+        index: usize,
+        /// Its `.fw` line.
+        rule: String,
+        /// Its comment (labwright's rule id lives here).
+        comment: Option<String>,
+        /// The GROUP rule that led here, for rules inside groups.
+        via: Option<Box<GroupJump>>,
+    },
+    /// No rule matched; the default policy applied.
+    Policy {
+        /// Whose policy (cluster for nodes, the VM for guests).
+        level: Level,
+        /// The policy as configured (before backend adjustments).
+        policy: Verdict,
+    },
+    /// A firewall switch is off, so nothing filters this traffic.
+    FirewallDisabled {
+        /// The level whose switch is off.
+        level: Level,
+    },
+    /// The guest NIC lacks `firewall=1`.
+    NicFirewallDisabled {
+        /// The guest.
+        vmid: u32,
+        /// The NIC.
+        iface: String,
+    },
+    /// The automatic accept for `+management` sources on the node's
+    /// management ports.
+    ImplicitManagementAccept {
+        /// Port that matched.
+        port: u16,
+        /// The management ipset entry (or `local_network`) that matched.
+        entry: String,
+    },
+    /// The automatic outbound accept to `local_network` on management ports.
+    LocalNetworkOutAccept {
+        /// Port that matched.
+        port: u16,
+    },
+    /// The source is in the datacenter `blacklist` ipset.
+    Blacklist {
+        /// The entry that matched.
+        entry: String,
+    },
+    /// Another built-in accept.
+    Builtin {
+        /// Which one.
+        what: Builtin,
+    },
+}
+
+impl fmt::Display for DecidedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecidedBy::Rule {
+                level,
+                index,
+                rule,
+                via,
+                ..
+            } => {
+                write!(f, "{level} rule #{index}: {rule}")?;
+                if let Some(j) = via {
+                    write!(f, " (via {} rule #{}: {})", j.level, j.index, j.rule)?;
+                }
+                Ok(())
+            }
+            DecidedBy::Policy { level, policy } => write!(f, "{level} policy {policy}"),
+            DecidedBy::FirewallDisabled { level } => {
+                write!(f, "firewall disabled at {level} level")
+            }
+            DecidedBy::NicFirewallDisabled { vmid, iface } => {
+                write!(f, "vm {vmid} {iface} has firewall=0")
+            }
+            DecidedBy::ImplicitManagementAccept { port, entry } => {
+                write!(
+                    f,
+                    "implicit management accept (tcp/{port} from +management entry {entry})"
+                )
+            }
+            DecidedBy::LocalNetworkOutAccept { port } => {
+                write!(f, "implicit accept to local_network tcp/{port}")
+            }
+            DecidedBy::Blacklist { entry } => write!(f, "datacenter blacklist entry {entry}"),
+            DecidedBy::Builtin { what } => write!(f, "built-in accept ({what:?})"),
+        }
+    }
+}
+
+/// Result of one step of the walk.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "result", content = "detail", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The step decided the verdict.
+    Matched(Verdict),
+    /// The step did not apply; why.
+    NoMatch(String),
+    /// The step was ignored (disabled rule, unresolvable reference, …).
+    Skipped(String),
+    /// A group was entered and nothing in it matched.
+    GroupExhausted,
+    /// Informational note.
+    Note(String),
+}
+
+/// One line of the trail.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct TraceStep {
+    /// The chain as the backend names it (`PVEFW-HOST-IN`, `default-in`, …).
+    pub chain: String,
+    /// What was looked at (a rule line, a built-in, a policy).
+    pub what: String,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+impl fmt::Display for TraceStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:<18} {}", self.chain, self.what)?;
+        match &self.outcome {
+            Outcome::Matched(v) => write!(f, "  => {v}"),
+            Outcome::NoMatch(r) => write!(f, "  (no match: {r})"),
+            Outcome::Skipped(r) => write!(f, "  (skipped: {r})"),
+            Outcome::GroupExhausted => f.write_str("  (no rule in group matched)"),
+            Outcome::Note(n) => write!(f, "  ({n})"),
+        }
+    }
+}
+
+/// The answer to "what happens to this flow".
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Decision {
+    /// ACCEPT, DROP or REJECT.
+    pub verdict: Verdict,
+    /// What decided it.
+    pub decided_by: DecidedBy,
+    /// Every step walked, in order.
+    pub trail: Vec<TraceStep>,
+}
+
+impl Decision {
+    /// The trail as text, one step a line (what `firewall simulate` prints).
+    pub fn render_trail(&self) -> String {
+        let mut out = String::new();
+        for s in &self.trail {
+            out.push_str(&s.to_string());
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "verdict: {} ({})\n",
+            self.verdict, self.decided_by
+        ));
+        out
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} by {}", self.verdict, self.decided_by)
+    }
+}
+
+/// PVE's management ports: tcp 8006 (API/GUI), 5900-5999 (VNC),
+/// 3128 (SPICE), 22 (SSH); iptables adds 60000-60050 (migration).
+pub fn management_ports(backend: Backend) -> &'static [(u16, u16)] {
+    match backend {
+        Backend::Iptables => &[
+            (8006, 8006),
+            (5900, 5999),
+            (3128, 3128),
+            (22, 22),
+            (60000, 60050),
+        ],
+        Backend::Nftables => &[(8006, 8006), (5900, 5999), (3128, 3128), (22, 22)],
+    }
+}
+
+/// Ports of the outbound accept to `local_network`.
+const LOCAL_OUT_PORTS: &[(u16, u16)] = &[(8006, 8006), (22, 22), (5900, 5999), (3128, 3128)];
+/// Corosync (knet) ports.
+const COROSYNC_PORTS: (u16, u16) = (5405, 5412);
+
+fn in_ranges(ranges: &[(u16, u16)], port: Option<u16>) -> Option<u16> {
+    port.filter(|p| ranges.iter().any(|(lo, hi)| lo <= p && p <= hi))
+}
+
+/// One resolved ipset entry.
+#[derive(Debug, Clone)]
+pub(crate) struct SetEntry {
+    pub(crate) iv: Interval,
+    pub(crate) nomatch: bool,
+    pub(crate) label: String,
+}
+
+/// Membership with the backend's `nomatch` semantics: iptables' hash:net
+/// lets the most specific entry decide; nftables keeps a separate
+/// nomatch set that excludes regardless of specificity.
+fn set_lookup(entries: &[SetEntry], ip: IpAddr, backend: Backend) -> Option<String> {
+    match backend {
+        Backend::Iptables => {
+            let mut best: Option<&SetEntry> = None;
+            for e in entries.iter().filter(|e| e.iv.contains(ip)) {
+                let better = match best {
+                    None => true,
+                    Some(b) => {
+                        let (size, bsize) = (e.iv.hi - e.iv.lo, b.iv.hi - b.iv.lo);
+                        size < bsize || (size == bsize && e.nomatch && !b.nomatch)
+                    }
+                };
+                if better {
+                    best = Some(e);
+                }
+            }
+            best.filter(|e| !e.nomatch).map(|e| e.label.clone())
+        }
+        Backend::Nftables => {
+            if entries.iter().any(|e| e.nomatch && e.iv.contains(ip)) {
+                return None;
+            }
+            entries
+                .iter()
+                .find(|e| !e.nomatch && e.iv.contains(ip))
+                .map(|e| e.label.clone())
+        }
+    }
+}
+
+fn find_ci<'a, V>(map: &'a std::collections::BTreeMap<String, V>, name: &str) -> Option<&'a V> {
+    map.get(name).or_else(|| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
+}
+
+/// Name lookups and membership tests in the context of one node or guest.
+pub(crate) struct Ctx<'a> {
+    pub(crate) cfg: &'a FirewallConfig,
+    pub(crate) backend: Backend,
+    pub(crate) node: Option<&'a str>,
+    pub(crate) guest: Option<&'a GuestFirewall>,
+}
+
+impl<'a> Ctx<'a> {
+    /// `local_network`: the user's alias, else (iptables) the network of
+    /// the node's first address, or (nftables) all node networks; PVE
+    /// falls back to 127.0.0.0/8 when it cannot detect one.
+    pub(crate) fn local_network(&self) -> Vec<Interval> {
+        if let Some(a) = find_ci(&self.cfg.cluster.aliases, "local_network") {
+            return vec![a.cidr.interval()];
+        }
+        let addrs: &[IpNet] = self
+            .node
+            .and_then(|n| self.cfg.nodes.get(n))
+            .map(|h| h.network.addrs.as_slice())
+            .unwrap_or(&[]);
+        let nets: Vec<Interval> = match self.backend {
+            Backend::Iptables => addrs
+                .iter()
+                .take(1)
+                .map(|a| Interval::of_net(&a.trunc()))
+                .collect(),
+            Backend::Nftables => addrs.iter().map(|a| Interval::of_net(&a.trunc())).collect(),
+        };
+        if nets.is_empty() {
+            vec![loopback_v4()]
+        } else {
+            nets
+        }
+    }
+
+    fn alias(&self, scope: Scope, name: &str, guest_first: bool) -> Result<Vec<Interval>, String> {
+        let guest_alias: Option<&Alias> = match (scope, self.guest) {
+            (Scope::Auto | Scope::Guest, Some(g)) if guest_first || scope == Scope::Guest => {
+                find_ci(&g.aliases, name)
+            }
+            _ => None,
+        };
+        if let Some(a) = guest_alias {
+            return Ok(vec![a.cidr.interval()]);
+        }
+        if scope == Scope::Guest {
+            return Err(format!("no such alias 'guest/{name}'"));
+        }
+        if scope == Scope::Sdn {
+            return Err(format!("sdn alias '{name}' is not modelled"));
+        }
+        if let Some(a) = find_ci(&self.cfg.cluster.aliases, name) {
+            return Ok(vec![a.cidr.interval()]);
+        }
+        if name.eq_ignore_ascii_case("local_network") {
+            return Ok(self.local_network());
+        }
+        Err(format!("no such alias '{name}'"))
+    }
+
+    pub(crate) fn ipset(&self, scope: Scope, name: &str) -> Result<Vec<SetEntry>, String> {
+        let guest_set: Option<&Ipset> = match (scope, self.guest) {
+            (Scope::Auto | Scope::Guest, Some(g)) => find_ci(&g.ipsets, name),
+            _ => None,
+        };
+        if let Some(set) = guest_set {
+            return self.resolve_set(set, true);
+        }
+        match scope {
+            Scope::Guest => return Err(format!("no such ipset 'guest/{name}'")),
+            Scope::Sdn => return Err(format!("sdn ipset '{name}' is not modelled")),
+            Scope::Auto | Scope::Dc => {}
+        }
+        let is_mgmt = name.eq_ignore_ascii_case("management");
+        let mut entries = match find_ci(&self.cfg.cluster.ipsets, name) {
+            Some(set) => self.resolve_set(set, false)?,
+            None if is_mgmt => Vec::new(),
+            None => return Err(format!("no such ipset '{name}'")),
+        };
+        if is_mgmt {
+            for iv in self.local_network() {
+                entries.push(SetEntry {
+                    iv,
+                    nomatch: false,
+                    label: format!("local_network {iv}"),
+                });
+            }
+        }
+        Ok(entries)
+    }
+
+    fn resolve_set(&self, set: &Ipset, guest_owned: bool) -> Result<Vec<SetEntry>, String> {
+        let mut out = Vec::with_capacity(set.entries.len());
+        for e in &set.entries {
+            match &e.target {
+                IpsetTarget::Addr(a) => out.push(SetEntry {
+                    iv: a.interval(),
+                    nomatch: e.nomatch,
+                    label: e.to_string(),
+                }),
+                IpsetTarget::Alias { scope, name } => {
+                    for iv in self.alias(*scope, name, guest_owned)? {
+                        out.push(SetEntry {
+                            iv,
+                            nomatch: e.nomatch,
+                            label: e.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether `ip` matches an address spec. `Err` means the reference
+    /// does not resolve; PVE then ignores the whole rule.
+    fn addr_match(&self, aref: &AddressRef, ip: IpAddr) -> Result<bool, String> {
+        match aref {
+            AddressRef::List { entries } => Ok(entries.iter().any(|e| e.interval().contains(ip))),
+            AddressRef::Range { start, end } => Ok(Interval::range(*start, *end).contains(ip)),
+            AddressRef::Alias { scope, name } => Ok(self
+                .alias(*scope, name, true)?
+                .iter()
+                .any(|iv| iv.contains(ip))),
+            AddressRef::Ipset { scope, name } => {
+                Ok(set_lookup(&self.ipset(*scope, name)?, ip, self.backend).is_some())
+            }
+        }
+    }
+}
+
+fn loopback_v4() -> Interval {
+    Interval::of_net(&IpNet::V4(Ipv4Net::new_assert(
+        Ipv4Addr::new(127, 0, 0, 0),
+        8,
+    )))
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    loopback_v4().contains(ip) || ip == IpAddr::V6(Ipv6Addr::LOCALHOST)
+}
+
+/// Facts of the flow after defaults are filled in.
+struct Facts<'f> {
+    flow: &'f Flow,
+    local: Option<IpAddr>,
+    iface: Option<String>,
+}
+
+fn port_match(spec: &PortSpec, port: Option<u16>, what: &str) -> Result<(), String> {
+    match port {
+        Some(p) if spec.contains(p) => Ok(()),
+        Some(p) => Err(format!("{what} {p} not in {spec}")),
+        None => Err(format!("flow has no {what}")),
+    }
+}
+
+fn ranges_match(ranges: &[(u16, u16)], port: Option<u16>, what: &str) -> Result<(), String> {
+    if ranges.is_empty() {
+        return Ok(());
+    }
+    port_match(&PortSpec::from_ranges(ranges), port, what)
+}
+
+fn icmp_match(want: &str, flow: &Flow) -> Result<(), String> {
+    if want == "any" {
+        return Ok(());
+    }
+    match flow.icmp_type.as_deref() {
+        Some(t) if t == want => Ok(()),
+        Some(t) => Err(format!("icmp type {t} is not {want}")),
+        None => Err("flow has no icmp type".into()),
+    }
+}
+
+/// Protocol and port part of a rule, macros expanded. Macro entries win
+/// over the rule's own proto/ports, as in PVE's macro expansion.
+fn l4_match(rule: &Rule, flow: &Flow) -> Result<(), String> {
+    if let Some(mac) = rule.macro_def() {
+        let mut reasons = Vec::new();
+        for e in mac.entries_for(flow.source.is_ipv6()) {
+            let res = (|| {
+                if e.proto != flow.proto.number() {
+                    return Err(format!(
+                        "proto {} is not {}",
+                        flow.proto,
+                        Protocol::from_number(e.proto)
+                    ));
+                }
+                if let Some(t) = e.icmp_type {
+                    icmp_match(t, flow)?;
+                } else if !e.dport.is_empty() {
+                    ranges_match(e.dport, flow.dport, "dport")?;
+                } else if let Some(d) = &rule.dport {
+                    port_match(d, flow.dport, "dport")?;
+                }
+                if !e.sport.is_empty() {
+                    ranges_match(e.sport, flow.sport, "sport")?;
+                } else if let Some(s) = &rule.sport {
+                    port_match(s, flow.sport, "sport")?;
+                }
+                Ok(())
+            })();
+            match res {
+                Ok(()) => return Ok(()),
+                Err(r) => reasons.push(r),
+            }
+        }
+        return Err(format!("macro {}: {}", mac.name, reasons.join("; ")));
+    }
+    if let Some(p) = &rule.proto
+        && !p.same(&flow.proto)
+    {
+        return Err(format!("proto {} is not {p}", flow.proto));
+    }
+    if let Some(d) = &rule.dport {
+        match d.icmp_type() {
+            Some(t) => icmp_match(t, flow)?,
+            None => port_match(d, flow.dport, "dport")?,
+        }
+    }
+    if let Some(s) = &rule.sport {
+        port_match(s, flow.sport, "sport")?;
+    }
+    if let Some(t) = &rule.icmp_type {
+        icmp_match(t, flow)?;
+    }
+    Ok(())
+}
+
+/// Whether a rule (not a GROUP rule) matches; `Err(Skip)` when PVE would
+/// drop the rule for an unresolvable reference.
+enum Miss {
+    No(String),
+    Skip(String),
+}
+
+fn rule_match(
+    ctx: &Ctx<'_>,
+    rule: &Rule,
+    facts: &Facts<'_>,
+    group_iface: Option<&str>,
+) -> Result<(), Miss> {
+    let flow = facts.flow;
+    let want = match flow.direction {
+        Direction::In => RuleKind::In,
+        Direction::Out => RuleKind::Out,
+    };
+    if rule.kind != want {
+        return Err(Miss::No(format!("type {} is not {want}", rule.kind)));
+    }
+    iface_match(rule.iface.as_deref().or(group_iface), facts).map_err(Miss::No)?;
+    let (src_ip, dst_ip) = match flow.direction {
+        Direction::In => (Some(flow.source), facts.local),
+        Direction::Out => (facts.local, Some(flow.source)),
+    };
+    for (label, aref, ip) in [
+        ("source", &rule.source, src_ip),
+        ("dest", &rule.dest, dst_ip),
+    ] {
+        if let Some(a) = aref {
+            let Some(ip) = ip else {
+                return Err(Miss::No(format!(
+                    "{label} address of the target is unknown"
+                )));
+            };
+            match ctx.addr_match(a, ip) {
+                Ok(true) => {}
+                Ok(false) => return Err(Miss::No(format!("{label} {ip} not in {a}"))),
+                Err(e) => return Err(Miss::Skip(e)),
+            }
+        }
+    }
+    l4_match(rule, flow).map_err(Miss::No)
+}
+
+fn iface_match(want: Option<&str>, facts: &Facts<'_>) -> Result<(), String> {
+    match (want, facts.iface.as_deref()) {
+        (None, _) => Ok(()),
+        (Some(w), Some(i)) if w == i => Ok(()),
+        (Some(w), Some(i)) => Err(format!("iface {i} is not {w}")),
+        (Some(w), None) => Err(format!("flow interface unknown (rule wants {w})")),
+    }
+}
+
+/// Walks chains, recording the trail.
+struct Walk {
+    trail: Vec<TraceStep>,
+}
+
+impl Walk {
+    fn step(&mut self, chain: &str, what: impl Into<String>, outcome: Outcome) {
+        self.trail.push(TraceStep {
+            chain: chain.to_string(),
+            what: what.into(),
+            outcome,
+        });
+    }
+
+    fn done(self, verdict: Verdict, decided_by: DecidedBy) -> Decision {
+        Decision {
+            verdict,
+            decided_by,
+            trail: self.trail,
+        }
+    }
+
+    /// First-match over a rule list, entering security groups.
+    fn rules(
+        &mut self,
+        ctx: &Ctx<'_>,
+        chain: &str,
+        level: &Level,
+        rules: &[Rule],
+        facts: &Facts<'_>,
+    ) -> Option<(Verdict, DecidedBy)> {
+        for (index, rule) in rules.iter().enumerate() {
+            let line = rule.to_string();
+            let what = format!("{level} #{index}: {line}");
+            if !rule.enable {
+                self.step(chain, what, Outcome::Skipped("disabled".into()));
+                continue;
+            }
+            if rule.kind == RuleKind::Group {
+                let Action::Group(gname) = &rule.action else {
+                    self.step(
+                        chain,
+                        what,
+                        Outcome::Skipped("group rule without group name".into()),
+                    );
+                    continue;
+                };
+                if let Err(r) = iface_match(rule.iface.as_deref(), facts) {
+                    self.step(chain, what, Outcome::NoMatch(r));
+                    continue;
+                }
+                let Some(group) = find_ci(&ctx.cfg.cluster.groups, gname) else {
+                    self.step(
+                        chain,
+                        what,
+                        Outcome::Skipped(format!("no such security group '{gname}'")),
+                    );
+                    continue;
+                };
+                self.step(chain, what, Outcome::Note("enter group".into()));
+                let glevel = Level::Group(gname.clone());
+                let gchain = format!("GROUP-{gname}");
+                for (gi, grule) in group.rules.iter().enumerate() {
+                    let gline = grule.to_string();
+                    let gwhat = format!("{glevel} #{gi}: {gline}");
+                    if !grule.enable {
+                        self.step(&gchain, gwhat, Outcome::Skipped("disabled".into()));
+                        continue;
+                    }
+                    match rule_match(ctx, grule, facts, rule.iface.as_deref()) {
+                        Ok(()) => {
+                            let Some(v) = grule.action.verdict() else {
+                                self.step(&gchain, gwhat, Outcome::Skipped("nested group".into()));
+                                continue;
+                            };
+                            let v = adjust(v, ctx, facts);
+                            self.step(&gchain, gwhat, Outcome::Matched(v));
+                            let via = GroupJump {
+                                level: level.clone(),
+                                index,
+                                rule: line,
+                            };
+                            return Some((
+                                v,
+                                DecidedBy::Rule {
+                                    level: glevel,
+                                    index: gi,
+                                    rule: gline,
+                                    comment: grule.comment.clone(),
+                                    via: Some(Box::new(via)),
+                                },
+                            ));
+                        }
+                        Err(Miss::No(r)) => self.step(&gchain, gwhat, Outcome::NoMatch(r)),
+                        Err(Miss::Skip(r)) => self.step(&gchain, gwhat, Outcome::Skipped(r)),
+                    }
+                }
+                self.step(
+                    chain,
+                    format!("{level} #{index}: {line}"),
+                    Outcome::GroupExhausted,
+                );
+                continue;
+            }
+            match rule_match(ctx, rule, facts, None) {
+                Ok(()) => {
+                    let Some(v) = rule.action.verdict() else {
+                        self.step(
+                            chain,
+                            what,
+                            Outcome::Skipped("group action on a non-group rule".into()),
+                        );
+                        continue;
+                    };
+                    let v = adjust(v, ctx, facts);
+                    self.step(chain, what, Outcome::Matched(v));
+                    return Some((
+                        v,
+                        DecidedBy::Rule {
+                            level: level.clone(),
+                            index,
+                            rule: line,
+                            comment: rule.comment.clone(),
+                            via: None,
+                        },
+                    ));
+                }
+                Err(Miss::No(r)) => self.step(chain, what, Outcome::NoMatch(r)),
+                Err(Miss::Skip(r)) => self.step(chain, what, Outcome::Skipped(r)),
+            }
+        }
+        None
+    }
+}
+
+/// nftables cannot REJECT guest traffic; it drops instead.
+fn adjust(v: Verdict, ctx: &Ctx<'_>, facts: &Facts<'_>) -> Verdict {
+    if v == Verdict::Reject
+        && ctx.backend == Backend::Nftables
+        && matches!(facts.flow.dest, Target::Vm(_))
+    {
+        Verdict::Drop
+    } else {
+        v
+    }
+}
+
+/// Evaluate one flow. Never fails: missing objects are reported in the
+/// trail and treated the way PVE treats them.
+pub fn evaluate(cfg: &FirewallConfig, flow: &Flow, backend: Backend) -> Decision {
+    let mut walk = Walk { trail: Vec::new() };
+    walk.step(
+        "-",
+        format!("flow {flow} [{backend}]"),
+        Outcome::Note("start".into()),
+    );
+    if !cfg.cluster.options.enable {
+        walk.step(
+            "-",
+            "cluster.fw enable: 0",
+            Outcome::Matched(Verdict::Accept),
+        );
+        return walk.done(
+            Verdict::Accept,
+            DecidedBy::FirewallDisabled {
+                level: Level::Cluster,
+            },
+        );
+    }
+    match &flow.dest {
+        Target::Node(name) => host(cfg, flow, backend, name, walk),
+        Target::Vm(id) => guest(cfg, flow, backend, *id, walk),
+    }
+}
+
+fn host(
+    cfg: &FirewallConfig,
+    flow: &Flow,
+    backend: Backend,
+    name: &str,
+    mut walk: Walk,
+) -> Decision {
+    let default_host = HostFirewall::default();
+    let hostfw = match cfg.nodes.get(name) {
+        Some(h) => h,
+        None => {
+            walk.step(
+                "-",
+                format!("node {name}"),
+                Outcome::Note("no host.fw: PVE defaults".into()),
+            );
+            &default_host
+        }
+    };
+    let node_level = Level::Node(name.to_string());
+    if !hostfw.options.enable {
+        walk.step("-", "host.fw enable: 0", Outcome::Matched(Verdict::Accept));
+        return walk.done(
+            Verdict::Accept,
+            DecidedBy::FirewallDisabled { level: node_level },
+        );
+    }
+    let ctx = Ctx {
+        cfg,
+        backend,
+        node: Some(name),
+        guest: None,
+    };
+    let facts = Facts {
+        flow,
+        local: flow
+            .dest_addr
+            .or_else(|| hostfw.network.addrs.first().map(IpNet::addr)),
+        iface: flow
+            .iface
+            .clone()
+            .or_else(|| hostfw.network.default_iface.clone()),
+    };
+    let inbound = flow.direction == Direction::In;
+    let (c_builtin, c_host, c_cluster) = match (backend, inbound) {
+        (Backend::Iptables, true) => ("PVEFW-HOST-IN", "PVEFW-HOST-IN", "PVEFW-HOST-IN"),
+        (Backend::Iptables, false) => ("PVEFW-HOST-OUT", "PVEFW-HOST-OUT", "PVEFW-HOST-OUT"),
+        (Backend::Nftables, true) => ("default-in", "host-in", "cluster-in"),
+        (Backend::Nftables, false) => ("default-out", "host-out", "cluster-out"),
+    };
+
+    if is_loopback(flow.source) {
+        walk.step(c_builtin, "loopback", Outcome::Matched(Verdict::Accept));
+        return walk.done(
+            Verdict::Accept,
+            DecidedBy::Builtin {
+                what: Builtin::Loopback,
+            },
+        );
+    }
+
+    let mgmt = |walk: &mut Walk, chain: &str| -> Option<DecidedBy> {
+        let ports = management_ports(backend);
+        let what = "management: tcp 8006,5900:5999,3128,22 from +management";
+        if !flow.proto.same(&Protocol::TCP) {
+            walk.step(
+                chain,
+                what,
+                Outcome::NoMatch(format!("proto {} is not tcp", flow.proto)),
+            );
+            return None;
+        }
+        let Some(port) = in_ranges(ports, flow.dport) else {
+            walk.step(
+                chain,
+                what,
+                Outcome::NoMatch("not a management port".into()),
+            );
+            return None;
+        };
+        match ctx
+            .ipset(Scope::Dc, "management")
+            .map(|set| set_lookup(&set, flow.source, backend))
+        {
+            Ok(Some(entry)) => {
+                walk.step(chain, what, Outcome::Matched(Verdict::Accept));
+                Some(DecidedBy::ImplicitManagementAccept { port, entry })
+            }
+            Ok(None) => {
+                walk.step(
+                    chain,
+                    what,
+                    Outcome::NoMatch(format!("{} not in +management", flow.source)),
+                );
+                None
+            }
+            Err(e) => {
+                walk.step(chain, what, Outcome::Skipped(e));
+                None
+            }
+        }
+    };
+    let corosync = |walk: &mut Walk, chain: &str, from_anyone: bool| -> bool {
+        let what = if from_anyone {
+            "corosync: udp 5405:5412"
+        } else {
+            "corosync: udp 5405:5412 from cluster peers"
+        };
+        let port_ok =
+            flow.proto.same(&Protocol::UDP) && in_ranges(&[COROSYNC_PORTS], flow.dport).is_some();
+        let peer_ok = from_anyone || cfg.corosync_peers.contains(&flow.source);
+        if port_ok && peer_ok {
+            walk.step(chain, what, Outcome::Matched(Verdict::Accept));
+            true
+        } else {
+            walk.step(
+                chain,
+                what,
+                Outcome::NoMatch(if port_ok {
+                    "not a cluster peer".into()
+                } else {
+                    "not corosync".into()
+                }),
+            );
+            false
+        }
+    };
+
+    if inbound {
+        if backend == Backend::Nftables {
+            if let Some(by) = mgmt(&mut walk, c_builtin) {
+                return walk.done(Verdict::Accept, by);
+            }
+            if corosync(&mut walk, c_builtin, true) {
+                return walk.done(
+                    Verdict::Accept,
+                    DecidedBy::Builtin {
+                        what: Builtin::Corosync,
+                    },
+                );
+            }
+        }
+        if let Ok(set) = ctx.ipset(Scope::Dc, "blacklist") {
+            match set_lookup(&set, flow.source, backend) {
+                Some(entry) => {
+                    walk.step(c_builtin, "+blacklist", Outcome::Matched(Verdict::Drop));
+                    return walk.done(Verdict::Drop, DecidedBy::Blacklist { entry });
+                }
+                None => walk.step(
+                    c_builtin,
+                    "+blacklist",
+                    Outcome::NoMatch(format!("{} not in +blacklist", flow.source)),
+                ),
+            }
+        }
+        if flow.proto.same(&Protocol::IGMP) {
+            walk.step(c_builtin, "igmp", Outcome::Matched(Verdict::Accept));
+            return walk.done(
+                Verdict::Accept,
+                DecidedBy::Builtin {
+                    what: Builtin::Igmp,
+                },
+            );
+        }
+    }
+
+    if let Some((v, by)) = walk.rules(&ctx, c_host, &node_level, &hostfw.rules, &facts) {
+        return walk.done(v, by);
+    }
+    if let Some((v, by)) = walk.rules(&ctx, c_cluster, &Level::Cluster, &cfg.cluster.rules, &facts)
+    {
+        return walk.done(v, by);
+    }
+
+    if inbound {
+        if backend == Backend::Iptables {
+            if let Some(by) = mgmt(&mut walk, c_builtin) {
+                return walk.done(Verdict::Accept, by);
+            }
+            if corosync(&mut walk, c_builtin, false) {
+                return walk.done(
+                    Verdict::Accept,
+                    DecidedBy::Builtin {
+                        what: Builtin::Corosync,
+                    },
+                );
+            }
+        }
+        let policy = cfg.cluster.options.effective_policy_in();
+        walk.step(
+            c_cluster,
+            format!("cluster policy_in {policy}"),
+            Outcome::Matched(policy),
+        );
+        return walk.done(
+            policy,
+            DecidedBy::Policy {
+                level: Level::Cluster,
+                policy,
+            },
+        );
+    }
+
+    // Outbound: automatic accept to local_network on management ports.
+    let what = "management: tcp 8006,22,5900:5999,3128 to local_network";
+    match in_ranges(LOCAL_OUT_PORTS, flow.dport).filter(|_| flow.proto.same(&Protocol::TCP)) {
+        Some(port)
+            if ctx
+                .local_network()
+                .iter()
+                .any(|iv| iv.contains(flow.source)) =>
+        {
+            walk.step(c_builtin, what, Outcome::Matched(Verdict::Accept));
+            return walk.done(Verdict::Accept, DecidedBy::LocalNetworkOutAccept { port });
+        }
+        _ => walk.step(
+            c_builtin,
+            what,
+            Outcome::NoMatch("not management traffic to local_network".into()),
+        ),
+    }
+    if corosync(&mut walk, c_builtin, false) {
+        return walk.done(
+            Verdict::Accept,
+            DecidedBy::Builtin {
+                what: Builtin::Corosync,
+            },
+        );
+    }
+    let policy = cfg.cluster.options.effective_policy_out();
+    walk.step(
+        c_cluster,
+        format!("cluster policy_out {policy}"),
+        Outcome::Matched(policy),
+    );
+    walk.done(
+        policy,
+        DecidedBy::Policy {
+            level: Level::Cluster,
+            policy,
+        },
+    )
+}
+
+fn guest(
+    cfg: &FirewallConfig,
+    flow: &Flow,
+    backend: Backend,
+    vmid: u32,
+    mut walk: Walk,
+) -> Decision {
+    let level = Level::Vm(vmid);
+    let Some(g) = cfg.vms.get(&vmid) else {
+        walk.step(
+            "-",
+            format!("vm {vmid}"),
+            Outcome::Note("no firewall config: enable defaults to 0".into()),
+        );
+        return walk.done(Verdict::Accept, DecidedBy::FirewallDisabled { level });
+    };
+    if !g.options.enable {
+        walk.step(
+            "-",
+            format!("{vmid}.fw enable: 0"),
+            Outcome::Matched(Verdict::Accept),
+        );
+        return walk.done(Verdict::Accept, DecidedBy::FirewallDisabled { level });
+    }
+    let nic_name = flow
+        .iface
+        .clone()
+        .or_else(|| g.nics.keys().next().cloned())
+        .unwrap_or_else(|| "net0".to_string());
+    let nic = g.nics.get(&nic_name);
+    match nic {
+        Some(n) if !n.firewall => {
+            walk.step(
+                "-",
+                format!("vm {vmid} {nic_name}"),
+                Outcome::Matched(Verdict::Accept),
+            );
+            return walk.done(
+                Verdict::Accept,
+                DecidedBy::NicFirewallDisabled {
+                    vmid,
+                    iface: nic_name,
+                },
+            );
+        }
+        None if !g.nics.is_empty() => {
+            walk.step(
+                "-",
+                format!("vm {vmid} {nic_name}"),
+                Outcome::Note("NIC not in config; assuming firewall=1".into()),
+            );
+        }
+        _ => {}
+    }
+    let node = g.node.as_deref().or_else(|| {
+        if cfg.nodes.len() == 1 {
+            cfg.nodes.keys().next().map(String::as_str)
+        } else {
+            None
+        }
+    });
+    let ctx = Ctx {
+        cfg,
+        backend,
+        node,
+        guest: Some(g),
+    };
+    let facts = Facts {
+        flow,
+        local: flow
+            .dest_addr
+            .or_else(|| nic.and_then(|n| n.addrs.first().copied())),
+        iface: Some(nic_name.clone()),
+    };
+    let inbound = flow.direction == Direction::In;
+    let tap = nic_name.strip_prefix("net").unwrap_or(&nic_name);
+    let chain = match (backend, inbound) {
+        (Backend::Iptables, true) => format!("tap{vmid}i{tap}-IN"),
+        (Backend::Iptables, false) => format!("tap{vmid}i{tap}-OUT"),
+        (Backend::Nftables, true) => format!("guest-{vmid}-in"),
+        (Backend::Nftables, false) => format!("guest-{vmid}-out"),
+    };
+    if inbound && let Ok(set) = ctx.ipset(Scope::Dc, "blacklist") {
+        match set_lookup(&set, flow.source, backend) {
+            Some(entry) => {
+                walk.step(&chain, "+blacklist", Outcome::Matched(Verdict::Drop));
+                return walk.done(Verdict::Drop, DecidedBy::Blacklist { entry });
+            }
+            None => walk.step(
+                &chain,
+                "+blacklist",
+                Outcome::NoMatch(format!("{} not in +blacklist", flow.source)),
+            ),
+        }
+    }
+    if g.options.dhcp {
+        let (dport, sport) = if inbound { (68, 67) } else { (67, 68) };
+        if flow.proto.same(&Protocol::UDP)
+            && flow.dport == Some(dport)
+            && flow.sport.is_none_or(|s| s == sport)
+        {
+            walk.step(&chain, "dhcp", Outcome::Matched(Verdict::Accept));
+            return walk.done(
+                Verdict::Accept,
+                DecidedBy::Builtin {
+                    what: Builtin::Dhcp,
+                },
+            );
+        }
+    }
+    if let Some((v, by)) = walk.rules(&ctx, &chain, &level, &g.rules, &facts) {
+        return walk.done(v, by);
+    }
+    let policy = if inbound {
+        g.options.effective_policy_in()
+    } else {
+        g.options.effective_policy_out()
+    };
+    let applied = adjust(policy, &ctx, &facts);
+    let what = format!(
+        "vm {vmid} policy_{} {policy}",
+        if inbound { "in" } else { "out" }
+    );
+    if applied != policy {
+        walk.step(
+            &chain,
+            what,
+            Outcome::Note("nftables cannot REJECT guest traffic; dropping".into()),
+        );
+        walk.step(&chain, "policy", Outcome::Matched(applied));
+    } else {
+        walk.step(&chain, what, Outcome::Matched(applied));
+    }
+    walk.done(applied, DecidedBy::Policy { level, policy })
+}
+
+/// Every interval any address object in the config refers to, plus the
+/// implicit ones (`local_network`, loopback). The range prover splits at
+/// their boundaries.
+pub(crate) fn all_intervals(cfg: &FirewallConfig) -> Vec<Interval> {
+    let mut out = vec![
+        loopback_v4(),
+        Interval::single(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+    ];
+    let rule_addrs = |rules: &[Rule], out: &mut Vec<Interval>| {
+        for r in rules {
+            for a in [&r.source, &r.dest].into_iter().flatten() {
+                match a {
+                    AddressRef::List { entries } => {
+                        out.extend(entries.iter().map(|e| e.interval()))
+                    }
+                    AddressRef::Range { start, end } => out.push(Interval::range(*start, *end)),
+                    AddressRef::Alias { .. } | AddressRef::Ipset { .. } => {}
+                }
+            }
+        }
+    };
+    let sets = |aliases: &std::collections::BTreeMap<String, Alias>,
+                ipsets: &std::collections::BTreeMap<String, Ipset>,
+                out: &mut Vec<Interval>| {
+        out.extend(aliases.values().map(|a| a.cidr.interval()));
+        for s in ipsets.values() {
+            for e in &s.entries {
+                if let IpsetTarget::Addr(a) = &e.target {
+                    out.push(a.interval());
+                }
+            }
+        }
+    };
+    rule_addrs(&cfg.cluster.rules, &mut out);
+    for g in cfg.cluster.groups.values() {
+        rule_addrs(&g.rules, &mut out);
+    }
+    sets(&cfg.cluster.aliases, &cfg.cluster.ipsets, &mut out);
+    for h in cfg.nodes.values() {
+        rule_addrs(&h.rules, &mut out);
+        for a in &h.network.addrs {
+            out.push(Interval::of_net(&a.trunc()));
+            out.push(Interval::single(a.addr()));
+        }
+    }
+    for g in cfg.vms.values() {
+        rule_addrs(&g.rules, &mut out);
+        sets(&g.aliases, &g.ipsets, &mut out);
+        for n in g.nics.values() {
+            out.extend(n.addrs.iter().map(|a| Interval::single(*a)));
+        }
+    }
+    out.extend(cfg.corosync_peers.iter().map(|a| Interval::single(*a)));
+    out
+}

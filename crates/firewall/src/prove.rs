@@ -1,0 +1,146 @@
+//! Range proofs: "every address of this CIDR reaches tcp/22 on the node".
+//!
+//! Every membership test the evaluator makes is "is the source inside one
+//! of the intervals the config mentions" (rule addresses, aliases, ipset
+//! entries, `local_network`, …). Between two consecutive interval
+//! boundaries all those answers are the same, so the verdict is too.
+//! Splitting the source range at every boundary and evaluating one
+//! address per piece is therefore exact, not a sample.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::addr::Interval;
+use crate::eval::{Backend, Decision, Flow, Target, all_intervals, evaluate};
+use crate::model::FirewallConfig;
+use crate::proto::Protocol;
+use crate::rule::Verdict;
+
+/// A piece of the source range on which every address gets the same decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceClass {
+    /// The addresses of this piece.
+    pub range: Interval,
+    /// The address that was evaluated (the first of the piece).
+    pub representative: IpAddr,
+    /// The decision for every address of the piece.
+    pub decision: Decision,
+}
+
+/// The proof: the whole source range, piece by piece, all with the
+/// wanted verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Proof {
+    /// The pieces, in address order; together they cover the source range.
+    pub classes: Vec<SourceClass>,
+}
+
+/// An address that does not get the wanted verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize)]
+#[error("{address} (and all of {range}) gets {}: {}", decision.verdict, decision.decided_by)]
+pub struct Counterexample {
+    /// One failing address.
+    pub address: IpAddr,
+    /// All addresses failing for the same reason.
+    pub range: Interval,
+    /// What happens to them (boxed: keeps `Result` small).
+    pub decision: Box<Decision>,
+}
+
+/// Split `source` into classes of addresses the config cannot tell apart,
+/// and evaluate one flow per class. `template` gives everything but the
+/// source address.
+pub fn classify_sources(
+    cfg: &FirewallConfig,
+    source: IpNet,
+    template: &Flow,
+    backend: Backend,
+) -> Vec<SourceClass> {
+    let whole = Interval::of_net(&source);
+    let mut cuts: Vec<u128> = vec![whole.lo];
+    for iv in all_intervals(cfg) {
+        if iv.v6 != whole.v6 {
+            continue;
+        }
+        for c in [Some(iv.lo), iv.hi.checked_add(1)].into_iter().flatten() {
+            if c > whole.lo && c <= whole.hi {
+                cuts.push(c);
+            }
+        }
+    }
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut classes = Vec::with_capacity(cuts.len());
+    for (i, lo) in cuts.iter().enumerate() {
+        let hi = cuts
+            .get(i + 1)
+            .map_or(whole.hi, |next| next.saturating_sub(1));
+        let range = Interval {
+            v6: whole.v6,
+            lo: *lo,
+            hi,
+        };
+        let representative = range.start();
+        let mut flow = template.clone();
+        flow.source = representative;
+        let decision = evaluate(cfg, &flow, backend);
+        classes.push(SourceClass {
+            range,
+            representative,
+            decision,
+        });
+    }
+    classes
+}
+
+/// Prove that every address of `source` gets `want` for `template`
+/// (with its source replaced), or return the first address that does not.
+pub fn prove_verdict(
+    cfg: &FirewallConfig,
+    source: IpNet,
+    template: &Flow,
+    backend: Backend,
+    want: impl Fn(Verdict) -> bool,
+) -> Result<Proof, Counterexample> {
+    let classes = classify_sources(cfg, source, template, backend);
+    if let Some(bad) = classes.iter().find(|c| !want(c.decision.verdict)) {
+        return Err(Counterexample {
+            address: bad.representative,
+            range: bad.range,
+            decision: Box::new(bad.decision.clone()),
+        });
+    }
+    Ok(Proof { classes })
+}
+
+/// Prove that every address of `source` is accepted by `dest` on
+/// `proto`/`port` (inbound): the lockout check behind "a DROP policy
+/// needs ACCEPT for every management CIDR to tcp 22 and 8006".
+pub fn prove_reach(
+    cfg: &FirewallConfig,
+    source: IpNet,
+    dest: &Target,
+    proto: Protocol,
+    port: Option<u16>,
+    backend: Backend,
+) -> Result<Proof, Counterexample> {
+    let template = Flow::new(source.network(), dest.clone(), proto, port);
+    prove_verdict(cfg, source, &template, backend, Verdict::is_accept)
+}
+
+/// Prove that no address of `source` gets through (DROP or REJECT): the
+/// check behind "SERVICES/IOT → Proxmox management blocked".
+pub fn prove_blocked(
+    cfg: &FirewallConfig,
+    source: IpNet,
+    dest: &Target,
+    proto: Protocol,
+    port: Option<u16>,
+    backend: Backend,
+) -> Result<Proof, Counterexample> {
+    let template = Flow::new(source.network(), dest.clone(), proto, port);
+    prove_verdict(cfg, source, &template, backend, |v| !v.is_accept())
+}

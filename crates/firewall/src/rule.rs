@@ -1,0 +1,857 @@
+//! Firewall rules: the model, the `.fw` line format
+//! (`IN SSH(ACCEPT) -source +dc/management -i vmbr0 # comment`) and the
+//! API JSON objects.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::addr::{AddressRef, MAX_GROUP_NAME_LEN, check_name};
+use crate::error::FirewallError;
+use crate::macros;
+use crate::ports::{PortField, PortSpec, is_icmp_type};
+use crate::proto::Protocol;
+
+/// Rule direction (`type` in the API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleKind {
+    /// Inbound.
+    In,
+    /// Outbound.
+    Out,
+    /// Routed traffic (nftables backend only; iptables ignores it).
+    Forward,
+    /// Jump into a security group.
+    Group,
+}
+
+impl RuleKind {
+    /// Lower-case API spelling.
+    pub fn as_api(self) -> &'static str {
+        match self {
+            RuleKind::In => "in",
+            RuleKind::Out => "out",
+            RuleKind::Forward => "forward",
+            RuleKind::Group => "group",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, FirewallError> {
+        match s.to_ascii_lowercase().as_str() {
+            "in" => Ok(RuleKind::In),
+            "out" => Ok(RuleKind::Out),
+            "forward" => Ok(RuleKind::Forward),
+            "group" => Ok(RuleKind::Group),
+            _ => Err(FirewallError::UnknownRuleType(s.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for RuleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.as_api().to_ascii_uppercase())
+    }
+}
+
+/// A final verdict, also used for policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    /// Let it through.
+    Accept,
+    /// Silently discard.
+    Drop,
+    /// Discard and answer (TCP reset / ICMP unreachable).
+    Reject,
+}
+
+impl Verdict {
+    /// Parse `ACCEPT`/`DROP`/`REJECT` (upper case, as PVE writes them).
+    pub fn parse(s: &str) -> Result<Self, FirewallError> {
+        match s {
+            "ACCEPT" => Ok(Verdict::Accept),
+            "DROP" => Ok(Verdict::Drop),
+            "REJECT" => Ok(Verdict::Reject),
+            _ => Err(FirewallError::UnknownAction(s.to_string())),
+        }
+    }
+
+    /// Whether traffic gets through.
+    pub fn is_accept(self) -> bool {
+        self == Verdict::Accept
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Verdict::Accept => "ACCEPT",
+            Verdict::Drop => "DROP",
+            Verdict::Reject => "REJECT",
+        })
+    }
+}
+
+/// What a rule does: a verdict, or (for GROUP rules) the group to jump to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// ACCEPT.
+    Accept,
+    /// DROP.
+    Drop,
+    /// REJECT.
+    Reject,
+    /// Security group name.
+    Group(String),
+}
+
+impl Action {
+    /// The verdict of a non-group action.
+    pub fn verdict(&self) -> Option<Verdict> {
+        match self {
+            Action::Accept => Some(Verdict::Accept),
+            Action::Drop => Some(Verdict::Drop),
+            Action::Reject => Some(Verdict::Reject),
+            Action::Group(_) => None,
+        }
+    }
+}
+
+impl From<Verdict> for Action {
+    fn from(v: Verdict) -> Self {
+        match v {
+            Verdict::Accept => Action::Accept,
+            Verdict::Drop => Action::Drop,
+            Verdict::Reject => Action::Reject,
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Group(g) => f.write_str(g),
+            other => match other.verdict() {
+                Some(v) => write!(f, "{v}"),
+                None => Ok(()),
+            },
+        }
+    }
+}
+
+/// `-log` levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// emerg
+    Emerg,
+    /// alert
+    Alert,
+    /// crit
+    Crit,
+    /// err
+    Err,
+    /// warning
+    Warning,
+    /// notice
+    Notice,
+    /// info
+    Info,
+    /// debug
+    Debug,
+    /// nolog
+    Nolog,
+}
+
+const LOG_LEVELS: &[(&str, LogLevel)] = &[
+    ("emerg", LogLevel::Emerg),
+    ("alert", LogLevel::Alert),
+    ("crit", LogLevel::Crit),
+    ("err", LogLevel::Err),
+    ("warning", LogLevel::Warning),
+    ("notice", LogLevel::Notice),
+    ("info", LogLevel::Info),
+    ("debug", LogLevel::Debug),
+    ("nolog", LogLevel::Nolog),
+];
+
+impl LogLevel {
+    /// Parse a PVE log level name.
+    pub fn parse(s: &str) -> Result<Self, FirewallError> {
+        LOG_LEVELS
+            .iter()
+            .find(|(n, _)| *n == s)
+            .map(|(_, l)| *l)
+            .ok_or_else(|| FirewallError::InvalidLogLevel(s.to_string()))
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = LOG_LEVELS
+            .iter()
+            .find(|(_, l)| l == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("nolog");
+        f.write_str(name)
+    }
+}
+
+/// Where a rule lives; decides which types and interfaces are allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleContext {
+    /// `cluster.fw` [RULES].
+    Cluster,
+    /// `host.fw` [RULES].
+    Host,
+    /// `<vmid>.fw` [RULES].
+    Guest,
+    /// A `[GROUP name]` section.
+    SecurityGroup,
+}
+
+impl RuleContext {
+    fn name(self) -> &'static str {
+        match self {
+            RuleContext::Cluster => "cluster",
+            RuleContext::Host => "host",
+            RuleContext::Guest => "vm",
+            RuleContext::SecurityGroup => "security group",
+        }
+    }
+}
+
+/// One firewall rule, as PVE stores it.
+///
+/// Position is the index in its list, not a field: PVE renumbers on
+/// every insert, so a stored position would go stale.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Rule {
+    /// Direction or GROUP.
+    #[serde(rename = "type")]
+    pub kind: RuleKind,
+    /// Verdict, or the group name for GROUP rules.
+    pub action: Action,
+    /// Macro in PVE's preferred spelling (`SSH`, `HTTPS`, `Ping`, …).
+    #[serde(rename = "macro", skip_serializing_if = "Option::is_none")]
+    pub macro_name: Option<String>,
+    /// `-i`: host interface (`vmbr0`) or guest NIC (`net0`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iface: Option<String>,
+    /// `-source`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<AddressRef>,
+    /// `-dest`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dest: Option<AddressRef>,
+    /// `-p`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proto: Option<Protocol>,
+    /// `-dport`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dport: Option<PortSpec>,
+    /// `-sport`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sport: Option<PortSpec>,
+    /// `-icmp-type`.
+    #[serde(rename = "icmp-type", skip_serializing_if = "Option::is_none")]
+    pub icmp_type: Option<String>,
+    /// `-log`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogLevel>,
+    /// False for rules written with a leading `|` (or `enable: 0`).
+    pub enable: bool,
+    /// Text after `#`; labwright keeps its stable rule id here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+impl Rule {
+    /// An enabled rule with no matches beyond its type and action.
+    pub fn new(kind: RuleKind, action: Action) -> Self {
+        Rule {
+            kind,
+            action,
+            macro_name: None,
+            iface: None,
+            source: None,
+            dest: None,
+            proto: None,
+            dport: None,
+            sport: None,
+            icmp_type: None,
+            log: None,
+            enable: true,
+            comment: None,
+        }
+    }
+
+    /// A `GROUP name` rule.
+    pub fn group(name: &str) -> Self {
+        Rule::new(RuleKind::Group, Action::Group(name.to_string()))
+    }
+
+    /// Parse one `.fw` rule line. Never panics; every refusal is typed.
+    pub fn parse(line: &str) -> Result<Self, FirewallError> {
+        let mut line = line.trim();
+        let enable = match line.strip_prefix('|') {
+            Some(rest) => {
+                line = rest.trim_start();
+                false
+            }
+            None => true,
+        };
+        let mut comment = None;
+        if let Some((body, c)) = line.split_once('#') {
+            let c = c.trim();
+            if !c.is_empty() {
+                comment = Some(c.to_string());
+            }
+            line = body.trim_end();
+        }
+        let mut words = line.split_whitespace();
+        let kind = RuleKind::parse(words.next().ok_or(FirewallError::EmptyRule)?)?;
+        let action_word = words.next().ok_or(FirewallError::MissingAction)?;
+        let (action, macro_name) = parse_action(kind, action_word)?;
+        let mut rule = Rule::new(kind, action);
+        rule.macro_name = macro_name;
+        rule.enable = enable;
+        rule.comment = comment;
+
+        while let Some(opt) = words.next() {
+            let known = matches!(
+                opt,
+                "-i" | "-source" | "-dest" | "-p" | "-dport" | "-sport" | "-log" | "-icmp-type"
+            );
+            if !known {
+                let rest: Vec<&str> = std::iter::once(opt).chain(words).collect();
+                return Err(FirewallError::UnparsedParameters(rest.join(" ")));
+            }
+            let value = words
+                .next()
+                .ok_or_else(|| FirewallError::MissingOptionValue(opt.to_string()))?;
+            let dup = || FirewallError::DuplicateOption(opt.to_string());
+            match opt {
+                "-i" => {
+                    if rule.iface.replace(value.to_string()).is_some() {
+                        return Err(dup());
+                    }
+                }
+                "-source" => {
+                    if rule.source.replace(AddressRef::parse(value)?).is_some() {
+                        return Err(dup());
+                    }
+                }
+                "-dest" => {
+                    if rule.dest.replace(AddressRef::parse(value)?).is_some() {
+                        return Err(dup());
+                    }
+                }
+                "-p" => {
+                    if rule.proto.replace(Protocol::parse(value)?).is_some() {
+                        return Err(dup());
+                    }
+                }
+                "-dport" => {
+                    if rule
+                        .dport
+                        .replace(PortSpec::parse(value, PortField::Dport)?)
+                        .is_some()
+                    {
+                        return Err(dup());
+                    }
+                }
+                "-sport" => {
+                    if rule
+                        .sport
+                        .replace(PortSpec::parse(value, PortField::Sport)?)
+                        .is_some()
+                    {
+                        return Err(dup());
+                    }
+                }
+                "-log" => {
+                    if rule.log.replace(LogLevel::parse(value)?).is_some() {
+                        return Err(dup());
+                    }
+                }
+                _ => {
+                    if rule.icmp_type.replace(value.to_string()).is_some() {
+                        return Err(dup());
+                    }
+                }
+            }
+        }
+        rule.check_fields()?;
+        Ok(rule)
+    }
+
+    /// Field checks that do not depend on where the rule lives: what
+    /// PVE's `verify_rule` refuses for any rule.
+    pub fn check_fields(&self) -> Result<(), FirewallError> {
+        if let Some(c) = &self.comment
+            && (c.contains('\n') || c.contains('\r'))
+        {
+            return Err(FirewallError::CommentWithNewline);
+        }
+        if let Some(iface) = &self.iface
+            && !valid_iface(iface)
+        {
+            return Err(FirewallError::InvalidInterface(iface.clone()));
+        }
+        if self.kind == RuleKind::Group {
+            if let Action::Group(name) = &self.action {
+                check_name("security group", name, MAX_GROUP_NAME_LEN)?;
+            }
+            if self.macro_name.is_some() {
+                return Err(FirewallError::MacroOnGroup);
+            }
+            let extra = [
+                ("-source", self.source.is_some()),
+                ("-dest", self.dest.is_some()),
+                ("-p", self.proto.is_some()),
+                ("-dport", self.dport.is_some()),
+                ("-sport", self.sport.is_some()),
+                ("-icmp-type", self.icmp_type.is_some()),
+            ];
+            if let Some((name, _)) = extra.iter().find(|(_, set)| *set) {
+                return Err(FirewallError::UnparsedParameters(format!(
+                    "{name} is not allowed on group rules"
+                )));
+            }
+            return Ok(());
+        }
+        if matches!(self.action, Action::Group(_)) {
+            return Err(FirewallError::UnknownAction(self.action.to_string()));
+        }
+        if let Some(m) = &self.macro_name
+            && macros::lookup(m).is_none()
+        {
+            return Err(FirewallError::UnknownMacro(m.clone()));
+        }
+        if self.kind == RuleKind::Forward && self.action == Action::Reject {
+            return Err(FirewallError::RejectOnForward);
+        }
+        match &self.proto {
+            Some(p) => {
+                if (self.dport.as_ref().is_some_and(|d| !d.is_icmp()) || self.sport.is_some())
+                    && !p.has_ports()
+                {
+                    return Err(FirewallError::ProtocolWithoutPorts(p.to_string()));
+                }
+                if self.dport.as_ref().is_some_and(PortSpec::is_icmp) && !p.is_icmp() {
+                    return Err(FirewallError::InvalidPort(
+                        self.dport
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default(),
+                    ));
+                }
+            }
+            None if self.macro_name.is_none() => {
+                if self.dport.is_some() {
+                    return Err(FirewallError::PortsNeedProtocol("dport"));
+                }
+                if self.sport.is_some() {
+                    return Err(FirewallError::PortsNeedProtocol("sport"));
+                }
+            }
+            None => {}
+        }
+        if let Some(t) = &self.icmp_type {
+            if !is_icmp_type(t) {
+                return Err(FirewallError::InvalidIcmpType(t.clone()));
+            }
+            if !self.proto.as_ref().is_some_and(Protocol::is_icmp) {
+                return Err(FirewallError::IcmpTypeNeedsIcmp);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks for a rule at a given level: allowed types and interface
+    /// naming (PVE wants `netN` on guests).
+    pub fn validate_for(&self, ctx: RuleContext) -> Result<(), FirewallError> {
+        self.check_fields()?;
+        let allowed = match ctx {
+            RuleContext::Cluster | RuleContext::Host => true,
+            RuleContext::Guest => self.kind != RuleKind::Forward,
+            RuleContext::SecurityGroup => self.kind != RuleKind::Group,
+        };
+        if !allowed {
+            return Err(FirewallError::TypeNotAllowed {
+                kind: self.kind.as_api(),
+                level: ctx.name(),
+            });
+        }
+        if ctx == RuleContext::Guest
+            && let Some(iface) = &self.iface
+        {
+            let ok = iface.strip_prefix("net").is_some_and(|n| {
+                !n.is_empty() && n.len() <= 2 && n.bytes().all(|b| b.is_ascii_digit())
+            });
+            if !ok {
+                return Err(FirewallError::InvalidInterface(iface.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Build from an API rule object (`GET …/rules` element). A missing
+    /// `enable` means disabled, because PVE creates rules that way.
+    pub fn from_api_json(v: &Value) -> Result<Self, FirewallError> {
+        let obj = v
+            .as_object()
+            .ok_or_else(|| FirewallError::InvalidApiRule("not an object".into()))?;
+        let kind = RuleKind::parse(
+            &api_str(obj, "type")?
+                .ok_or_else(|| FirewallError::InvalidApiRule("missing 'type'".into()))?,
+        )?;
+        let action_text = api_str(obj, "action")?.ok_or(FirewallError::MissingAction)?;
+        let action = if kind == RuleKind::Group {
+            Action::Group(action_text)
+        } else {
+            Verdict::parse(&action_text)?.into()
+        };
+        let mut rule = Rule::new(kind, action);
+        if let Some(m) = api_str(obj, "macro")? {
+            let mac = macros::lookup(&m).ok_or(FirewallError::UnknownMacro(m))?;
+            rule.macro_name = Some(mac.name.to_string());
+        }
+        rule.iface = api_str(obj, "iface")?;
+        rule.source = api_str(obj, "source")?
+            .map(|s| AddressRef::parse(&s))
+            .transpose()?;
+        rule.dest = api_str(obj, "dest")?
+            .map(|s| AddressRef::parse(&s))
+            .transpose()?;
+        rule.proto = api_str(obj, "proto")?
+            .map(|s| Protocol::parse(&s))
+            .transpose()?;
+        rule.dport = api_str(obj, "dport")?
+            .map(|s| PortSpec::parse(&s, PortField::Dport))
+            .transpose()?;
+        rule.sport = api_str(obj, "sport")?
+            .map(|s| PortSpec::parse(&s, PortField::Sport))
+            .transpose()?;
+        rule.icmp_type = api_str(obj, "icmp-type")?;
+        rule.log = api_str(obj, "log")?
+            .map(|s| LogLevel::parse(&s))
+            .transpose()?;
+        rule.comment = api_str(obj, "comment")?
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty());
+        rule.enable = match obj.get("enable") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(0) => false,
+                Some(1) => true,
+                _ => {
+                    return Err(FirewallError::InvalidApiRule(format!(
+                        "enable must be 0 or 1, got {n}"
+                    )));
+                }
+            },
+            Some(Value::String(s)) if s == "0" => false,
+            Some(Value::String(s)) if s == "1" => true,
+            Some(other) => {
+                return Err(FirewallError::InvalidApiRule(format!(
+                    "enable must be 0 or 1, got {other}"
+                )));
+            }
+        };
+        rule.check_fields()?;
+        Ok(rule)
+    }
+
+    /// The API object for this rule (without `pos`/`digest`), the shape
+    /// a POST/PUT to `…/rules` takes.
+    pub fn to_api_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("type".into(), Value::from(self.kind.as_api()));
+        m.insert("action".into(), Value::from(self.action.to_string()));
+        let mut put = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                m.insert(k.to_string(), Value::from(v));
+            }
+        };
+        put("macro", self.macro_name.clone());
+        put("iface", self.iface.clone());
+        put("source", self.source.as_ref().map(ToString::to_string));
+        put("dest", self.dest.as_ref().map(ToString::to_string));
+        put("proto", self.proto.as_ref().map(ToString::to_string));
+        put("dport", self.dport.as_ref().map(ToString::to_string));
+        put("sport", self.sport.as_ref().map(ToString::to_string));
+        put("icmp-type", self.icmp_type.clone());
+        put("log", self.log.map(|l| l.to_string()));
+        put("comment", self.comment.clone());
+        m.insert("enable".into(), Value::from(u8::from(self.enable)));
+        Value::Object(m)
+    }
+
+    /// The macro definition, when the rule uses one.
+    pub fn macro_def(&self) -> Option<&'static macros::Macro> {
+        self.macro_name.as_deref().and_then(macros::lookup)
+    }
+}
+
+/// Build a rule list from a `GET …/rules` answer, ordered by `pos`
+/// (entries without `pos` keep their array order after the others).
+pub fn rules_from_api_json(v: &Value) -> Result<Vec<Rule>, FirewallError> {
+    let arr = v
+        .as_array()
+        .ok_or_else(|| FirewallError::InvalidApiRule("rule list is not an array".into()))?;
+    let mut rules = Vec::with_capacity(arr.len());
+    for (i, item) in arr.iter().enumerate() {
+        let pos = item.get("pos").and_then(Value::as_u64).unwrap_or(u64::MAX);
+        rules.push((pos, i, Rule::from_api_json(item)?));
+    }
+    rules.sort_by_key(|(pos, i, _)| (*pos, *i));
+    Ok(rules.into_iter().map(|(_, _, r)| r).collect())
+}
+
+fn api_str(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, FirewallError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() || s == "-" => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(FirewallError::InvalidApiRule(format!(
+            "field '{key}' must be a string, got {other}"
+        ))),
+    }
+}
+
+fn parse_action(kind: RuleKind, word: &str) -> Result<(Action, Option<String>), FirewallError> {
+    if kind == RuleKind::Group {
+        if word.contains('(') {
+            return Err(FirewallError::MacroOnGroup);
+        }
+        check_name("security group", word, MAX_GROUP_NAME_LEN)?;
+        return Ok((Action::Group(word.to_string()), None));
+    }
+    if let Some(open) = word.find('(') {
+        let name = word.get(..open).unwrap_or_default();
+        let inner = word
+            .get(open + 1..)
+            .and_then(|r| r.strip_suffix(')'))
+            .ok_or_else(|| FirewallError::UnknownAction(word.to_string()))?;
+        let verdict = Verdict::parse(inner)?;
+        let mac =
+            macros::lookup(name).ok_or_else(|| FirewallError::UnknownMacro(name.to_string()))?;
+        return Ok((verdict.into(), Some(mac.name.to_string())));
+    }
+    Ok((Verdict::parse(word)?.into(), None))
+}
+
+/// Interface names: PVE's `pve-iface` is ≤ 20 characters of
+/// `[A-Za-z0-9_.-]` (plus `:` for aliases), starting with a letter.
+fn valid_iface(s: &str) -> bool {
+    let mut chars = s.chars();
+    s.len() <= 20
+        && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':'))
+}
+
+impl fmt::Display for Rule {
+    /// The `.fw` line, in PVE's option order.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.enable {
+            f.write_str("|")?;
+        }
+        write!(f, "{}", self.kind)?;
+        match &self.macro_name {
+            Some(m) if self.kind != RuleKind::Group => write!(f, " {m}({})", self.action)?,
+            _ => write!(f, " {}", self.action)?,
+        }
+        if let Some(i) = &self.iface {
+            write!(f, " -i {i}")?;
+        }
+        if let Some(s) = &self.source {
+            write!(f, " -source {s}")?;
+        }
+        if let Some(d) = &self.dest {
+            write!(f, " -dest {d}")?;
+        }
+        if let Some(p) = &self.proto {
+            write!(f, " -p {p}")?;
+        }
+        if let Some(d) = &self.dport {
+            write!(f, " -dport {d}")?;
+        }
+        if let Some(s) = &self.sport {
+            write!(f, " -sport {s}")?;
+        }
+        if let Some(t) = &self.icmp_type {
+            write!(f, " -icmp-type {t}")?;
+        }
+        if let Some(l) = &self.log {
+            write!(f, " -log {l}")?;
+        }
+        if let Some(c) = &self.comment {
+            let c = c.trim();
+            if !c.is_empty() {
+                write!(f, " # {c}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Rule {
+    type Err = FirewallError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_pve_examples() {
+        let r = Rule::parse("IN SSH(ACCEPT) -i net0 -source +dc/management -log nolog # admin ssh");
+        let r = r.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.kind, RuleKind::In);
+        assert_eq!(r.action, Action::Accept);
+        assert_eq!(r.macro_name.as_deref(), Some("SSH"));
+        assert_eq!(r.iface.as_deref(), Some("net0"));
+        assert_eq!(r.log, Some(LogLevel::Nolog));
+        assert_eq!(r.comment.as_deref(), Some("admin ssh"));
+        assert!(r.enable);
+        assert_eq!(
+            r.to_string(),
+            "IN SSH(ACCEPT) -i net0 -source +dc/management -log nolog # admin ssh"
+        );
+
+        let r = Rule::parse("OUT ACCEPT -p tcp -dport 80,443").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.kind, RuleKind::Out);
+        assert!(r.dport.as_ref().is_some_and(|d| d.contains(443)));
+
+        let g = Rule::parse("GROUP webservers -i net0").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(g.action, Action::Group("webservers".into()));
+        assert_eq!(g.to_string(), "GROUP webservers -i net0");
+    }
+
+    #[test]
+    fn disabled_and_macro_normalisation() {
+        let r = Rule::parse("|IN ssh(DROP)").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!r.enable);
+        assert_eq!(r.to_string(), "|IN SSH(DROP)");
+        let r = Rule::parse("  | in accept  ");
+        assert_eq!(r, Err(FirewallError::UnknownAction("accept".into())));
+    }
+
+    #[test]
+    fn refusals_are_typed() {
+        assert_eq!(Rule::parse(""), Err(FirewallError::EmptyRule));
+        assert_eq!(
+            Rule::parse("# only a comment"),
+            Err(FirewallError::EmptyRule)
+        );
+        assert_eq!(Rule::parse("IN"), Err(FirewallError::MissingAction));
+        assert_eq!(
+            Rule::parse("SIDEWAYS ACCEPT"),
+            Err(FirewallError::UnknownRuleType("SIDEWAYS".into()))
+        );
+        assert_eq!(
+            Rule::parse("IN Nope(ACCEPT)"),
+            Err(FirewallError::UnknownMacro("Nope".into()))
+        );
+        assert_eq!(
+            Rule::parse("IN ACCEPT -dport 22"),
+            Err(FirewallError::PortsNeedProtocol("dport"))
+        );
+        assert_eq!(
+            Rule::parse("IN ACCEPT -p icmp -dport 22"),
+            Err(FirewallError::ProtocolWithoutPorts("icmp".into()))
+        );
+        assert_eq!(
+            Rule::parse("IN ACCEPT -p tcp -p udp"),
+            Err(FirewallError::DuplicateOption("-p".into()))
+        );
+        assert_eq!(
+            Rule::parse("IN ACCEPT -p"),
+            Err(FirewallError::MissingOptionValue("-p".into()))
+        );
+        assert_eq!(
+            Rule::parse("IN ACCEPT --frob 1"),
+            Err(FirewallError::UnparsedParameters("--frob 1".into()))
+        );
+        assert_eq!(
+            Rule::parse("FORWARD REJECT"),
+            Err(FirewallError::RejectOnForward)
+        );
+        assert_eq!(
+            Rule::parse("GROUP gg -p tcp").map(|_| ()),
+            Err(FirewallError::UnparsedParameters(
+                "-p is not allowed on group rules".into()
+            ))
+        );
+        assert_eq!(
+            Rule::parse("IN ACCEPT -p tcp -icmp-type echo-request"),
+            Err(FirewallError::IcmpTypeNeedsIcmp)
+        );
+        assert_eq!(
+            Rule::parse("IN ACCEPT -p icmp -icmp-type 8"),
+            Err(FirewallError::InvalidIcmpType("8".into()))
+        );
+        assert!(Rule::parse("IN ACCEPT -p icmp -icmp-type echo-request").is_ok());
+        assert!(Rule::parse("GROUP x").is_err());
+        assert!(Rule::parse("IN SSH(ACCEPT").is_err());
+    }
+
+    #[test]
+    fn level_checks() {
+        let fwd = Rule::parse("FORWARD ACCEPT").unwrap_or_else(|e| panic!("{e}"));
+        assert!(fwd.validate_for(RuleContext::Host).is_ok());
+        assert!(fwd.validate_for(RuleContext::Guest).is_err());
+        let nic = Rule::parse("IN ACCEPT -i vmbr0").unwrap_or_else(|e| panic!("{e}"));
+        assert!(nic.validate_for(RuleContext::Host).is_ok());
+        assert_eq!(
+            nic.validate_for(RuleContext::Guest),
+            Err(FirewallError::InvalidInterface("vmbr0".into()))
+        );
+        assert!(
+            Rule::group("web")
+                .validate_for(RuleContext::SecurityGroup)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn api_json_round_trip() {
+        let v = serde_json::json!({
+            "pos": 0, "type": "in", "action": "ACCEPT", "macro": "https", "source": "192.168.1.0/24",
+            "enable": 1, "comment": "lw:web", "digest": "abc"
+        });
+        let r = Rule::from_api_json(&v).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            r.to_string(),
+            "IN HTTPS(ACCEPT) -source 192.168.1.0/24 # lw:web"
+        );
+        assert_eq!(Rule::from_api_json(&r.to_api_json()), Ok(r));
+        let off = serde_json::json!({"type": "in", "action": "DROP"});
+        assert!(Rule::from_api_json(&off).is_ok_and(|r| !r.enable));
+        assert!(
+            Rule::from_api_json(&serde_json::json!({"type": "in", "action": "DROP", "enable": 7}))
+                .is_err()
+        );
+        assert!(Rule::from_api_json(&serde_json::json!([1])).is_err());
+        let list = serde_json::json!([
+            {"pos": 1, "type": "in", "action": "DROP", "enable": 1},
+            {"pos": 0, "type": "in", "action": "ACCEPT", "enable": 1, "proto": "tcp", "dport": "22"},
+        ]);
+        let rules = rules_from_api_json(&list).unwrap_or_default();
+        assert_eq!(
+            rules.first().map(|r| r.action.clone()),
+            Some(Action::Accept)
+        );
+    }
+}
