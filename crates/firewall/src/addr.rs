@@ -384,12 +384,31 @@ impl Interval {
     }
 }
 
+impl Interval {
+    /// The prefix length when the interval is exactly one CIDR block.
+    pub fn as_prefix(&self) -> Option<u8> {
+        let bits: u32 = if self.v6 { 128 } else { 32 };
+        let span = self.hi.checked_sub(self.lo)?.checked_add(1);
+        let host_bits = match span {
+            // The whole IPv6 space: 2^128 does not fit in a u128.
+            None => 128,
+            Some(n) if n.is_power_of_two() => n.trailing_zeros(),
+            Some(_) => return None,
+        };
+        if host_bits > bits || (host_bits < 128 && self.lo & ((1u128 << host_bits) - 1) != 0) {
+            return None;
+        }
+        u8::try_from(bits - host_bits).ok()
+    }
+}
+
 impl fmt::Display for Interval {
+    /// A single address, a CIDR when the interval is one, else `a-b`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.lo == self.hi {
-            write!(f, "{}", self.start())
-        } else {
-            write!(f, "{}-{}", self.start(), self.end())
+        match self.as_prefix() {
+            Some(_) if self.lo == self.hi => write!(f, "{}", self.start()),
+            Some(p) => write!(f, "{}/{p}", self.start()),
+            None => write!(f, "{}-{}", self.start(), self.end()),
         }
     }
 }
@@ -508,6 +527,28 @@ mod tests {
         let i = Interval::of_net(&net);
         assert!(i.contains(IpAddr::from([192, 168, 1, 255])));
         assert!(!i.contains(IpAddr::from([192, 168, 2, 0])));
-        assert_eq!(i.to_string(), "192.168.1.0-192.168.1.255");
+        assert_eq!(i.to_string(), "192.168.1.0/24");
+        let odd = Interval {
+            v6: false,
+            lo: i.lo + 1,
+            hi: i.hi,
+        };
+        assert_eq!(odd.to_string(), "192.168.1.1-192.168.1.255");
+        assert_eq!(
+            Interval::single(IpAddr::from([10, 0, 0, 1])).to_string(),
+            "10.0.0.1"
+        );
+        let all6 = Interval {
+            v6: true,
+            lo: 0,
+            hi: u128::MAX,
+        };
+        assert_eq!(all6.to_string(), "::/0");
+        let all4 = Interval {
+            v6: false,
+            lo: 0,
+            hi: u128::from(u32::MAX),
+        };
+        assert_eq!(all4.to_string(), "0.0.0.0/0");
     }
 }
