@@ -24,9 +24,12 @@ fn dir(name: &str) -> PathBuf {
 pub fn load(name: &str) -> FirewallConfig {
     let d = dir(name);
     let read = |f: &str| fs::read_to_string(d.join(f)).ok();
-    let mut cfg = FirewallConfig::default();
-    cfg.cluster =
+    let cluster =
         parse_cluster_fw(&read("cluster.fw").expect("cluster.fw")).expect("cluster.fw parses");
+    let mut cfg = FirewallConfig {
+        cluster,
+        ..FirewallConfig::default()
+    };
     if let Some(h) = read("host.fw") {
         cfg.nodes
             .insert("proxmox".into(), parse_host_fw(&h).expect("host.fw parses"));
