@@ -11,9 +11,7 @@ use std::fmt::Write as _;
 
 use crate::addr::{AddrEntry, MAX_GROUP_NAME_LEN, MAX_IPSET_NAME_LEN, check_name};
 use crate::error::{FileError, FirewallError};
-use crate::model::{
-    Alias, ClusterFirewall, GuestFirewall, HostFirewall, Ipset, IpsetEntry, SecurityGroup,
-};
+use crate::model::{Alias, ClusterFirewall, GuestFirewall, HostFirewall, Ipset, IpsetEntry};
 use crate::rule::{Rule, RuleContext, Verdict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,12 +192,7 @@ pub fn parse_cluster_fw(text: &str) -> Result<ClusterFirewall, FileError> {
             Item::IpsetHeader(n, comment) => set_ipset_header(&mut c.ipsets, n, comment),
             Item::IpsetEntry(n, e) => c.ipsets.entry(n).or_default().entries.push(e),
             Item::GroupHeader(n, comment) => c.groups.entry(n).or_default().comment = comment,
-            Item::GroupRule(n, r) => c
-                .groups
-                .entry(n)
-                .or_insert_with(SecurityGroup::default)
-                .rules
-                .push(r),
+            Item::GroupRule(n, r) => c.groups.entry(n).or_default().rules.push(r),
         }
         Ok(())
     })?;

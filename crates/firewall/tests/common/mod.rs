@@ -58,10 +58,7 @@ pub fn load(name: &str) -> FirewallConfig {
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
                 ["node", name, rest @ ..] => {
-                    let node = cfg
-                        .nodes
-                        .entry((*name).to_string())
-                        .or_insert_with(HostFirewall::default);
+                    let node = cfg.nodes.entry((*name).to_string()).or_default();
                     for w in rest {
                         match w.strip_prefix("iface=") {
                             Some(i) => node.network.default_iface = Some(i.to_string()),
