@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use labwright_firewall::{
-    Backend, DecidedBy, Decision, FirewallConfig, Flow, GuestNic, HostFirewall, Protocol, Target,
+    Backend, DecidedBy, Decision, FirewallConfig, Flow, GuestNic, Protocol, Target,
     parse_cluster_fw, parse_guest_fw, parse_host_fw,
 };
 
