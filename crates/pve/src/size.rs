@@ -64,7 +64,7 @@ pub fn format_disk_size(bytes: u64) -> String {
     }
     for (c, e) in UNITS.iter().rev() {
         let m = 1u64 << (10 * e);
-        if bytes % m == 0 {
+        if bytes.is_multiple_of(m) {
             return format!("{}{c}", bytes / m);
         }
     }
