@@ -1,1 +1,34 @@
-fn main() {}
+//! `labwright`: builds and keeps a Proxmox VE homelab from a desired-state spec.
+
+mod cli;
+mod commands;
+mod exit;
+mod ui;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // Help and version are successes; everything else is a usage error (64).
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    ui::init_logging(&cli.global);
+    match commands::run(&cli) {
+        Ok(code) => code,
+        Err(err) => {
+            ui::print_error(&err, &cli.global);
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}

@@ -122,7 +122,8 @@ impl std::error::Error for Rendered<'_> {}
 
 impl miette::Diagnostic for Rendered<'_> {
     fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        Some(Box::new(format!("{}[{}]", self.d.severity, self.d.rule)))
+        // Shown in our own header line instead (see `render`).
+        None
     }
     fn severity(&self) -> Option<miette::Severity> {
         Some(match self.d.severity {
@@ -184,17 +185,18 @@ pub fn render(d: &Diagnostic, file: &SourceFile, opts: RenderOptions) -> String 
     };
     let mut out = String::new();
     if handler.render_report(&mut out, &r).is_err() {
-        out = short(d, &file.name);
+        return short(d, &file.name);
     }
-    if let Some(span) = d.span {
-        // miette shows file:line:col only inside the box; a plain first line keeps it
-        // greppable and clickable in terminals and CI logs.
-        out = format!(
-            "{}:{}:{}: {}[{}]\n{}",
-            file.name, span.line, span.column, d.severity, d.rule, out
-        );
-    }
-    out
+    // miette shows file:line:col only inside the box; a plain first line keeps it
+    // greppable, clickable in terminals, and carries the rule id.
+    let head = match d.span {
+        Some(s) => format!(
+            "{}:{}:{}: {}[{}]",
+            file.name, s.line, s.column, d.severity, d.rule
+        ),
+        None => format!("{}: {}[{}]", file.name, d.severity, d.rule),
+    };
+    format!("{head}\n{}", out.trim_start_matches('\n'))
 }
 
 /// One line: `file:line:col: severity[rule]: message`.

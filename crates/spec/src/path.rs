@@ -219,10 +219,10 @@ impl PathIndex {
     pub fn value(&self, path: &YamlPath) -> Option<SrcSpan> {
         let mut p = Some(path.clone());
         while let Some(cur) = p {
-            if let Some(e) = self.map.get(&cur) {
-                if let Some(v) = e.value.or(e.key) {
-                    return Some(v);
-                }
+            if let Some(e) = self.map.get(&cur)
+                && let Some(v) = e.value.or(e.key)
+            {
+                return Some(v);
             }
             p = cur.parent();
         }

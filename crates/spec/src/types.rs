@@ -170,7 +170,7 @@ impl fmt::Display for Size {
             (KIB, "K"),
         ];
         for (m, u) in units {
-            if self.0 >= m && self.0 % m == 0 {
+            if self.0 >= m && self.0.is_multiple_of(m) {
                 return write!(f, "{}{u}", self.0 / m);
             }
         }
@@ -204,7 +204,7 @@ impl FromStr for MemoryMib {
             return Ok(MemoryMib(n));
         }
         let size: Size = t.parse()?;
-        if size.0 % (KIB * KIB) != 0 {
+        if !size.0.is_multiple_of(KIB * KIB) {
             return Err(format!("memory `{t}` is not a whole number of MiB"));
         }
         Ok(MemoryMib(size.mib()))
@@ -212,7 +212,7 @@ impl FromStr for MemoryMib {
 }
 impl fmt::Display for MemoryMib {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 >= 1024 && self.0 % 1024 == 0 {
+        if self.0 >= 1024 && self.0.is_multiple_of(1024) {
             write!(f, "{}G", self.0 / 1024)
         } else {
             write!(f, "{}M", self.0)

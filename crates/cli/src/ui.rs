@@ -1,0 +1,71 @@
+//! Everything that writes to the terminal: logging, colour, errors. Stdout carries
+//! only the requested document; everything else goes to stderr.
+#![allow(clippy::print_stderr)]
+
+use std::io::IsTerminal;
+
+use crate::cli::{ColorChoice, GlobalArgs};
+
+/// Whether stderr gets colour: `--color`, then NO_COLOR / CLICOLOR_FORCE, then TTY.
+pub fn stderr_color(g: &GlobalArgs) -> bool {
+    match g.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+                return false;
+            }
+            if std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| v != "0") {
+                return true;
+            }
+            std::io::stderr().is_terminal()
+        }
+    }
+}
+
+/// Terminal width for wrapped output (100 when not a terminal).
+pub fn width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(100)
+}
+
+pub fn init_logging(g: &GlobalArgs) {
+    let level = if g.quiet {
+        "error"
+    } else {
+        match g.verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LABWRIGHT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(stderr_color(g))
+        .with_target(false)
+        .try_init();
+}
+
+/// Prints an error and its causes on stderr.
+pub fn print_error(err: &anyhow::Error, g: &GlobalArgs) {
+    let prefix = if stderr_color(g) {
+        "\x1b[1;31merror\x1b[0m"
+    } else {
+        "error"
+    };
+    eprintln!("{prefix}: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+}
+
+/// Writes a line to stderr (progress, summaries).
+pub fn note(line: &str) {
+    eprintln!("{line}");
+}
