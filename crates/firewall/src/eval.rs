@@ -476,6 +476,7 @@ fn find_ci<'a, V>(map: &'a std::collections::BTreeMap<String, V>, name: &str) ->
 }
 
 /// Name lookups and membership tests in the context of one node or guest.
+#[derive(Clone, Copy)]
 pub(crate) struct Ctx<'a> {
     pub(crate) cfg: &'a FirewallConfig,
     pub(crate) backend: Backend,
@@ -509,6 +510,11 @@ impl<'a> Ctx<'a> {
         } else {
             nets
         }
+    }
+
+    /// Resolve an alias as a rule of this context would (guest first).
+    pub(crate) fn alias_ivs(&self, scope: Scope, name: &str) -> Result<Vec<Interval>, String> {
+        self.alias(scope, name, true)
     }
 
     fn alias(&self, scope: Scope, name: &str, guest_first: bool) -> Result<Vec<Interval>, String> {
@@ -823,6 +829,12 @@ impl Walk {
                 self.step(chain, what, Outcome::Note("enter group".into()));
                 let glevel = Level::Group(gname.clone());
                 let gchain = format!("GROUP-{gname}");
+                // Group chains are generated once from cluster.fw, so names
+                // inside a group resolve at datacenter level only.
+                let gctx = Ctx {
+                    guest: None,
+                    ..*ctx
+                };
                 for (gi, grule) in group.rules.iter().enumerate() {
                     let gline = grule.to_string();
                     let gwhat = format!("{glevel} #{gi}: {gline}");
@@ -830,7 +842,7 @@ impl Walk {
                         self.step(&gchain, gwhat, Outcome::Skipped("disabled".into()));
                         continue;
                     }
-                    match rule_match(ctx, grule, facts, rule.iface.as_deref()) {
+                    match rule_match(&gctx, grule, facts, rule.iface.as_deref()) {
                         Ok(()) => {
                             let Some(v) = grule.action.verdict() else {
                                 self.step(&gchain, gwhat, Outcome::Skipped("nested group".into()));

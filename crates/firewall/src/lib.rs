@@ -30,6 +30,7 @@
 //! ```
 
 mod addr;
+mod check;
 mod error;
 mod eval;
 mod file;
@@ -42,6 +43,7 @@ mod rule;
 mod services;
 
 pub use addr::{AddrEntry, AddressRef, Interval, Scope, is_valid_name};
+pub use check::{ConfigIssue, check_config};
 pub use error::{FileError, FirewallError};
 pub use eval::{
     Backend, Builtin, DecidedBy, Decision, Direction, Flow, GroupJump, Level, Outcome, Target,
