@@ -1,1 +1,245 @@
-//! labwright-sim.
+//! labwright-sim: a Proxmox VE 9 API simulator.
+//!
+//! It serves `https://…/api2/json/…` the way a real PVE node does: TLS with a cluster-CA
+//! signed certificate, token and ticket authentication, ACL privilege checks, request
+//! validation derived from the official API schema, tasks with UPIDs, locks, digests,
+//! pending changes, staged host networking, storage, ZFS, backup jobs and the firewall.
+//! It shares no PVE-semantics code with the labwright client on purpose: both are
+//! written from the documentation, so their mistakes cannot cancel each other out.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), labwright_sim::SimError> {
+//! let handle = labwright_sim::Simulator::start(labwright_sim::SimConfig::for_tests()).await?;
+//! println!("{} {}", handle.url(), handle.fingerprint());
+//! handle.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod api;
+mod auth;
+pub mod calendar;
+mod fweval;
+pub mod formats;
+pub mod schema;
+mod server;
+pub mod state;
+mod tasks;
+mod tls;
+mod util;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+pub use api::IMPLEMENTED;
+pub use state::Scenario;
+
+/// Errors starting or running the simulator.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("state folder {path}: {source}")]
+    State {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("state file {path} is not valid: {source}")]
+    StateFormat {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("certificate generation failed: {0}")]
+    Cert(String),
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+}
+
+/// Fault injection, reproducible through [`SimConfig::seed`].
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Probability (0..1) that a request gets a PVE-style 500 instead of being served.
+    pub error_rate: f64,
+    /// Which requests `error_rate` applies to: `all`, `read` (GET), `write`
+    /// (POST/PUT/DELETE), `qemu`, `storage`, `network`, `firewall`, `tasks`, or any other
+    /// text, matched as a substring of the path.
+    pub error_class: Option<String>,
+    /// Probability that the connection is cut after a request was received.
+    pub drop_rate: f64,
+    /// Probability that a task fails (with a realistic exit status).
+    pub task_failure_rate: f64,
+    /// Probability that a task runs `slow_task_factor` times longer.
+    pub slow_task_rate: f64,
+    /// Duration multiplier of slow tasks (default 10 when zero).
+    pub slow_task_factor: f64,
+}
+
+/// Simulator settings.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Listen address; port 0 picks a free port.
+    pub listen: SocketAddr,
+    pub scenario: Scenario,
+    /// Where state, certificates and credentials are kept; `None` keeps everything in memory.
+    pub state_dir: Option<PathBuf>,
+    /// Start from the scenario even if the state folder holds a saved state.
+    pub reset: bool,
+    /// Requests served concurrently (pveproxy's worker count); others queue.
+    pub workers: usize,
+    /// Added to every request.
+    pub latency_ms: u64,
+    pub faults: Faults,
+    pub seed: u64,
+    /// The source address the simulated node's firewall sees for every API client.
+    pub client_addr: IpAddr,
+    /// Multiplies task durations, lock waits and the stats lag (1.0 = real time).
+    pub time_scale: f64,
+    /// Delay before a 401, in seconds at time scale 1 (PVE: 3 s).
+    pub auth_fail_delay_secs: f64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8006)),
+            scenario: Scenario::Fresh,
+            state_dir: None,
+            reset: false,
+            workers: 3,
+            latency_ms: 0,
+            faults: Faults::default(),
+            seed: 0,
+            client_addr: IpAddr::from([192, 168, 1, 50]),
+            time_scale: 1.0,
+            auth_fail_delay_secs: 3.0,
+        }
+    }
+}
+
+impl SimConfig {
+    /// Port 0, in-memory state, tasks 100× faster: what tests want.
+    pub fn for_tests() -> Self {
+        SimConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            time_scale: 0.01,
+            auth_fail_delay_secs: 3.0,
+            ..Default::default()
+        }
+    }
+}
+
+/// What a client needs to talk to the simulator; also written to `credentials.json`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Credentials {
+    pub url: String,
+    pub node: String,
+    pub fingerprint: String,
+    pub token_id: String,
+    pub token_secret: String,
+    pub readonly_token_id: String,
+    pub readonly_token_secret: String,
+    pub root_password: String,
+    pub ca_pem: String,
+}
+
+/// The running simulator.
+pub struct SimHandle {
+    inner: Arc<server::Inner>,
+    addr: SocketAddr,
+    creds: Credentials,
+    server: axum_server::Handle<SocketAddr>,
+    join: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    credentials_path: Option<PathBuf>,
+}
+
+impl SimHandle {
+    /// `https://127.0.0.1:PORT` (no trailing slash, no `/api2/json`).
+    pub fn url(&self) -> String {
+        self.creds.url.clone()
+    }
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    /// SHA-256 of the leaf certificate, `AA:BB:…` as PVE shows it.
+    pub fn fingerprint(&self) -> String {
+        self.creds.fingerprint.clone()
+    }
+    /// PEM of the cluster CA that signed the leaf certificate.
+    pub fn ca_pem(&self) -> String {
+        self.creds.ca_pem.clone()
+    }
+    /// DER of the cluster CA (for a client's root store).
+    pub fn ca_der(&self) -> Vec<u8> {
+        tls::pem_body(&self.creds.ca_pem)
+    }
+    /// Full token id of the administrator token (`root@pam!labwright`).
+    pub fn token_id(&self) -> String {
+        self.creds.token_id.clone()
+    }
+    /// Its secret (a UUID). Never logged by the simulator.
+    pub fn token_secret(&self) -> String {
+        self.creds.token_secret.clone()
+    }
+    /// A privilege-separated, audit-only token for testing 403 paths.
+    pub fn readonly_token_id(&self) -> String {
+        self.creds.readonly_token_id.clone()
+    }
+    pub fn readonly_token_secret(&self) -> String {
+        self.creds.readonly_token_secret.clone()
+    }
+    /// `root@pam`'s password for the ticket flow.
+    pub fn root_password(&self) -> String {
+        self.creds.root_password.clone()
+    }
+    pub fn credentials(&self) -> &Credentials {
+        &self.creds
+    }
+    /// Where `credentials.json` was written (only with a state folder).
+    pub fn credentials_path(&self) -> Option<&std::path::Path> {
+        self.credentials_path.as_deref()
+    }
+    /// The first node's name.
+    pub fn node(&self) -> String {
+        self.creds.node.clone()
+    }
+    /// Changes the source address the simulated firewall evaluates for new connections.
+    pub fn set_client_addr(&self, addr: IpAddr) {
+        if let Ok(mut a) = self.inner.client_addr.lock() {
+            *a = addr;
+        }
+    }
+    /// Marks a node offline (requests proxied to it get 596) or online again.
+    pub fn set_node_online(&self, node: &str, online: bool) {
+        self.inner.with_state(|st| {
+            if let Some(n) = st.nodes.get_mut(node) {
+                n.online = online;
+            }
+        });
+    }
+    /// A copy of the whole simulated state, for assertions.
+    pub fn snapshot_state(&self) -> state::State {
+        self.inner.with_state(|st| st.clone())
+    }
+    /// Saves state and stops serving.
+    pub async fn shutdown(&self) {
+        self.inner.persist();
+        self.server.shutdown();
+        let join = self.join.lock().ok().and_then(|mut j| j.take());
+        if let Some(j) = join {
+            let _ = j.await;
+        }
+    }
+}
+
+/// Entry point.
+pub struct Simulator;
+
+impl Simulator {
+    /// Builds (or loads) the state, generates or loads certificates, binds and serves.
+    pub async fn start(cfg: SimConfig) -> Result<SimHandle, SimError> {
+        server::start(cfg).await
+    }
+}

@@ -1,0 +1,9 @@
+//! Host network (staged in `interfaces.new`, applied by reload, dropped by revert).
+use std::sync::Arc;
+
+use super::missing;
+use crate::server::{ApiError, Inner, Reply, Req};
+
+pub fn dispatch(_inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
+    Err(missing(r))
+}

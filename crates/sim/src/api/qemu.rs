@@ -1,0 +1,1269 @@
+//! QEMU guests: create, config (digest, pending, hotplug), destroy, power, snapshots,
+//! resize and the guest agent with a small simulated guest.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use indexmap::IndexMap;
+use serde_json::{Value, json};
+
+use super::missing;
+use crate::formats::{format_size, parse_property_string, parse_size, parse_volid, split_list};
+use crate::schema::{ApiSchema, PVal, prop_format, qemu_config_prop, typed_config_value};
+use crate::server::{ApiError, Inner, Reply, Req};
+use crate::state::{ExecResult, Snapshot, State, Vm, Volume};
+use crate::tasks::{self, Spec, vm_lock};
+use crate::util::{mac_for, now, now_f, render_conf, sha1_hex, truthy, uuid_for};
+
+/// Request keys of create/config that are not VM options.
+const NON_CONFIG: &[&str] = &[
+    "node", "vmid", "digest", "delete", "revert", "skiplock", "force", "background_delay",
+    "archive", "bwlimit", "live-restore", "pool", "start", "storage", "unique",
+    "import-working-storage",
+];
+
+/// Options applied at once even while the VM runs (behaviour.md §6.2).
+const FAST_PLUG: &[&str] = &[
+    "description", "hookscript", "lock", "migrate_downtime", "migrate_speed", "name", "onboot",
+    "protection", "shares", "startup", "tags", "vmstatestorage", "ciuser", "cipassword",
+    "citype", "ciupgrade", "cicustom", "searchdomain", "nameserver", "sshkeys",
+];
+
+pub fn is_drive(k: &str) -> bool {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(r"^((ide|sata|scsi|virtio)\d+|efidisk0|tpmstate0)$")
+            .unwrap_or_else(|_| crate::schema::never_regex())
+    })
+    .is_match(k)
+}
+
+fn is_fast_plug(k: &str) -> bool {
+    FAST_PLUG.contains(&k) || k.starts_with("ipconfig")
+}
+
+/// Sum of the `size=` of all disks, in bytes.
+pub fn disk_sizes(conf: &IndexMap<String, String>) -> u64 {
+    conf.iter()
+        .filter(|(k, v)| is_drive(k) && !v.contains("media=cdrom"))
+        .filter_map(|(_, v)| {
+            v.split(',')
+                .find_map(|p| p.strip_prefix("size="))
+                .and_then(parse_size)
+        })
+        .sum()
+}
+
+pub async fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
+    let t = r.template.as_str();
+    match (r.method.as_str(), t) {
+        ("GET", "/nodes/{node}/qemu") => Ok(list(inner, r).into()),
+        ("POST", "/nodes/{node}/qemu") => create(inner, r),
+        ("GET", "/nodes/{node}/qemu/{vmid}") => {
+            inner.with_state(|st| st.vm(&r.node(), r.vmid()).map(|_| ()))?;
+            Ok(json!([{"subdir": "config"}, {"subdir": "pending"}, {"subdir": "status"},
+                {"subdir": "snapshot"}, {"subdir": "agent"}, {"subdir": "firewall"}, {"subdir": "resize"}]).into())
+        }
+        ("DELETE", "/nodes/{node}/qemu/{vmid}") => destroy(inner, r),
+        ("GET", "/nodes/{node}/qemu/{vmid}/config") => get_config(inner, r),
+        ("POST", "/nodes/{node}/qemu/{vmid}/config") => update_config(inner, r, true).await,
+        ("PUT", "/nodes/{node}/qemu/{vmid}/config") => update_config(inner, r, false).await,
+        ("GET", "/nodes/{node}/qemu/{vmid}/pending") => pending(inner, r),
+        ("PUT", "/nodes/{node}/qemu/{vmid}/resize") => resize(inner, r),
+        ("GET", "/nodes/{node}/qemu/{vmid}/status") => {
+            inner.with_state(|st| st.vm(&r.node(), r.vmid()).map(|_| ()))?;
+            Ok(json!([{"subdir": "current"}, {"subdir": "start"}, {"subdir": "stop"},
+                {"subdir": "shutdown"}, {"subdir": "reboot"}]).into())
+        }
+        ("GET", "/nodes/{node}/qemu/{vmid}/status/current") => current(inner, r),
+        ("POST", "/nodes/{node}/qemu/{vmid}/status/start") => power(inner, r, "qmstart"),
+        ("POST", "/nodes/{node}/qemu/{vmid}/status/stop") => power(inner, r, "qmstop"),
+        ("POST", "/nodes/{node}/qemu/{vmid}/status/shutdown") => power(inner, r, "qmshutdown"),
+        ("POST", "/nodes/{node}/qemu/{vmid}/status/reboot") => power(inner, r, "qmreboot"),
+        ("GET", "/nodes/{node}/qemu/{vmid}/snapshot") => snapshot_list(inner, r),
+        ("POST", "/nodes/{node}/qemu/{vmid}/snapshot") => snapshot_create(inner, r),
+        ("GET", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}") => {
+            snap_exists(inner, r)?;
+            Ok(json!([{"cmd": "rollback"}, {"cmd": "config"}]).into())
+        }
+        ("DELETE", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}") => snapshot_delete(inner, r),
+        ("GET", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config") => {
+            let snap = snap_exists(inner, r)?;
+            let mut v = conf_json(&snap.conf);
+            v["snaptime"] = json!(snap.snaptime);
+            if !snap.description.is_empty() {
+                v["description"] = json!(snap.description);
+            }
+            if snap.vmstate {
+                v["vmstate"] = json!(1);
+            }
+            if let Some(p) = &snap.parent {
+                v["parent"] = json!(p);
+            }
+            Ok(v.into())
+        }
+        ("PUT", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config") => {
+            snap_exists(inner, r)?;
+            inner.with_state(|st| {
+                let vm = st.vm_mut(&r.node(), r.vmid())?;
+                if let Some(s) = vm.snapshots.get_mut(&r.s("snapname")) {
+                    if let Some(d) = r.str("description") {
+                        s.description = d;
+                    }
+                }
+                Ok::<_, String>(())
+            })?;
+            Ok(Value::Null.into())
+        }
+        ("POST", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/rollback") => snapshot_rollback(inner, r),
+        ("GET", "/nodes/{node}/qemu/{vmid}/agent") => Ok(json!([
+            {"name": "exec"}, {"name": "exec-status"}, {"name": "file-read"}, {"name": "file-write"},
+            {"name": "get-host-name"}, {"name": "get-osinfo"}, {"name": "info"},
+            {"name": "network-get-interfaces"}, {"name": "ping"}]).into()),
+        _ if t.starts_with("/nodes/{node}/qemu/{vmid}/agent/") => agent(inner, r),
+        _ => Err(missing(r)),
+    }
+}
+
+fn list(inner: &Inner, r: &Req) -> Value {
+    let node = r.node();
+    inner.with_state(|st| {
+        let t = now();
+        st.vms
+            .values()
+            .filter(|v| v.node == node)
+            .filter(|v| crate::auth::has(st, &r.who, &format!("/vms/{}", v.vmid), "VM.Audit"))
+            .map(|vm| {
+                let maxmem = super::cluster::vm_maxmem(vm.conf.get("memory"));
+                let mut e = json!({
+                    "vmid": vm.vmid,
+                    "name": vm.conf.get("name").cloned().unwrap_or_else(|| format!("VM {}", vm.vmid)),
+                    "status": if vm.running { "running" } else { "stopped" },
+                    "cpus": vm.conf.get("cores").and_then(|c| c.parse::<u64>().ok()).unwrap_or(1),
+                    "maxmem": maxmem, "mem": if vm.running { maxmem / 3 } else { 0 },
+                    "maxdisk": disk_sizes(&vm.conf), "disk": 0,
+                    "uptime": if vm.running { t.saturating_sub(vm.started_at) } else { 0 },
+                    "cpu": 0, "netin": 0, "netout": 0, "diskread": 0, "diskwrite": 0,
+                });
+                if vm.running {
+                    e["pid"] = json!(100_000 + vm.vmid);
+                }
+                if let Some(tags) = vm.conf.get("tags") {
+                    e["tags"] = json!(tags);
+                }
+                if let Some(l) = vm.conf.get("lock") {
+                    e["lock"] = json!(l);
+                }
+                if truthy(vm.conf.get("template")) {
+                    e["template"] = json!(1);
+                }
+                if r.flag("full") {
+                    e["qmpstatus"] = json!(if vm.running { "running" } else { "stopped" });
+                    if vm.running {
+                        e["running-qemu"] = json!("10.1.2");
+                        e["running-machine"] = json!("pc-i440fx-10.1+pve0");
+                    }
+                }
+                e
+            })
+            .collect()
+    })
+}
+
+/// The config file text (current section, pending, snapshots) and its SHA-1.
+pub fn digest(vm: &Vm) -> String {
+    let mut text = render_conf(&vm.conf);
+    if !vm.pending.is_empty() || !vm.pending_delete.is_empty() {
+        text.push_str("\n[PENDING]\n");
+        let mut p = vm.pending.clone();
+        if !vm.pending_delete.is_empty() {
+            p.insert("delete".into(), vm.pending_delete.join(","));
+        }
+        text.push_str(&render_conf(&p));
+    }
+    for (name, s) in &vm.snapshots {
+        text.push_str(&format!("\n[{name}]\n"));
+        text.push_str(&render_conf(&s.conf));
+        text.push_str(&format!("snaptime: {}\n", s.snaptime));
+    }
+    sha1_hex(&text)
+}
+
+/// Config with pending values applied (the default view of `GET …/config`).
+fn effective(vm: &Vm) -> IndexMap<String, String> {
+    let mut c = vm.conf.clone();
+    for (k, v) in &vm.pending {
+        c.insert(k.clone(), v.clone());
+    }
+    for k in &vm.pending_delete {
+        c.shift_remove(k);
+    }
+    c
+}
+
+/// JSON view of a config: PVE's typing (integers and booleans as numbers, the rest as
+/// strings) and the masked password.
+fn conf_json(conf: &IndexMap<String, String>) -> Value {
+    let mut m = serde_json::Map::new();
+    let mut keys: Vec<&String> = conf.keys().collect();
+    keys.sort();
+    for k in keys {
+        let v = &conf[k];
+        let val = if k == "cipassword" {
+            json!("**********")
+        } else if k == "parent" || k == "lock" {
+            json!(v)
+        } else {
+            typed_config_value(qemu_config_prop(k), v)
+        };
+        m.insert(k.clone(), val);
+    }
+    Value::Object(m)
+}
+
+fn get_config(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
+    inner.with_state(|st| {
+        let vm = st.vm(&r.node(), r.vmid())?;
+        if let Some(s) = r.str("snapshot") {
+            let snap = vm
+                .snapshots
+                .get(&s)
+                .ok_or_else(|| ApiError::e500(format!("snapshot '{s}' does not exist")))?;
+            return Ok(conf_json(&snap.conf).into());
+        }
+        let conf = if r.flag("current") { vm.conf.clone() } else { effective(vm) };
+        let mut v = conf_json(&conf);
+        v["digest"] = json!(digest(vm));
+        Ok(v.into())
+    })
+}
+
+fn pending(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
+    inner.with_state(|st| {
+        let vm = st.vm(&r.node(), r.vmid())?;
+        let mut keys: Vec<String> = vm.conf.keys().chain(vm.pending.keys()).cloned().collect();
+        keys.extend(vm.pending_delete.iter().cloned());
+        keys.sort();
+        keys.dedup();
+        let out: Vec<Value> = keys
+            .iter()
+            .filter(|k| *k != "lock" || vm.conf.contains_key("lock"))
+            .map(|k| {
+                let mut e = json!({"key": k});
+                let ty = |v: &String| {
+                    if k == "cipassword" { json!("**********") } else { typed_config_value(qemu_config_prop(k), v) }
+                };
+                if let Some(v) = vm.conf.get(k) {
+                    e["value"] = ty(v);
+                }
+                if let Some(p) = vm.pending.get(k) {
+                    e["pending"] = ty(p);
+                }
+                if vm.pending_delete.contains(k) {
+                    e["delete"] = json!(1);
+                }
+                e
+            })
+            .collect();
+        Ok(Value::Array(out).into())
+    })
+}
+
+/// Drive properties (parsed), using the schema's format of that slot.
+fn drive_props(key: &str, value: &str) -> Option<IndexMap<String, String>> {
+    let fmt = prop_format(qemu_config_prop(key)?)?;
+    parse_property_string(value, &fmt).ok()
+}
+
+fn render_drive(file: &str, props: &IndexMap<String, String>) -> String {
+    let mut keys: Vec<&String> = props.keys().filter(|k| *k != "file").collect();
+    keys.sort();
+    let mut out = file.to_string();
+    for k in keys {
+        out.push(',');
+        out.push_str(k);
+        out.push('=');
+        out.push_str(&props[k]);
+    }
+    out
+}
+
+fn storage_supports(st: &State, storage: &str, content: &str) -> Result<(), ApiError> {
+    let cfg = st
+        .storages
+        .get(storage)
+        .ok_or_else(|| ApiError::e500(format!("storage '{storage}' does not exist")))?;
+    let c = cfg.get("content").and_then(Value::as_str).unwrap_or("");
+    if !split_list(c).iter().any(|x| x == content) {
+        return Err(ApiError::param("storage", format!("storage '{storage}' does not support vm images")));
+    }
+    Ok(())
+}
+
+fn next_disk_name(st: &State, storage: &str, vmid: u32, suffix: &str) -> String {
+    let mut n = 0;
+    loop {
+        let volid = format!("{storage}:vm-{vmid}-disk-{n}{suffix}");
+        if !st.volumes.iter().any(|v| v.volid == volid) {
+            return volid;
+        }
+        n += 1;
+    }
+}
+
+/// Normalises one config value the way PVE stores it, allocating disks when asked.
+/// Returns the stored value and volumes to create.
+fn normalise_value(
+    st: &mut State,
+    node: &str,
+    vmid: u32,
+    key: &str,
+    value: &str,
+) -> Result<(String, Vec<Volume>), ApiError> {
+    let mut vols = vec![];
+    if key.starts_with("net") && key[3..].chars().all(|c| c.is_ascii_digit()) {
+        let Some(mut p) = qemu_config_prop(key).and_then(prop_format).and_then(|f| parse_property_string(value, &f).ok()) else {
+            return Ok((value.to_string(), vols));
+        };
+        let model = p.shift_remove("model").unwrap_or_else(|| "virtio".into());
+        p.shift_remove(&model);
+        let mac = match p.shift_remove("macaddr") {
+            Some(m) => m,
+            None => {
+                st.serial += 1;
+                mac_for(st.serial ^ (u64::from(vmid) << 20))
+            }
+        };
+        let mut out = format!("{model}={mac}");
+        for k in ["bridge", "tag", "rate", "firewall", "link_down", "trunks", "mtu", "queues"] {
+            if let Some(v) = p.shift_remove(k) {
+                out.push_str(&format!(",{k}={v}"));
+            }
+        }
+        for (k, v) in p {
+            out.push_str(&format!(",{k}={v}"));
+        }
+        return Ok((out, vols));
+    }
+    if key == "tags" {
+        let mut tags: Vec<String> = split_list(value).into_iter().map(|t| t.to_lowercase()).collect();
+        tags.sort();
+        tags.dedup();
+        return Ok((tags.join(";"), vols));
+    }
+    if is_drive(key) {
+        let Some(mut p) = drive_props(key, value) else { return Ok((value.to_string(), vols)) };
+        let file = p.shift_remove("file").unwrap_or_default();
+        let media_cdrom = p.get("media").is_some_and(|m| m == "cdrom");
+        if let Some((storage, vol)) = parse_volid(&file) {
+            static ALLOC: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+            let alloc = ALLOC.get_or_init(|| {
+                regex::Regex::new(r"^(\d+(\.\d+)?)$").unwrap_or_else(|_| crate::schema::never_regex())
+            });
+            if vol == "cloudinit" {
+                storage_supports(st, &storage, "images")?;
+                let volid = format!("{storage}:vm-{vmid}-cloudinit");
+                vols.push(Volume { node: node.into(), storage: storage.clone(), volid: volid.clone(), content: "images".into(), format: "raw".into(), size: 4 << 20, vmid: Some(vmid), ctime: now() });
+                p.insert("media".into(), "cdrom".into());
+                return Ok((render_drive(&volid, &p), vols));
+            }
+            if alloc.is_match(&vol) {
+                let import = p.shift_remove("import-from");
+                let gib: f64 = vol.parse().unwrap_or(0.0);
+                if import.is_some() && gib != 0.0 {
+                    return Err(ApiError::param(key, "'import-from' requires special syntax - use <storage ID>:0,import-from=<source>"));
+                }
+                storage_supports(st, &storage, "images")?;
+                let size = match &import {
+                    Some(src) => {
+                        let v = st.volumes.iter().find(|v| &v.volid == src).cloned();
+                        match v {
+                            Some(v) if v.content == "images" || v.content == "import" => v.size.max(1 << 30),
+                            Some(v) => return Err(ApiError::param(key, format!("{src} has wrong type '{}' - needs to be 'images' or 'import'", v.content))),
+                            None => return Err(ApiError::e500(format!("volume '{src}' does not exist"))),
+                        }
+                    }
+                    None if key == "efidisk0" => 1 << 20,
+                    None if key == "tpmstate0" => 4 << 20,
+                    None => (gib * (1u64 << 30) as f64) as u64,
+                };
+                let volid = next_disk_name(st, &storage, vmid, "");
+                st.volumes.push(Volume { node: node.into(), storage: storage.clone(), volid: volid.clone(), content: "images".into(), format: "raw".into(), size, vmid: Some(vmid), ctime: now() });
+                p.insert("size".into(), format_size(size));
+                return Ok((render_drive(&volid, &p), vols));
+            }
+            let is_iso = vol.starts_with("iso/") || vol.ends_with(".iso");
+            if is_iso && !media_cdrom {
+                return Err(ApiError::param(key, "explicit 'media=cdrom' is required for iso images"));
+            }
+            if !is_iso && !st.volumes.iter().any(|v| v.volid == file) && !vol.starts_with("vm-") {
+                return Err(ApiError::e500(format!("volume '{file}' does not exist")));
+            }
+            return Ok((render_drive(&file, &p), vols));
+        }
+        return Ok((render_drive(&file, &p), vols));
+    }
+    Ok((value.to_string(), vols))
+}
+
+fn config_params(r: &Req) -> Vec<(String, String)> {
+    r.params
+        .iter()
+        .filter(|(k, _)| !NON_CONFIG.contains(&k.as_str()))
+        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s)))
+        .collect()
+}
+
+fn check_root_only(r: &Req, keys: &[&str]) -> Result<(), ApiError> {
+    for k in keys {
+        if r.params.contains_key(*k) && !r.who.is_root_ticket() {
+            return Err(ApiError::param(k, "Only root may use this option."));
+        }
+    }
+    Ok(())
+}
+
+fn create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
+    let node = r.node();
+    let vmid = r.vmid();
+    if r.params.contains_key("archive") {
+        return Err(ApiError::new(501, "restore from archive is not simulated by labwright-sim"));
+    }
+    let start_after = r.flag("start");
+    let params = config_params(r);
+    let storages: Vec<String> = inner.with_state(|st| {
+        if let Some(vm) = st.vms.get(&vmid) {
+            return Err(ApiError::e500(format!(
+                "unable to create VM {vmid} - VM {vmid} already exists on node '{}'",
+                vm.node
+            )));
+        }
+        // Synchronous drive checks (storage, iso media) before forking.
+        for (k, v) in &params {
+            if is_drive(k) {
+                if let Some(p) = drive_props(k, v) {
+                    let file = p.get("file").cloned().unwrap_or_default();
+                    if let Some((s, vol)) = parse_volid(&file) {
+                        let alloc = vol.parse::<f64>().is_ok() || vol == "cloudinit";
+                        if alloc {
+                            storage_supports(st, &s, "images")?;
+                        } else if (vol.starts_with("iso/") || vol.ends_with(".iso"))
+                            && p.get("media").is_none_or(|m| m != "cdrom")
+                        {
+                            return Err(ApiError::param(k, "explicit 'media=cdrom' is required for iso images"));
+                        }
+                    }
+                }
+            }
+        }
+        let mut conf = IndexMap::new();
+        conf.insert("lock".to_string(), "create".to_string());
+        st.vms.insert(vmid, Vm { vmid, node: node.clone(), conf, created_at: now_f(), ..Default::default() });
+        Ok(params
+            .iter()
+            .filter(|(k, _)| is_drive(k))
+            .filter_map(|(_, v)| v.split(':').next().map(String::from))
+            .filter(|s| !s.starts_with('/') && s != "none" && s != "cdrom")
+            .collect())
+    })?;
+    let mut locks = vec![vm_lock(vmid, 5.0)];
+    let mut seen = std::collections::BTreeSet::new();
+    for s in storages {
+        if seen.insert(s.clone()) {
+            locks.push(tasks::storage_lock(&s));
+        }
+    }
+    let node2 = node.clone();
+    let inner2 = inner.clone();
+    let user = r.who.full();
+    let upid = tasks::spawn(
+        inner,
+        Spec { node: node.clone(), kind: "qmcreate", id: vmid.to_string(), user: user.clone(), secs: 2.0, locks, fail_text: Some(format!("unable to create VM {vmid} - command failed")) },
+        Box::new(move |st| {
+            let mut conf = IndexMap::new();
+            let mut log = vec![];
+            let mut result = Ok(());
+            for (k, v) in &params {
+                match normalise_value(st, &node2, vmid, k, v) {
+                    Ok((val, vols)) => {
+                        st.volumes.extend(vols);
+                        if is_drive(k) && val.contains("vm-") && !val.contains("media=cdrom") {
+                            log.push(format!("  Logical volume \"{}\" created.", val.split(',').next().unwrap_or("")));
+                        }
+                        conf.insert(k.clone(), val);
+                    }
+                    Err(e) => {
+                        result = Err(e.errors.map(|m| format!("400 Parameter verification failed. {}", m.iter().map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(" "))).unwrap_or(e.message));
+                        break;
+                    }
+                }
+            }
+            if let Err(e) = result {
+                st.vms.remove(&vmid);
+                st.volumes.retain(|v| v.vmid != Some(vmid));
+                return Err(format!("unable to create VM {vmid} - {e}"));
+            }
+            st.serial += 1;
+            let s = st.serial;
+            conf.entry("smbios1".into()).or_insert_with(|| format!("uuid={}", uuid_for(s, u64::from(vmid))));
+            conf.entry("vmgenid".into()).or_insert_with(|| uuid_for(s + 7, 0x5eed));
+            conf.entry("meta".into()).or_insert_with(|| format!("creation-qemu=10.1.2,ctime={}", now()));
+            if let Some(vm) = st.vms.get_mut(&vmid) {
+                vm.conf = conf;
+            }
+            Ok(log)
+        }),
+    );
+    if start_after {
+        let upid2 = upid.clone();
+        tokio::spawn(async move {
+            loop {
+                let done = inner2.with_state(|st| st.tasks.iter().find(|t| t.upid == upid2).map(|t| (t.running, t.exitstatus.clone())));
+                match done {
+                    Some((true, _)) => tokio::time::sleep(inner2.scaled(0.1).max(std::time::Duration::from_millis(1))).await,
+                    Some((false, Some(s))) if s == "OK" => {
+                        start_task(&inner2, &node, vmid, &user, false);
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+        });
+    }
+    Ok(json!(upid).into())
+}
+
+fn check_lock(vm: &Vm, skiplock: bool) -> Result<(), String> {
+    match vm.conf.get("lock") {
+        Some(l) if !skiplock => Err(format!("VM is locked ({l})")),
+        _ => Ok(()),
+    }
+}
+
+/// One validated config update (PUT runs it inline, POST in a `qmconfig` task).
+struct ConfigUpdate {
+    node: String,
+    vmid: u32,
+    params: Vec<(String, String)>,
+    deletes: Vec<String>,
+    reverts: Vec<String>,
+    force: bool,
+    skiplock: bool,
+    digest: Option<String>,
+    logline: String,
+}
+
+impl ConfigUpdate {
+    fn pre(&self, st: &mut State) -> Result<(), ApiError> {
+        let (node, vmid, deletes, skiplock) = (&self.node, self.vmid, &self.deletes, self.skiplock);
+        let vm = st.vm(node, vmid)?;
+        if let Some(d) = &self.digest {
+            if *d != digest(vm) {
+                return Err(ApiError::e500("checksum mismatch (file change by other user?)"));
+            }
+        }
+        if deletes.len() == 1 && deletes[0] == "lock" && skiplock {
+            return Ok(());
+        }
+        check_lock(vm, skiplock)?;
+        if deletes.iter().any(|k| is_drive(k)) && truthy(vm.conf.get("protection")) {
+            return Err(ApiError::e500(format!("can't remove drive - protection mode enabled")));
+        }
+        Ok(())
+    }
+
+    fn apply(&self, st: &mut State) -> Result<Vec<String>, ApiError> {
+        let (node, vmid, params, deletes, reverts, force) = (&self.node, self.vmid, &self.params, &self.deletes, &self.reverts, self.force);
+        let running = st.vm(node, vmid)?.running;
+        let hotplug = st.vm(node, vmid)?.conf.get("hotplug").cloned().unwrap_or_else(|| "network,disk,usb".into());
+        let hot: Vec<String> = if hotplug == "1" { vec!["network".into(), "disk".into(), "usb".into()] } else { split_list(&hotplug) };
+        let mut normalised = vec![];
+        for (k, v) in params {
+            let (val, vols) = normalise_value(st, node, vmid, k, v)?;
+            st.volumes.extend(vols);
+            normalised.push((k.clone(), val));
+        }
+        let vm = st.vm_mut(node, vmid)?;
+        for k in reverts {
+            vm.pending.shift_remove(k);
+            vm.pending_delete.retain(|d| d != k);
+        }
+        let mut unused_new = vec![];
+        for k in deletes {
+            let immediate = !running
+                || is_fast_plug(k)
+                || (k.starts_with("net") && hot.iter().any(|h| h == "network"))
+                || k == "lock";
+            if immediate {
+                if let Some(old) = vm.conf.shift_remove(k) {
+                    if is_drive(k) && !force && !old.contains("media=cdrom") && !old.contains("cloudinit") {
+                        unused_new.push(old.split(',').next().unwrap_or("").to_string());
+                    }
+                }
+                vm.pending.shift_remove(k);
+                vm.pending_delete.retain(|d| d != k);
+            } else if !vm.pending_delete.contains(k) {
+                vm.pending_delete.push(k.clone());
+            }
+        }
+        for f in unused_new {
+            let mut n = 0;
+            while vm.conf.contains_key(&format!("unused{n}")) {
+                n += 1;
+            }
+            vm.conf.insert(format!("unused{n}"), f);
+        }
+        for (k, v) in normalised {
+            let immediate = !running
+                || is_fast_plug(&k)
+                || (k.starts_with("net") && hot.iter().any(|h| h == "network"))
+                || (is_drive(&k) && !vm.conf.contains_key(&k) && hot.iter().any(|h| h == "disk"));
+            if immediate {
+                vm.conf.insert(k.clone(), v);
+                vm.pending.shift_remove(&k);
+            } else {
+                vm.pending.insert(k.clone(), v);
+            }
+            vm.pending_delete.retain(|d| *d != k);
+        }
+        // Deleting an unused disk destroys its volume.
+        let gone: Vec<String> = deletes.iter().filter(|k| k.starts_with("unused")).cloned().collect();
+        let _ = gone;
+        Ok(vec![self.logline.clone()])
+    }
+}
+
+async fn update_config(inner: &Arc<Inner>, r: &Req, is_async: bool) -> Result<Reply, ApiError> {
+    let node = r.node();
+    let vmid = r.vmid();
+    check_root_only(r, &["skiplock"])?;
+    let skiplock = r.flag("skiplock");
+    let force = r.flag("force");
+    let params = config_params(r);
+    let deletes: Vec<String> = r.str("delete").map(|d| split_list(&d)).unwrap_or_default().into_iter().map(|k| if k == "cdrom" { "ide2".into() } else { k }).collect();
+    let reverts: Vec<String> = r.str("revert").map(|d| split_list(&d)).unwrap_or_default();
+    for k in &deletes {
+        if k != "lock" && qemu_config_prop(k).is_none() {
+            return Err(ApiError::param("delete", format!("unknown option '{k}'")));
+        }
+        if params.iter().any(|(p, _)| p == k) {
+            return Err(ApiError::param("delete", format!("you can't use '-{k}' and -delete {k}' at the same time")));
+        }
+        if reverts.contains(k) {
+            return Err(ApiError::param("revert", format!("you can't use '-delete {k}' and -revert {k}' at the same time")));
+        }
+    }
+    for k in &reverts {
+        if qemu_config_prop(k).is_none() {
+            return Err(ApiError::param("revert", format!("unknown option '{k}'")));
+        }
+    }
+    if params.is_empty() && deletes.is_empty() && reverts.is_empty() {
+        return Err(ApiError::e500("no options specified"));
+    }
+    let logline = format!(
+        "update VM {vmid}: {}",
+        r.params
+            .keys()
+            .filter(|k| !["node", "vmid", "digest"].contains(&k.as_str()))
+            .map(|k| format!("-{k}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let up = Arc::new(ConfigUpdate { node, vmid, params, deletes, reverts, force, skiplock, digest: r.str("digest"), logline });
+    inner.with_state(|st| up.pre(st))?;
+    if !is_async {
+        let _g = inner
+            .flock(&format!("vm-{vmid}"), 10.0)
+            .await
+            .map_err(|()| ApiError::e500(format!("can't lock file '/var/lock/qemu-server/lock-{vmid}.conf' - got timeout")))?;
+        inner.with_state(|st| {
+            up.pre(st)?;
+            up.apply(st)
+        })?;
+        return Ok(Value::Null.into());
+    }
+    let upid = tasks::spawn(
+        inner,
+        Spec { node: r.node(), kind: "qmconfig", id: vmid.to_string(), user: r.who.full(), secs: 0.3, locks: vec![vm_lock(vmid, 10.0)], fail_text: None },
+        Box::new(move |st| {
+            up.pre(st).map_err(|e| e.message)?;
+            up.apply(st).map_err(|e| match e.errors {
+                Some(m) => format!("400 Parameter verification failed. {}", m.iter().map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(" ")),
+                None => e.message,
+            })
+        }),
+    );
+    if let Some(delay) = r.i64("background_delay") {
+        let deadline = tokio::time::Instant::now() + inner.scaled(delay as f64);
+        loop {
+            let st = inner.with_state(|st| st.tasks.iter().find(|t| t.upid == upid).map(|t| t.exitstatus.clone()));
+            match st {
+                Some(Some(s)) if s == "OK" => return Ok(Value::Null.into()),
+                Some(Some(s)) => return Err(ApiError::e500(format!("failed to update VM {vmid}: {s}"))),
+                _ => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(inner.scaled(0.05).max(std::time::Duration::from_millis(1))).await;
+        }
+    }
+    Ok(json!(upid).into())
+}
+
+fn destroy(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
+    let node = r.node();
+    let vmid = r.vmid();
+    check_root_only(r, &["skiplock"])?;
+    let skiplock = r.flag("skiplock");
+    let purge = r.flag("purge");
+    inner.with_state(|st| {
+        let vm = st.vm(&node, vmid)?;
+        if vm.running {
+            return Err(ApiError::e500(format!("VM {vmid} is running - destroy failed")));
+        }
+        if truthy(vm.conf.get("protection")) {
+            return Err(ApiError::e500(format!("can't remove VM {vmid} - protection mode enabled")));
+        }
+        Ok(())
+    })?;
+    let upid = tasks::spawn(
+        inner,
+        Spec { node: node.clone(), kind: "qmdestroy", id: vmid.to_string(), user: r.who.full(), secs: 1.0, locks: vec![vm_lock(vmid, 10.0)], fail_text: None },
+        Box::new(move |st| {
+            let vm = st.vm(&node, vmid)?;
+            check_lock(vm, skiplock)?;
+            if vm.running {
+                return Err(format!("VM {vmid} is running - destroy failed"));
+            }
+            let mut log = vec![];
+            for v in st.volumes.iter().filter(|v| v.vmid == Some(vmid)) {
+                log.push(format!("  Logical volume \"{}\" successfully removed.", v.volid));
+            }
+            st.volumes.retain(|v| v.vmid != Some(vmid));
+            st.vms.remove(&vmid);
+            if purge {
+                for job in st.backup_jobs.values_mut() {
+                    if let Some(Value::String(list)) = job.get("vmid").cloned() {
+                        let rest: Vec<String> = split_list(&list).into_iter().filter(|x| x != &vmid.to_string()).collect();
+                        job.insert("vmid".into(), json!(rest.join(",")));
+                    }
+                }
+                log.push(format!("purging VM {vmid} from related configurations.."));
+            }
+            Ok(log)
+        }),
+    );
+    Ok(json!(upid).into())
+}
+
+fn current(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
+    inner.with_state(|st| {
+        let vm = st.vm(&r.node(), r.vmid())?;
+        let maxmem = super::cluster::vm_maxmem(vm.conf.get("memory"));
+        let agent = vm.conf.get("agent").is_some_and(|a| agent_enabled(a));
+        let mut v = json!({
+            "vmid": vm.vmid,
+            "name": vm.conf.get("name").cloned().unwrap_or_else(|| format!("VM {}", vm.vmid)),
+            "status": if vm.running { "running" } else { "stopped" },
+            "qmpstatus": if vm.running { if vm.paused { "paused" } else { "running" } } else { "stopped" },
+            "cpus": vm.conf.get("cores").and_then(|c| c.parse::<u64>().ok()).unwrap_or(1),
+            "maxmem": maxmem, "mem": if vm.running { maxmem / 3 } else { 0 },
+            "maxdisk": disk_sizes(&vm.conf), "disk": 0,
+            "uptime": if vm.running { now().saturating_sub(vm.started_at) } else { 0 },
+            "cpu": 0, "netin": 0, "netout": 0, "diskread": 0, "diskwrite": 0,
+            "ha": {"managed": 0},
+        });
+        if agent {
+            v["agent"] = json!(1);
+        }
+        if vm.running {
+            v["pid"] = json!(100_000 + vm.vmid);
+            v["running-qemu"] = json!("10.1.2");
+            v["running-machine"] = json!("pc-i440fx-10.1+pve0");
+        }
+        if let Some(l) = vm.conf.get("lock") {
+            v["lock"] = json!(l);
+        }
+        if let Some(t) = vm.conf.get("tags") {
+            v["tags"] = json!(t);
+        }
+        if truthy(vm.conf.get("template")) {
+            v["template"] = json!(1);
+        }
+        Ok(v.into())
+    })
+}
+
+fn agent_enabled(a: &str) -> bool {
+    let first = a.split(',').next().unwrap_or("");
+    matches!(first, "1" | "enabled=1" | "enabled=yes" | "yes" | "on" | "true")
+}
+
+fn apply_pending(vm: &mut Vm) {
+    let pending = std::mem::take(&mut vm.pending);
+    for (k, v) in pending {
+        vm.conf.insert(k, v);
+    }
+    for k in std::mem::take(&mut vm.pending_delete) {
+        vm.conf.shift_remove(&k);
+    }
+}
+
+fn start_task(inner: &Arc<Inner>, node: &str, vmid: u32, user: &str, skiplock: bool) -> String {
+    let node2 = node.to_string();
+    let scale = inner.cfg.time_scale;
+    tasks::spawn(
+        inner,
+        Spec { node: node.to_string(), kind: "qmstart", id: vmid.to_string(), user: user.to_string(), secs: 1.5, locks: vec![vm_lock(vmid, 10.0)], fail_text: Some(format!("start failed: QEMU exited with code 1")) },
+        Box::new(move |st| {
+            let bridges: Vec<String> = st.nodes.get(&node2).map(|n| n.network.keys().cloned().collect()).unwrap_or_default();
+            let vm = st.vm_mut(&node2, vmid)?;
+            check_lock(vm, skiplock)?;
+            if truthy(vm.conf.get("template")) {
+                return Err("you can't start a vm if it's a template".into());
+            }
+            if vm.running {
+                return Err(format!("VM {vmid} already running"));
+            }
+            apply_pending(vm);
+            for (k, v) in &vm.conf {
+                if k.starts_with("net") {
+                    if let Some(b) = v.split(',').find_map(|p| p.strip_prefix("bridge=")) {
+                        if !bridges.iter().any(|x| x == b) {
+                            return Err(format!("bridge '{b}' does not exist"));
+                        }
+                    }
+                }
+            }
+            vm.running = true;
+            vm.paused = false;
+            vm.started_at = now();
+            vm.agent_ready_at = now_f() + 8.0 * scale;
+            Ok(vec![format!("generating cloud-init ISO"); usize::from(vm.conf.keys().any(|k| k.starts_with("ipconfig") || k == "ciuser"))])
+        }),
+    )
+}
+
+fn power(inner: &Arc<Inner>, r: &Req, kind: &'static str) -> Result<Reply, ApiError> {
+    let node = r.node();
+    let vmid = r.vmid();
+    check_root_only(r, &["skiplock", "keepActive", "migratedfrom", "stateuri", "force-cpu", "nocheck"])?;
+    let skiplock = r.flag("skiplock");
+    inner.with_state(|st| {
+        let vm = st.vm(&node, vmid)?;
+        if kind == "qmreboot" && !vm.running {
+            return Err(ApiError::e500(format!("VM {vmid} not running")));
+        }
+        Ok(())
+    })?;
+    if kind == "qmstart" {
+        return Ok(json!(start_task(inner, &node, vmid, &r.who.full(), skiplock)).into());
+    }
+    let force_stop = r.flag("forceStop");
+    let secs = match kind {
+        "qmstop" => 0.5,
+        "qmshutdown" => 3.0,
+        _ => 4.0,
+    };
+    let scale = inner.cfg.time_scale;
+    let upid = tasks::spawn(
+        inner,
+        Spec { node: node.clone(), kind, id: vmid.to_string(), user: r.who.full(), secs, locks: vec![vm_lock(vmid, 10.0)], fail_text: Some("VM quit/powerdown failed - got timeout".into()) },
+        Box::new(move |st| {
+            let vm = st.vm_mut(&node, vmid)?;
+            check_lock(vm, skiplock)?;
+            match kind {
+                "qmstop" => {
+                    vm.running = false;
+                }
+                "qmshutdown" => {
+                    if vm.paused && !force_stop {
+                        return Err("VM is paused - cannot shutdown".into());
+                    }
+                    vm.running = false;
+                }
+                _ => {
+                    if !vm.running {
+                        return Err(format!("VM {vmid} not running"));
+                    }
+                    apply_pending(vm);
+                    vm.started_at = now();
+                    vm.agent_ready_at = now_f() + 8.0 * scale;
+                }
+            }
+            vm.paused = false;
+            Ok(vec![])
+        }),
+    );
+    Ok(json!(upid).into())
+}
+
+fn snap_exists(inner: &Inner, r: &Req) -> Result<Snapshot, ApiError> {
+    inner.with_state(|st| {
+        let vm = st.vm(&r.node(), r.vmid())?;
+        let name = r.s("snapname");
+        vm.snapshots
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| ApiError::e500(format!("snapshot '{name}' does not exist")))
+    })
+}
+
+fn snapshot_list(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
+    inner.with_state(|st| {
+        let vm = st.vm(&r.node(), r.vmid())?;
+        let mut out: Vec<Value> = vm
+            .snapshots
+            .iter()
+            .map(|(n, s)| {
+                let mut e = json!({"name": n, "description": s.description, "snaptime": s.snaptime,
+                    "vmstate": if s.vmstate { 1 } else { 0 }});
+                if let Some(p) = &s.parent {
+                    e["parent"] = json!(p);
+                }
+                e
+            })
+            .collect();
+        let mut cur = json!({"name": "current", "description": "You are here!",
+            "running": if vm.running { 1 } else { 0 }, "digest": digest(vm)});
+        if let Some(p) = vm.conf.get("parent") {
+            cur["parent"] = json!(p);
+        }
+        out.push(cur);
+        Ok(Value::Array(out).into())
+    })
+}
+
+fn snapshot_create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
+    let node = r.node();
+    let vmid = r.vmid();
+    let name = r.s("snapname");
+    let vmstate = r.flag("vmstate");
+    let desc = r.s("description");
+    inner.with_state(|st| {
+        let vm = st.vm(&node, vmid)?;
+        if name == "current" || name == "pending" {
+            return Err(ApiError::e500(format!("invalid snapshot name '{name}'")));
+        }
+        if vm.snapshots.contains_key(&name) {
+            return Err(ApiError::e500(format!("snapshot name '{name}' already used")));
+        }
+        if truthy(vm.conf.get("template")) {
+            return Err(ApiError::e500("you can't take a snapshot if it's a template"));
+        }
+        Ok(())
+    })?;
+    let upid = tasks::spawn(
+        inner,
+        Spec { node: node.clone(), kind: "qmsnapshot", id: vmid.to_string(), user: r.who.full(), secs: 2.0, locks: vec![vm_lock(vmid, 10.0)], fail_text: Some("snapshot feature is not available".into()) },
+        Box::new(move |st| {
+            let vm = st.vm_mut(&node, vmid)?;
+            check_lock(vm, false)?;
+            if vm.snapshots.contains_key(&name) {
+                return Err(format!("snapshot name '{name}' already used"));
+            }
+            let parent = vm.conf.get("parent").cloned();
+            let mut conf = vm.conf.clone();
+            conf.shift_remove("parent");
+            if let Some(p) = &parent {
+                conf.insert("parent".into(), p.clone());
+            }
+            vm.snapshots.insert(name.clone(), Snapshot { conf, description: desc, snaptime: now(), vmstate: vmstate && vm.running, parent });
+            vm.conf.insert("parent".into(), name.clone());
+            Ok(vec![format!("snapshotting 'drive-scsi0' (local-lvm:vm-{vmid}-disk-0)")])
+        }),
+    );
+    Ok(json!(upid).into())
+}
+
+fn snapshot_rollback(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
+    let node = r.node();
+    let vmid = r.vmid();
+    let name = r.s("snapname");
+    snap_exists(inner, r)?;
+    let start = r.str("start");
+    let scale = inner.cfg.time_scale;
+    let upid = tasks::spawn(
+        inner,
+        Spec { node: node.clone(), kind: "qmrollback", id: vmid.to_string(), user: r.who.full(), secs: 3.0, locks: vec![vm_lock(vmid, 10.0)], fail_text: None },
+        Box::new(move |st| {
+            let vm = st.vm_mut(&node, vmid)?;
+            check_lock(vm, false)?;
+            let snap = vm.snapshots.get(&name).cloned().ok_or_else(|| format!("snapshot '{name}' does not exist"))?;
+            vm.running = false;
+            let mut conf = snap.conf.clone();
+            conf.insert("parent".into(), name.clone());
+            vm.conf = conf;
+            vm.pending.clear();
+            vm.pending_delete.clear();
+            let autostart = match start.as_deref() {
+                Some("1") => true,
+                Some(_) => false,
+                None => snap.vmstate,
+            };
+            if autostart {
+                vm.running = true;
+                vm.started_at = now();
+                vm.agent_ready_at = now_f() + 2.0 * scale;
+            }
+            Ok(vec![format!("Rolling back to snapshot '{name}'")])
+        }),
+    );
+    Ok(json!(upid).into())
+}
+
+fn snapshot_delete(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
+    let node = r.node();
+    let vmid = r.vmid();
+    let name = r.s("snapname");
+    snap_exists(inner, r)?;
+    let upid = tasks::spawn(
+        inner,
+        Spec { node: node.clone(), kind: "qmdelsnapshot", id: vmid.to_string(), user: r.who.full(), secs: 1.5, locks: vec![vm_lock(vmid, 10.0)], fail_text: None },
+        Box::new(move |st| {
+            let vm = st.vm_mut(&node, vmid)?;
+            let snap = vm.snapshots.shift_remove(&name).ok_or_else(|| format!("snapshot '{name}' does not exist"))?;
+            for s in vm.snapshots.values_mut() {
+                if s.parent.as_deref() == Some(name.as_str()) {
+                    s.parent = snap.parent.clone();
+                }
+            }
+            if vm.conf.get("parent") == Some(&name) {
+                match &snap.parent {
+                    Some(p) => {
+                        vm.conf.insert("parent".into(), p.clone());
+                    }
+                    None => {
+                        vm.conf.shift_remove("parent");
+                    }
+                }
+            }
+            Ok(vec![])
+        }),
+    );
+    Ok(json!(upid).into())
+}
+
+fn resize(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
+    let node = r.node();
+    let vmid = r.vmid();
+    let disk = r.s("disk");
+    let size = r.s("size");
+    let (new_bytes, volid) = inner.with_state(|st| {
+        let vm = st.vm(&node, vmid)?;
+        if let Some(d) = r.str("digest") {
+            if d != digest(vm) {
+                return Err(ApiError::e500("checksum mismatch (file change by other user?)"));
+            }
+        }
+        check_lock(vm, false)?;
+        let val = vm.conf.get(&disk).ok_or_else(|| ApiError::e500(format!("disk '{disk}' does not exist")))?;
+        let props = drive_props(&disk, val).unwrap_or_default();
+        let cur = props.get("size").and_then(|s| parse_size(s)).unwrap_or(0);
+        let (plus, num) = match size.strip_prefix('+') {
+            Some(n) => (true, n),
+            None => (false, size.as_str()),
+        };
+        let amount = parse_size(num).ok_or_else(|| ApiError::param("size", "unable to parse size"))?;
+        let new = if plus { cur + amount } else { amount };
+        if new < cur {
+            return Err(ApiError::e500(format!("shrinking disks is not supported")));
+        }
+        Ok((new, props.get("file").cloned().unwrap_or_default()))
+    })?;
+    let upid = tasks::spawn(
+        inner,
+        Spec { node: node.clone(), kind: "resize", id: vmid.to_string(), user: r.who.full(), secs: 0.5, locks: vec![vm_lock(vmid, 10.0)], fail_text: None },
+        Box::new(move |st| {
+            if let Some(v) = st.volumes.iter_mut().find(|v| v.volid == volid) {
+                v.size = new_bytes;
+            }
+            let vm = st.vm_mut(&node, vmid)?;
+            if let Some(val) = vm.conf.get(&disk).cloned() {
+                let mut props = drive_props(&disk, &val).unwrap_or_default();
+                let file = props.shift_remove("file").unwrap_or_default();
+                props.insert("size".into(), format_size(new_bytes));
+                vm.conf.insert(disk.clone(), render_drive(&file, &props));
+            }
+            Ok(vec![format!("  Size of logical volume pve/{} changed.", volid.split(':').nth(1).unwrap_or(""))])
+        }),
+    );
+    Ok(json!(upid).into())
+}
+
+/// Runs a command in the simulated guest. Understands a handful of shell commands, the
+/// files written with `file-write`, and stdin from `input-data`.
+fn run_guest(vm: &mut Vm, argv: &[String], input: Option<&str>) -> (i64, String, String) {
+    let mut argv: Vec<String> = argv.to_vec();
+    if argv.len() >= 3 && ["sh", "bash", "/bin/sh", "/bin/bash", "/usr/bin/bash"].contains(&argv[0].as_str()) && argv[1] == "-c" {
+        argv = argv[2].split_whitespace().map(String::from).collect();
+    }
+    let Some(cmd) = argv.first().cloned() else { return (0, String::new(), String::new()) };
+    let args = &argv[1..];
+    let name = vm.conf.get("name").cloned().unwrap_or_else(|| format!("vm{}", vm.vmid));
+    match cmd.rsplit('/').next().unwrap_or("") {
+        "true" | "mkdir" | "chmod" | "chown" | "systemctl" if cmd.ends_with("systemctl") && args.first().is_some_and(|a| a == "is-active") => (0, "active\n".into(), String::new()),
+        "true" | "mkdir" | "chmod" | "chown" | "systemctl" | "sync" | "apt-get" => (0, String::new(), String::new()),
+        "false" => (1, String::new(), String::new()),
+        "echo" => (0, format!("{}\n", args.join(" ")), String::new()),
+        "hostname" => (0, format!("{name}\n"), String::new()),
+        "uname" => (0, format!("Linux {name} 6.1.0-28-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1 x86_64 GNU/Linux\n"), String::new()),
+        "id" => (0, "uid=0(root) gid=0(root) groups=0(root)\n".into(), String::new()),
+        "whoami" => (0, "root\n".into(), String::new()),
+        "cloud-init" => (0, "status: done\n".into(), String::new()),
+        "docker" if args.first().is_some_and(|a| a == "--version") => (0, "Docker version 27.3.1, build ce12230\n".into(), String::new()),
+        "docker" => (0, String::new(), String::new()),
+        "cat" => match args.first() {
+            None => (0, input.unwrap_or("").to_string(), String::new()),
+            Some(f) => match vm.guest.files.get(f) {
+                Some(c) => (0, c.clone(), String::new()),
+                None => (1, String::new(), format!("cat: {f}: No such file or directory\n")),
+            },
+        },
+        "touch" => {
+            for f in args {
+                vm.guest.files.entry(f.clone()).or_default();
+            }
+            (0, String::new(), String::new())
+        }
+        "tee" => {
+            let content = input.unwrap_or("").to_string();
+            for f in args.iter().filter(|a| !a.starts_with('-')) {
+                vm.guest.files.insert(f.clone(), content.clone());
+            }
+            (0, content, String::new())
+        }
+        "rm" => {
+            for f in args.iter().filter(|a| !a.starts_with('-')) {
+                vm.guest.files.remove(f);
+            }
+            (0, String::new(), String::new())
+        }
+        "test" | "[" => {
+            let ok = match (args.first().map(String::as_str), args.get(1)) {
+                (Some("-f" | "-e" | "-s"), Some(f)) => vm.guest.files.contains_key(f) || vm.guest.files.keys().any(|k| k.starts_with(&format!("{f}/"))),
+                (Some("-d"), Some(d)) => vm.guest.files.keys().any(|k| k.starts_with(&format!("{}/", d.trim_end_matches('/')))),
+                _ => false,
+            };
+            (if ok { 0 } else { 1 }, String::new(), String::new())
+        }
+        "ls" => {
+            let dir = args.iter().find(|a| !a.starts_with('-')).cloned().unwrap_or_else(|| "/root".into());
+            let prefix = format!("{}/", dir.trim_end_matches('/'));
+            let names: Vec<String> = vm.guest.files.keys().filter_map(|k| k.strip_prefix(&prefix)).map(|r| r.split('/').next().unwrap_or("").to_string()).collect();
+            if names.is_empty() && !vm.guest.files.contains_key(&dir) {
+                (2, String::new(), format!("ls: cannot access '{dir}': No such file or directory\n"))
+            } else {
+                let mut n = names;
+                n.dedup();
+                (0, n.iter().map(|x| format!("{x}\n")).collect(), String::new())
+            }
+        }
+        other => (127, String::new(), format!("sh: 1: {other}: not found\n")),
+    }
+}
+
+fn agent(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
+    let node = r.node();
+    let vmid = r.vmid();
+    let cmd = r.template.rsplit('/').next().unwrap_or("").to_string();
+    inner.with_state(|st| {
+        let vm = st.vm_mut(&node, vmid)?;
+        if !vm.conf.get("agent").is_some_and(|a| agent_enabled(a)) {
+            return Err(ApiError::e500("No QEMU guest agent configured"));
+        }
+        if !vm.running {
+            return Err(ApiError::e500(format!("VM {vmid} is not running")));
+        }
+        if now_f() < vm.agent_ready_at {
+            return Err(ApiError::e500("QEMU guest agent is not running"));
+        }
+        match cmd.as_str() {
+            "ping" => Ok(json!({"result": {}}).into()),
+            "info" => Ok(json!({"result": {"version": "7.2.15", "supported_commands": [
+                {"name": "guest-ping", "enabled": true, "success-response": true},
+                {"name": "guest-exec", "enabled": true, "success-response": true},
+                {"name": "guest-file-write", "enabled": true, "success-response": true}]}}).into()),
+            "get-host-name" => Ok(json!({"result": {"host-name": vm.conf.get("name").cloned().unwrap_or_default()}}).into()),
+            "get-osinfo" => Ok(json!({"result": {"id": "debian", "name": "Debian GNU/Linux", "pretty-name": "Debian GNU/Linux 12 (bookworm)",
+                "version": "12 (bookworm)", "version-id": "12", "kernel-release": "6.1.0-28-amd64",
+                "kernel-version": "#1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1 (2024-11-22)", "machine": "x86_64"}}).into()),
+            "network-get-interfaces" => {
+                let mut ifs = vec![json!({"name": "lo", "hardware-address": "00:00:00:00:00:00",
+                    "ip-addresses": [{"ip-address": "127.0.0.1", "ip-address-type": "ipv4", "prefix": 8},
+                                      {"ip-address": "::1", "ip-address-type": "ipv6", "prefix": 128}],
+                    "statistics": {"rx-bytes": 0, "rx-packets": 0, "tx-bytes": 0, "tx-packets": 0, "rx-errs": 0, "tx-errs": 0, "rx-dropped": 0, "tx-dropped": 0}})];
+                let mut nets: Vec<(&String, &String)> = vm.conf.iter().filter(|(k, _)| k.starts_with("net")).collect();
+                nets.sort();
+                for (i, (k, v)) in nets.iter().enumerate() {
+                    let idx = &k[3..];
+                    let mac = v.split(',').next().and_then(|p| p.split_once('=')).map(|x| x.1.to_lowercase()).unwrap_or_default();
+                    let ipconf = vm.conf.get(&format!("ipconfig{idx}")).cloned().unwrap_or_default();
+                    let (ip, prefix) = ipconf
+                        .split(',')
+                        .find_map(|p| p.strip_prefix("ip="))
+                        .and_then(|c| c.split_once('/'))
+                        .map(|(a, p)| (a.to_string(), p.parse::<u32>().unwrap_or(24)))
+                        .unwrap_or_else(|| (format!("192.168.1.{}", 100 + (vmid % 150)), 24));
+                    ifs.push(json!({"name": format!("eth{i}"), "hardware-address": mac,
+                        "ip-addresses": [{"ip-address": ip, "ip-address-type": "ipv4", "prefix": prefix}],
+                        "statistics": {"rx-bytes": 1_234_567, "rx-packets": 4321, "tx-bytes": 765_432, "tx-packets": 2345, "rx-errs": 0, "tx-errs": 0, "rx-dropped": 0, "tx-dropped": 0}}));
+                }
+                Ok(json!({"result": ifs}).into())
+            }
+            "exec" => {
+                let argv: Vec<String> = match r.params.get("command") {
+                    Some(PVal::Arr(a)) => a.iter().filter_map(PVal::as_str).collect(),
+                    Some(v) => v.as_str().into_iter().collect(),
+                    None => vec![],
+                };
+                if argv.is_empty() {
+                    return Err(ApiError::param("command", "property is missing and it is not optional"));
+                }
+                let (code, out, err) = run_guest(vm, &argv, r.str("input-data").as_deref());
+                vm.guest.next_pid = vm.guest.next_pid.max(1000) + 1;
+                let pid = vm.guest.next_pid;
+                vm.guest.exec.insert(pid, ExecResult { exitcode: code, out, err, done_at: now_f() + 0.5 * inner.cfg.time_scale });
+                Ok(json!({"pid": pid}).into())
+            }
+            "exec-status" => {
+                let pid = r.u32("pid");
+                let e = vm.guest.exec.get(&pid).ok_or_else(|| ApiError::e500(format!("Agent error: Invalid parameter 'pid'")))?;
+                if now_f() < e.done_at {
+                    return Ok(json!({"exited": 0}).into());
+                }
+                let mut v = json!({"exited": 1, "exitcode": e.exitcode});
+                if !e.out.is_empty() {
+                    v["out-data"] = json!(e.out);
+                }
+                if !e.err.is_empty() {
+                    v["err-data"] = json!(e.err);
+                }
+                Ok(v.into())
+            }
+            "file-write" => {
+                let content = r.s("content");
+                let text = if r.str("encode").as_deref() == Some("0") {
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(content.trim())
+                        .map_err(|_| ApiError::e500("Agent error: Guest agent command failed, error was 'Invalid base64 data'"))?;
+                    String::from_utf8_lossy(&bytes).into_owned()
+                } else {
+                    content
+                };
+                vm.guest.files.insert(r.s("file"), text);
+                Ok(Value::Null.into())
+            }
+            "file-read" => {
+                let f = r.s("file");
+                match vm.guest.files.get(&f) {
+                    Some(c) => Ok(json!({"content": c}).into()),
+                    None => Err(ApiError::e500(format!("Agent error: Failed to open file '{f}': No such file or directory"))),
+                }
+            }
+            _ => Err(missing(r)),
+        }
+    })
+}

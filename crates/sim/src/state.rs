@@ -1,0 +1,367 @@
+//! The simulated cluster: nodes, guests, storage, network, firewall, jobs, users and
+//! tasks. Plain data, serialised as JSON into the state folder so that successive
+//! `labwright` commands see the same node.
+
+use std::collections::BTreeMap;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// A string → JSON map that keeps insertion order (PVE config sections).
+pub type Obj = IndexMap<String, Value>;
+
+/// Everything the simulator knows.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct State {
+    pub cluster_name: Option<String>,
+    pub nodes: IndexMap<String, Node>,
+    pub vms: BTreeMap<u32, Vm>,
+    /// `storage.cfg`: id → options (always with `type`).
+    pub storages: IndexMap<String, Obj>,
+    pub volumes: Vec<Volume>,
+    pub backup_jobs: IndexMap<String, Obj>,
+    pub fw: FwCluster,
+    pub users: IndexMap<String, User>,
+    pub acls: Vec<Acl>,
+    pub tasks: Vec<Task>,
+    pub next_pid: u32,
+    /// Seeded counter used for MACs, UUIDs of configs and similar.
+    pub serial: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Node {
+    pub name: String,
+    pub ip: String,
+    pub online: bool,
+    pub boot_time: u64,
+    pub maxcpu: u32,
+    pub maxmem: u64,
+    /// Live `/etc/network/interfaces`.
+    pub network: IndexMap<String, Obj>,
+    /// `/etc/network/interfaces.new`, when changes are staged.
+    pub network_pending: Option<IndexMap<String, Obj>>,
+    pub disks: Vec<Disk>,
+    pub zpools: Vec<Obj>,
+    pub fw_options: Obj,
+    pub fw_rules: Vec<Obj>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Disk {
+    pub devpath: String,
+    pub size: u64,
+    pub model: String,
+    pub serial: String,
+    pub r#type: String,
+    pub rpm: i64,
+    pub used: Option<String>,
+    pub wwn: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Volume {
+    pub node: String,
+    pub storage: String,
+    pub volid: String,
+    pub content: String,
+    pub format: String,
+    pub size: u64,
+    pub vmid: Option<u32>,
+    pub ctime: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Vm {
+    pub vmid: u32,
+    pub node: String,
+    /// Current config, raw strings as in `<vmid>.conf`.
+    pub conf: IndexMap<String, String>,
+    /// `[PENDING]` values.
+    pub pending: IndexMap<String, String>,
+    /// `[PENDING] delete:` keys.
+    pub pending_delete: Vec<String>,
+    pub snapshots: IndexMap<String, Snapshot>,
+    pub running: bool,
+    pub paused: bool,
+    pub started_at: u64,
+    /// Wall-clock seconds (fractional) when the VM was created; drives the stats lag.
+    pub created_at: f64,
+    /// Wall-clock second after which the simulated guest agent answers.
+    pub agent_ready_at: f64,
+    pub fw_options: Obj,
+    pub fw_rules: Vec<Obj>,
+    pub fw_aliases: IndexMap<String, Obj>,
+    pub fw_ipsets: IndexMap<String, Ipset>,
+    pub guest: Guest,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Snapshot {
+    pub conf: IndexMap<String, String>,
+    pub description: String,
+    pub snaptime: u64,
+    pub vmstate: bool,
+    pub parent: Option<String>,
+}
+
+/// The simulated guest OS, reached through the guest agent.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Guest {
+    pub files: BTreeMap<String, String>,
+    pub exec: BTreeMap<u32, ExecResult>,
+    pub next_pid: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct ExecResult {
+    pub exitcode: i64,
+    pub out: String,
+    pub err: String,
+    /// Wall-clock second when the process finishes.
+    pub done_at: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct FwCluster {
+    pub options: Obj,
+    pub rules: Vec<Obj>,
+    pub aliases: IndexMap<String, Obj>,
+    pub ipsets: IndexMap<String, Ipset>,
+    pub groups: IndexMap<String, Group>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Ipset {
+    pub comment: Option<String>,
+    pub entries: Vec<Obj>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Group {
+    pub comment: Option<String>,
+    pub rules: Vec<Obj>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct User {
+    pub password: String,
+    pub enable: bool,
+    pub tokens: IndexMap<String, Token>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Token {
+    pub secret: String,
+    pub privsep: bool,
+    pub comment: Option<String>,
+    pub expire: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Acl {
+    pub path: String,
+    /// `user@realm` or `user@realm!token`.
+    pub ugid: String,
+    pub role: String,
+    pub propagate: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Task {
+    pub upid: String,
+    pub node: String,
+    pub pid: u32,
+    pub pstart: u64,
+    pub starttime: u64,
+    pub r#type: String,
+    pub id: String,
+    pub user: String,
+    pub running: bool,
+    pub exitstatus: Option<String>,
+    pub endtime: Option<u64>,
+    pub log: Vec<String>,
+}
+
+/// The built-in scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Scenario {
+    /// One node `proxmox`, one SSD, vmbr0 on nic0 at 192.168.1.10/24, local + local-lvm.
+    Fresh,
+    /// `Fresh` plus two unused HDDs (for the ZFS mirror of phase 1).
+    Hdds,
+    /// Three nodes `pve1`..`pve3`.
+    Cluster,
+    /// `nodes` nodes and `vms` guests spread over them.
+    Large { nodes: u32, vms: u32 },
+}
+
+impl std::str::FromStr for Scenario {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "fresh" => Ok(Scenario::Fresh),
+            "hdds" => Ok(Scenario::Hdds),
+            "cluster" => Ok(Scenario::Cluster),
+            "large" => Ok(Scenario::Large { nodes: 8, vms: 1000 }),
+            other => Err(format!(
+                "unknown scenario '{other}' (expected fresh, hdds, cluster or large)"
+            )),
+        }
+    }
+}
+
+fn o(v: Value) -> Obj {
+    match v {
+        Value::Object(m) => m.into_iter().collect(),
+        _ => Obj::new(),
+    }
+}
+
+fn base_node(name: &str, ip: &str, now: u64) -> Node {
+    let mut network = IndexMap::new();
+    network.insert(
+        "nic0".to_string(),
+        o(json!({"iface": "nic0", "type": "eth", "method": "manual", "method6": "manual",
+                 "families": ["inet"], "active": 1, "exists": 1, "priority": 3})),
+    );
+    network.insert(
+        "vmbr0".to_string(),
+        o(json!({"iface": "vmbr0", "type": "bridge", "method": "static", "method6": "manual",
+                 "families": ["inet"], "active": 1, "autostart": 1, "priority": 4,
+                 "address": ip, "netmask": "24", "cidr": format!("{ip}/24"),
+                 "gateway": "192.168.1.1", "bridge_ports": "nic0", "bridge_stp": "off",
+                 "bridge_fd": "0"})),
+    );
+    Node {
+        name: name.into(),
+        ip: ip.into(),
+        online: true,
+        boot_time: now.saturating_sub(3600 * 24),
+        maxcpu: 8,
+        maxmem: 32 << 30,
+        network,
+        network_pending: None,
+        disks: vec![Disk {
+            devpath: "/dev/sda".into(),
+            size: 500_107_862_016,
+            model: "Samsung SSD 870 EVO 500GB".into(),
+            serial: format!("S6PXNS0T{}", name.len() * 1000 + 123),
+            r#type: "ssd".into(),
+            rpm: 0,
+            used: Some("LVM".into()),
+            wwn: "0x5002538f00000001".into(),
+        }],
+        zpools: vec![],
+        fw_options: Obj::new(),
+        fw_rules: vec![],
+    }
+}
+
+impl State {
+    /// Builds a scenario from scratch.
+    pub fn scenario(s: Scenario, now: u64) -> State {
+        let mut st = State { next_pid: 4000, ..Default::default() };
+        st.storages.insert(
+            "local".into(),
+            o(json!({"type": "dir", "path": "/var/lib/vz", "content": "iso,vztmpl,backup,import"})),
+        );
+        st.storages.insert(
+            "local-lvm".into(),
+            o(json!({"type": "lvmthin", "thinpool": "data", "vgname": "pve", "content": "rootdir,images"})),
+        );
+        let names: Vec<String> = match s {
+            Scenario::Fresh | Scenario::Hdds => vec!["proxmox".into()],
+            Scenario::Cluster => (1..=3).map(|i| format!("pve{i}")).collect(),
+            Scenario::Large { nodes, .. } => (1..=nodes.max(1)).map(|i| format!("pve{i}")).collect(),
+        };
+        for (i, n) in names.iter().enumerate() {
+            let ip = format!("192.168.1.{}", 10 + i);
+            st.nodes.insert(n.clone(), base_node(n, &ip, now));
+        }
+        if names.len() > 1 {
+            st.cluster_name = Some("labcluster".into());
+        }
+        if s == Scenario::Hdds {
+            if let Some(node) = st.nodes.get_mut("proxmox") {
+                for (dev, serial) in [("/dev/sdb", "WD-WX12A0000001"), ("/dev/sdc", "WD-WX12A0000002")] {
+                    node.disks.push(Disk {
+                        devpath: dev.into(),
+                        size: 4_000_787_030_016,
+                        model: "WDC WD40EFPX-68C6CN0".into(),
+                        serial: serial.into(),
+                        r#type: "hdd".into(),
+                        rpm: 5400,
+                        used: None,
+                        wwn: format!("0x50014ee2{}", &serial[8..]),
+                    });
+                }
+            }
+        }
+        if let Scenario::Large { vms, .. } = s {
+            let n = names.len().max(1);
+            for i in 0..vms {
+                let vmid = 100 + i;
+                let node = names[(i as usize) % n].clone();
+                let mut conf = IndexMap::new();
+                conf.insert("name".to_string(), format!("vm-{vmid}"));
+                conf.insert("memory".to_string(), "2048".into());
+                conf.insert("cores".to_string(), "2".into());
+                conf.insert("scsihw".to_string(), "virtio-scsi-pci".into());
+                conf.insert(
+                    "scsi0".to_string(),
+                    format!("local-lvm:vm-{vmid}-disk-0,size=16G"),
+                );
+                conf.insert(
+                    "net0".to_string(),
+                    format!("virtio={},bridge=vmbr0", crate::util::mac_for(vmid as u64)),
+                );
+                conf.insert("ostype".to_string(), "l26".into());
+                conf.insert("tags".to_string(), "bench".into());
+                st.volumes.push(Volume {
+                    node: node.clone(),
+                    storage: "local-lvm".into(),
+                    volid: format!("local-lvm:vm-{vmid}-disk-0"),
+                    content: "images".into(),
+                    format: "raw".into(),
+                    size: 16 << 30,
+                    vmid: Some(vmid),
+                    ctime: now,
+                });
+                st.vms.insert(
+                    vmid,
+                    Vm {
+                        vmid,
+                        node,
+                        conf,
+                        running: i % 3 != 0,
+                        started_at: now.saturating_sub(600),
+                        created_at: 0.0,
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+        st
+    }
+
+    /// The node holding a VM, or the config-missing error PVE gives.
+    pub fn vm_mut(&mut self, node: &str, vmid: u32) -> Result<&mut Vm, String> {
+        match self.vms.get_mut(&vmid) {
+            Some(vm) if vm.node == node => Ok(vm),
+            _ => Err(format!(
+                "Configuration file 'nodes/{node}/qemu-server/{vmid}.conf' does not exist"
+            )),
+        }
+    }
+
+    pub fn vm(&self, node: &str, vmid: u32) -> Result<&Vm, String> {
+        match self.vms.get(&vmid) {
+            Some(vm) if vm.node == node => Ok(vm),
+            _ => Err(format!(
+                "Configuration file 'nodes/{node}/qemu-server/{vmid}.conf' does not exist"
+            )),
+        }
+    }
+}

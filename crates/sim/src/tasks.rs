@@ -1,0 +1,158 @@
+//! Worker tasks: UPIDs, realistic durations, logs, exit statuses, VM flocks.
+
+use std::sync::Arc;
+
+use crate::server::Inner;
+use crate::state::{State, Task};
+use crate::util::now;
+
+/// What a task does when its time is up: `Ok(log lines)` or `Err(exit status text)`.
+pub type Work = Box<dyn FnOnce(&mut State) -> Result<Vec<String>, String> + Send>;
+
+/// Options of a task.
+pub struct Spec {
+    pub node: String,
+    pub kind: &'static str,
+    pub id: String,
+    pub user: String,
+    /// Nominal duration in seconds (scaled by the time scale).
+    pub secs: f64,
+    /// Flocks the worker takes first: (key, path shown in the error, timeout secs).
+    pub locks: Vec<(String, String, f64)>,
+    /// The fault kind used when fault injection fails this task.
+    pub fail_text: Option<String>,
+}
+
+fn upid(node: &str, pid: u32, pstart: u64, start: u64, kind: &str, id: &str, user: &str) -> String {
+    format!("UPID:{node}:{pid:08X}:{pstart:08X}:{start:08X}:{kind}:{id}:{user}:")
+}
+
+/// Registers a task and runs it in the background; returns the UPID at once.
+pub fn spawn(inner: &Arc<Inner>, spec: Spec, work: Work) -> String {
+    let start = now();
+    let (upid, pid) = inner.with_state(|st| {
+        st.next_pid = st.next_pid.wrapping_add(1).max(1000);
+        let pid = st.next_pid;
+        let boot = st.nodes.get(&spec.node).map_or(0, |n| n.boot_time);
+        let pstart = start.saturating_sub(boot) * 100;
+        let upid = upid(&spec.node, pid, pstart, start, spec.kind, &spec.id, &spec.user);
+        st.tasks.push(Task {
+            upid: upid.clone(),
+            node: spec.node.clone(),
+            pid,
+            pstart,
+            starttime: start,
+            r#type: spec.kind.to_string(),
+            id: spec.id.clone(),
+            user: spec.user.clone(),
+            running: true,
+            exitstatus: None,
+            endtime: None,
+            log: vec![],
+        });
+        if st.tasks.len() > 2000 {
+            let drop = st.tasks.len() - 2000;
+            let mut removed = 0;
+            st.tasks.retain(|t| {
+                if removed < drop && !t.running {
+                    removed += 1;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        (upid, pid)
+    });
+    let _ = pid;
+    let inner2 = inner.clone();
+    let id = upid.clone();
+    tokio::spawn(async move {
+        let f = &inner2.cfg.faults;
+        let mut secs = spec.secs;
+        if f.slow_task_rate > 0.0 && inner2.roll() < f.slow_task_rate {
+            secs *= if f.slow_task_factor > 0.0 { f.slow_task_factor } else { 10.0 };
+        }
+        let fail = f.task_failure_rate > 0.0 && inner2.roll() < f.task_failure_rate;
+        let mut guards = Vec::new();
+        let mut lock_err = None;
+        for (key, shown, timeout) in &spec.locks {
+            match inner2.flock(key, *timeout).await {
+                Ok(g) => guards.push(g),
+                Err(()) => {
+                    lock_err = Some(if shown.starts_with("cfs:") {
+                        format!("cfs-lock '{}' error: got lock request timeout", &shown[4..])
+                    } else {
+                        format!("can't lock file '{shown}' - got timeout")
+                    });
+                    break;
+                }
+            }
+        }
+        let result = match lock_err {
+            Some(e) => Err(e),
+            None => {
+                tokio::time::sleep(inner2.scaled(secs)).await;
+                if fail {
+                    Err(spec.fail_text.clone().unwrap_or_else(|| "command failed: exit code 1".into()))
+                } else {
+                    inner2.with_state(|st| work(st))
+                }
+            }
+        };
+        drop(guards);
+        finish(&inner2, &id, result);
+        inner2.persist();
+    });
+    upid
+}
+
+/// Marks a task stopped with its log and exit status.
+pub fn finish(inner: &Inner, upid: &str, result: Result<Vec<String>, String>) {
+    inner.with_state(|st| {
+        if let Some(t) = st.tasks.iter_mut().find(|t| t.upid == upid) {
+            if !t.running {
+                return;
+            }
+            t.running = false;
+            t.endtime = Some(now());
+            match result {
+                Ok(lines) => {
+                    t.log.extend(lines);
+                    t.log.push("TASK OK".into());
+                    t.exitstatus = Some("OK".into());
+                }
+                Err(e) => {
+                    let e1 = e.replace('\n', " ");
+                    t.log.push(format!("TASK ERROR: {e1}"));
+                    t.exitstatus = Some(e1);
+                }
+            }
+        }
+    });
+}
+
+/// After a restart no worker is alive: mark running tasks as failed and drop the
+/// config locks they held.
+pub fn recover_after_restart(st: &mut State) {
+    for t in st.tasks.iter_mut().filter(|t| t.running) {
+        t.running = false;
+        t.endtime = Some(now());
+        t.exitstatus = Some("unexpected status".into());
+        if let Ok(vmid) = t.id.parse::<u32>() {
+            if let Some(vm) = st.vms.get_mut(&vmid) {
+                vm.conf.shift_remove("lock");
+            }
+        }
+    }
+}
+
+/// The VM flock as qemu-server names it.
+pub fn vm_lock(vmid: u32, timeout: f64) -> (String, String, f64) {
+    (format!("vm-{vmid}"), format!("/var/lock/qemu-server/lock-{vmid}.conf"), timeout)
+}
+
+/// The storage allocation lock.
+pub fn storage_lock(storage: &str) -> (String, String, f64) {
+    (format!("storage-{storage}"), format!("cfs:storage-{storage}"), 10.0)
+}
