@@ -224,8 +224,15 @@ pub(crate) fn run(ctx: &mut Ctx<'_>) {
                     Diagnostic::error(
                         rule,
                         format!(
-                            "{who} {cidr} would lose tcp/{port} on node {}: {} from {} is {} by {} ({backend})",
-                            spec.node.name, "a connection", cx.address, cx.decision.verdict.to_string().to_lowercase(), cx.decision.decided_by
+                            "{who} {cidr} would lose tcp/{port} on node {}: a connection from {} is {} by {} ({backend} backend)",
+                            spec.node.name,
+                            cx.address,
+                            match cx.decision.verdict {
+                                labwright_firewall::Verdict::Accept => "accepted",
+                                labwright_firewall::Verdict::Drop => "dropped",
+                                labwright_firewall::Verdict::Reject => "rejected",
+                            },
+                            cx.decision.decided_by
                         ),
                     )
                     .label("locked out")

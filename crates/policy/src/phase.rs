@@ -48,6 +48,36 @@ pub(crate) fn run(ctx: &mut Ctx<'_>) {
     for (i, vm) in spec.vms.iter().enumerate() {
         let vp = root().key("vms").index(i);
         defer(ctx, format!("VM {} `{}`", vm.vmid, vm.name), vm.phase, &vp);
+        // An active VM must not depend on a deferred bridge: it could not be built.
+        if vm.phase <= spec.phase {
+            for (slot, nic) in &vm.nics {
+                let bridge = nic.bridge_in(spec.phase);
+                if let Some(b) = spec.networks.bridges.get(bridge)
+                    && b.phase > spec.phase
+                {
+                    let key = if nic.reattach.as_ref().is_some_and(|r| r.bridge == bridge) {
+                        "reattach"
+                    } else {
+                        "bridge"
+                    };
+                    ctx.emit(
+                        Diagnostic::error(
+                            "phase-gate",
+                            format!(
+                                "VM {} is active in phase {} but its {slot} uses bridge `{bridge}`, which is deferred to phase {}",
+                                vm.vmid, spec.phase.0, b.phase.0
+                            ),
+                        )
+                        .label("deferred bridge")
+                        .help(format!(
+                            "keep {slot} on an active bridge until phase {} (use `reattach: {{ phase: {}, bridge: {bridge} }}`)",
+                            b.phase.0, b.phase.0
+                        )),
+                        &vp.key("nics").key(slot.clone()).key(key),
+                    );
+                }
+            }
+        }
         if vm.phase <= spec.phase {
             for (slot, nic) in &vm.nics {
                 if let Some(r) = &nic.reattach {

@@ -87,6 +87,10 @@ pub fn load_file(path: &Path, env: EnvLookup<'_>) -> Result<Loaded, LoadFailure>
 }
 
 pub fn load_str(name: &str, text: &str, env: EnvLookup<'_>) -> Result<Loaded, LoadFailure> {
+    // Inline secrets are masked before anything reads the text, so no snippet, error
+    // message or model value can ever carry them.
+    let masked = mask_secrets(text);
+    let text = masked.as_str();
     let source = SourceFile {
         name: name.to_string(),
         text: Arc::from(text),
@@ -134,6 +138,56 @@ pub fn load_str(name: &str, text: &str, env: EnvLookup<'_>) -> Result<Loaded, Lo
     }
 }
 
+/// Keys whose values are secrets wherever they appear.
+fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["authkey", "secret", "password", "passwd", "token", "apikey"]
+        .iter()
+        .any(|s| k.contains(s))
+}
+
+/// Replaces inline secret values with `*` (same length, so every position stays
+/// right). References (`env:`, `file:`) and `${VAR}` stay readable.
+pub fn mask_secrets(text: &str) -> String {
+    let index = PathIndex::build(text);
+    let mut spans: Vec<SrcSpan> = Vec::new();
+    for (path, span) in index.values() {
+        let Some(Seg::Key(key)) = path.0.last() else {
+            continue;
+        };
+        let Some(raw) = text.get(span.offset..span.offset + span.len) else {
+            continue;
+        };
+        let value = raw.trim_matches(|c| c == '"' || c == '\'');
+        let is_ref = value.starts_with("env:")
+            || value.starts_with("file:")
+            || (value.starts_with("${") && value.ends_with('}'));
+        if (is_secret_key(key) && !is_ref && !raw.contains('\n')) || value.starts_with("tskey-") {
+            spans.push(span);
+        }
+    }
+    // Tailscale keys anywhere else (comments, wrong keys) are masked too.
+    let mut out: Vec<u8> = text.as_bytes().to_vec();
+    for s in spans {
+        for b in out.iter_mut().skip(s.offset).take(s.len) {
+            if !matches!(*b, b'"' | b'\'') && b.is_ascii() {
+                *b = b'x';
+            } else if !b.is_ascii() {
+                *b = b'x';
+            }
+        }
+    }
+    let mut masked = String::from_utf8(out).unwrap_or_else(|_| text.to_string());
+    while let Some(pos) = masked.find("tskey-") {
+        let end = masked[pos..]
+            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ',')
+            .map_or(masked.len(), |e| pos + e);
+        let stars = "x".repeat(end - pos);
+        masked.replace_range(pos..end, &stars);
+    }
+    masked
+}
+
 /// YAML forbids tabs in indentation; say so plainly at the tab itself.
 fn check_tabs(text: &str) -> Option<Diagnostic> {
     let mut offset = 0;
@@ -166,12 +220,28 @@ fn yaml_error(e: &serde_saphyr::Error, text: &str) -> Diagnostic {
         .split_once(" at line ")
         .map(|(m, _)| m.to_string())
         .unwrap_or(raw.clone());
-    let msg = msg
+    let mut msg = msg
         .lines()
         .next()
         .unwrap_or("invalid YAML")
         .trim()
         .to_string();
+    // The crate's advice about its own options means nothing to a spec author.
+    if let Some(pos) = msg.find("duplicate mapping key") {
+        let rest = &msg[pos + "duplicate mapping key".len()..];
+        let key = rest
+            .trim_start_matches([':', ' '])
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        msg = if key.is_empty() || key.starts_with(',') {
+            "duplicate key".to_string()
+        } else {
+            format!("duplicate key `{key}`")
+        };
+    }
     let lower = msg.to_lowercase();
     let (rule, help) = if lower.contains("duplicate") {
         (

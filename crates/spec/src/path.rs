@@ -248,6 +248,11 @@ impl PathIndex {
         Some(s)
     }
 
+    /// Every scalar or collection value with its span.
+    pub fn values(&self) -> impl Iterator<Item = (&YamlPath, SrcSpan)> {
+        self.map.iter().filter_map(|(p, e)| e.value.map(|v| (p, v)))
+    }
+
     pub fn contains(&self, path: &YamlPath) -> bool {
         self.map.contains_key(path)
     }
