@@ -228,6 +228,32 @@ pub enum Builtin {
     Corosync,
     /// DHCP for guests with `dhcp: 1`.
     Dhcp,
+    /// DHCP dropped for guests with `dhcp: 0` (nftables `block-dhcp-in`).
+    DhcpBlocked,
+    /// ICMP errors (unreachable, time-exceeded, …) the backends always pass.
+    IcmpError,
+    /// SMB ports, rejected by nftables before user rules.
+    SmbNoise,
+    /// UPnP (udp/1900), dropped by nftables before user rules.
+    Upnp,
+    /// DNS replies (udp from port 53), dropped by nftables before user rules.
+    DnsReply,
+}
+
+impl fmt::Display for Builtin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Builtin::Loopback => "loopback",
+            Builtin::Igmp => "igmp",
+            Builtin::Corosync => "corosync",
+            Builtin::Dhcp => "dhcp",
+            Builtin::DhcpBlocked => "dhcp blocked",
+            Builtin::IcmpError => "icmp errors",
+            Builtin::SmbNoise => "smb noise",
+            Builtin::Upnp => "upnp",
+            Builtin::DnsReply => "dns reply",
+        })
+    }
 }
 
 /// What decided the verdict.
@@ -324,7 +350,7 @@ impl fmt::Display for DecidedBy {
                 write!(f, "implicit accept to local_network tcp/{port}")
             }
             DecidedBy::Blacklist { entry } => write!(f, "datacenter blacklist entry {entry}"),
-            DecidedBy::Builtin { what } => write!(f, "built-in accept ({what:?})"),
+            DecidedBy::Builtin { what } => write!(f, "built-in rule: {what}"),
         }
     }
 }
@@ -948,6 +974,97 @@ pub fn evaluate(cfg: &FirewallConfig, flow: &Flow, backend: Backend) -> Decision
     }
 }
 
+/// ICMP errors that nftables' `allow-icmp` chain accepts before any rule
+/// (host and guests, both directions).
+fn nft_icmp_error(flow: &Flow) -> bool {
+    const V4: &[&str] = &[
+        "destination-unreachable",
+        "network-unreachable",
+        "host-unreachable",
+        "protocol-unreachable",
+        "port-unreachable",
+        "fragmentation-needed",
+        "source-route-failed",
+        "network-unknown",
+        "host-unknown",
+        "network-prohibited",
+        "host-prohibited",
+        "TOS-network-unreachable",
+        "TOS-host-unreachable",
+        "communication-prohibited",
+        "host-precedence-violation",
+        "precedence-cutoff",
+        "source-quench",
+        "time-exceeded",
+        "ttl-zero-during-transit",
+        "ttl-zero-during-reassembly",
+    ];
+    const V6: &[&str] = &[
+        "destination-unreachable",
+        "no-route",
+        "communication-prohibited",
+        "beyond-scope",
+        "address-unreachable",
+        "port-unreachable",
+        "failed-policy",
+        "reject-route",
+        "packet-too-big",
+        "time-exceeded",
+        "ttl-zero-during-transit",
+        "ttl-zero-during-reassembly",
+        "parameter-problem",
+        "bad-header",
+        "unknown-header-type",
+        "unknown-option",
+    ];
+    let Some(t) = flow.icmp_type.as_deref() else {
+        return false;
+    };
+    (flow.proto.same(&Protocol::ICMP) && V4.contains(&t))
+        || (flow.proto.same(&Protocol::ICMPV6) && V6.contains(&t))
+}
+
+/// ICMP types iptables' `PVEFW-Drop`/`PVEFW-Reject` policy chains still
+/// accept, so a DROP policy does not break path MTU discovery.
+fn ipt_policy_icmp(flow: &Flow) -> bool {
+    const TYPES: &[&str] = &[
+        "fragmentation-needed",
+        "time-exceeded",
+        "ttl-zero-during-transit",
+        "ttl-zero-during-reassembly",
+    ];
+    flow.proto.same(&Protocol::ICMP)
+        && flow
+            .icmp_type
+            .as_deref()
+            .is_some_and(|t| TYPES.contains(&t))
+}
+
+/// nftables `default-in` noise filters, which run before any user rule:
+/// SMB is rejected, UPnP and DNS replies are dropped.
+fn nft_noise(flow: &Flow) -> Option<(Verdict, Builtin)> {
+    let udp = flow.proto.same(&Protocol::UDP);
+    let tcp = flow.proto.same(&Protocol::TCP);
+    let dport = flow.dport;
+    let smb_udp = udp && in_ranges(&[(135, 135), (137, 139), (445, 445)], dport).is_some();
+    let smb_sport = udp && flow.sport == Some(137) && in_ranges(&[(1024, 65535)], dport).is_some();
+    let smb_tcp = tcp && in_ranges(&[(135, 135), (139, 139), (445, 445)], dport).is_some();
+    if smb_udp || smb_sport || smb_tcp {
+        return Some((Verdict::Reject, Builtin::SmbNoise));
+    }
+    if udp && dport == Some(1900) {
+        return Some((Verdict::Drop, Builtin::Upnp));
+    }
+    if udp && flow.sport == Some(53) {
+        return Some((Verdict::Drop, Builtin::DnsReply));
+    }
+    None
+}
+
+fn builtin(walk: Walk, v: Verdict, what: Builtin) -> Decision {
+    walk.done(v, DecidedBy::Builtin { what })
+}
+
 fn host(
     cfg: &FirewallConfig,
     flow: &Flow,
@@ -992,6 +1109,7 @@ fn host(
             .or_else(|| hostfw.network.default_iface.clone()),
     };
     let inbound = flow.direction == Direction::In;
+    let nft = backend == Backend::Nftables;
     let (c_builtin, c_host, c_cluster) = match (backend, inbound) {
         (Backend::Iptables, true) => ("PVEFW-HOST-IN", "PVEFW-HOST-IN", "PVEFW-HOST-IN"),
         (Backend::Iptables, false) => ("PVEFW-HOST-OUT", "PVEFW-HOST-OUT", "PVEFW-HOST-OUT"),
@@ -1001,16 +1119,14 @@ fn host(
 
     if is_loopback(flow.source) {
         walk.step(c_builtin, "loopback", Outcome::Matched(Verdict::Accept));
-        return walk.done(
-            Verdict::Accept,
-            DecidedBy::Builtin {
-                what: Builtin::Loopback,
-            },
-        );
+        return builtin(walk, Verdict::Accept, Builtin::Loopback);
+    }
+    if nft && nft_icmp_error(flow) {
+        walk.step(c_builtin, "allow-icmp", Outcome::Matched(Verdict::Accept));
+        return builtin(walk, Verdict::Accept, Builtin::IcmpError);
     }
 
     let mgmt = |walk: &mut Walk, chain: &str| -> Option<DecidedBy> {
-        let ports = management_ports(backend);
         let what = "management: tcp 8006,5900:5999,3128,22 from +management";
         if !flow.proto.same(&Protocol::TCP) {
             walk.step(
@@ -1020,7 +1136,7 @@ fn host(
             );
             return None;
         }
-        let Some(port) = in_ranges(ports, flow.dport) else {
+        let Some(port) = in_ranges(management_ports(backend), flow.dport) else {
             walk.step(
                 chain,
                 what,
@@ -1063,54 +1179,67 @@ fn host(
             walk.step(chain, what, Outcome::Matched(Verdict::Accept));
             true
         } else {
-            walk.step(
-                chain,
-                what,
-                Outcome::NoMatch(if port_ok {
-                    "not a cluster peer".into()
-                } else {
-                    "not corosync".into()
-                }),
-            );
+            let why = if port_ok {
+                "not a cluster peer"
+            } else {
+                "not corosync"
+            };
+            walk.step(chain, what, Outcome::NoMatch(why.into()));
             false
         }
     };
+    let blacklist = |walk: &mut Walk| -> Option<DecidedBy> {
+        let set = ctx.ipset(Scope::Dc, "blacklist").ok()?;
+        match set_lookup(&set, flow.source, backend) {
+            Some(entry) => {
+                walk.step(c_builtin, "+blacklist", Outcome::Matched(Verdict::Drop));
+                Some(DecidedBy::Blacklist { entry })
+            }
+            None => {
+                walk.step(
+                    c_builtin,
+                    "+blacklist",
+                    Outcome::NoMatch(format!("{} not in +blacklist", flow.source)),
+                );
+                None
+            }
+        }
+    };
+    let igmp = |walk: &mut Walk| -> bool {
+        let hit = flow.proto.same(&Protocol::IGMP);
+        if hit {
+            walk.step(c_builtin, "igmp", Outcome::Matched(Verdict::Accept));
+        }
+        hit
+    };
 
     if inbound {
-        if backend == Backend::Nftables {
+        if nft {
+            // default-in: igmp, management, corosync and noise filters all
+            // come before any user rule.
+            if igmp(&mut walk) {
+                return builtin(walk, Verdict::Accept, Builtin::Igmp);
+            }
             if let Some(by) = mgmt(&mut walk, c_builtin) {
                 return walk.done(Verdict::Accept, by);
             }
             if corosync(&mut walk, c_builtin, true) {
-                return walk.done(
-                    Verdict::Accept,
-                    DecidedBy::Builtin {
-                        what: Builtin::Corosync,
-                    },
-                );
+                return builtin(walk, Verdict::Accept, Builtin::Corosync);
             }
-        }
-        if let Ok(set) = ctx.ipset(Scope::Dc, "blacklist") {
-            match set_lookup(&set, flow.source, backend) {
-                Some(entry) => {
-                    walk.step(c_builtin, "+blacklist", Outcome::Matched(Verdict::Drop));
-                    return walk.done(Verdict::Drop, DecidedBy::Blacklist { entry });
-                }
-                None => walk.step(
-                    c_builtin,
-                    "+blacklist",
-                    Outcome::NoMatch(format!("{} not in +blacklist", flow.source)),
-                ),
+            if let Some((v, what)) = nft_noise(flow) {
+                walk.step(c_builtin, format!("{what}"), Outcome::Matched(v));
+                return builtin(walk, v, what);
             }
-        }
-        if flow.proto.same(&Protocol::IGMP) {
-            walk.step(c_builtin, "igmp", Outcome::Matched(Verdict::Accept));
-            return walk.done(
-                Verdict::Accept,
-                DecidedBy::Builtin {
-                    what: Builtin::Igmp,
-                },
-            );
+            if let Some(by) = blacklist(&mut walk) {
+                return walk.done(Verdict::Drop, by);
+            }
+        } else {
+            if let Some(by) = blacklist(&mut walk) {
+                return walk.done(Verdict::Drop, by);
+            }
+            if igmp(&mut walk) {
+                return builtin(walk, Verdict::Accept, Builtin::Igmp);
+            }
         }
     }
 
@@ -1123,31 +1252,24 @@ fn host(
     }
 
     if inbound {
-        if backend == Backend::Iptables {
+        if !nft {
             if let Some(by) = mgmt(&mut walk, c_builtin) {
                 return walk.done(Verdict::Accept, by);
             }
             if corosync(&mut walk, c_builtin, false) {
-                return walk.done(
-                    Verdict::Accept,
-                    DecidedBy::Builtin {
-                        what: Builtin::Corosync,
-                    },
-                );
+                return builtin(walk, Verdict::Accept, Builtin::Corosync);
             }
         }
         let policy = cfg.cluster.options.effective_policy_in();
-        walk.step(
+        return policy_step(
+            walk,
             c_cluster,
             format!("cluster policy_in {policy}"),
-            Outcome::Matched(policy),
-        );
-        return walk.done(
+            Level::Cluster,
             policy,
-            DecidedBy::Policy {
-                level: Level::Cluster,
-                policy,
-            },
+            policy,
+            flow,
+            backend,
         );
     }
 
@@ -1170,26 +1292,54 @@ fn host(
         ),
     }
     if corosync(&mut walk, c_builtin, false) {
-        return walk.done(
-            Verdict::Accept,
-            DecidedBy::Builtin {
-                what: Builtin::Corosync,
-            },
-        );
+        return builtin(walk, Verdict::Accept, Builtin::Corosync);
     }
     let policy = cfg.cluster.options.effective_policy_out();
-    walk.step(
+    policy_step(
+        walk,
         c_cluster,
         format!("cluster policy_out {policy}"),
-        Outcome::Matched(policy),
-    );
-    walk.done(
+        Level::Cluster,
         policy,
-        DecidedBy::Policy {
-            level: Level::Cluster,
-            policy,
-        },
+        policy,
+        flow,
+        backend,
     )
+}
+
+/// The final policy step. `applied` may differ from `policy` (nftables
+/// turns a guest REJECT into DROP); iptables' policy chains still let
+/// the ICMP errors path MTU discovery needs through.
+#[allow(clippy::too_many_arguments)]
+fn policy_step(
+    mut walk: Walk,
+    chain: &str,
+    what: String,
+    level: Level,
+    policy: Verdict,
+    applied: Verdict,
+    flow: &Flow,
+    backend: Backend,
+) -> Decision {
+    if applied != Verdict::Accept && backend == Backend::Iptables && ipt_policy_icmp(flow) {
+        walk.step(
+            chain,
+            "PVEFW-Drop: accept fragmentation-needed/time-exceeded",
+            Outcome::Matched(Verdict::Accept),
+        );
+        return builtin(walk, Verdict::Accept, Builtin::IcmpError);
+    }
+    if applied != policy {
+        walk.step(
+            chain,
+            what,
+            Outcome::Note("nftables cannot REJECT guest traffic; dropping".into()),
+        );
+        walk.step(chain, "policy", Outcome::Matched(applied));
+    } else {
+        walk.step(chain, what, Outcome::Matched(applied));
+    }
+    walk.done(applied, DecidedBy::Policy { level, policy })
 }
 
 fn guest(
@@ -1246,13 +1396,14 @@ fn guest(
         }
         _ => {}
     }
-    let node = g.node.as_deref().or_else(|| {
+    let single_node = || {
         if cfg.nodes.len() == 1 {
             cfg.nodes.keys().next().map(String::as_str)
         } else {
             None
         }
-    });
+    };
+    let node = g.node.as_deref().or_else(single_node);
     let ctx = Ctx {
         cfg,
         backend,
@@ -1267,6 +1418,7 @@ fn guest(
         iface: Some(nic_name.clone()),
     };
     let inbound = flow.direction == Direction::In;
+    let nft = backend == Backend::Nftables;
     let tap = nic_name.strip_prefix("net").unwrap_or(&nic_name);
     let chain = match (backend, inbound) {
         (Backend::Iptables, true) => format!("tap{vmid}i{tap}-IN"),
@@ -1274,6 +1426,14 @@ fn guest(
         (Backend::Nftables, true) => format!("guest-{vmid}-in"),
         (Backend::Nftables, false) => format!("guest-{vmid}-out"),
     };
+    if nft && nft_icmp_error(flow) {
+        walk.step(
+            if inbound { "vm-in" } else { "vm-out" },
+            "allow-icmp",
+            Outcome::Matched(Verdict::Accept),
+        );
+        return builtin(walk, Verdict::Accept, Builtin::IcmpError);
+    }
     if inbound && let Ok(set) = ctx.ipset(Scope::Dc, "blacklist") {
         match set_lookup(&set, flow.source, backend) {
             Some(entry) => {
@@ -1287,20 +1447,21 @@ fn guest(
             ),
         }
     }
-    if g.options.dhcp {
-        let (dport, sport) = if inbound { (68, 67) } else { (67, 68) };
-        if flow.proto.same(&Protocol::UDP)
-            && flow.dport == Some(dport)
-            && flow.sport.is_none_or(|s| s == sport)
-        {
-            walk.step(&chain, "dhcp", Outcome::Matched(Verdict::Accept));
-            return walk.done(
-                Verdict::Accept,
-                DecidedBy::Builtin {
-                    what: Builtin::Dhcp,
-                },
-            );
-        }
+    let (dport, sport) = if inbound { (68, 67) } else { (67, 68) };
+    let is_dhcp = flow.proto.same(&Protocol::UDP)
+        && flow.dport == Some(dport)
+        && flow.sport.is_none_or(|s| s == sport);
+    if is_dhcp && g.options.dhcp {
+        walk.step(&chain, "dhcp: 1", Outcome::Matched(Verdict::Accept));
+        return builtin(walk, Verdict::Accept, Builtin::Dhcp);
+    }
+    if is_dhcp && nft {
+        walk.step(
+            &chain,
+            "dhcp: 0 (block-dhcp)",
+            Outcome::Matched(Verdict::Drop),
+        );
+        return builtin(walk, Verdict::Drop, Builtin::DhcpBlocked);
     }
     if let Some((v, by)) = walk.rules(&ctx, &chain, &level, &g.rules, &facts) {
         return walk.done(v, by);
@@ -1315,17 +1476,7 @@ fn guest(
         "vm {vmid} policy_{} {policy}",
         if inbound { "in" } else { "out" }
     );
-    if applied != policy {
-        walk.step(
-            &chain,
-            what,
-            Outcome::Note("nftables cannot REJECT guest traffic; dropping".into()),
-        );
-        walk.step(&chain, "policy", Outcome::Matched(applied));
-    } else {
-        walk.step(&chain, what, Outcome::Matched(applied));
-    }
-    walk.done(applied, DecidedBy::Policy { level, policy })
+    policy_step(walk, &chain, what, level, policy, applied, flow, backend)
 }
 
 /// Every interval any address object in the config refers to, plus the

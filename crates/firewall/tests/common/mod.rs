@@ -86,7 +86,7 @@ pub fn load(name: &str) -> FirewallConfig {
 
 /// Parse the flow notation of the tables:
 /// `[out] PROTO SRC > TARGET[:PORT] [iface=X] [sport=N]` where PROTO is
-/// tcp, udp, ping, igmp or a protocol name, and TARGET a node name or a
+/// tcp, udp, ping, `icmp:TYPE`, igmp or a protocol name, and TARGET a node name or a
 /// VMID. For `out` flows SRC is the remote end.
 pub fn flow(spec: &str) -> Flow {
     let mut words: Vec<&str> = spec.split_whitespace().collect();
@@ -108,6 +108,11 @@ pub fn flow(spec: &str) -> Flow {
     };
     let mut f = match *proto {
         "ping" => Flow::ping(source, dest),
+        p if p.starts_with("icmp:") => {
+            let mut f = Flow::new(source, dest, Protocol::ICMP, None);
+            f.icmp_type = p.strip_prefix("icmp:").map(str::to_string);
+            f
+        }
         p => Flow::new(source, dest, Protocol::parse(p).expect("proto"), port),
     };
     for w in rest {
@@ -132,7 +137,7 @@ pub fn decider(d: &Decision) -> String {
         DecidedBy::ImplicitManagementAccept { .. } => "management".into(),
         DecidedBy::LocalNetworkOutAccept { .. } => "local_network out".into(),
         DecidedBy::Blacklist { .. } => "blacklist".into(),
-        DecidedBy::Builtin { what } => format!("builtin {what:?}").to_lowercase(),
+        DecidedBy::Builtin { what } => format!("builtin {what}"),
     }
 }
 
