@@ -51,7 +51,7 @@ pub enum Credentials {
         /// CSRF prevention token for writes.
         csrf_token: Secret,
     },
-    /// No authentication (only `/version`-less public calls work; tests).
+    /// No authentication: only PVE's few public calls work (e.g. `GET /access/domains`).
     None,
 }
 
@@ -622,7 +622,11 @@ impl PveClient {
         headers: HeaderMap,
     ) -> Result<ApiResponse, Error> {
         let m = method.as_str();
-        let url = format!("{}{}", self.inner.api_base, path);
+        let url = if path.starts_with('/') {
+            format!("{}{path}", self.inner.api_base)
+        } else {
+            format!("{}/{path}", self.inner.api_base)
+        };
         let mut rb = self
             .inner
             .http
@@ -733,20 +737,32 @@ impl PveClient {
     fn send_error(&self, e: reqwest::Error, method: &str, path: &str) -> Error {
         if let Some(expected) = self.inner.pinned
             && e.is_connect()
-            && let Some(got) = self
-                .inner
-                .pin_report
-                .last_mismatch
-                .lock()
-                .ok()
-                .and_then(|mut g| g.take())
         {
-            return Error::FingerprintMismatch {
-                method: method.into(),
-                path: path.into(),
-                expected,
-                got,
-            };
+            // Prefer the typed error from the chain; fall back to what the verifier
+            // recorded if some layer flattened it to text.
+            let got = crate::tls::find_pin_mismatch(&e)
+                .map(|m| m.got)
+                .or_else(|| {
+                    error_chain(&e)
+                        .contains("PinMismatch")
+                        .then(|| {
+                            self.inner
+                                .pin_report
+                                .last_mismatch
+                                .lock()
+                                .ok()
+                                .and_then(|g| *g)
+                        })
+                        .flatten()
+                });
+            if let Some(got) = got {
+                return Error::FingerprintMismatch {
+                    method: method.into(),
+                    path: path.into(),
+                    expected,
+                    got,
+                };
+            }
         }
         if e.is_timeout() {
             return Error::Timeout {

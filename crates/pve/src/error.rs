@@ -135,6 +135,16 @@ pub enum Error {
         /// How long we waited.
         waited: Duration,
     },
+    /// A guest-agent command did not exit in time.
+    #[error("guest agent command (pid {pid}) in VM {vmid} still running after {waited:?}")]
+    AgentExecTimeout {
+        /// The VM.
+        vmid: u32,
+        /// Guest process id.
+        pid: u64,
+        /// How long we waited.
+        waited: Duration,
+    },
     /// A string that should be a UPID is not one.
     #[error(transparent)]
     Upid(#[from] UpidError),

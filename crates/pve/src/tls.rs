@@ -249,6 +249,37 @@ impl ServerCertVerifier for InsecureVerifier {
     }
 }
 
+fn pin_mismatch_in<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a PinMismatch> {
+    match e.downcast_ref::<rustls::Error>()? {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o)) => {
+            o.0.downcast_ref::<PinMismatch>()
+        }
+        _ => None,
+    }
+}
+
+/// Find our [`PinMismatch`] inside a transport error chain. `io::Error` hides its
+/// inner error from `source()` (and tokio-rustls nests two of them), so step
+/// through `get_ref()` where present.
+pub(crate) fn find_pin_mismatch<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a PinMismatch> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(m) = pin_mismatch_in(err) {
+            return Some(m);
+        }
+        cur = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
+}
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

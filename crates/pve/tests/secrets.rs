@@ -74,7 +74,8 @@ async fn every_error_variant_hides_the_secret() {
         p if p.ends_with("/slow") => Reply::data(json!(null)).delay(Duration::from_millis(400)),
         p if p.ends_with("/status") => Reply::data(json!({"upid": "x", "status": "stopped", "exitstatus": "boom"})),
         p if p.ends_with("/log") => Reply::json(200, json!({"data": [{"n": 1, "t": "TASK ERROR: boom"}], "total": 1})),
-        p if p.ends_with("/running") => Reply::data(json!(null)),
+        p if p.ends_with("/agent/exec") => Reply::data(json!({"pid": 7})),
+        p if p.ends_with("/agent/exec-status") => Reply::data(json!({"exited": 0})),
         _ => Reply::json(500, json!({"data": null, "message": "VM 100 is locked (backup)\n"})),
     }))
     .await;
@@ -114,6 +115,20 @@ async fn every_error_variant_hides_the_secret() {
     errors.push((
         "task timeout",
         c.wait_task(&upid, WaitOptions::with_timeout(Duration::from_millis(60)))
+            .await
+            .expect_err("timeout"),
+    ));
+
+    errors.push((
+        "agent exec timeout",
+        token
+            .agent_exec_wait(
+                "pve",
+                100,
+                &["true"],
+                Some(CANARY),
+                Duration::from_millis(50),
+            )
             .await
             .expect_err("timeout"),
     ));
@@ -239,6 +254,7 @@ async fn every_error_variant_hides_the_secret() {
         "Login",
         "TaskFailed",
         "TaskTimeout",
+        "AgentExecTimeout",
         "Upid",
         "PropertyString",
     ] {
@@ -250,6 +266,12 @@ async fn every_error_variant_hides_the_secret() {
     for (label, e) in &errors {
         check(label, e);
     }
+}
+
+#[test]
+fn error_is_send_sync_static() {
+    fn check<T: Send + Sync + 'static + std::error::Error>() {}
+    check::<Error>();
 }
 
 #[tokio::test]

@@ -137,8 +137,9 @@ impl PveClient {
                 return Ok(st);
             }
             if start.elapsed() >= timeout {
-                return Err(Error::TaskTimeout {
-                    upid: format!("agent-exec:{vmid}:{pid}"),
+                return Err(Error::AgentExecTimeout {
+                    vmid,
+                    pid,
                     waited: start.elapsed(),
                 });
             }
