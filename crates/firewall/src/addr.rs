@@ -170,9 +170,8 @@ impl fmt::Display for AddrEntry {
     }
 }
 
-/// A rule `source` or `dest` value.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+/// A rule `source` or `dest` value. Serialises as PVE writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum AddressRef {
     /// `+name`, `+dc/name`, `+guest/name`, `+sdn/name`.
     Ipset {
@@ -280,6 +279,12 @@ impl AddressRef {
     }
 }
 
+impl Serialize for AddressRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl FromStr for AddressRef {
     type Err = FirewallError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -326,7 +331,10 @@ pub fn u128_to_ip(v6: bool, n: u128) -> IpAddr {
 
 /// An inclusive interval of addresses of one family. Every address
 /// object reduces to intervals, which is what makes the range proof exact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+///
+/// Serialises as text (`10.0.0.0/8`, `10.0.0.1-10.0.0.9`), since JSON has
+/// no 128-bit integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Interval {
     /// IPv6 when true.
     pub v6: bool,
@@ -399,6 +407,12 @@ impl Interval {
             return None;
         }
         u8::try_from(bits - host_bits).ok()
+    }
+}
+
+impl Serialize for Interval {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 

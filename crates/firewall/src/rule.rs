@@ -95,9 +95,9 @@ impl fmt::Display for Verdict {
     }
 }
 
-/// What a rule does: a verdict, or (for GROUP rules) the group to jump to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// What a rule does: a verdict, or (for GROUP rules) the group to jump
+/// to. Serialises as PVE writes it (`ACCEPT`, or the group name).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Action {
     /// ACCEPT.
     Accept,
@@ -128,6 +128,12 @@ impl From<Verdict> for Action {
             Verdict::Drop => Action::Drop,
             Verdict::Reject => Action::Reject,
         }
+    }
+}
+
+impl Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 

@@ -563,3 +563,36 @@ fn backend_follows_the_node_option() {
     assert!(management_ports(Backend::Iptables).contains(&(60000, 60050)));
     assert!(!management_ports(Backend::Nftables).contains(&(60000, 60050)));
 }
+
+#[test]
+fn results_serialise_to_plain_json() {
+    let bare = load("bare-drop");
+    let cex = prove_reach(
+        &bare,
+        net("100.64.0.0/10"),
+        &Target::Node("proxmox".into()),
+        Protocol::TCP,
+        Some(22),
+        Backend::Iptables,
+    )
+    .expect_err("lockout");
+    let v = serde_json::to_value(&cex).expect("serialises");
+    assert_eq!(v.get("address"), Some(&serde_json::json!("100.64.0.0")));
+    assert_eq!(v.get("range"), Some(&serde_json::json!("100.64.0.0/10")));
+    assert_eq!(
+        v.pointer("/decision/verdict"),
+        Some(&serde_json::json!("DROP"))
+    );
+    assert_eq!(
+        v.pointer("/decision/decided_by/kind"),
+        Some(&serde_json::json!("policy"))
+    );
+    let r = serde_json::to_value(rule(
+        "IN SSH(ACCEPT) -source +dc/management -i vmbr0 # lw:x",
+    ))
+    .expect("rule");
+    assert_eq!(
+        r,
+        serde_json::json!({"type": "in", "action": "ACCEPT", "macro": "SSH", "iface": "vmbr0", "source": "+dc/management", "enable": true, "comment": "lw:x"})
+    );
+}
