@@ -42,7 +42,8 @@ fn time_ok(t: &str) -> bool {
     let parts: Vec<&str> = t.split(':').collect();
     match parts.as_slice() {
         [m] => component(m, 60),
-        [h, m] => component(h, 24) && component(m, 60),
+        // `25:00` is minute 25, second 0 when it cannot be hour:minute.
+        [h, m] => (component(h, 24) || component(h, 60)) && component(m, 60),
         [h, m, s] => component(h, 24) && component(m, 60) && component(s, 60),
         _ => false,
     }

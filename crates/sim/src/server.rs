@@ -235,7 +235,10 @@ impl<S: Send + 'static> Accept<TcpStream, S> for FwAcceptor {
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
         let addr = self.inner.client_addr.lock().map(|a| *a).ok();
         let allowed = match addr {
-            Some(a) => self.inner.with_state(|st| crate::fweval::host_allows(st, a, 8006)),
+            Some(a) => self.inner.with_state(|st| {
+                crate::fweval::host_allows(st, a, 8006)
+                    && st.nodes.values().next().is_none_or(crate::api::network::mgmt_reachable)
+            }),
             None => true,
         };
         if allowed {

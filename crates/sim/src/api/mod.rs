@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use crate::server::{ApiError, Inner, Reply, Req};
 
-mod cluster;
-mod firewall;
-mod network;
-mod qemu;
-mod storage;
+pub(crate) mod cluster;
+pub(crate) mod firewall;
+pub(crate) mod network;
+pub(crate) mod qemu;
+pub(crate) mod storage;
 
 /// The endpoints the simulator implements (method, schema path).
 pub const IMPLEMENTED: &[(&str, &str)] = &[

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::missing;
 use crate::formats::{format_size, parse_property_string, parse_size, parse_volid, split_list};
-use crate::schema::{ApiSchema, PVal, prop_format, qemu_config_prop, typed_config_value};
+use crate::schema::{PVal, prop_format, qemu_config_prop, typed_config_value};
 use crate::server::{ApiError, Inner, Reply, Req};
 use crate::state::{ExecResult, Snapshot, State, Vm, Volume};
 use crate::tasks::{self, Spec, vm_lock};
@@ -738,10 +738,10 @@ fn destroy(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                 return Err(format!("VM {vmid} is running - destroy failed"));
             }
             let mut log = vec![];
-            for v in st.volumes.iter().filter(|v| v.vmid == Some(vmid)) {
+            for v in st.volumes.iter().filter(|v| v.vmid == Some(vmid) && v.content == "images") {
                 log.push(format!("  Logical volume \"{}\" successfully removed.", v.volid));
             }
-            st.volumes.retain(|v| v.vmid != Some(vmid));
+            st.volumes.retain(|v| !(v.vmid == Some(vmid) && v.content == "images"));
             st.vms.remove(&vmid);
             if purge {
                 for job in st.backup_jobs.values_mut() {
