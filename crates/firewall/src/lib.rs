@@ -6,6 +6,42 @@
 //! It exists so that labwright never applies a firewall change that cuts
 //! management access without a proof ([`prove_reach`]) that it does not.
 //!
+//! # What the evaluator models
+//!
+//! Only new connections are evaluated (no conntrack state). For a flow to
+//! a **node** (`Target::Node`):
+//!
+//! * datacenter `enable: 0` or node `enable: 0` ⇒ nothing filters;
+//! * loopback is accepted;
+//! * **nftables** (`proxmox-firewall`): `default-in` first — ICMP errors,
+//!   IGMP, the `+management` accept on tcp 8006/5900-5999/3128/22,
+//!   corosync udp 5405-5412 from anywhere, then the SMB/UPnP/DNS-reply
+//!   noise filters — all *before* user rules;
+//! * **iptables** (`pve-firewall`): the datacenter `blacklist` ipset, IGMP,
+//!   then user rules, and only *after* them the `+management` accept (also
+//!   tcp 60000-60050) and corosync from [`FirewallConfig::corosync_peers`];
+//! * user rules: the node's `host.fw` rules first, then `cluster.fw`
+//!   rules; first match wins; `GROUP` rules enter a security group whose
+//!   first matching rule decides; disabled rules and rules whose alias,
+//!   ipset or group does not resolve are skipped, as PVE does;
+//! * then the datacenter `policy_in`/`policy_out` (defaults DROP/ACCEPT).
+//!
+//! For a flow to a **guest** (`Target::Vm`): the guest's `enable` and the
+//! NIC's `firewall=1` must both be on; only the guest's own rules (and the
+//! groups they reference) apply, then its policy. nftables cannot REJECT
+//! guest traffic and drops instead.
+//!
+//! `+management` is the user's `management` ipset plus `local_network`:
+//! the `local_network` alias if defined, else the network of the node's
+//! first address (iptables) or all node networks (nftables). `nomatch`
+//! ipset entries (`!cidr`) follow each backend: the most specific entry
+//! decides under iptables; any nomatch entry excludes under nftables.
+//!
+//! Not modelled: forward rules and VNet firewalls, `ipfilter`/`macfilter`,
+//! NDP/RA options, SYN-flood and TCP-flag filters, log rate limits,
+//! conntrack helpers, and whether nftables applies the `blacklist` ipset
+//! (it is applied after the management accept here).
+//!
 //! Build a config by parsing `.fw` files ([`parse_cluster_fw`],
 //! [`parse_host_fw`], [`parse_guest_fw`]), from API JSON
 //! ([`Rule::from_api_json`], [`rules_from_api_json`]), or in code:

@@ -210,11 +210,11 @@ impl fmt::Display for LogLevel {
 /// Where a rule lives; decides which types and interfaces are allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuleContext {
-    /// `cluster.fw` [RULES].
+    /// `cluster.fw` `[RULES]`.
     Cluster,
-    /// `host.fw` [RULES].
+    /// `host.fw` `[RULES]`.
     Host,
-    /// `<vmid>.fw` [RULES].
+    /// `<vmid>.fw` `[RULES]`.
     Guest,
     /// A `[GROUP name]` section.
     SecurityGroup,
