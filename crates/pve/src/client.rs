@@ -789,6 +789,42 @@ impl PveClient {
     }
 }
 
+/// Fetch the SHA-256 fingerprint of the server's leaf certificate without trusting
+/// it, for a trust-on-first-use prompt ("pin AA:BB:…?"). Sends one unauthenticated
+/// `GET /version`; the reply status does not matter. Show the result to the user and
+/// let them compare it with `pvenode cert info` before pinning it.
+pub async fn probe_fingerprint(
+    base_url: &str,
+    timeout: Duration,
+) -> Result<crate::tls::Fingerprint, Error> {
+    let api_base = normalise_base(base_url)?;
+    if !api_base.starts_with("https://") {
+        return Err(Error::Config(
+            "fingerprint probing needs an https:// URL".into(),
+        ));
+    }
+    let (tls, seen) = crate::tls::recording_config()?;
+    let http = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .http1_only()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| Error::Config(format!("HTTP client: {}", error_chain(&e))))?;
+    let path = "/version";
+    let result = http.get(format!("{api_base}{path}")).send().await;
+    if let Some(fp) = seen.lock().ok().and_then(|g| *g) {
+        return Ok(fp);
+    }
+    Err(match result {
+        Err(e) => Error::Connect {
+            method: "GET".into(),
+            path: path.into(),
+            message: error_chain(&e.without_url()),
+        },
+        Ok(_) => Error::Tls("server presented no certificate".into()),
+    })
+}
+
 /// Decode `data` into `T`, naming the call on failure.
 pub(crate) fn decode<T: DeserializeOwned>(
     method: &Method,

@@ -10,6 +10,39 @@
 //!
 //! The simulator (`crates/sim`) shares no code with this crate on purpose: two
 //! independent readings of the PVE docs catch each other's mistakes.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use labwright_pve::{ClientConfig, Credentials, Fingerprint, NetDevice, Params, PveClient, TlsMode, WaitOptions};
+//!
+//! # async fn demo() -> Result<(), labwright_pve::Error> {
+//! let config = ClientConfig::new(
+//!     "https://proxmox:8006",
+//!     Credentials::api_token("labwright@pve!apply", "0e1c…-uuid"),
+//! )
+//! .tls(TlsMode::Fingerprint(Fingerprint::parse("AB:CD:…").map_err(|e| {
+//!     labwright_pve::Error::Config(e.to_string())
+//! })?));
+//! let pve = PveClient::new(config)?;
+//!
+//! let cfg = pve.qemu_config("proxmox", 300).await?;
+//! let mut net0 = cfg.nets()?.remove(&0).unwrap_or_else(|| NetDevice::new("virtio", "vmbr0"));
+//! net0.bridge = Some("vmbr1".into());
+//! let upid = pve
+//!     .qemu_update_config_async(
+//!         "proxmox",
+//!         300,
+//!         Params::new().set("net0", net0.to_string()),
+//!         &[],
+//!         cfg.digest.as_deref(),
+//!     )
+//!     .await?;
+//! if let Some(upid) = upid {
+//!     pve.wait_task(&upid, WaitOptions::with_timeout(Duration::from_secs(120))).await?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod api;
 pub mod client;
@@ -24,7 +57,9 @@ pub mod tls;
 pub mod upid;
 pub mod vmconfig;
 
-pub use client::{ApiResponse, ClientConfig, Credentials, PveClient, RequestStats, RetryPolicy};
+pub use client::{
+    ApiResponse, ClientConfig, Credentials, PveClient, RequestStats, RetryPolicy, probe_fingerprint,
+};
 pub use error::{ApiError, Error};
 pub use params::{ParamValue, Params};
 pub use propstring::{PropError, PropFormat, PropertyString};

@@ -280,6 +280,83 @@ pub(crate) fn find_pin_mismatch<'a>(
     None
 }
 
+/// Accepts any certificate but records the leaf fingerprint (trust-on-first-use
+/// probing); handshake signatures are still checked.
+#[derive(Debug)]
+pub(crate) struct RecordingVerifier {
+    pub(crate) seen: SeenFingerprint,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Ok(mut g) = self.seen.lock() {
+            *g = Some(Fingerprint::of_der(end_entity.as_ref()));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Where [`RecordingVerifier`] stores what it saw.
+pub(crate) type SeenFingerprint = Arc<Mutex<Option<Fingerprint>>>;
+
+/// A rustls config that accepts any server and records its leaf fingerprint.
+pub(crate) fn recording_config() -> Result<(rustls::ClientConfig, SeenFingerprint), Error> {
+    let provider = provider();
+    let seen: SeenFingerprint = Arc::default();
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(format!("TLS protocol setup: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(RecordingVerifier {
+            seen: seen.clone(),
+            provider,
+        }))
+        .with_no_client_auth();
+    Ok((config, seen))
+}
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

@@ -430,3 +430,16 @@ async fn failed_login_names_user_not_password() {
     assert!(text.contains("root@pam") && text.contains("authentication failure"));
     assert!(!text.contains(CANARY));
 }
+
+#[tokio::test]
+async fn probe_fingerprint_reports_the_leaf_for_tofu() {
+    let server = start(Arc::new(|_, _| Reply::json(401, json!({"data": null})))).await;
+    let fp = labwright_pve::probe_fingerprint(&server.url, Duration::from_secs(5))
+        .await
+        .expect("probe");
+    assert_eq!(fp.to_string(), server.fingerprint);
+    assert!(
+        server.requests()[0].headers.get("authorization").is_none(),
+        "the probe must not send credentials"
+    );
+}
