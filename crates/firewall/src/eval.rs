@@ -1534,3 +1534,56 @@ pub(crate) fn all_intervals(cfg: &FirewallConfig) -> Vec<Interval> {
     out.extend(cfg.corosync_peers.iter().map(|a| Interval::single(*a)));
     out
 }
+
+/// Every destination-port boundary the config and the built-in chains
+/// can tell apart (each range contributes `lo` and `hi + 1`). Splitting a
+/// port range at these makes port-range proofs exact too.
+pub(crate) fn all_port_cuts(cfg: &FirewallConfig) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut ranges = |rs: &[(u16, u16)]| {
+        for &(lo, hi) in rs {
+            out.push(u32::from(lo));
+            out.push(u32::from(hi) + 1);
+        }
+    };
+    ranges(management_ports(Backend::Iptables));
+    ranges(LOCAL_OUT_PORTS);
+    ranges(&[
+        COROSYNC_PORTS,
+        (135, 135),
+        (137, 139),
+        (445, 445),
+        (139, 139),
+        (1900, 1900),
+        (1024, 65535),
+        (67, 68),
+    ]);
+    let mut rule_cuts = Vec::new();
+    let mut add_rules = |rules: &[Rule]| {
+        for r in rules {
+            if let Some(d) = &r.dport {
+                d.boundaries(&mut rule_cuts);
+            }
+            if let Some(m) = r.macro_def() {
+                for e in m.entries.iter().chain(m.v6.unwrap_or(&[])) {
+                    for &(lo, hi) in e.dport {
+                        rule_cuts.push(u32::from(lo));
+                        rule_cuts.push(u32::from(hi) + 1);
+                    }
+                }
+            }
+        }
+    };
+    add_rules(&cfg.cluster.rules);
+    for g in cfg.cluster.groups.values() {
+        add_rules(&g.rules);
+    }
+    for h in cfg.nodes.values() {
+        add_rules(&h.rules);
+    }
+    for g in cfg.vms.values() {
+        add_rules(&g.rules);
+    }
+    out.extend(rule_cuts);
+    out
+}

@@ -14,7 +14,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::addr::Interval;
-use crate::eval::{Backend, Decision, Flow, Target, all_intervals, evaluate};
+use crate::eval::{Backend, Decision, Flow, Target, all_intervals, all_port_cuts, evaluate};
 use crate::model::FirewallConfig;
 use crate::proto::Protocol;
 use crate::rule::Verdict;
@@ -38,14 +38,36 @@ pub struct Proof {
     pub classes: Vec<SourceClass>,
 }
 
+/// A block of flows (sources × destination ports) the config cannot
+/// tell apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlowClass {
+    /// Source addresses.
+    pub sources: Interval,
+    /// Destination ports, inclusive.
+    pub ports: (u16, u16),
+    /// The decision for every flow of the block.
+    pub decision: Decision,
+}
+
+/// A proof over sources and a port range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortProof {
+    /// The blocks, covering the whole sources × ports rectangle.
+    pub classes: Vec<FlowClass>,
+}
+
 /// An address that does not get the wanted verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Error, Serialize)]
-#[error("{address} (and all of {range}) gets {}: {}", decision.verdict, decision.decided_by)]
+#[error("{address} (and all of {range}){} gets {}: {}", port.map(|p| format!(" to port {p}")).unwrap_or_default(), decision.verdict, decision.decided_by)]
 pub struct Counterexample {
     /// One failing address.
     pub address: IpAddr,
     /// All addresses failing for the same reason.
     pub range: Interval,
+    /// The destination port of the failing flow (for port-range proofs;
+    /// otherwise the probed port).
+    pub port: Option<u16>,
     /// What happens to them (boxed: keeps `Result` small).
     pub decision: Box<Decision>,
 }
@@ -109,6 +131,7 @@ pub fn prove_verdict(
     if let Some(bad) = classes.iter().find(|c| !want(c.decision.verdict)) {
         return Err(Counterexample {
             address: bad.representative,
+            port: template.dport,
             range: bad.range,
             decision: Box::new(bad.decision.clone()),
         });
@@ -143,4 +166,72 @@ pub fn prove_blocked(
 ) -> Result<Proof, Counterexample> {
     let template = Flow::new(source.network(), dest.clone(), proto, port);
     prove_verdict(cfg, source, &template, backend, |v| !v.is_accept())
+}
+
+/// Split `lo..=hi` at every port boundary of the config.
+pub fn classify_ports(cfg: &FirewallConfig, lo: u16, hi: u16) -> Vec<(u16, u16)> {
+    let (lo32, hi32) = (u32::from(lo), u32::from(hi.max(lo)));
+    let mut cuts: Vec<u32> = all_port_cuts(cfg)
+        .into_iter()
+        .filter(|c| *c > lo32 && *c <= hi32)
+        .collect();
+    cuts.push(lo32);
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut out = Vec::with_capacity(cuts.len());
+    for (i, start) in cuts.iter().enumerate() {
+        let end = cuts.get(i + 1).map_or(hi32, |n| n.saturating_sub(1));
+        if let (Ok(a), Ok(b)) = (u16::try_from(*start), u16::try_from(end)) {
+            out.push((a, b));
+        }
+    }
+    out
+}
+
+/// Split sources × ports into blocks the config cannot tell apart and
+/// evaluate one flow per block; `template` gives everything else.
+pub fn classify_flows(
+    cfg: &FirewallConfig,
+    source: IpNet,
+    ports: (u16, u16),
+    template: &Flow,
+    backend: Backend,
+) -> Vec<FlowClass> {
+    let mut out = Vec::new();
+    for (plo, phi) in classify_ports(cfg, ports.0, ports.1) {
+        let mut t = template.clone();
+        t.dport = Some(plo);
+        for c in classify_sources(cfg, source, &t, backend) {
+            out.push(FlowClass {
+                sources: c.range,
+                ports: (plo, phi),
+                decision: c.decision,
+            });
+        }
+    }
+    out
+}
+
+/// Prove that every flow from `source` to any port in `ports` gets a
+/// verdict `want` accepts, or return one that does not. With
+/// `|v| !v.is_accept()` this proves "nothing but the allowed ports is
+/// open" when run over the gaps between allowed ports.
+pub fn prove_ports(
+    cfg: &FirewallConfig,
+    source: IpNet,
+    ports: (u16, u16),
+    template: &Flow,
+    backend: Backend,
+    want: impl Fn(Verdict) -> bool,
+) -> Result<PortProof, Counterexample> {
+    let classes = classify_flows(cfg, source, ports, template, backend);
+    if let Some(bad) = classes.iter().find(|c| !want(c.decision.verdict)) {
+        return Err(Counterexample {
+            address: bad.sources.start(),
+            port: Some(bad.ports.0),
+            range: bad.sources,
+            decision: Box::new(bad.decision.clone()),
+        });
+    }
+    Ok(PortProof { classes })
 }

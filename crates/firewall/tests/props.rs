@@ -389,4 +389,26 @@ proptest! {
         }
         prop_assert_eq!(covered, 64);
     }
+
+    /// Port classes are exact too: every port of a window gets the
+    /// decision of its block.
+    #[test]
+    fn port_classes_agree_with_brute_force(cfg in config(), f in flow(), be in backend(), start in 0u16..9000) {
+        let Some(_) = f.dport else { return Ok(()) };
+        let src: ipnet::IpNet = ipnet::IpNet::from(f.source);
+        let end = start + 299;
+        let classes = classify_flows(&cfg, src, (start, end), &f, be);
+        let mut covered = 0u32;
+        for class in &classes {
+            covered += u32::from(class.ports.1 - class.ports.0) + 1;
+            for port in class.ports.0..=class.ports.1 {
+                let mut g = f.clone();
+                g.dport = Some(port);
+                let d = evaluate(&cfg, &g, be);
+                prop_assert_eq!(d.verdict, class.decision.verdict, "port {}", port);
+                prop_assert_eq!(&d.decided_by, &class.decision.decided_by, "port {}", port);
+            }
+        }
+        prop_assert_eq!(covered, 300);
+    }
 }

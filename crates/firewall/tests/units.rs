@@ -596,3 +596,38 @@ fn results_serialise_to_plain_json() {
         serde_json::json!({"type": "in", "action": "ACCEPT", "macro": "SSH", "iface": "vmbr0", "source": "+dc/management", "enable": true, "comment": "lw:x"})
     );
 }
+
+#[test]
+fn iot_reaches_home_assistant_only_on_its_ports() {
+    let cfg = load("homelab");
+    let iot = net("10.10.2.0/24");
+    let tmpl = Flow::tcp(ip("10.10.2.1"), Target::Vm(400), 0);
+    for be in [Backend::Iptables, Backend::Nftables] {
+        for gap in [(1, 1882), (1884, 8122), (8124, 65535)] {
+            let r = prove_ports(&cfg, iot, gap, &tmpl, be, |v| !v.is_accept());
+            assert!(
+                r.is_ok(),
+                "{be} {gap:?}: {}",
+                r.err().map(|c| c.to_string()).unwrap_or_default()
+            );
+        }
+        for port in [(1883, 1883), (8123, 8123)] {
+            assert!(
+                prove_ports(&cfg, iot, port, &tmpl, be, Verdict::is_accept).is_ok(),
+                "{be} {port:?}"
+            );
+        }
+    }
+    // Port ranges are split exactly where rules change.
+    assert_eq!(
+        classify_ports(&cfg, 8120, 8130),
+        vec![(8120, 8122), (8123, 8123), (8124, 8130)]
+    );
+    // And a failure names the port.
+    let cex = prove_ports(&cfg, iot, (1, 65535), &tmpl, Backend::Iptables, |v| {
+        !v.is_accept()
+    })
+    .expect_err("1883 is open");
+    assert_eq!(cex.port, Some(1883));
+    assert!(cex.to_string().contains("to port 1883"), "{cex}");
+}
