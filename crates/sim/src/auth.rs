@@ -41,15 +41,29 @@ pub fn role_privs(role: &str) -> Vec<&'static str> {
             .filter(|p| !p.starts_with("Permissions.") && !p.starts_with("Realm."))
             .collect(),
         "PVEAuditor" => vec![
-            "Datastore.Audit", "Mapping.Audit", "Pool.Audit", "SDN.Audit", "Sys.Audit",
-            "VM.Audit", "VM.GuestAgent.Audit",
+            "Datastore.Audit",
+            "Mapping.Audit",
+            "Pool.Audit",
+            "SDN.Audit",
+            "Sys.Audit",
+            "VM.Audit",
+            "VM.GuestAgent.Audit",
         ],
         "PVEVMAdmin" => all.into_iter().filter(|p| p.starts_with("VM.")).collect(),
         "PVEVMUser" => vec![
-            "VM.Audit", "VM.Console", "VM.PowerMgmt", "VM.Backup", "VM.Config.CDROM",
-            "VM.Config.Cloudinit", "VM.GuestAgent.Audit",
+            "VM.Audit",
+            "VM.Console",
+            "VM.PowerMgmt",
+            "VM.Backup",
+            "VM.Config.CDROM",
+            "VM.Config.Cloudinit",
+            "VM.GuestAgent.Audit",
         ],
-        "PVEDatastoreUser" => vec!["Datastore.Audit", "Datastore.AllocateSpace", "Datastore.AllocateTemplate"],
+        "PVEDatastoreUser" => vec![
+            "Datastore.Audit",
+            "Datastore.AllocateSpace",
+            "Datastore.AllocateTemplate",
+        ],
         _ => vec![],
     }
 }
@@ -117,7 +131,9 @@ fn subst(path: &str, params: &dyn Fn(&str) -> Option<String>) -> String {
     let mut rest = path;
     while let Some(start) = rest.find('{') {
         out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find('}') else { break };
+        let Some(end) = rest[start..].find('}') else {
+            break;
+        };
         let name = &rest[start + 1..start + end];
         out.push_str(&params(name).unwrap_or_default());
         rest = &rest[start + end + 1..];
@@ -133,7 +149,9 @@ pub fn check(
     expr: &Value,
     params: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), String> {
-    let Some(arr) = expr.as_array() else { return Ok(()) };
+    let Some(arr) = expr.as_array() else {
+        return Ok(());
+    };
     let op = arr.first().and_then(Value::as_str).unwrap_or("");
     match op {
         "perm" => {
@@ -149,7 +167,10 @@ pub fn check(
                 if wanted.iter().any(|p| have.contains(*p)) {
                     Ok(())
                 } else {
-                    Err(format!("Permission check failed ({path}, {})", wanted.join("|")))
+                    Err(format!(
+                        "Permission check failed ({path}, {})",
+                        wanted.join("|")
+                    ))
                 }
             } else {
                 match wanted.iter().find(|p| !have.contains(**p)) {
@@ -238,8 +259,12 @@ pub fn make_csrf(key: &str, user: &str, now: u64) -> String {
 }
 
 pub fn verify_csrf(key: &str, token: &str, user: &str, now: u64) -> bool {
-    let Some((ts, sig)) = token.split_once(':') else { return false };
-    let Ok(t) = u64::from_str_radix(ts, 16) else { return false };
+    let Some((ts, sig)) = token.split_once(':') else {
+        return false;
+    };
+    let Ok(t) = u64::from_str_radix(ts, 16) else {
+        return false;
+    };
     sign(key, &format!("csrf:{ts}:{user}")) == sig && now < t + 7200
 }
 

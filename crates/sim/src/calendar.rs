@@ -2,12 +2,25 @@
 //! valid/invalid and produces error texts in the shape proxmox-time uses.
 
 const KEYWORDS: &[&str] = &[
-    "minutely", "hourly", "daily", "weekly", "monthly", "yearly", "annually", "quarterly",
-    "semiannually", "semi-annually",
+    "minutely",
+    "hourly",
+    "daily",
+    "weekly",
+    "monthly",
+    "yearly",
+    "annually",
+    "quarterly",
+    "semiannually",
+    "semi-annually",
 ];
 const DAYS: &[(&str, &str)] = &[
-    ("mon", "monday"), ("tue", "tuesday"), ("wed", "wednesday"), ("thu", "thursday"),
-    ("fri", "friday"), ("sat", "saturday"), ("sun", "sunday"),
+    ("mon", "monday"),
+    ("tue", "tuesday"),
+    ("wed", "wednesday"),
+    ("thu", "thursday"),
+    ("fri", "friday"),
+    ("sat", "saturday"),
+    ("sun", "sunday"),
 ];
 
 fn is_day(s: &str) -> bool {
@@ -23,11 +36,10 @@ fn component(s: &str, bound: u32) -> bool {
                 Some((b, r)) => (b, Some(r)),
                 None => (item, None),
             };
-            if let Some(r) = rep {
-                if r.parse::<u32>().map_or(true, |r| r == 0) {
+            if let Some(r) = rep
+                && r.parse::<u32>().map_or(true, |r| r == 0) {
                     return false;
                 }
-            }
             if base == "*" {
                 return true;
             }
@@ -100,7 +112,9 @@ pub fn parse(v: &str) -> Result<(), String> {
         }
         [t] => {
             if !time_ok(t) {
-                return Err(format!("unable to parse calendar event at '{t}' - Nom(Eof)\n"));
+                return Err(format!(
+                    "unable to parse calendar event at '{t}' - Nom(Eof)\n"
+                ));
             }
             any = true;
         }
@@ -111,16 +125,22 @@ pub fn parse(v: &str) -> Result<(), String> {
                 ));
             }
             if !time_ok(t) {
-                return Err(format!("unable to parse calendar event at '{t}' - Nom(Eof)\n"));
+                return Err(format!(
+                    "unable to parse calendar event at '{t}' - Nom(Eof)\n"
+                ));
             }
             any = true;
         }
         _ => {
-            return Err(format!("unable to parse calendar event at '{rest}' - Nom(Eof)\n"));
+            return Err(format!(
+                "unable to parse calendar event at '{rest}' - Nom(Eof)\n"
+            ));
         }
     }
     if !any {
-        return Err(format!("unable to parse calendar event at '{s}' - Nom(Eof)\n"));
+        return Err(format!(
+            "unable to parse calendar event at '{s}' - Nom(Eof)\n"
+        ));
     }
     Ok(())
 }
@@ -131,12 +151,27 @@ mod tests {
 
     #[test]
     fn calendar_examples_from_formats_md() {
-        for ok in ["sat 02:00", "mon..fri 22:30", "*/15", "daily", "02:00 UTC", "Mon", "fri..mon 3:00", "*-*-* 00:00:00", "25:00"] {
+        for ok in [
+            "sat 02:00",
+            "mon..fri 22:30",
+            "*/15",
+            "daily",
+            "02:00 UTC",
+            "Mon",
+            "fri..mon 3:00",
+            "*-*-* 00:00:00",
+            "25:00",
+        ] {
             assert!(parse(ok).is_ok(), "{ok}");
         }
         for bad in ["foo", "sat 2:61", "2024-13-01", "12:00:60", "*/0", ""] {
             assert!(parse(bad).is_err(), "{bad}");
         }
-        assert!(parse("foo").err().unwrap_or_default().contains("Context(\"weekday\")"));
+        assert!(
+            parse("foo")
+                .err()
+                .unwrap_or_default()
+                .contains("Context(\"weekday\")")
+        );
     }
 }

@@ -30,9 +30,15 @@ static_re!(bridge_re, r"^[-_.\w\d]+$");
 static_re!(iface_re, r"(?i)^[a-z][a-z0-9_]{1,20}([:.]\d+)?$");
 static_re!(vlan_re, r"^(\d+)(?:-(\d+))?$");
 static_re!(mac_re, r"(?i)^[a-f0-9][02468ace](?::[a-f0-9]{2}){5}$");
-static_re!(dns_re, r"^(([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?)\.)*([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?)$");
+static_re!(
+    dns_re,
+    r"^(([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?)\.)*([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?)$"
+);
 static_re!(user_re, r"^[\w+\-~]+(\.[\w+\-~]+)*$");
-static_re!(email_re, r"^[\w+\-~]+(\.[\w+\-~]+)*@[a-zA-Z0-9\-]+(\.[a-zA-Z0-9\-]+)*$");
+static_re!(
+    email_re,
+    r"^[\w+\-~]+(\.[\w+\-~]+)*@[a-zA-Z0-9\-]+(\.[a-zA-Z0-9\-]+)*$"
+);
 static_re!(disksize_re, r"^(\d+(\.\d+)?)([KMGT](?:iB)?)?$");
 static_re!(tag_re, r"(?i)^[a-z0-9_][a-z0-9_\-+.]*$");
 static_re!(urlenc_re, r"^[-%a-zA-Z0-9_.!~*'()]*$");
@@ -43,7 +49,10 @@ static_re!(vgname_re, r"(?i)^[a-z0-9][a-z0-9\-_.]*[a-z0-9]$");
 static_re!(alias_re, r"^(dc/|guest/)?[A-Za-z][A-Za-z0-9\-_]+$");
 static_re!(realm_re, r"^[A-Za-z][A-Za-z0-9.\-_]+$");
 static_re!(userid_re, r"^([^\s:/]+)@([A-Za-z][A-Za-z0-9.\-_]+)$");
-static_re!(tokenid_re, r"^([^\s:/]+)@([A-Za-z][A-Za-z0-9.\-_]+)!([A-Za-z][A-Za-z0-9.\-_]+)$");
+static_re!(
+    tokenid_re,
+    r"^([^\s:/]+)@([A-Za-z][A-Za-z0-9.\-_]+)!([A-Za-z][A-Za-z0-9.\-_]+)$"
+);
 static_re!(poolid_re, r"^[A-Za-z0-9.\-_]+(?:/[A-Za-z0-9.\-_]+){0,2}$");
 static_re!(ugid_re, r"^[A-Za-z0-9.\-_]+$");
 static_re!(portal_re, r"^([[:alnum:]\-.]+|\[[^\]]+\])(?::(\d+))?$");
@@ -83,10 +92,15 @@ pub fn parse_property_string(
             let k = c[1].to_string();
             let mut v = c[2].to_string();
             if res.contains_key(&k) {
-                return Err(format!("duplicate key in comma-separated list property: {k}\n"));
+                return Err(format!(
+                    "duplicate key in comma-separated list property: {k}\n"
+                ));
             }
             let mut key = k.clone();
-            if let Some(target) = fmt.get(&k).and_then(|x| x.get("alias")).and_then(Value::as_str)
+            if let Some(target) = fmt
+                .get(&k)
+                .and_then(|x| x.get("alias"))
+                .and_then(Value::as_str)
             {
                 if let Some(ka) = fmt
                     .get(&k)
@@ -112,7 +126,9 @@ pub fn parse_property_string(
                 return Err("value without key, but schema does not define a default key\n".into());
             };
             if bare_seen || res.get(&dk).is_some_and(|x| truthy(x)) {
-                return Err(format!("duplicate key in comma-separated list property: {dk}\n"));
+                return Err(format!(
+                    "duplicate key in comma-separated list property: {dk}\n"
+                ));
             }
             bare_seen = true;
             let mut v = part.to_string();
@@ -156,7 +172,9 @@ pub fn check_property_string(
             continue;
         }
         if !res.contains_key(k) && !is_optional(sub) {
-            lines.push(format!("{path}.{k}: property is missing and it is not optional"));
+            lines.push(format!(
+                "{path}.{k}: property is missing and it is not optional"
+            ));
         }
     }
     for (k, v) in &res {
@@ -169,10 +187,12 @@ pub fn check_property_string(
                 continue;
             }
         };
-        if let Some(req) = sub.get("requires").and_then(Value::as_str) {
-            if !res.contains_key(req) {
-                lines.push(format!("{path}.{req}: missing property required by '{path}.{k}'"));
-            }
+        if let Some(req) = sub.get("requires").and_then(Value::as_str)
+            && !res.contains_key(req)
+        {
+            lines.push(format!(
+                "{path}.{req}: missing property required by '{path}.{k}'"
+            ));
         }
         if let Err(e) = check_value(&PVal::Str(v.clone()), sub, &format!("{path}.{k}")) {
             lines.push(format!("{path}.{k}: {e}"));
@@ -204,10 +224,10 @@ fn run_validator(name: &str, res: &IndexMap<String, String>) -> Result<(), Strin
                 return Err("keep-all cannot be set together with other options.\n".into());
             }
         }
-        "backup-fleecing" => {
-            if res.get("enabled").is_some_and(|v| v == "1") && !res.contains_key("storage") {
-                return Err("'storage' parameter is required when 'enabled' is set\n".into());
-            }
+        "backup-fleecing"
+            if res.get("enabled").is_some_and(|v| v == "1") && !res.contains_key("storage") =>
+        {
+            return Err("'storage' parameter is required when 'enabled' is set\n".into());
         }
         "pve-vm-cpu-conf" => {
             let Some(ct) = res.get("cputype") else {
@@ -223,11 +243,24 @@ fn run_validator(name: &str, res: &IndexMap<String, String>) -> Result<(), Strin
             }
             if let Some(flags) = res.get("flags") {
                 const OK: &[&str] = &[
-                    "aes", "amd-no-ssb", "amd-ssbd", "hv-evmcs", "hv-tlbflush", "ibpb",
-                    "md-clear", "nested-virt", "pcid", "pdpe1gb", "spec-ctrl", "ssbd",
+                    "aes",
+                    "amd-no-ssb",
+                    "amd-ssbd",
+                    "hv-evmcs",
+                    "hv-tlbflush",
+                    "ibpb",
+                    "md-clear",
+                    "nested-virt",
+                    "pcid",
+                    "pdpe1gb",
+                    "spec-ctrl",
+                    "ssbd",
                     "virt-ssbd",
                 ];
-                if flags.split(';').any(|f| !OK.contains(&f.trim_start_matches(['+', '-']))) {
+                if flags
+                    .split(';')
+                    .any(|f| !OK.contains(&f.trim_start_matches(['+', '-'])))
+                {
                     return Err(format!(
                         "VM-specific CPU flags must be a subset of: {}\n",
                         OK.join(", ")
@@ -236,7 +269,7 @@ fn run_validator(name: &str, res: &IndexMap<String, String>) -> Result<(), Strin
             }
             if res.contains_key("reported-model") {
                 return Err(
-                    "Property 'reported-model' not allowed in VM-specific CPU config.\n".into()
+                    "Property 'reported-model' not allowed in VM-specific CPU config.\n".into(),
                 );
             }
         }
@@ -392,8 +425,11 @@ pub fn check_named(name: &str, v: &str, path: &str) -> Result<(), String> {
 
 fn check_one(base: &str, v: &str, path: &str) -> Result<(), String> {
     if let Some(fmt) = hash_format(base) {
-        let validator = matches!(base, "prune-backups" | "backup-fleecing" | "pve-vm-cpu-conf")
-            .then_some(base);
+        let validator = matches!(
+            base,
+            "prune-backups" | "backup-fleecing" | "pve-vm-cpu-conf"
+        )
+        .then_some(base);
         return check_property_string(v, &fmt, validator, path).map(|_| ());
     }
     check_code(base, v)
@@ -408,8 +444,12 @@ fn ipv6_ok(s: &str) -> bool {
 }
 
 fn cidr_ok(s: &str, v4: bool, v6: bool) -> bool {
-    let Some((a, p)) = s.split_once('/') else { return false };
-    let Ok(p) = p.parse::<u32>() else { return false };
+    let Some((a, p)) = s.split_once('/') else {
+        return false;
+    };
+    let Ok(p) = p.parse::<u32>() else {
+        return false;
+    };
     if p.to_string() != s.split_once('/').map_or("", |x| x.1) {
         return false;
     }
@@ -418,27 +458,101 @@ fn cidr_ok(s: &str, v4: bool, v6: bool) -> bool {
 
 /// Services from `/etc/services` that rules may name (a Debian netbase subset).
 pub const SERVICES: &[(&str, u16)] = &[
-    ("ftp-data", 20), ("ftp", 21), ("ssh", 22), ("telnet", 23), ("smtp", 25), ("domain", 53),
-    ("tftp", 69), ("http", 80), ("kerberos", 88), ("pop3", 110), ("sunrpc", 111), ("ntp", 123),
-    ("netbios-ns", 137), ("imap2", 143), ("snmp", 161), ("ldap", 389), ("https", 443),
-    ("microsoft-ds", 445), ("submission", 587), ("ldaps", 636), ("rsync", 873), ("imaps", 993),
-    ("pop3s", 995), ("openvpn", 1194), ("nfs", 2049), ("mysql", 3306), ("postgresql", 5432),
-    ("syslog", 514), ("bootps", 67), ("bootpc", 68), ("isakmp", 500), ("mdns", 5353),
-    ("http-alt", 8080), ("x11", 6000), ("iscsi-target", 3260), ("mqtt", 1883),
+    ("ftp-data", 20),
+    ("ftp", 21),
+    ("ssh", 22),
+    ("telnet", 23),
+    ("smtp", 25),
+    ("domain", 53),
+    ("tftp", 69),
+    ("http", 80),
+    ("kerberos", 88),
+    ("pop3", 110),
+    ("sunrpc", 111),
+    ("ntp", 123),
+    ("netbios-ns", 137),
+    ("imap2", 143),
+    ("snmp", 161),
+    ("ldap", 389),
+    ("https", 443),
+    ("microsoft-ds", 445),
+    ("submission", 587),
+    ("ldaps", 636),
+    ("rsync", 873),
+    ("imaps", 993),
+    ("pop3s", 995),
+    ("openvpn", 1194),
+    ("nfs", 2049),
+    ("mysql", 3306),
+    ("postgresql", 5432),
+    ("syslog", 514),
+    ("bootps", 67),
+    ("bootpc", 68),
+    ("isakmp", 500),
+    ("mdns", 5353),
+    ("http-alt", 8080),
+    ("x11", 6000),
+    ("iscsi-target", 3260),
+    ("mqtt", 1883),
 ];
 
 /// Protocols from `/etc/protocols` (name, number).
 pub const PROTOCOLS: &[(&str, u8)] = &[
-    ("ip", 0), ("icmp", 1), ("igmp", 2), ("ggp", 3), ("ipencap", 4), ("st", 5), ("tcp", 6),
-    ("egp", 8), ("igp", 9), ("pup", 12), ("udp", 17), ("hmp", 20), ("xns-idp", 22),
-    ("rdp", 27), ("iso-tp4", 29), ("dccp", 33), ("xtp", 36), ("ddp", 37), ("idpr-cmtp", 38),
-    ("ipv6", 41), ("ipv6-route", 43), ("ipv6-frag", 44), ("idrp", 45), ("rsvp", 46),
-    ("gre", 47), ("esp", 50), ("ah", 51), ("skip", 57), ("ipv6-icmp", 58), ("ipv6-nonxt", 59),
-    ("ipv6-opts", 60), ("rspf", 73), ("vmtp", 81), ("eigrp", 88), ("ospf", 89),
-    ("ax.25", 93), ("ipip", 94), ("etherip", 97), ("encap", 98), ("pim", 103),
-    ("ipcomp", 108), ("vrrp", 112), ("l2tp", 115), ("isis", 124), ("sctp", 132), ("fc", 133),
-    ("mobility-header", 135), ("udplite", 136), ("mpls-in-ip", 137), ("manet", 138),
-    ("hip", 139), ("shim6", 140), ("wesp", 141), ("rohc", 142), ("ethernet", 143),
+    ("ip", 0),
+    ("icmp", 1),
+    ("igmp", 2),
+    ("ggp", 3),
+    ("ipencap", 4),
+    ("st", 5),
+    ("tcp", 6),
+    ("egp", 8),
+    ("igp", 9),
+    ("pup", 12),
+    ("udp", 17),
+    ("hmp", 20),
+    ("xns-idp", 22),
+    ("rdp", 27),
+    ("iso-tp4", 29),
+    ("dccp", 33),
+    ("xtp", 36),
+    ("ddp", 37),
+    ("idpr-cmtp", 38),
+    ("ipv6", 41),
+    ("ipv6-route", 43),
+    ("ipv6-frag", 44),
+    ("idrp", 45),
+    ("rsvp", 46),
+    ("gre", 47),
+    ("esp", 50),
+    ("ah", 51),
+    ("skip", 57),
+    ("ipv6-icmp", 58),
+    ("ipv6-nonxt", 59),
+    ("ipv6-opts", 60),
+    ("rspf", 73),
+    ("vmtp", 81),
+    ("eigrp", 88),
+    ("ospf", 89),
+    ("ax.25", 93),
+    ("ipip", 94),
+    ("etherip", 97),
+    ("encap", 98),
+    ("pim", 103),
+    ("ipcomp", 108),
+    ("vrrp", 112),
+    ("l2tp", 115),
+    ("isis", 124),
+    ("sctp", 132),
+    ("fc", 133),
+    ("mobility-header", 135),
+    ("udplite", 136),
+    ("mpls-in-ip", 137),
+    ("manet", 138),
+    ("hip", 139),
+    ("shim6", 140),
+    ("wesp", 141),
+    ("rohc", 142),
+    ("ethernet", 143),
 ];
 
 pub const ICMP_TYPES: &str = "any echo-reply destination-unreachable network-unreachable host-unreachable protocol-unreachable port-unreachable fragmentation-needed source-route-failed network-unknown host-unknown network-prohibited host-prohibited TOS-network-unreachable TOS-host-unreachable communication-prohibited host-precedence-violation precedence-cutoff source-quench redirect network-redirect host-redirect TOS-network-redirect TOS-host-redirect echo-request router-advertisement router-solicitation time-exceeded ttl-zero-during-transit ttl-zero-during-reassembly parameter-problem ip-header-bad required-option-missing timestamp-request timestamp-reply address-mask-request address-mask-reply";
@@ -460,7 +574,9 @@ fn netip_check(s: &str, clear_host_bits: bool) -> Result<bool, String> {
             _ => false,
         };
         if ord {
-            return Err(format!("Begin address is greater than End address {a} - {b}"));
+            return Err(format!(
+                "Begin address is greater than End address {a} - {b}"
+            ));
         }
         return Ok(is6);
     }
@@ -490,15 +606,18 @@ fn netip_check(s: &str, clear_host_bits: bool) -> Result<bool, String> {
         let max = if is6 { 128 } else { 32 };
         let p: u32 = p.parse().map_err(|_| format!("Invalid chars in IP {s}"))?;
         if p > max {
-            return Err(format!("Prefix length {p} is longer than IP address ({max})"));
+            return Err(format!(
+                "Prefix length {p} is longer than IP address ({max})"
+            ));
         }
-        if !clear_host_bits && !is6 {
-            if let Ok(ip) = addr.parse::<Ipv4Addr>() {
-                let bits = u32::from(ip);
-                let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
-                if bits & !mask != 0 {
-                    return Err(format!("Invalid prefix {bits:032b}/{p}"));
-                }
+        if !clear_host_bits
+            && !is6
+            && let Ok(ip) = addr.parse::<Ipv4Addr>()
+        {
+            let bits = u32::from(ip);
+            let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+            if bits & !mask != 0 {
+                return Err(format!("Invalid prefix {bits:032b}/{p}"));
             }
         }
     }
@@ -552,7 +671,9 @@ fn ports_check(v: &str, dport: bool) -> Result<(), String> {
 
 fn storage_id_check(v: &str) -> Result<(), String> {
     if v.chars().count() < 2 {
-        return Err(format!("storage ID '{v}' cannot be shorter than 2 characters\n"));
+        return Err(format!(
+            "storage ID '{v}' cannot be shorter than 2 characters\n"
+        ));
     }
     if !storeid_re().is_match(v) {
         return Err(format!("storage ID '{v}' contains illegal characters\n"));
@@ -605,26 +726,18 @@ fn check_code(name: &str, v: &str) -> Result<(), String> {
                 return Err("value does not look like a valid VM ID\n".into());
             }
         }
-        "pve-node" => {
-            if !node_re().is_match(v) {
-                return Err("value does not look like a valid node name\n".into());
-            }
+        "pve-node" if !node_re().is_match(v) => {
+            return Err("value does not look like a valid node name\n".into());
         }
-        "pve-configid" => {
-            if !configid_re().is_match(v) {
-                return Err(format!("invalid configuration ID '{v}'\n"));
-            }
+        "pve-configid" if !configid_re().is_match(v) => {
+            return Err(format!("invalid configuration ID '{v}'\n"));
         }
         "pve-storage-id" => storage_id_check(v)?,
-        "pve-bridge-id" => {
-            if !bridge_re().is_match(v) {
-                return Err(format!("invalid bridge ID '{v}'\n"));
-            }
+        "pve-bridge-id" if !bridge_re().is_match(v) => {
+            return Err(format!("invalid bridge ID '{v}'\n"));
         }
-        "pve-iface" => {
-            if !iface_re().is_match(v) {
-                return Err(format!("invalid network interface name '{v}'\n"));
-            }
+        "pve-iface" if !iface_re().is_match(v) => {
+            return Err(format!("invalid network interface name '{v}'\n"));
         }
         "pve-vlan-id-or-range" => {
             let Some(c) = vlan_re().captures(v) else {
@@ -640,30 +753,24 @@ fn check_code(name: &str, v: &str) -> Result<(), String> {
                     return Err(format!("invalid VLAN tag '{v}'\n"));
                 }
                 if a >= b {
-                    return Err(format!("VLAN range must go from lower to higher tag '{v}'\n"));
+                    return Err(format!(
+                        "VLAN range must go from lower to higher tag '{v}'\n"
+                    ));
                 }
             }
         }
-        "mac-addr" => {
-            if !mac_re().is_match(v) {
-                return Err("value does not look like a valid unicast MAC address\n".into());
-            }
+        "mac-addr" if !mac_re().is_match(v) => {
+            return Err("value does not look like a valid unicast MAC address\n".into());
         }
         "mac-prefix" => {}
-        "ipv4" => {
-            if !ipv4_ok(v) {
-                return Err("value does not look like a valid IPv4 address\n".into());
-            }
+        "ipv4" if !ipv4_ok(v) => {
+            return Err("value does not look like a valid IPv4 address\n".into());
         }
-        "ipv6" => {
-            if !ipv6_ok(v) {
-                return Err("value does not look like a valid IPv6 address\n".into());
-            }
+        "ipv6" if !ipv6_ok(v) => {
+            return Err("value does not look like a valid IPv6 address\n".into());
         }
-        "ip" => {
-            if !ipv4_ok(v) && !ipv6_ok(v) {
-                return Err("value does not look like a valid IP address\n".into());
-            }
+        "ip" if !ipv4_ok(v) && !ipv6_ok(v) => {
+            return Err("value does not look like a valid IP address\n".into());
         }
         "ipv4mask" => {
             let ok = v.parse::<Ipv4Addr>().is_ok_and(|ip| {
@@ -674,93 +781,64 @@ fn check_code(name: &str, v: &str) -> Result<(), String> {
                 return Err("value does not look like a valid IP netmask\n".into());
             }
         }
-        "CIDRv4" => {
-            if !cidr_ok(v, true, false) {
-                return Err("value does not look like a valid IPv4 CIDR network\n".into());
-            }
+        "CIDRv4" if !cidr_ok(v, true, false) => {
+            return Err("value does not look like a valid IPv4 CIDR network\n".into());
         }
-        "CIDRv6" => {
-            if !cidr_ok(v, false, true) {
-                return Err("value does not look like a valid IPv6 CIDR network\n".into());
-            }
+        "CIDRv6" if !cidr_ok(v, false, true) => {
+            return Err("value does not look like a valid IPv6 CIDR network\n".into());
         }
-        "CIDR" => {
-            if !cidr_ok(v, true, true) {
-                return Err("value does not look like a valid CIDR network\n".into());
-            }
+        "CIDR" if !cidr_ok(v, true, true) => {
+            return Err("value does not look like a valid CIDR network\n".into());
         }
-        "dns-name" => {
-            if !dns_re().is_match(v) {
-                return Err("value does not look like a valid DNS name\n".into());
-            }
+        "dns-name" if !dns_re().is_match(v) => {
+            return Err("value does not look like a valid DNS name\n".into());
         }
-        "address" => {
-            if !ipv4_ok(v) && !ipv6_ok(v) && !dns_re().is_match(v) {
-                return Err(format!("value does not look like a valid address: {v}\n"));
-            }
+        "address" if !ipv4_ok(v) && !ipv6_ok(v) && !dns_re().is_match(v) => {
+            return Err(format!("value does not look like a valid address: {v}\n"));
         }
-        "email-or-username" => {
-            if !email_re().is_match(v) && !user_re().is_match(v) {
-                return Err(
-                    "value does not look like a valid email address or user name\n".into()
-                );
-            }
+        "email-or-username" if !email_re().is_match(v) && !user_re().is_match(v) => {
+            return Err("value does not look like a valid email address or user name\n".into());
         }
-        "email" => {
-            if !email_re().is_match(v) {
-                return Err("value does not look like a valid email address\n".into());
-            }
+        "email" if !email_re().is_match(v) => {
+            return Err("value does not look like a valid email address\n".into());
         }
-        "disk-size" => {
-            if !disksize_re().is_match(v) {
-                return Err(format!("value does not look like a valid disk size: {v}\n"));
-            }
+        "disk-size" if !disksize_re().is_match(v) => {
+            return Err(format!("value does not look like a valid disk size: {v}\n"));
         }
         "pve-startup-order" => {
             let ok = truthy(v)
                 && v.split(',').filter(|p| !p.trim().is_empty()).all(|p| {
                     static R: OnceLock<regex::Regex> = OnceLock::new();
-                    R.get_or_init(|| re(r"^(order=|up=|down=)?\d+$")).is_match(p)
+                    R.get_or_init(|| re(r"^(order=|up=|down=)?\d+$"))
+                        .is_match(p)
                 });
             if !ok {
                 return Err("unable to parse startup options\n".into());
             }
         }
-        "pve-tag" => {
-            if !tag_re().is_match(v) {
-                return Err("invalid characters in tag\n".into());
-            }
+        "pve-tag" if !tag_re().is_match(v) => {
+            return Err("invalid characters in tag\n".into());
         }
-        "urlencoded" => {
-            if !urlenc_re().is_match(v) {
-                return Err(format!("invalid urlencoded string: {v}\n"));
-            }
+        "urlencoded" if !urlenc_re().is_match(v) => {
+            return Err(format!("invalid urlencoded string: {v}\n"));
         }
-        "storage-pair" => {
-            if v != "1" {
-                let parts: Vec<&str> = v.split(':').collect();
-                let bad = parts.len() > 2 || parts.iter().any(|p| storage_id_check(p).is_err());
-                if bad {
-                    let e = storage_id_check(v).err().unwrap_or_default();
-                    return Err(format!("entry '{v}' contains invalid ID - {e}\n\n"));
-                }
+        "storage-pair" if v != "1" => {
+            let parts: Vec<&str> = v.split(':').collect();
+            let bad = parts.len() > 2 || parts.iter().any(|p| storage_id_check(p).is_err());
+            if bad {
+                let e = storage_id_check(v).err().unwrap_or_default();
+                return Err(format!("entry '{v}' contains invalid ID - {e}\n\n"));
             }
         }
         "pve-volume-id" => volid_check(v)?,
-        "pve-volume-id-or-absolute-path" => {
-            if !v.starts_with('/') {
-                volid_check(v)?;
-            }
+        "pve-volume-id-or-absolute-path" if !v.starts_with('/') => {
+            volid_check(v)?;
         }
-        "pve-volume-id-or-qm-path" => {
-            if v != "none" && v != "cdrom" && !v.starts_with('/') {
-                volid_check(v)?;
-            }
+        "pve-volume-id-or-qm-path" if v != "none" && v != "cdrom" && !v.starts_with('/') => {
+            volid_check(v)?;
         }
-        "pve-qm-bootdisk" => {
-            if !drive_name_ok(v, true) {
-                return Err(format!("invalid boot disk '{v}'\n"));
-            }
+        "pve-qm-bootdisk" if !drive_name_ok(v, true) => {
+            return Err(format!("invalid boot disk '{v}'\n"));
         }
         "pve-qm-bootdev" => {
             let ok = drive_name_ok(v, false)
@@ -776,20 +854,17 @@ fn check_code(name: &str, v: &str) -> Result<(), String> {
                 let ok = cpuset_re().captures(p).is_some_and(|c| {
                     let a: u64 = c[1].parse().unwrap_or(0);
                     c.get(2)
-                        .map_or(true, |b| b.as_str().parse::<u64>().is_ok_and(|b| a <= b))
+                        .is_none_or(|b| b.as_str().parse::<u64>().is_ok_and(|b| a <= b))
                 });
                 if !ok && !v.is_empty() {
                     return Err("unable to parse cpuset option\n".into());
                 }
             }
         }
-        "pve-hotplug-features" => {
-            if v != "0" && v != "1" {
-                for f in split_list(v) {
-                    if !["network", "disk", "cpu", "memory", "usb", "cloudinit"].contains(&f.as_str())
-                    {
-                        return Err(format!("invalid hotplug feature '{f}'\n"));
-                    }
+        "pve-hotplug-features" if v != "0" && v != "1" => {
+            for f in split_list(v) {
+                if !["network", "disk", "cpu", "memory", "usb", "cloudinit"].contains(&f.as_str()) {
+                    return Err(format!("invalid hotplug feature '{f}'\n"));
                 }
             }
         }
@@ -800,12 +875,13 @@ fn check_code(name: &str, v: &str) -> Result<(), String> {
                 return Err("value must be an integer between 8 and 64 or 'host'\n".into());
             }
         }
-        "pve-storage-content" => {
-            if !["images", "rootdir", "vztmpl", "iso", "backup", "snippets", "none", "import"]
-                .contains(&v)
-            {
-                return Err(format!("invalid content type '{v}'\n"));
-            }
+        "pve-storage-content"
+            if ![
+                "images", "rootdir", "vztmpl", "iso", "backup", "snippets", "none", "import",
+            ]
+            .contains(&v) =>
+        {
+            return Err(format!("invalid content type '{v}'\n"));
         }
         "pve-dir-override" => {
             let Some(c) = override_re().captures(v) else {
@@ -819,10 +895,8 @@ fn check_code(name: &str, v: &str) -> Result<(), String> {
                 return Err("value does not look like a valid absolute path\n".into());
             }
         }
-        "pve-storage-server" => {
-            if !ipv4_ok(v) && !ipv6_ok(v) && !dns_re().is_match(v) {
-                return Err("value does not look like a valid server name or IP address\n".into());
-            }
+        "pve-storage-server" if !ipv4_ok(v) && !ipv6_ok(v) && !dns_re().is_match(v) => {
+            return Err("value does not look like a valid server name or IP address\n".into());
         }
         "pve-storage-portal-dns" => {
             let ok = portal_re().is_match(v) || ipv6_ok(v.rsplit_once('.').map_or(v, |x| x.0));
@@ -830,33 +904,28 @@ fn check_code(name: &str, v: &str) -> Result<(), String> {
                 return Err("value does not look like a valid portal address\n".into());
             }
         }
-        "pve-storage-vgname" => {
-            if !vgname_re().is_match(v) {
-                return Err(format!("lvm name '{v}' contains illegal characters\n"));
-            }
+        "pve-storage-vgname" if !vgname_re().is_match(v) => {
+            return Err(format!("lvm name '{v}' contains illegal characters\n"));
         }
-        "pve-storage-options" => {
-            if v.is_empty() || v.chars().any(char::is_whitespace) {
-                return Err(format!("invalid options '{v}'\n"));
-            }
+        "pve-storage-options" if (v.is_empty() || v.chars().any(char::is_whitespace)) => {
+            return Err(format!("invalid options '{v}'\n"));
         }
         "IPorCIDR" => ip_or_cidr(v)?,
-        "IPorCIDRorAlias" => {
-            if !alias_re().is_match(v) {
-                ip_or_cidr(v)?;
-            }
+        "IPorCIDRorAlias" if !alias_re().is_match(v) => {
+            ip_or_cidr(v)?;
         }
         "pve-fw-addr-spec" => {
             if v.is_empty() {
                 return Ok(());
             }
-            if let Some(name) = v.strip_prefix('+') {
-                if !name.is_empty() && !name.chars().any(char::is_whitespace) {
-                    if v.len() > 65 {
-                        return Err("ipset name too long\n".into());
-                    }
-                    return Ok(());
+            if let Some(name) = v.strip_prefix('+')
+                && !name.is_empty()
+                && !name.chars().any(char::is_whitespace)
+            {
+                if v.len() > 65 {
+                    return Err("ipset name too long\n".into());
                 }
+                return Ok(());
             }
             if alias_re().is_match(v) {
                 if v.len() > 64 {
@@ -870,7 +939,8 @@ fn check_code(name: &str, v: &str) -> Result<(), String> {
             }
             let mut fam = None;
             for i in &items {
-                let is6 = netip_check(i, false).map_err(|e| format!("invalid IP address: {e}\n"))?;
+                let is6 =
+                    netip_check(i, false).map_err(|e| format!("invalid IP address: {e}\n"))?;
                 if fam.is_some_and(|f| f != is6) {
                     return Err(format!(
                         "detected mixed ipv4/ipv6 addresses in address list '{v}'\n"
@@ -884,22 +954,30 @@ fn check_code(name: &str, v: &str) -> Result<(), String> {
         }
         "pve-fw-dport-spec" => ports_check(v, true)?,
         "pve-fw-sport-spec" => ports_check(v, false)?,
-        "pve-fw-protocol-spec" => {
+        "pve-fw-protocol-spec"
             if !v.is_empty()
                 && v != "icmpv6"
-                && !PROTOCOLS.iter().any(|(n, num)| *n == v || num.to_string() == v)
-            {
-                return Err(format!("unknown protocol '{v}'\n"));
-            }
+                && !PROTOCOLS
+                    .iter()
+                    .any(|(n, num)| *n == v || num.to_string() == v) =>
+        {
+            return Err(format!("unknown protocol '{v}'\n"));
         }
-        "pve-fw-icmp-type-spec" => {
-            if !v.is_empty() && !is_icmp_name(v) {
-                return Err(format!("invalid icmp-type value '{v}'\n"));
-            }
+        "pve-fw-icmp-type-spec" if !v.is_empty() && !is_icmp_name(v) => {
+            return Err(format!("invalid icmp-type value '{v}'\n"));
         }
         "pve-fw-conntrack-helper" => {
-            const H: &[&str] =
-                &["amanda", "ftp", "irc", "netbios-ns", "pptp", "sane", "sip", "snmp", "tftp"];
+            const H: &[&str] = &[
+                "amanda",
+                "ftp",
+                "irc",
+                "netbios-ns",
+                "pptp",
+                "sane",
+                "sip",
+                "snmp",
+                "tftp",
+            ];
             let items: Vec<&str> = v.split(',').collect();
             if v.is_empty() {
                 return Ok(());
@@ -912,42 +990,36 @@ fn check_code(name: &str, v: &str) -> Result<(), String> {
                 }
             }
         }
-        "pve-realm" => {
-            if !realm_re().is_match(v) {
-                return Err("value does not look like a valid realm\n".into());
-            }
+        "pve-realm" if !realm_re().is_match(v) => {
+            return Err("value does not look like a valid realm\n".into());
         }
-        "pve-priv" => {
-            if !PRIVS.split(' ').any(|p| p == v) {
-                return Err(format!("invalid privilege '{v}'\n"));
-            }
+        "pve-priv" if !PRIVS.split(' ').any(|p| p == v) => {
+            return Err(format!("invalid privilege '{v}'\n"));
         }
         "pve-poolid" => {
             if v.split('/').count() > 3 {
-                return Err(format!("pool name '{v}' nested too deeply (max levels = 3)\n"));
+                return Err(format!(
+                    "pool name '{v}' nested too deeply (max levels = 3)\n"
+                ));
             }
             if !poolid_re().is_match(v) {
                 return Err(format!("pool name '{v}' contains invalid characters\n"));
             }
         }
-        "pve-day-of-week" => {
-            if !["mon", "tue", "wed", "thu", "fri", "sat", "sun"].contains(&v) {
-                return Err(format!("invalid day '{v}'\n"));
-            }
+        "pve-day-of-week" if !["mon", "tue", "wed", "thu", "fri", "sat", "sun"].contains(&v) => {
+            return Err(format!("invalid day '{v}'\n"));
         }
         "pve-calendar-event" => {
             crate::calendar::parse(v)
                 .map_err(|e| format!("invalid calendar event '{v}' - {e}\n\n"))?;
         }
-        "pve-ipv4-config" => {
-            if v != "dhcp" && v != "manual" && !cidr_ok(v, true, false) {
-                return Err("value does not look like a valid ipv4 network configuration\n".into());
-            }
+        "pve-ipv4-config" if v != "dhcp" && v != "manual" && !cidr_ok(v, true, false) => {
+            return Err("value does not look like a valid ipv4 network configuration\n".into());
         }
-        "pve-ipv6-config" => {
-            if !["auto", "dhcp", "manual"].contains(&v) && !cidr_ok(v, false, true) {
-                return Err("value does not look like a valid ipv6 network configuration\n".into());
-            }
+        "pve-ipv6-config"
+            if !["auto", "dhcp", "manual"].contains(&v) && !cidr_ok(v, false, true) =>
+        {
+            return Err("value does not look like a valid ipv6 network configuration\n".into());
         }
         "pve-userid" => {
             if v.len() < 3 {
@@ -957,28 +1029,22 @@ fn check_code(name: &str, v: &str) -> Result<(), String> {
                 return Err(format!("user name '{v}' is too long ({} > 64)\n", v.len()));
             }
             if !userid_re().is_match(v) {
-                return Err(format!("value '{v}' does not look like a valid user name\n"));
+                return Err(format!(
+                    "value '{v}' does not look like a valid user name\n"
+                ));
             }
         }
-        "pve-tokenid" => {
-            if !tokenid_re().is_match(v) {
-                return Err(format!("value '{v}' does not look like a valid token ID\n"));
-            }
+        "pve-tokenid" if !tokenid_re().is_match(v) => {
+            return Err(format!("value '{v}' does not look like a valid token ID\n"));
         }
-        "pve-groupid" => {
-            if !ugid_re().is_match(v) {
-                return Err(format!("group name '{v}' contains invalid characters\n"));
-            }
+        "pve-groupid" if !ugid_re().is_match(v) => {
+            return Err(format!("group name '{v}' contains invalid characters\n"));
         }
-        "pve-roleid" => {
-            if !ugid_re().is_match(v) {
-                return Err(format!("role name '{v}' contains invalid characters\n"));
-            }
+        "pve-roleid" if !ugid_re().is_match(v) => {
+            return Err(format!("role name '{v}' contains invalid characters\n"));
         }
-        "pve-task-status-type" => {
-            if !["ok", "error", "warning", "unknown"].contains(&v) {
-                return Err(format!("invalid task status type '{v}'\n"));
-            }
+        "pve-task-status-type" if !["ok", "error", "warning", "unknown"].contains(&v) => {
+            return Err(format!("invalid task status type '{v}'\n"));
         }
         // Formats outside the simulated endpoints are accepted as is (their endpoints
         // answer 501 anyway).
@@ -1001,12 +1067,16 @@ fn ip_or_cidr(v: &str) -> Result<(), String> {
         let p: u32 = p.as_str()[1..].parse().unwrap_or(999);
         let max = if addr.contains(':') { 128 } else { 32 };
         if p > max {
-            return Err(format!("Prefix length {p} is longer than IP address ({max})\n"));
+            return Err(format!(
+                "Prefix length {p} is longer than IP address ({max})\n"
+            ));
         }
-        if p == 0 && addr != "0.0.0.0" && addr != "::" {
-            if let Ok(ip) = addr.parse::<Ipv4Addr>() {
-                return Err(format!("Invalid prefix {:032b}/0\n", u32::from(ip)));
-            }
+        if p == 0
+            && addr != "0.0.0.0"
+            && addr != "::"
+            && let Ok(ip) = addr.parse::<Ipv4Addr>()
+        {
+            return Err(format!("Invalid prefix {:032b}/0\n", u32::from(ip)));
         }
     }
     Ok(())
@@ -1037,7 +1107,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
 pub fn format_size(bytes: u64) -> String {
     for (unit, shift) in [("T", 40u32), ("G", 30), ("M", 20), ("K", 10)] {
         let m = 1u64 << shift;
-        if bytes >= m && bytes % m == 0 {
+        if bytes >= m && bytes.is_multiple_of(m) {
             return format!("{}{unit}", bytes / m);
         }
     }

@@ -15,7 +15,9 @@ fn opt_int(o: &Obj, k: &str) -> Option<i64> {
 }
 
 fn opt_str<'a>(o: &'a Obj, k: &str) -> Option<&'a str> {
-    o.get(k).and_then(serde_json::Value::as_str).filter(|s| !s.is_empty())
+    o.get(k)
+        .and_then(serde_json::Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 /// Does one address element (IP, CIDR, range) contain `ip`?
@@ -40,12 +42,11 @@ fn local_network(st: &State) -> Option<String> {
     let node = st.nodes.values().next()?;
     let ip: Ipv4Addr = node.ip.parse().ok()?;
     for iface in node.network.values() {
-        if let Some(cidr) = opt_str(iface, "cidr") {
-            if let Ok(net) = cidr.parse::<ipnet::Ipv4Net>() {
-                if net.contains(&ip) {
-                    return Some(net.trunc().to_string());
-                }
-            }
+        if let Some(cidr) = opt_str(iface, "cidr")
+            && let Ok(net) = cidr.parse::<ipnet::Ipv4Net>()
+            && net.contains(&ip)
+        {
+            return Some(net.trunc().to_string());
         }
     }
     Some(format!("{ip}/24"))
@@ -54,7 +55,9 @@ fn local_network(st: &State) -> Option<String> {
 fn ipset_contains(st: &State, set: &Ipset, ip: IpAddr) -> bool {
     let mut hit = false;
     for e in &set.entries {
-        let Some(cidr) = opt_str(e, "cidr") else { continue };
+        let Some(cidr) = opt_str(e, "cidr") else {
+            continue;
+        };
         let resolved = resolve_alias(st, cidr).unwrap_or_else(|| cidr.to_string());
         if elem_contains(&resolved, ip) {
             if opt_int(e, "nomatch").unwrap_or(0) == 1 {
@@ -71,14 +74,18 @@ fn resolve_alias(st: &State, name: &str) -> Option<String> {
     if n == "local_network" {
         return local_network(st);
     }
-    st.fw.aliases.get(n).and_then(|a| opt_str(a, "cidr")).map(String::from)
+    st.fw
+        .aliases
+        .get(n)
+        .and_then(|a| opt_str(a, "cidr"))
+        .map(String::from)
 }
 
 fn in_management(st: &State, ip: IpAddr) -> bool {
-    if let Some(set) = st.fw.ipsets.get("management") {
-        if ipset_contains(st, set, ip) {
-            return true;
-        }
+    if let Some(set) = st.fw.ipsets.get("management")
+        && ipset_contains(st, set, ip)
+    {
+        return true;
     }
     local_network(st).is_some_and(|n| elem_contains(&n, ip))
 }
@@ -90,7 +97,11 @@ fn addr_matches(st: &State, spec: &str, ip: IpAddr) -> bool {
         if n == "management" {
             return in_management(st, ip);
         }
-        return st.fw.ipsets.get(n).is_some_and(|s| ipset_contains(st, s, ip));
+        return st
+            .fw
+            .ipsets
+            .get(n)
+            .is_some_and(|s| ipset_contains(st, s, ip));
     }
     if let Some(c) = resolve_alias(st, spec) {
         return elem_contains(&c, ip);
@@ -118,7 +129,9 @@ fn port_matches(spec: &str, port: u16) -> bool {
         } else if let Ok(n) = p.parse::<u16>() {
             n == port
         } else {
-            crate::formats::SERVICES.iter().any(|(n, p2)| *n == p && *p2 == port)
+            crate::formats::SERVICES
+                .iter()
+                .any(|(n, p2)| *n == p && *p2 == port)
         }
     })
 }
@@ -145,21 +158,25 @@ fn rule_verdict(st: &State, r: &Obj, ip: IpAddr, port: u16, depth: u8) -> Option
     if ty != "in" {
         return None;
     }
-    if let Some(src) = opt_str(r, "source") {
-        if !addr_matches(st, src, ip) {
-            return None;
-        }
+    if let Some(src) = opt_str(r, "source")
+        && !addr_matches(st, src, ip)
+    {
+        return None;
     }
     if let Some(dst) = opt_str(r, "dest") {
-        let node_ip = st.nodes.values().next().and_then(|n| n.ip.parse::<IpAddr>().ok());
+        let node_ip = st
+            .nodes
+            .values()
+            .next()
+            .and_then(|n| n.ip.parse::<IpAddr>().ok());
         if !node_ip.is_some_and(|n| addr_matches(st, dst, n)) {
             return None;
         }
     }
-    if let Some(iface) = opt_str(r, "iface") {
-        if iface != "vmbr0" {
-            return None;
-        }
+    if let Some(iface) = opt_str(r, "iface")
+        && iface != "vmbr0"
+    {
+        return None;
     }
     if let Some(m) = opt_str(r, "macro") {
         let (proto, ports) = macro_ports(m)?;
@@ -167,15 +184,16 @@ fn rule_verdict(st: &State, r: &Obj, ip: IpAddr, port: u16, depth: u8) -> Option
             return None;
         }
     } else {
-        if let Some(p) = opt_str(r, "proto") {
-            if p != "tcp" && p != "6" {
-                return None;
-            }
+        if let Some(p) = opt_str(r, "proto")
+            && p != "tcp"
+            && p != "6"
+        {
+            return None;
         }
-        if let Some(d) = opt_str(r, "dport") {
-            if !port_matches(d, port) {
-                return None;
-            }
+        if let Some(d) = opt_str(r, "dport")
+            && !port_matches(d, port)
+        {
+            return None;
         }
     }
     Some(action == "ACCEPT")
@@ -189,14 +207,16 @@ pub fn host_allows(st: &State, ip: IpAddr, port: u16) -> bool {
     if ip.is_loopback() {
         return true;
     }
-    let Some(node) = st.nodes.values().next() else { return true };
+    let Some(node) = st.nodes.values().next() else {
+        return true;
+    };
     if opt_int(&node.fw_options, "enable").unwrap_or(1) == 0 {
         return true;
     }
-    if let Some(bl) = st.fw.ipsets.get("blacklist") {
-        if ipset_contains(st, bl, ip) {
-            return false;
-        }
+    if let Some(bl) = st.fw.ipsets.get("blacklist")
+        && ipset_contains(st, bl, ip)
+    {
+        return false;
     }
     let nft = opt_int(&node.fw_options, "nftables").unwrap_or(0) == 1;
     let mgmt_ports = [8006u16, 22, 3128];
@@ -230,7 +250,11 @@ mod tests {
     #[test]
     fn disabled_firewall_allows_everything() {
         let s = State::scenario(Scenario::Fresh, 0);
-        assert!(host_allows(&s, "10.9.9.9".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])), 8006));
+        assert!(host_allows(
+            &s,
+            "10.9.9.9".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            8006
+        ));
     }
 
     #[test]
@@ -243,8 +267,10 @@ mod tests {
     #[test]
     fn user_drop_rule_precedes_management_exception() {
         let mut s = st();
-        let rule: Obj = serde_json::from_value(json!({"type":"in","action":"DROP","enable":1,"proto":"tcp","dport":"8006"}))
-            .unwrap_or_default();
+        let rule: Obj = serde_json::from_value(
+            json!({"type":"in","action":"DROP","enable":1,"proto":"tcp","dport":"8006"}),
+        )
+        .unwrap_or_default();
         s.fw.rules.push(rule);
         assert!(!host_allows(&s, IpAddr::from([192, 168, 1, 50]), 8006));
         // A disabled rule does nothing.

@@ -18,8 +18,8 @@
 mod api;
 mod auth;
 pub mod calendar;
-mod fweval;
 pub mod formats;
+mod fweval;
 pub mod schema;
 mod server;
 pub mod state;

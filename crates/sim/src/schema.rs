@@ -177,7 +177,11 @@ impl ApiSchema {
 }
 
 fn build_node(v: &Value) -> PathNode {
-    let text = v.get("text").and_then(Value::as_str).unwrap_or("").to_string();
+    let text = v
+        .get("text")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let mut methods = HashMap::new();
     if let Some(info) = v.get("info").and_then(Value::as_object) {
         for (m, i) in info {
@@ -195,7 +199,11 @@ fn build_node(v: &Value) -> PathNode {
         }
     }
     PathNode {
-        path: v.get("path").and_then(Value::as_str).unwrap_or("").to_string(),
+        path: v
+            .get("path")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
         is_param: text.starts_with('{'),
         text,
         children: v
@@ -224,7 +232,10 @@ fn index_range(prefix: &str, schema: &Value) -> (u32, u32) {
         "numa" => (0, 7),
         "virtiofs" => (0, 9),
         _ => {
-            let d = schema.get("description").and_then(Value::as_str).unwrap_or("");
+            let d = schema
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             static RE: OnceLock<regex::Regex> = OnceLock::new();
             let re = RE.get_or_init(|| {
                 regex::Regex::new(r"n is (\d+) to (\d+)").unwrap_or_else(|_| never_regex())
@@ -244,10 +255,10 @@ pub fn never_regex() -> regex::Regex {
 
 /// Finds the schema of a request key, resolving indexed names such as `net3` → `net[n]`.
 pub fn lookup_prop<'a>(props: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    if let Some(s) = props.get(key) {
-        if !key.contains('[') {
-            return Some(s);
-        }
+    if let Some(s) = props.get(key)
+        && !key.contains('[')
+    {
+        return Some(s);
     }
     let split = key.find(|c: char| c.is_ascii_digit())?;
     let (prefix, idx) = key.split_at(split);
@@ -276,7 +287,9 @@ pub type Errors = BTreeMap<String, String>;
 /// string formats, scalars are wrapped for array parameters.
 pub fn normalise(params: &mut Params, props: &Map<String, Value>) {
     for (k, v) in params.iter_mut() {
-        let Some(s) = lookup_prop(props, k) else { continue };
+        let Some(s) = lookup_prop(props, k) else {
+            continue;
+        };
         let ty = s.get("type").and_then(Value::as_str).unwrap_or("string");
         let is_list = s
             .get("format")
@@ -313,7 +326,10 @@ pub fn validate(params: &mut Params, parameters: &Value) -> Result<(), Errors> {
             continue;
         }
         if !params.contains_key(name) && !is_optional(s) {
-            errors.insert(name.clone(), "property is missing and it is not optional".into());
+            errors.insert(
+                name.clone(),
+                "property is missing and it is not optional".into(),
+            );
         }
     }
     for (k, v) in params.iter() {
@@ -325,16 +341,24 @@ pub fn validate(params: &mut Params, parameters: &Value) -> Result<(), Errors> {
             );
             continue;
         };
-        if let Some(req) = s.get("requires").and_then(Value::as_str) {
-            if !params.contains_key(req) {
-                add_error(&mut errors, req, &format!("missing property required by '{k}'"));
-            }
+        if let Some(req) = s.get("requires").and_then(Value::as_str)
+            && !params.contains_key(req)
+        {
+            add_error(
+                &mut errors,
+                req,
+                &format!("missing property required by '{k}'"),
+            );
         }
         if let Err(e) = check_value(v, s, k) {
             add_error(&mut errors, k, &e);
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 /// Two errors on one key are joined by a literal backslash-n, as `add_error` does.
@@ -373,7 +397,10 @@ pub fn pattern_regex(p: &str) -> Option<regex::Regex> {
     static BRACE: OnceLock<regex::Regex> = OnceLock::new();
     let brace =
         BRACE.get_or_init(|| regex::Regex::new(r"\{,(\d+)\}").unwrap_or_else(|_| never_regex()));
-    let rewritten = p.replace("(?^:", "(?:").replace("(?^i:", "(?i:").replace("\\0", "\\x00");
+    let rewritten = p
+        .replace("(?^:", "(?:")
+        .replace("(?^i:", "(?i:")
+        .replace("\\0", "\\x00");
     let rewritten = brace.replace_all(&rewritten, "{0,$1}").to_string();
     let re = regex::RegexBuilder::new(&format!("^{rewritten}$"))
         .size_limit(64 << 20)
@@ -400,7 +427,9 @@ pub fn check_value(v: &PVal, s: &Value, path: &str) -> Result<(), String> {
                 return Ok(());
             }
             let _ = b;
-            return Err(format!("type check ('{ty}') failed - got JSON::PP::Boolean"));
+            return Err(format!(
+                "type check ('{ty}') failed - got JSON::PP::Boolean"
+            ));
         }
         PVal::Obj(_) => {
             if ty == "object" {
@@ -441,41 +470,47 @@ pub fn check_value(v: &PVal, s: &Value, path: &str) -> Result<(), String> {
                     .map_err(|e| format!("invalid format - {e}"))?;
             }
             Value::String(name) => {
-                formats::check_named(name, text, path).map_err(|e| format!("invalid format - {e}"))?;
+                formats::check_named(name, text, path)
+                    .map_err(|e| format!("invalid format - {e}"))?;
             }
             _ => {}
         }
     }
-    if let Some(p) = s.get("pattern").and_then(Value::as_str) {
-        if let Some(re) = pattern_regex(p) {
-            if !re.is_match(text) {
-                return Err("value does not match the regex pattern".into());
-            }
-        }
+    if let Some(p) = s.get("pattern").and_then(Value::as_str)
+        && let Some(re) = pattern_regex(p)
+        && !re.is_match(text)
+    {
+        return Err("value does not match the regex pattern".into());
     }
     let len = text.chars().count();
-    if let Some(max) = s.get("maxLength").and_then(json_num) {
-        if len as f64 > max {
-            return Err(format!("value may only be {max} characters long"));
-        }
+    if let Some(max) = s.get("maxLength").and_then(json_num)
+        && len as f64 > max
+    {
+        return Err(format!("value may only be {max} characters long"));
     }
-    if let Some(min) = s.get("minLength").and_then(json_num) {
-        if (len as f64) < min {
-            return Err(format!("value must be at least {min} characters long"));
-        }
+    if let Some(min) = s.get("minLength").and_then(json_num)
+        && (len as f64) < min
+    {
+        return Err(format!("value must be at least {min} characters long"));
     }
-    if num_re().is_match(text) {
-        if let Ok(x) = text.parse::<f64>() {
-            if let Some(max) = s.get("maximum").and_then(json_num) {
-                if x > max {
-                    return Err(format!("value must have a maximum value of {}", fmt_num(max)));
-                }
-            }
-            if let Some(min) = s.get("minimum").and_then(json_num) {
-                if x < min {
-                    return Err(format!("value must have a minimum value of {}", fmt_num(min)));
-                }
-            }
+    if num_re().is_match(text)
+        && let Ok(x) = text.parse::<f64>()
+    {
+        if let Some(max) = s.get("maximum").and_then(json_num)
+            && x > max
+        {
+            return Err(format!(
+                "value must have a maximum value of {}",
+                fmt_num(max)
+            ));
+        }
+        if let Some(min) = s.get("minimum").and_then(json_num)
+            && x < min
+        {
+            return Err(format!(
+                "value must have a minimum value of {}",
+                fmt_num(min)
+            ));
         }
     }
     if let Some(e) = s.get("enum").and_then(Value::as_array) {
@@ -497,7 +532,11 @@ pub fn check_value(v: &PVal, s: &Value, path: &str) -> Result<(), String> {
 }
 
 fn fmt_num(x: f64) -> String {
-    if x.fract() == 0.0 { format!("{}", x as i64) } else { format!("{x}") }
+    if x.fract() == 0.0 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
+    }
 }
 
 /// The schema of a QEMU config key, from `POST /nodes/{node}/qemu/{vmid}/config`.

@@ -90,7 +90,10 @@ impl Inner {
                 };
                 if !f.contains_key(key) {
                     f.insert(key.to_string(), ticket);
-                    return Ok(FlockGuard { inner: self, key: key.to_string() });
+                    return Ok(FlockGuard {
+                        inner: self,
+                        key: key.to_string(),
+                    });
                 }
             }
             if tokio::time::Instant::now() >= deadline {
@@ -125,7 +128,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: u16, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), errors: None }
+        ApiError {
+            status,
+            message: message.into(),
+            errors: None,
+        }
     }
     /// A plain `die` in a handler.
     pub fn e500(message: impl Into<String>) -> Self {
@@ -135,13 +142,22 @@ impl ApiError {
     pub fn param(key: &str, msg: impl Into<String>) -> Self {
         let mut m = Map::new();
         m.insert(key.to_string(), Value::String(msg.into()));
-        ApiError { status: 400, message: "Parameter verification failed.".into(), errors: Some(m) }
+        ApiError {
+            status: 400,
+            message: "Parameter verification failed.".into(),
+            errors: Some(m),
+        }
     }
     pub fn params(errors: crate::schema::Errors) -> Self {
         ApiError {
             status: 400,
             message: "Parameter verification failed.".into(),
-            errors: Some(errors.into_iter().map(|(k, v)| (k, Value::String(v))).collect()),
+            errors: Some(
+                errors
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect(),
+            ),
         }
     }
     pub fn e403(message: impl Into<String>) -> Self {
@@ -163,7 +179,10 @@ pub struct Reply {
 
 impl From<Value> for Reply {
     fn from(data: Value) -> Self {
-        Reply { data, extra: vec![] }
+        Reply {
+            data,
+            extra: vec![],
+        }
     }
 }
 
@@ -237,7 +256,11 @@ impl<S: Send + 'static> Accept<TcpStream, S> for FwAcceptor {
         let allowed = match addr {
             Some(a) => self.inner.with_state(|st| {
                 crate::fweval::host_allows(st, a, 8006)
-                    && st.nodes.values().next().is_none_or(crate::api::network::mgmt_reachable)
+                    && st
+                        .nodes
+                        .values()
+                        .next()
+                        .is_none_or(crate::api::network::mgmt_reachable)
             }),
             None => true,
         };
@@ -254,20 +277,42 @@ impl<S: Send + 'static> Accept<TcpStream, S> for FwAcceptor {
 }
 
 fn ensure_users(st: &mut State, rng: &mut ChaCha8Rng) {
-    let mut uuid = || uuid::Builder::from_random_bytes(rng.random()).into_uuid().to_string();
+    let mut uuid = || {
+        uuid::Builder::from_random_bytes(rng.random())
+            .into_uuid()
+            .to_string()
+    };
     if !st.users.contains_key("root@pam") {
-        let mut root = User { password: uuid(), enable: true, ..Default::default() };
+        let mut root = User {
+            password: uuid(),
+            enable: true,
+            ..Default::default()
+        };
         root.tokens.insert(
             "labwright".into(),
-            Token { secret: uuid(), privsep: false, comment: Some("labwright".into()), expire: 0 },
+            Token {
+                secret: uuid(),
+                privsep: false,
+                comment: Some("labwright".into()),
+                expire: 0,
+            },
         );
         st.users.insert("root@pam".into(), root);
     }
     if !st.users.contains_key("auditor@pve") {
-        let mut aud = User { password: uuid(), enable: true, ..Default::default() };
+        let mut aud = User {
+            password: uuid(),
+            enable: true,
+            ..Default::default()
+        };
         aud.tokens.insert(
             "readonly".into(),
-            Token { secret: uuid(), privsep: true, comment: Some("read-only".into()), expire: 0 },
+            Token {
+                secret: uuid(),
+                privsep: true,
+                comment: Some("read-only".into()),
+                expire: 0,
+            },
         );
         st.users.insert("auditor@pve".into(), aud);
         for ugid in ["auditor@pve", "auditor@pve!readonly"] {
@@ -286,18 +331,24 @@ pub async fn start(cfg: SimConfig) -> Result<SimHandle, SimError> {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let state_file = match &cfg.state_dir {
         Some(d) => {
-            std::fs::create_dir_all(d)
-                .map_err(|e| SimError::State { path: d.clone(), source: e })?;
+            std::fs::create_dir_all(d).map_err(|e| SimError::State {
+                path: d.clone(),
+                source: e,
+            })?;
             Some(d.join("state.json"))
         }
         None => None,
     };
     let mut st = match &state_file {
         Some(f) if f.exists() && !cfg.reset => {
-            let text = std::fs::read_to_string(f)
-                .map_err(|e| SimError::State { path: f.clone(), source: e })?;
-            let mut st: State = serde_json::from_str(&text)
-                .map_err(|e| SimError::StateFormat { path: f.clone(), source: e })?;
+            let text = std::fs::read_to_string(f).map_err(|e| SimError::State {
+                path: f.clone(),
+                source: e,
+            })?;
+            let mut st: State = serde_json::from_str(&text).map_err(|e| SimError::StateFormat {
+                path: f.clone(),
+                source: e,
+            })?;
             crate::tasks::recover_after_restart(&mut st);
             st
         }
@@ -310,25 +361,29 @@ pub async fn start(cfg: SimConfig) -> Result<SimHandle, SimError> {
         .next()
         .map(|n| (n.name.clone(), n.ip.clone()))
         .unwrap_or_else(|| ("proxmox".into(), "192.168.1.10".into()));
-    if cfg.reset {
-        if let Some(d) = &cfg.state_dir {
-            for f in ["pve-root-ca.pem", "pve-ssl.pem", "pve-ssl.key"] {
-                let _ = std::fs::remove_file(d.join(f));
-            }
+    if cfg.reset
+        && let Some(d) = &cfg.state_dir
+    {
+        for f in ["pve-root-ca.pem", "pve-ssl.pem", "pve-ssl.key"] {
+            let _ = std::fs::remove_file(d.join(f));
         }
     }
     let certs = CertSet::load_or_generate(cfg.state_dir.as_deref(), &node, &ip)?;
     let fingerprint = certs.fingerprint();
     let tls = RustlsConfig::from_config(certs.server_config()?);
 
-    let listener = std::net::TcpListener::bind(cfg.listen)
-        .map_err(|e| SimError::Bind { addr: cfg.listen, source: e })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| SimError::Bind { addr: cfg.listen, source: e })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| SimError::Bind { addr: cfg.listen, source: e })?;
+    let listener = std::net::TcpListener::bind(cfg.listen).map_err(|e| SimError::Bind {
+        addr: cfg.listen,
+        source: e,
+    })?;
+    listener.set_nonblocking(true).map_err(|e| SimError::Bind {
+        addr: cfg.listen,
+        source: e,
+    })?;
+    let addr = listener.local_addr().map_err(|e| SimError::Bind {
+        addr: cfg.listen,
+        source: e,
+    })?;
 
     let root = st.users.get("root@pam").cloned().unwrap_or_default();
     let aud = st.users.get("auditor@pve").cloned().unwrap_or_default();
@@ -337,7 +392,11 @@ pub async fn start(cfg: SimConfig) -> Result<SimHandle, SimError> {
         node: node.clone(),
         fingerprint: fingerprint.clone(),
         token_id: "root@pam!labwright".into(),
-        token_secret: root.tokens.get("labwright").map(|t| t.secret.clone()).unwrap_or_default(),
+        token_secret: root
+            .tokens
+            .get("labwright")
+            .map(|t| t.secret.clone())
+            .unwrap_or_default(),
         readonly_token_id: "auditor@pve!readonly".into(),
         readonly_token_secret: aud
             .tokens
@@ -347,7 +406,9 @@ pub async fn start(cfg: SimConfig) -> Result<SimHandle, SimError> {
         root_password: root.password.clone(),
         ca_pem: certs.ca_pem.clone(),
     };
-    let ticket_key = uuid::Builder::from_random_bytes(rng.random()).into_uuid().to_string();
+    let ticket_key = uuid::Builder::from_random_bytes(rng.random())
+        .into_uuid()
+        .to_string();
     let inner = Arc::new(Inner {
         workers: Semaphore::new(cfg.workers.max(1)),
         client_addr: Mutex::new(cfg.client_addr),
@@ -364,15 +425,22 @@ pub async fn start(cfg: SimConfig) -> Result<SimHandle, SimError> {
         Some(d) => {
             let p = d.join("credentials.json");
             let text = serde_json::to_string_pretty(&creds).unwrap_or_default();
-            write_private(&p, &text).map_err(|e| SimError::State { path: p.clone(), source: e })?;
+            write_private(&p, &text).map_err(|e| SimError::State {
+                path: p.clone(),
+                source: e,
+            })?;
             Some(p)
         }
         None => None,
     };
 
-    let app = axum::Router::new().fallback(handle).with_state(inner.clone());
+    let app = axum::Router::new()
+        .fallback(handle)
+        .with_state(inner.clone());
     let handle_srv = axum_server::Handle::new();
-    let acceptor = RustlsAcceptor::new(tls).acceptor(FwAcceptor { inner: inner.clone() });
+    let acceptor = RustlsAcceptor::new(tls).acceptor(FwAcceptor {
+        inner: inner.clone(),
+    });
     let server = axum_server::from_tcp(listener)
         .map_err(|e| SimError::Bind { addr, source: e })?
         .acceptor(acceptor)
@@ -402,11 +470,20 @@ fn respond(status: u16, reason: &str, body: Option<Value>) -> Response {
     });
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=UTF-8"));
-    h.insert(header::SERVER, HeaderValue::from_static("pve-api-daemon/3.0"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=UTF-8"),
+    );
+    h.insert(
+        header::SERVER,
+        HeaderValue::from_static("pve-api-daemon/3.0"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=0"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    h.insert(header::EXPIRES, HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
+    h.insert(
+        header::EXPIRES,
+        HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
+    );
     if status >= 400 {
         h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
@@ -441,11 +518,16 @@ fn ok_response(r: Reply) -> Response {
 /// A response whose body fails: hyper cuts the connection mid-reply.
 fn dropped_response() -> Response {
     let stream = futures_util::stream::once(async {
-        Err::<Bytes, io::Error>(io::Error::new(io::ErrorKind::ConnectionReset, "fault: dropped"))
+        Err::<Bytes, io::Error>(io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            "fault: dropped",
+        ))
     });
     let mut r = Response::new(Body::from_stream(stream));
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=UTF-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=UTF-8"),
+    );
     r
 }
 
@@ -491,12 +573,21 @@ fn parse_multipart(body: &[u8], ctype: &str, out: &mut Params) -> Option<(String
     for w in starts.windows(2) {
         let part = &body[w[0] + d.len()..w[1]];
         let part = part.strip_prefix(b"\r\n").unwrap_or(part);
-        let Some(hend) = find(part, b"\r\n\r\n") else { continue };
+        let Some(hend) = find(part, b"\r\n\r\n") else {
+            continue;
+        };
         let headers = String::from_utf8_lossy(&part[..hend]).to_string();
         let mut content = &part[hend + 4..];
         content = content.strip_suffix(b"\r\n").unwrap_or(content);
-        let name = headers.split("name=\"").nth(1).and_then(|s| s.split('"').next())?;
-        if let Some(fname) = headers.split("filename=\"").nth(1).and_then(|s| s.split('"').next()) {
+        let name = headers
+            .split("name=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())?;
+        if let Some(fname) = headers
+            .split("filename=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+        {
             file = Some((fname.to_string(), content.len() as u64));
             if name != "filename" {
                 out.insert("filename".into(), PVal::Str(fname.to_string()));
@@ -504,7 +595,10 @@ fn parse_multipart(body: &[u8], ctype: &str, out: &mut Params) -> Option<(String
                 out.insert(name.into(), PVal::Str(fname.to_string()));
             }
         } else {
-            out.insert(name.into(), PVal::Str(String::from_utf8_lossy(content).into_owned()));
+            out.insert(
+                name.into(),
+                PVal::Str(String::from_utf8_lossy(content).into_owned()),
+            );
         }
     }
     file
@@ -541,27 +635,34 @@ enum AuthOutcome {
 
 fn authenticate(inner: &Inner, headers: &HeaderMap, method: &str, is_upload: bool) -> AuthOutcome {
     let now = now();
-    if let Some(h) = headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok()) {
-        if h.starts_with("PVEAPIToken") {
-            let Some((user, token, secret)) = auth::parse_token_header(h) else {
-                return AuthOutcome::Fail("Authentication failed!");
-            };
-            let ok = inner.with_state(|st| {
-                st.users.get(&user).is_some_and(|u| {
-                    u.enable
-                        && u.tokens.get(&token).is_some_and(|t| {
-                            t.secret == secret && (t.expire == 0 || t.expire > now)
-                        })
-                })
-            });
-            return if ok {
-                AuthOutcome::Ok(AuthId { user, token: Some(token) })
-            } else {
-                AuthOutcome::Fail("Authentication failed!")
-            };
-        }
+    if let Some(h) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        && h.starts_with("PVEAPIToken")
+    {
+        let Some((user, token, secret)) = auth::parse_token_header(h) else {
+            return AuthOutcome::Fail("Authentication failed!");
+        };
+        let ok = inner.with_state(|st| {
+            st.users.get(&user).is_some_and(|u| {
+                u.enable
+                    && u.tokens
+                        .get(&token)
+                        .is_some_and(|t| t.secret == secret && (t.expire == 0 || t.expire > now))
+            })
+        });
+        return if ok {
+            AuthOutcome::Ok(AuthId {
+                user,
+                token: Some(token),
+            })
+        } else {
+            AuthOutcome::Fail("Authentication failed!")
+        };
     }
-    let Some(ticket) = cookie_ticket(headers) else { return AuthOutcome::Anonymous };
+    let Some(ticket) = cookie_ticket(headers) else {
+        return AuthOutcome::Anonymous;
+    };
     let Some(user) = auth::verify_ticket(&inner.ticket_key, &ticket, now) else {
         return AuthOutcome::Fail("Authentication failed!");
     };
@@ -618,7 +719,10 @@ const UPLOAD_LIMIT: usize = 256 * 1024 * 1024;
 async fn process(inner: &Arc<Inner>, req: Request) -> Result<Response, ApiError> {
     let method = req.method().as_str().to_string();
     if !matches!(method.as_str(), "GET" | "POST" | "PUT" | "DELETE") {
-        return Err(ApiError::new(501, format!("method '{method}' not available")));
+        return Err(ApiError::new(
+            501,
+            format!("method '{method}' not available"),
+        ));
     }
     let raw_path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
@@ -629,7 +733,11 @@ async fn process(inner: &Arc<Inner>, req: Request) -> Result<Response, ApiError>
     let segments: Vec<String> = rel
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| urlencoding::decode(s).map(|c| c.into_owned()).unwrap_or_else(|_| s.to_string()))
+        .map(|s| {
+            urlencoding::decode(s)
+                .map(|c| c.into_owned())
+                .unwrap_or_else(|_| s.to_string())
+        })
         .collect();
     let rel_path = format!("/{}", segments.join("/"));
     let is_upload = method == "POST" && rel_path.ends_with("/upload");
@@ -639,7 +747,10 @@ async fn process(inner: &Arc<Inner>, req: Request) -> Result<Response, ApiError>
         Err(_) => return Err(ApiError::new(501, "for data too large")),
     };
     if (method == "GET" || method == "DELETE") && !body.is_empty() {
-        return Err(ApiError::new(501, format!("Unexpected content for method '{method}'")));
+        return Err(ApiError::new(
+            501,
+            format!("Unexpected content for method '{method}'"),
+        ));
     }
 
     // Authentication (a few calls are open to the world).
@@ -663,8 +774,12 @@ async fn process(inner: &Arc<Inner>, req: Request) -> Result<Response, ApiError>
     // Routing through the schema tree.
     let schema = ApiSchema::get();
     let not_impl = || ApiError::new(501, format!("Method '{method} {rel_path}' not implemented"));
-    let Some(rm) = schema.route(&segments) else { return Err(not_impl()) };
-    let Some(info) = rm.node.methods.get(&method) else { return Err(not_impl()) };
+    let Some(rm) = schema.route(&segments) else {
+        return Err(not_impl());
+    };
+    let Some(info) = rm.node.methods.get(&method) else {
+        return Err(not_impl());
+    };
     let template = rm.node.path.clone();
     if !crate::api::is_implemented(&method, &template) {
         return Err(ApiError::new(
@@ -674,7 +789,10 @@ async fn process(inner: &Arc<Inner>, req: Request) -> Result<Response, ApiError>
             ),
         ));
     }
-    let anon = AuthId { user: String::new(), token: None };
+    let anon = AuthId {
+        user: String::new(),
+        token: None,
+    };
     let who_ref = who.as_ref().unwrap_or(&anon);
     if who_ref.token.is_some() && !info.allowtoken {
         return Err(ApiError::e403(format!(
@@ -704,7 +822,10 @@ async fn process(inner: &Arc<Inner>, req: Request) -> Result<Response, ApiError>
             }
         } else if ctype.starts_with("multipart/form-data") {
             if !is_upload {
-                return Err(ApiError::new(501, "multipart content is only allowed for uploads"));
+                return Err(ApiError::new(
+                    501,
+                    "multipart content is only allowed for uploads",
+                ));
             }
             upload = parse_multipart(&body, &ctype, &mut params);
         } else {
@@ -719,13 +840,13 @@ async fn process(inner: &Arc<Inner>, req: Request) -> Result<Response, ApiError>
     params.shift_remove("_dc");
     let mut dup = crate::schema::Errors::new();
     for (k, v) in &rm.uri_params {
-        if let Some(existing) = params.get(k) {
-            if existing.as_str().as_deref() != Some(v.as_str()) {
-                dup.insert(
-                    k.clone(),
-                    "duplicate parameter (already defined in URI) with conflicting values!".into(),
-                );
-            }
+        if let Some(existing) = params.get(k)
+            && existing.as_str().as_deref() != Some(v.as_str())
+        {
+            dup.insert(
+                k.clone(),
+                "duplicate parameter (already defined in URI) with conflicting values!".into(),
+            );
         }
         params.insert(k.clone(), PVal::Str(v.clone()));
     }
@@ -742,16 +863,21 @@ async fn process(inner: &Arc<Inner>, req: Request) -> Result<Response, ApiError>
             inner
                 .with_state(|st| auth::check(st, w, chk, &lookup))
                 .map_err(ApiError::e403)?;
-        } else if !user_all && perms.get("user").and_then(Value::as_str) != Some("world") {
-            if perms.as_object().is_some_and(|o| o.is_empty()) && w.user != "root@pam" {
-                return Err(ApiError::e403("Permission check failed (user != root@pam)"));
-            }
+        } else if !user_all
+            && perms.get("user").and_then(Value::as_str) != Some("world")
+            && perms.as_object().is_some_and(|o| o.is_empty())
+            && w.user != "root@pam"
+        {
+            return Err(ApiError::e403("Permission check failed (user != root@pam)"));
         }
     }
 
     // Proxying to another node.
     if info.proxyto.as_deref() == Some("node") {
-        let node = params.get("node").and_then(PVal::as_str).unwrap_or_default();
+        let node = params
+            .get("node")
+            .and_then(PVal::as_str)
+            .unwrap_or_default();
         let status = inner.with_state(|st| st.nodes.get(&node).map(|n| n.online));
         match status {
             None => {
@@ -769,11 +895,17 @@ async fn process(inner: &Arc<Inner>, req: Request) -> Result<Response, ApiError>
     // Fault injection (after validation: a fault looks like a runtime failure).
     let f = &inner.cfg.faults;
     if f.error_rate > 0.0
-        && fault_applies(f.error_class.as_deref().unwrap_or("all"), &method, &rel_path)
+        && fault_applies(
+            f.error_class.as_deref().unwrap_or("all"),
+            &method,
+            &rel_path,
+        )
         && inner.roll() < f.error_rate
     {
         let msg = match params.get("vmid").and_then(PVal::as_str) {
-            Some(v) => format!("can't lock file '/var/lock/qemu-server/lock-{v}.conf' - got timeout"),
+            Some(v) => {
+                format!("can't lock file '/var/lock/qemu-server/lock-{v}.conf' - got timeout")
+            }
             None => "cfs-lock 'file-cluster_cfg' error: got lock request timeout".into(),
         };
         return Err(ApiError::e500(msg));
@@ -782,7 +914,13 @@ async fn process(inner: &Arc<Inner>, req: Request) -> Result<Response, ApiError>
         return Ok(dropped_response());
     }
 
-    let r = Req { method: method.clone(), template, params, who: who_ref.clone(), upload };
+    let r = Req {
+        method: method.clone(),
+        template,
+        params,
+        who: who_ref.clone(),
+        upload,
+    };
     let result = crate::api::dispatch(inner, &r).await;
     if method != "GET" {
         inner.persist();

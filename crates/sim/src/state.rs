@@ -204,7 +204,10 @@ impl std::str::FromStr for Scenario {
             "fresh" => Ok(Scenario::Fresh),
             "hdds" => Ok(Scenario::Hdds),
             "cluster" => Ok(Scenario::Cluster),
-            "large" => Ok(Scenario::Large { nodes: 8, vms: 1000 }),
+            "large" => Ok(Scenario::Large {
+                nodes: 8,
+                vms: 1000,
+            }),
             other => Err(format!(
                 "unknown scenario '{other}' (expected fresh, hdds, cluster or large)"
             )),
@@ -223,16 +226,20 @@ fn base_node(name: &str, ip: &str, now: u64) -> Node {
     let mut network = IndexMap::new();
     network.insert(
         "nic0".to_string(),
-        o(json!({"iface": "nic0", "type": "eth", "method": "manual", "method6": "manual",
-                 "families": ["inet"], "active": 1, "exists": 1, "priority": 3})),
+        o(
+            json!({"iface": "nic0", "type": "eth", "method": "manual", "method6": "manual",
+                 "families": ["inet"], "active": 1, "exists": 1, "priority": 3}),
+        ),
     );
     network.insert(
         "vmbr0".to_string(),
-        o(json!({"iface": "vmbr0", "type": "bridge", "method": "static", "method6": "manual",
+        o(
+            json!({"iface": "vmbr0", "type": "bridge", "method": "static", "method6": "manual",
                  "families": ["inet"], "active": 1, "autostart": 1, "priority": 4,
                  "address": ip, "netmask": "24", "cidr": format!("{ip}/24"),
                  "gateway": "192.168.1.1", "bridge_ports": "nic0", "bridge_stp": "off",
-                 "bridge_fd": "0"})),
+                 "bridge_fd": "0"}),
+        ),
     );
     Node {
         name: name.into(),
@@ -262,7 +269,10 @@ fn base_node(name: &str, ip: &str, now: u64) -> Node {
 impl State {
     /// Builds a scenario from scratch.
     pub fn scenario(s: Scenario, now: u64) -> State {
-        let mut st = State { next_pid: 4000, ..Default::default() };
+        let mut st = State {
+            next_pid: 4000,
+            ..Default::default()
+        };
         st.storages.insert(
             "local".into(),
             o(json!({"type": "dir", "path": "/var/lib/vz", "content": "iso,vztmpl,backup,import"})),
@@ -274,7 +284,9 @@ impl State {
         let names: Vec<String> = match s {
             Scenario::Fresh | Scenario::Hdds => vec!["proxmox".into()],
             Scenario::Cluster => (1..=3).map(|i| format!("pve{i}")).collect(),
-            Scenario::Large { nodes, .. } => (1..=nodes.max(1)).map(|i| format!("pve{i}")).collect(),
+            Scenario::Large { nodes, .. } => {
+                (1..=nodes.max(1)).map(|i| format!("pve{i}")).collect()
+            }
         };
         for (i, n) in names.iter().enumerate() {
             let ip = format!("192.168.1.{}", 10 + i);
@@ -283,20 +295,23 @@ impl State {
         if names.len() > 1 {
             st.cluster_name = Some("labcluster".into());
         }
-        if s == Scenario::Hdds {
-            if let Some(node) = st.nodes.get_mut("proxmox") {
-                for (dev, serial) in [("/dev/sdb", "WD-WX12A0000001"), ("/dev/sdc", "WD-WX12A0000002")] {
-                    node.disks.push(Disk {
-                        devpath: dev.into(),
-                        size: 4_000_787_030_016,
-                        model: "WDC WD40EFPX-68C6CN0".into(),
-                        serial: serial.into(),
-                        r#type: "hdd".into(),
-                        rpm: 5400,
-                        used: None,
-                        wwn: format!("0x50014ee2{}", &serial[8..]),
-                    });
-                }
+        if s == Scenario::Hdds
+            && let Some(node) = st.nodes.get_mut("proxmox")
+        {
+            for (dev, serial) in [
+                ("/dev/sdb", "WD-WX12A0000001"),
+                ("/dev/sdc", "WD-WX12A0000002"),
+            ] {
+                node.disks.push(Disk {
+                    devpath: dev.into(),
+                    size: 4_000_787_030_016,
+                    model: "WDC WD40EFPX-68C6CN0".into(),
+                    serial: serial.into(),
+                    r#type: "hdd".into(),
+                    rpm: 5400,
+                    used: None,
+                    wwn: format!("0x50014ee2{}", &serial[8..]),
+                });
             }
         }
         if let Scenario::Large { vms, .. } = s {

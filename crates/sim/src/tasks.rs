@@ -35,7 +35,9 @@ pub fn spawn(inner: &Arc<Inner>, spec: Spec, work: Work) -> String {
         let pid = st.next_pid;
         let boot = st.nodes.get(&spec.node).map_or(0, |n| n.boot_time);
         let pstart = start.saturating_sub(boot) * 100;
-        let upid = upid(&spec.node, pid, pstart, start, spec.kind, &spec.id, &spec.user);
+        let upid = upid(
+            &spec.node, pid, pstart, start, spec.kind, &spec.id, &spec.user,
+        );
         st.tasks.push(Task {
             upid: upid.clone(),
             node: spec.node.clone(),
@@ -71,7 +73,11 @@ pub fn spawn(inner: &Arc<Inner>, spec: Spec, work: Work) -> String {
         let f = &inner2.cfg.faults;
         let mut secs = spec.secs;
         if f.slow_task_rate > 0.0 && inner2.roll() < f.slow_task_rate {
-            secs *= if f.slow_task_factor > 0.0 { f.slow_task_factor } else { 10.0 };
+            secs *= if f.slow_task_factor > 0.0 {
+                f.slow_task_factor
+            } else {
+                10.0
+            };
         }
         let fail = f.task_failure_rate > 0.0 && inner2.roll() < f.task_failure_rate;
         let mut guards = Vec::new();
@@ -80,8 +86,8 @@ pub fn spawn(inner: &Arc<Inner>, spec: Spec, work: Work) -> String {
             match inner2.flock(key, *timeout).await {
                 Ok(g) => guards.push(g),
                 Err(()) => {
-                    lock_err = Some(if shown.starts_with("cfs:") {
-                        format!("cfs-lock '{}' error: got lock request timeout", &shown[4..])
+                    lock_err = Some(if let Some(name) = shown.strip_prefix("cfs:") {
+                        format!("cfs-lock '{name}' error: got lock request timeout")
                     } else {
                         format!("can't lock file '{shown}' - got timeout")
                     });
@@ -94,7 +100,10 @@ pub fn spawn(inner: &Arc<Inner>, spec: Spec, work: Work) -> String {
             None => {
                 tokio::time::sleep(inner2.scaled(secs)).await;
                 if fail {
-                    Err(spec.fail_text.clone().unwrap_or_else(|| "command failed: exit code 1".into()))
+                    Err(spec
+                        .fail_text
+                        .clone()
+                        .unwrap_or_else(|| "command failed: exit code 1".into()))
                 } else {
                     inner2.with_state(|st| work(st))
                 }
@@ -139,20 +148,28 @@ pub fn recover_after_restart(st: &mut State) {
         t.running = false;
         t.endtime = Some(now());
         t.exitstatus = Some("unexpected status".into());
-        if let Ok(vmid) = t.id.parse::<u32>() {
-            if let Some(vm) = st.vms.get_mut(&vmid) {
-                vm.conf.shift_remove("lock");
-            }
+        if let Ok(vmid) = t.id.parse::<u32>()
+            && let Some(vm) = st.vms.get_mut(&vmid)
+        {
+            vm.conf.shift_remove("lock");
         }
     }
 }
 
 /// The VM flock as qemu-server names it.
 pub fn vm_lock(vmid: u32, timeout: f64) -> (String, String, f64) {
-    (format!("vm-{vmid}"), format!("/var/lock/qemu-server/lock-{vmid}.conf"), timeout)
+    (
+        format!("vm-{vmid}"),
+        format!("/var/lock/qemu-server/lock-{vmid}.conf"),
+        timeout,
+    )
 }
 
 /// The storage allocation lock.
 pub fn storage_lock(storage: &str) -> (String, String, f64) {
-    (format!("storage-{storage}"), format!("cfs:storage-{storage}"), 10.0)
+    (
+        format!("storage-{storage}"),
+        format!("cfs:storage-{storage}"),
+        10.0,
+    )
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use base64::Engine;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa,
-    KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
@@ -27,7 +27,10 @@ impl CertSet {
         let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, "Proxmox Virtual Environment");
-        dn.push(DnType::OrganizationalUnitName, uuid::Uuid::new_v4().to_string());
+        dn.push(
+            DnType::OrganizationalUnitName,
+            uuid::Uuid::new_v4().to_string(),
+        );
         dn.push(DnType::OrganizationName, "PVE Cluster Manager CA");
         ca.distinguished_name = dn;
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -53,21 +56,34 @@ impl CertSet {
         leaf.distinguished_name = dn;
         let leaf_key = KeyPair::generate().map_err(err)?;
         let cert = leaf.signed_by(&leaf_key, &issuer).map_err(err)?;
-        Ok(CertSet { ca_pem: issuer.pem(), leaf_pem: cert.pem(), key_pem: leaf_key.serialize_pem() })
+        Ok(CertSet {
+            ca_pem: issuer.pem(),
+            leaf_pem: cert.pem(),
+            key_pem: leaf_key.serialize_pem(),
+        })
     }
 
     pub fn load_or_generate(dir: Option<&Path>, node: &str, ip: &str) -> Result<CertSet, SimError> {
-        let Some(dir) = dir else { return Self::generate(node, ip) };
+        let Some(dir) = dir else {
+            return Self::generate(node, ip);
+        };
         let p = |f: &str| dir.join(f);
         if let (Ok(ca_pem), Ok(leaf_pem), Ok(key_pem)) = (
             std::fs::read_to_string(p("pve-root-ca.pem")),
             std::fs::read_to_string(p("pve-ssl.pem")),
             std::fs::read_to_string(p("pve-ssl.key")),
         ) {
-            return Ok(CertSet { ca_pem, leaf_pem, key_pem });
+            return Ok(CertSet {
+                ca_pem,
+                leaf_pem,
+                key_pem,
+            });
         }
         let set = Self::generate(node, ip)?;
-        let io = |e| SimError::State { path: dir.to_path_buf(), source: e };
+        let io = |e| SimError::State {
+            path: dir.to_path_buf(),
+            source: e,
+        };
         std::fs::write(p("pve-root-ca.pem"), &set.ca_pem).map_err(io)?;
         std::fs::write(p("pve-ssl.pem"), &set.leaf_pem).map_err(io)?;
         crate::server::write_private(&p("pve-ssl.key"), &set.key_pem).map_err(io)?;
@@ -111,5 +127,7 @@ pub fn pem_body(pem: &str) -> Vec<u8> {
         .skip(1)
         .take_while(|l| !l.starts_with("-----END"))
         .collect();
-    base64::engine::general_purpose::STANDARD.decode(b64).unwrap_or_default()
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap_or_default()
 }

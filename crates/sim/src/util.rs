@@ -37,7 +37,14 @@ pub fn uuid_for(n: u64, salt: u64) -> String {
     let a = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt;
     let b = a.rotate_left(29).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     let h = format!("{a:016x}{b:016x}");
-    format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
 }
 
 /// Renders a VM config section the way `<vmid>.conf` stores it (description first).

@@ -275,7 +275,9 @@ pub fn task_entry(t: &Task) -> Value {
 fn visible_task(st: &State, who: &AuthId, t: &Value) -> bool {
     let node = t.get("node").and_then(Value::as_str).unwrap_or("");
     let user = t.get("user").and_then(Value::as_str).unwrap_or("");
-    user == who.full() || user.starts_with(&format!("{}!", who.user)) || user == who.user
+    user == who.full()
+        || user.starts_with(&format!("{}!", who.user))
+        || user == who.user
         || auth::has(st, who, &format!("/nodes/{node}"), "Sys.Audit")
 }
 
@@ -296,7 +298,12 @@ fn node_tasks(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
                 "all" => true,
                 _ => !t.running,
             })
-            .filter(|t| !errors_only || t.exitstatus.as_deref().is_some_and(|s| s != "OK" && !s.starts_with("WARNINGS")))
+            .filter(|t| {
+                !errors_only
+                    || t.exitstatus
+                        .as_deref()
+                        .is_some_and(|s| s != "OK" && !s.starts_with("WARNINGS"))
+            })
             .filter(|t| r.str("typefilter").is_none_or(|f| t.r#type == f))
             .filter(|t| r.str("userfilter").is_none_or(|f| t.user.contains(&f)))
             .filter(|t| r.str("vmid").is_none_or(|v| t.id == v))
@@ -306,10 +313,17 @@ fn node_tasks(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
             .filter(|t| visible_task(st, &r.who, t))
             .collect();
         let total = all.len();
-        let page: Vec<Value> = all.into_iter().skip(start).take(if limit == 0 { usize::MAX } else { limit }).collect();
+        let page: Vec<Value> = all
+            .into_iter()
+            .skip(start)
+            .take(if limit == 0 { usize::MAX } else { limit })
+            .collect();
         (page, total)
     });
-    Ok(Reply { data: Value::Array(list), extra: vec![("total".into(), json!(total))] })
+    Ok(Reply {
+        data: Value::Array(list),
+        extra: vec![("total".into(), json!(total))],
+    })
 }
 
 fn find_task(inner: &Inner, r: &Req) -> Result<Task, ApiError> {
@@ -360,29 +374,48 @@ fn task_log(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
         .take(if limit == 0 { usize::MAX } else { limit })
         .map(|(i, l)| json!({"n": i + 1, "t": l}))
         .collect();
-    Ok(Reply { data: Value::Array(data), extra: vec![("total".into(), json!(total))] })
+    Ok(Reply {
+        data: Value::Array(data),
+        extra: vec![("total".into(), json!(total))],
+    })
 }
 
 fn ticket(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
     let mut user = r.s("username");
-    if let Some(realm) = r.str("realm") {
-        if !user.contains('@') {
-            user = format!("{user}@{realm}");
-        }
+    if let Some(realm) = r.str("realm")
+        && !user.contains('@')
+    {
+        user = format!("{user}@{realm}");
     }
     let pw = r.s("password");
     let t = now();
     let ok = inner.with_state(|st| {
-        st.users.get(&user).is_some_and(|u| u.enable && u.password == pw)
+        st.users
+            .get(&user)
+            .is_some_and(|u| u.enable && u.password == pw)
     }) || auth::verify_ticket(&inner.ticket_key, &pw, t).as_deref() == Some(user.as_str());
     if !ok {
         return Err(ApiError::new(401, "authentication failure"));
     }
-    let who = AuthId { user: user.clone(), token: None };
+    let who = AuthId {
+        user: user.clone(),
+        token: None,
+    };
     let cap = inner.with_state(|st| {
         let mut cap = Map::new();
-        for (section, path) in [("vms", "/vms"), ("storage", "/storage"), ("nodes", "/nodes"), ("access", "/access"), ("dc", "/"), ("sdn", "/sdn"), ("mapping", "/mapping")] {
-            let p: Map<String, Value> = auth::privs(st, &who, path).into_iter().map(|p| (p, json!(1))).collect();
+        for (section, path) in [
+            ("vms", "/vms"),
+            ("storage", "/storage"),
+            ("nodes", "/nodes"),
+            ("access", "/access"),
+            ("dc", "/"),
+            ("sdn", "/sdn"),
+            ("mapping", "/mapping"),
+        ] {
+            let p: Map<String, Value> = auth::privs(st, &who, path)
+                .into_iter()
+                .map(|p| (p, json!(1)))
+                .collect();
             cap.insert(section.into(), Value::Object(p));
         }
         cap
@@ -408,9 +441,12 @@ fn permissions(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
                 None => (u.clone(), None),
             };
             let own = user == r.who.user;
-            let allowed = own || inner.with_state(|st| auth::has(st, &r.who, "/access", "Sys.Audit"));
+            let allowed =
+                own || inner.with_state(|st| auth::has(st, &r.who, "/access", "Sys.Audit"));
             if !allowed {
-                return Err(ApiError::e403("Permission check failed (/access, Sys.Audit)"));
+                return Err(ApiError::e403(
+                    "Permission check failed (/access, Sys.Audit)",
+                ));
             }
             AuthId { user, token }
         }
@@ -419,7 +455,16 @@ fn permissions(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
         let mut paths: Vec<String> = match r.str("path") {
             Some(p) => vec![p],
             None => {
-                let mut p: Vec<String> = vec!["/".into(), "/access".into(), "/nodes".into(), "/storage".into(), "/vms".into(), "/sdn".into(), "/pool".into(), "/mapping".into()];
+                let mut p: Vec<String> = vec![
+                    "/".into(),
+                    "/access".into(),
+                    "/nodes".into(),
+                    "/storage".into(),
+                    "/vms".into(),
+                    "/sdn".into(),
+                    "/pool".into(),
+                    "/mapping".into(),
+                ];
                 p.extend(st.acls.iter().map(|a| a.path.clone()));
                 p.extend(st.nodes.keys().map(|n| format!("/nodes/{n}")));
                 p.extend(st.storages.keys().map(|s| format!("/storage/{s}")));
@@ -433,7 +478,10 @@ fn permissions(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
         for p in paths {
             let privs = auth::privs(st, &target, &p);
             if !privs.is_empty() || r.str("path").is_some() {
-                out.insert(p, Value::Object(privs.into_iter().map(|x| (x, json!(1))).collect()));
+                out.insert(
+                    p,
+                    Value::Object(privs.into_iter().map(|x| (x, json!(1))).collect()),
+                );
             }
         }
         Ok(Value::Object(out).into())

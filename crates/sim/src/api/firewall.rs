@@ -23,20 +23,41 @@ enum Env {
 }
 
 const MACROS: &[(&str, &str)] = &[
-    ("Amanda", "Amanda Backup"), ("Auth", "Auth (identd) traffic"), ("BGP", "Border Gateway Protocol traffic"),
-    ("BitTorrent", "BitTorrent traffic for BitTorrent 3.1 and earlier"), ("Ceph", "Ceph Storage Cluster traffic"),
-    ("CVS", "Concurrent Versions System pserver traffic"), ("DHCPfwd", "Forwarded DHCP traffic"),
-    ("DNS", "Domain Name System traffic (upd and tcp)"), ("FTP", "File Transfer Protocol"),
-    ("HKP", "OpenPGP HTTP key server protocol traffic"), ("HTTP", "Hypertext Transfer Protocol (WWW)"),
-    ("HTTPS", "Hypertext Transfer Protocol (WWW) over SSL"), ("ICMPv6", "ICMPv6 basic types"),
-    ("IMAP", "Internet Message Access Protocol"), ("IMAPS", "Internet Message Access Protocol over SSL"),
-    ("IPsec", "IPsec traffic"), ("LDAP", "Lightweight Directory Access Protocol traffic"),
-    ("MDNS", "Multicast DNS"), ("MSSQL", "Microsoft SQL Server"), ("MySQL", "MySQL server"),
-    ("NTP", "Network Time Protocol (ntpd)"), ("OpenVPN", "OpenVPN traffic"), ("Ping", "ICMP echo request"),
-    ("PostgreSQL", "PostgreSQL server"), ("RDP", "Microsoft Remote Desktop Protocol traffic"),
-    ("Rsync", "Rsync server"), ("SMB", "Microsoft SMB traffic"), ("SMTP", "Simple Mail Transfer Protocol"),
-    ("SNMP", "Simple Network Management Protocol"), ("SSH", "Secure shell traffic"),
-    ("Syslog", "Syslog protocol (RFC 5424) traffic"), ("Telnet", "Telnet traffic"),
+    ("Amanda", "Amanda Backup"),
+    ("Auth", "Auth (identd) traffic"),
+    ("BGP", "Border Gateway Protocol traffic"),
+    (
+        "BitTorrent",
+        "BitTorrent traffic for BitTorrent 3.1 and earlier",
+    ),
+    ("Ceph", "Ceph Storage Cluster traffic"),
+    ("CVS", "Concurrent Versions System pserver traffic"),
+    ("DHCPfwd", "Forwarded DHCP traffic"),
+    ("DNS", "Domain Name System traffic (upd and tcp)"),
+    ("FTP", "File Transfer Protocol"),
+    ("HKP", "OpenPGP HTTP key server protocol traffic"),
+    ("HTTP", "Hypertext Transfer Protocol (WWW)"),
+    ("HTTPS", "Hypertext Transfer Protocol (WWW) over SSL"),
+    ("ICMPv6", "ICMPv6 basic types"),
+    ("IMAP", "Internet Message Access Protocol"),
+    ("IMAPS", "Internet Message Access Protocol over SSL"),
+    ("IPsec", "IPsec traffic"),
+    ("LDAP", "Lightweight Directory Access Protocol traffic"),
+    ("MDNS", "Multicast DNS"),
+    ("MSSQL", "Microsoft SQL Server"),
+    ("MySQL", "MySQL server"),
+    ("NTP", "Network Time Protocol (ntpd)"),
+    ("OpenVPN", "OpenVPN traffic"),
+    ("Ping", "ICMP echo request"),
+    ("PostgreSQL", "PostgreSQL server"),
+    ("RDP", "Microsoft Remote Desktop Protocol traffic"),
+    ("Rsync", "Rsync server"),
+    ("SMB", "Microsoft SMB traffic"),
+    ("SMTP", "Simple Mail Transfer Protocol"),
+    ("SNMP", "Simple Network Management Protocol"),
+    ("SSH", "Secure shell traffic"),
+    ("Syslog", "Syslog protocol (RFC 5424) traffic"),
+    ("Telnet", "Telnet traffic"),
     ("Web", "WWW traffic (HTTP and HTTPS)"),
 ];
 
@@ -46,7 +67,13 @@ pub fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
     inner.with_state(|st| {
         match (m, t) {
             ("GET", "/cluster/firewall/macros") => {
-                return Ok(Value::Array(MACROS.iter().map(|(n, d)| json!({"macro": n, "descr": d})).collect()).into());
+                return Ok(Value::Array(
+                    MACROS
+                        .iter()
+                        .map(|(n, d)| json!({"macro": n, "descr": d}))
+                        .collect(),
+                )
+                .into());
             }
             ("GET", "/cluster/firewall/refs") => return Ok(refs(st, r).into()),
             _ => {}
@@ -79,10 +106,12 @@ fn digest_of<T: serde::Serialize>(v: &T) -> String {
 }
 
 fn check_digest<T: serde::Serialize>(r: &Req, v: &T) -> Result<(), ApiError> {
-    if let Some(d) = r.str("digest") {
-        if d != digest_of(v) {
-            return Err(ApiError::e500("detected modified configuration - file changed by other user? Try again."));
-        }
+    if let Some(d) = r.str("digest")
+        && d != digest_of(v)
+    {
+        return Err(ApiError::e500(
+            "detected modified configuration - file changed by other user? Try again.",
+        ));
     }
     Ok(())
 }
@@ -93,7 +122,11 @@ fn options(st: &mut State, r: &Req) -> Result<Reply, ApiError> {
     } else if let Some(vmid) = scope_vmid(r) {
         &mut st.vm_mut(&r.node(), vmid)?.fw_options
     } else {
-        &mut st.nodes.get_mut(&r.node()).ok_or_else(|| ApiError::e500("no such node"))?.fw_options
+        &mut st
+            .nodes
+            .get_mut(&r.node())
+            .ok_or_else(|| ApiError::e500("no such node"))?
+            .fw_options
     };
     if r.method == "GET" {
         let mut m: Map<String, Value> = opts.clone().into_iter().collect();
@@ -111,7 +144,10 @@ fn options(st: &mut State, r: &Req) -> Result<Reply, ApiError> {
             continue;
         }
         let Some(s) = v.as_str() else { continue };
-        let val = s.parse::<i64>().map(Value::from).unwrap_or(Value::String(s));
+        let val = s
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or(Value::String(s));
         opts.insert(k.clone(), val);
     }
     Ok(Value::Null.into())
@@ -132,11 +168,22 @@ fn env_of(r: &Req) -> Env {
 fn rule_list<'a>(st: &'a mut State, r: &Req) -> Result<&'a mut Vec<Obj>, ApiError> {
     Ok(match env_of(r) {
         Env::Cluster => &mut st.fw.rules,
-        Env::Host => &mut st.nodes.get_mut(&r.node()).ok_or_else(|| ApiError::e500("no such node"))?.fw_rules,
+        Env::Host => {
+            &mut st
+                .nodes
+                .get_mut(&r.node())
+                .ok_or_else(|| ApiError::e500("no such node"))?
+                .fw_rules
+        }
         Env::Vm => &mut st.vm_mut(&r.node(), r.vmid())?.fw_rules,
         Env::Group => {
             let g = r.s("group");
-            &mut st.fw.groups.get_mut(&g).ok_or_else(|| ApiError::e500(format!("no such security group '{g}'")))?.rules
+            &mut st
+                .fw
+                .groups
+                .get_mut(&g)
+                .ok_or_else(|| ApiError::e500(format!("no such security group '{g}'")))?
+                .rules
         }
     })
 }
@@ -148,8 +195,24 @@ fn rule_json(rule: &Obj, pos: usize, digest: &str) -> Value {
     Value::Object(m)
 }
 
-const RULE_FIELDS: &[&str] = &["type", "action", "macro", "proto", "dport", "sport", "source", "dest", "iface", "log", "comment", "icmp-type", "enable"];
-const PORT_PROTOS: &[&str] = &["tcp", "udp", "udplite", "dccp", "sctp", "6", "17", "136", "33", "132"];
+const RULE_FIELDS: &[&str] = &[
+    "type",
+    "action",
+    "macro",
+    "proto",
+    "dport",
+    "sport",
+    "source",
+    "dest",
+    "iface",
+    "log",
+    "comment",
+    "icmp-type",
+    "enable",
+];
+const PORT_PROTOS: &[&str] = &[
+    "tcp", "udp", "udplite", "dccp", "sctp", "6", "17", "136", "33", "132",
+];
 
 fn ipset_exists(st: &State, name: &str, vmid: Option<u32>) -> bool {
     let (scope, n) = match name.split_once('/') {
@@ -157,7 +220,9 @@ fn ipset_exists(st: &State, name: &str, vmid: Option<u32>) -> bool {
         None => (None, name),
     };
     let dc = st.fw.ipsets.contains_key(n) || n == "management" || n == "blacklist";
-    let guest = vmid.and_then(|v| st.vms.get(&v)).is_some_and(|vm| vm.fw_ipsets.contains_key(n));
+    let guest = vmid
+        .and_then(|v| st.vms.get(&v))
+        .is_some_and(|vm| vm.fw_ipsets.contains_key(n));
     match scope {
         Some("dc") => dc,
         Some("guest") => guest,
@@ -172,7 +237,9 @@ fn alias_exists(st: &State, name: &str, vmid: Option<u32>) -> bool {
         None => (None, name),
     };
     let dc = st.fw.aliases.contains_key(n) || n == "local_network";
-    let guest = vmid.and_then(|v| st.vms.get(&v)).is_some_and(|vm| vm.fw_aliases.contains_key(n));
+    let guest = vmid
+        .and_then(|v| st.vms.get(&v))
+        .is_some_and(|vm| vm.fw_aliases.contains_key(n));
     match scope {
         Some("dc") => dc,
         Some("guest") => guest,
@@ -182,7 +249,11 @@ fn alias_exists(st: &State, name: &str, vmid: Option<u32>) -> bool {
 }
 
 fn family(spec: &str) -> Option<bool> {
-    if spec.starts_with('+') || spec.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && !spec.contains(':') && !spec.contains('.') {
+    if spec.starts_with('+')
+        || spec.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && !spec.contains(':')
+            && !spec.contains('.')
+    {
         return None;
     }
     Some(spec.contains(':'))
@@ -190,7 +261,12 @@ fn family(spec: &str) -> Option<bool> {
 
 /// `verify_rule`: cross-field checks after the schema (formats.md §9).
 fn verify_rule(st: &State, rule: &mut Obj, env: Env, vmid: Option<u32>) -> Result<(), ApiError> {
-    let s = |rule: &Obj, k: &str| rule.get(k).and_then(Value::as_str).filter(|v| !v.is_empty()).map(String::from);
+    let s = |rule: &Obj, k: &str| {
+        rule.get(k)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .map(String::from)
+    };
     let ty = s(rule, "type").ok_or_else(|| ApiError::param("type", "missing property"))?;
     let action = s(rule, "action").ok_or_else(|| ApiError::param("action", "missing property"))?;
     let allowed: &[&str] = match env {
@@ -208,30 +284,57 @@ fn verify_rule(st: &State, rule: &mut Obj, env: Env, vmid: Option<u32>) -> Resul
             Env::Vm => "vm",
             Env::Group => "group",
         };
-        return Err(ApiError::param("type", format!("invalid rule type '{ty}' for rule_env '{e}'")));
+        return Err(ApiError::param(
+            "type",
+            format!("invalid rule type '{ty}' for rule_env '{e}'"),
+        ));
     }
     if ty == "group" {
-        if !action.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(ApiError::param("action", "invalid characters in security group name"));
+        if !action
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(ApiError::param(
+                "action",
+                "invalid characters in security group name",
+            ));
         }
         if !st.fw.groups.contains_key(&action) {
-            return Err(ApiError::param("action", format!("no such security group '{action}'")));
+            return Err(ApiError::param(
+                "action",
+                format!("no such security group '{action}'"),
+            ));
         }
     } else {
         if !["ACCEPT", "DROP", "REJECT"].contains(&action.as_str()) {
-            return Err(ApiError::param("action", format!("unknown action '{action}'")));
+            return Err(ApiError::param(
+                "action",
+                format!("unknown action '{action}'"),
+            ));
         }
         if ty == "forward" && action == "REJECT" {
-            return Err(ApiError::param("action", "cannot define REJECT rules on forward chain"));
+            return Err(ApiError::param(
+                "action",
+                "cannot define REJECT rules on forward chain",
+            ));
         }
     }
-    if let Some(iface) = s(rule, "iface") {
-        if env == Env::Vm && !iface.starts_with("net") || (env == Env::Vm && !iface[3..].chars().all(|c| c.is_ascii_digit())) {
-            return Err(ApiError::param("iface", "value does not match the regex pattern 'net\\d+'"));
-        }
+    if let Some(iface) = s(rule, "iface")
+        && env == Env::Vm
+        && !iface
+            .strip_prefix("net")
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err(ApiError::param(
+            "iface",
+            "value does not match the regex pattern 'net\\d+'",
+        ));
     }
     if let Some(m) = s(rule, "macro") {
-        let canon = MACROS.iter().find(|(n, _)| n.eq_ignore_ascii_case(&m)).map(|(n, _)| *n);
+        let canon = MACROS
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(&m))
+            .map(|(n, _)| *n);
         match canon {
             Some(c) => {
                 rule.insert("macro".into(), json!(c));
@@ -243,9 +346,17 @@ fn verify_rule(st: &State, rule: &mut Obj, env: Env, vmid: Option<u32>) -> Resul
     for k in ["dport", "sport"] {
         if s(rule, k).is_some() {
             match &proto {
-                None => return Err(ApiError::param("proto", format!("missing property - '{k}' requires this property"))),
+                None => {
+                    return Err(ApiError::param(
+                        "proto",
+                        format!("missing property - '{k}' requires this property"),
+                    ));
+                }
                 Some(p) if !PORT_PROTOS.contains(&p.as_str()) => {
-                    return Err(ApiError::param(k, format!("protocol '{p}' does not support ports")));
+                    return Err(ApiError::param(
+                        k,
+                        format!("protocol '{p}' does not support ports"),
+                    ));
                 }
                 _ => {}
             }
@@ -254,10 +365,18 @@ fn verify_rule(st: &State, rule: &mut Obj, env: Env, vmid: Option<u32>) -> Resul
     if let Some(it) = s(rule, "icmp-type") {
         match proto.as_deref() {
             Some("icmp" | "icmpv6" | "ipv6-icmp") => {}
-            _ => return Err(ApiError::param("proto", "missing property - 'icmp-type' requires this property")),
+            _ => {
+                return Err(ApiError::param(
+                    "proto",
+                    "missing property - 'icmp-type' requires this property",
+                ));
+            }
         }
         if s(rule, "dport").is_some() {
-            return Err(ApiError::param("icmp-type", "'icmp-type' cannot be specified together with 'dport'"));
+            return Err(ApiError::param(
+                "icmp-type",
+                "'icmp-type' cannot be specified together with 'dport'",
+            ));
         }
         let _ = it;
     }
@@ -268,10 +387,14 @@ fn verify_rule(st: &State, rule: &mut Obj, env: Env, vmid: Option<u32>) -> Resul
             if !ipset_exists(st, name, vmid) {
                 return Err(ApiError::param(k, format!("no such ipset '{name}'")));
             }
-        } else if v.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && !v.contains(':') && !v.contains('.') || v.starts_with("dc/") || v.starts_with("guest/") {
-            if !alias_exists(st, &v, vmid) {
-                return Err(ApiError::param(k, format!("no such alias '{v}'")));
-            }
+        } else if (v.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && !v.contains(':')
+            && !v.contains('.')
+            || v.starts_with("dc/")
+            || v.starts_with("guest/"))
+            && !alias_exists(st, &v, vmid)
+        {
+            return Err(ApiError::param(k, format!("no such alias '{v}'")));
         }
         if let Some(f) = family(&v) {
             fams.push(f);
@@ -289,7 +412,11 @@ fn rules(st: &mut State, r: &Req) -> Result<Reply, ApiError> {
     let has_pos = r.template.ends_with("{pos}");
     let pos = r.i64("pos").unwrap_or(-1);
     // Immutable snapshot for reference checks.
-    let snapshot = if r.method == "GET" { None } else { Some(st.clone()) };
+    let snapshot = if r.method == "GET" {
+        None
+    } else {
+        Some(st.clone())
+    };
     let list = rule_list(st, r)?;
     let digest = digest_of(&*list);
     let at = |list: &Vec<Obj>| -> Result<usize, ApiError> {
@@ -299,7 +426,13 @@ fn rules(st: &mut State, r: &Req) -> Result<Reply, ApiError> {
             .ok_or_else(|| ApiError::e500(format!("no rule at position {pos}")))
     };
     match (r.method.as_str(), has_pos) {
-        ("GET", false) => Ok(Value::Array(list.iter().enumerate().map(|(i, x)| rule_json(x, i, &digest)).collect()).into()),
+        ("GET", false) => Ok(Value::Array(
+            list.iter()
+                .enumerate()
+                .map(|(i, x)| rule_json(x, i, &digest))
+                .collect(),
+        )
+        .into()),
         ("GET", true) => {
             let p = at(list)?;
             Ok(rule_json(&list[p], p, &digest).into())
@@ -370,33 +503,57 @@ fn groups(st: &mut State, r: &Req) -> Result<Reply, ApiError> {
     let digest = digest_of(&st.fw.groups);
     match (r.method.as_str(), r.template.as_str()) {
         ("GET", "/cluster/firewall/groups") => Ok(Value::Array(
-            st.fw.groups.iter().map(|(n, g)| {
-                let mut e = json!({"group": n, "digest": digest});
-                if let Some(c) = &g.comment {
-                    e["comment"] = json!(c);
-                }
-                e
-            }).collect(),
-        ).into()),
+            st.fw
+                .groups
+                .iter()
+                .map(|(n, g)| {
+                    let mut e = json!({"group": n, "digest": digest});
+                    if let Some(c) = &g.comment {
+                        e["comment"] = json!(c);
+                    }
+                    e
+                })
+                .collect(),
+        )
+        .into()),
         ("POST", "/cluster/firewall/groups") => {
             check_digest(r, &st.fw.groups)?;
             let name = r.s("group");
             if let Some(old) = r.str("rename") {
-                let g = st.fw.groups.shift_remove(&old).ok_or_else(|| ApiError::e500(format!("no such security group '{old}'")))?;
+                let g = st
+                    .fw
+                    .groups
+                    .shift_remove(&old)
+                    .ok_or_else(|| ApiError::e500(format!("no such security group '{old}'")))?;
                 st.fw.groups.insert(name, g);
                 return Ok(Value::Null.into());
             }
             if st.fw.groups.contains_key(&name) {
-                return Err(ApiError::param("group", format!("security group '{name}' already exists")));
+                return Err(ApiError::param(
+                    "group",
+                    format!("security group '{name}' already exists"),
+                ));
             }
-            st.fw.groups.insert(name, Group { comment: r.str("comment"), rules: vec![] });
+            st.fw.groups.insert(
+                name,
+                Group {
+                    comment: r.str("comment"),
+                    rules: vec![],
+                },
+            );
             Ok(Value::Null.into())
         }
         ("DELETE", "/cluster/firewall/groups/{group}") => {
             let name = r.s("group");
-            let g = st.fw.groups.get(&name).ok_or_else(|| ApiError::e500(format!("no such security group '{name}'")))?;
+            let g = st
+                .fw
+                .groups
+                .get(&name)
+                .ok_or_else(|| ApiError::e500(format!("no such security group '{name}'")))?;
             if !g.rules.is_empty() {
-                return Err(ApiError::e500(format!("security group '{name}' is not empty")));
+                return Err(ApiError::e500(format!(
+                    "security group '{name}' is not empty"
+                )));
             }
             st.fw.groups.shift_remove(&name);
             Ok(Value::Null.into())
@@ -426,14 +583,21 @@ fn aliases(st: &mut State, r: &Req) -> Result<Reply, ApiError> {
     let single = r.template.ends_with("{name}");
     let name = r.s("name");
     match (r.method.as_str(), single) {
-        ("GET", false) => Ok(Value::Array(map.iter().map(|(n, a)| alias_json(n, a, &digest)).collect()).into()),
+        ("GET", false) => {
+            Ok(Value::Array(map.iter().map(|(n, a)| alias_json(n, a, &digest)).collect()).into())
+        }
         ("GET", true) => {
-            let a = map.get(&name).ok_or_else(|| ApiError::e500(format!("no such alias '{name}'")))?;
+            let a = map
+                .get(&name)
+                .ok_or_else(|| ApiError::e500(format!("no such alias '{name}'")))?;
             Ok(alias_json(&name, a, &digest).into())
         }
         ("POST", false) => {
             if map.contains_key(&name) {
-                return Err(ApiError::param("name", format!("alias '{name}' already exists")));
+                return Err(ApiError::param(
+                    "name",
+                    format!("alias '{name}' already exists"),
+                ));
             }
             let mut a = Obj::new();
             a.insert("cidr".into(), json!(r.s("cidr")));
@@ -445,7 +609,9 @@ fn aliases(st: &mut State, r: &Req) -> Result<Reply, ApiError> {
         }
         ("PUT", true) => {
             check_digest(r, &*map)?;
-            let mut a = map.shift_remove(&name).ok_or_else(|| ApiError::e500(format!("no such alias '{name}'")))?;
+            let mut a = map
+                .shift_remove(&name)
+                .ok_or_else(|| ApiError::e500(format!("no such alias '{name}'")))?;
             a.insert("cidr".into(), json!(r.s("cidr")));
             if let Some(c) = r.str("comment") {
                 a.insert("comment".into(), json!(c));
@@ -475,7 +641,9 @@ fn ipsets(st: &mut State, r: &Req) -> Result<Reply, ApiError> {
     let aliases_ok = {
         let s2 = st.clone();
         move |c: &str| {
-            let looks_alias = c.chars().next().is_some_and(|x| x.is_ascii_alphabetic()) && !c.contains(':') && !c.contains('.');
+            let looks_alias = c.chars().next().is_some_and(|x| x.is_ascii_alphabetic())
+                && !c.contains(':')
+                && !c.contains('.');
             !looks_alias || alias_exists(&s2, c, vmid)
         }
     };
@@ -486,30 +654,48 @@ fn ipsets(st: &mut State, r: &Req) -> Result<Reply, ApiError> {
     if !t.contains("{name}") {
         let digest = digest_of(&*map);
         return match m {
-            "GET" => Ok(Value::Array(map.iter().map(|(n, s)| {
-                let mut e = json!({"name": n, "digest": digest});
-                if let Some(c) = &s.comment {
-                    e["comment"] = json!(c);
-                }
-                e
-            }).collect()).into()),
+            "GET" => Ok(Value::Array(
+                map.iter()
+                    .map(|(n, s)| {
+                        let mut e = json!({"name": n, "digest": digest});
+                        if let Some(c) = &s.comment {
+                            e["comment"] = json!(c);
+                        }
+                        e
+                    })
+                    .collect(),
+            )
+            .into()),
             "POST" => {
                 check_digest(r, &*map)?;
                 if let Some(old) = r.str("rename") {
-                    let s = map.shift_remove(&old).ok_or_else(|| ApiError::e500(format!("no such IPSet '{old}'")))?;
+                    let s = map
+                        .shift_remove(&old)
+                        .ok_or_else(|| ApiError::e500(format!("no such IPSet '{old}'")))?;
                     map.insert(name, s);
                     return Ok(Value::Null.into());
                 }
                 if map.contains_key(&name) {
-                    return Err(ApiError::param("name", format!("IPSet '{name}' already exists")));
+                    return Err(ApiError::param(
+                        "name",
+                        format!("IPSet '{name}' already exists"),
+                    ));
                 }
-                map.insert(name, Ipset { comment: r.str("comment"), entries: vec![] });
+                map.insert(
+                    name,
+                    Ipset {
+                        comment: r.str("comment"),
+                        entries: vec![],
+                    },
+                );
                 Ok(Value::Null.into())
             }
             _ => Err(missing(r)),
         };
     }
-    let set = map.get_mut(&name).ok_or_else(|| ApiError::e500(format!("no such IPSet '{name}'")))?;
+    let set = map
+        .get_mut(&name)
+        .ok_or_else(|| ApiError::e500(format!("no such IPSet '{name}'")))?;
     let digest = digest_of(&set.entries);
     let entry_json = |e: &Obj| {
         let mut m: Map<String, Value> = e.clone().into_iter().collect();
@@ -518,10 +704,14 @@ fn ipsets(st: &mut State, r: &Req) -> Result<Reply, ApiError> {
     };
     if t.ends_with("{cidr}") {
         let cidr = r.s("cidr");
-        let idx = set.entries.iter().position(|e| e.get("cidr").and_then(Value::as_str) == Some(cidr.as_str()));
+        let idx = set
+            .entries
+            .iter()
+            .position(|e| e.get("cidr").and_then(Value::as_str) == Some(cidr.as_str()));
         return match m {
             "GET" => {
-                let i = idx.ok_or_else(|| ApiError::e500(format!("no such IP/Network '{cidr}'")))?;
+                let i =
+                    idx.ok_or_else(|| ApiError::e500(format!("no such IP/Network '{cidr}'")))?;
                 Ok(entry_json(&set.entries[i]).into())
             }
             "DELETE" => {
@@ -538,8 +728,15 @@ fn ipsets(st: &mut State, r: &Req) -> Result<Reply, ApiError> {
         "GET" => Ok(Value::Array(set.entries.iter().map(entry_json).collect()).into()),
         "POST" => {
             let cidr = r.s("cidr");
-            if set.entries.iter().any(|e| e.get("cidr").and_then(Value::as_str) == Some(cidr.as_str())) {
-                return Err(ApiError::param("cidr", format!("address '{cidr}' already exists")));
+            if set
+                .entries
+                .iter()
+                .any(|e| e.get("cidr").and_then(Value::as_str) == Some(cidr.as_str()))
+            {
+                return Err(ApiError::param(
+                    "cidr",
+                    format!("address '{cidr}' already exists"),
+                ));
             }
             if !aliases_ok(&cidr) {
                 return Err(ApiError::param("cidr", format!("no such alias '{cidr}'")));

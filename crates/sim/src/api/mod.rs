@@ -52,12 +52,24 @@ pub const IMPLEMENTED: &[(&str, &str)] = &[
     ("POST", "/nodes/{node}/qemu/{vmid}/snapshot"),
     ("GET", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}"),
     ("DELETE", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}"),
-    ("GET", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config"),
-    ("PUT", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config"),
-    ("POST", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/rollback"),
+    (
+        "GET",
+        "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config",
+    ),
+    (
+        "PUT",
+        "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config",
+    ),
+    (
+        "POST",
+        "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}/rollback",
+    ),
     ("GET", "/nodes/{node}/qemu/{vmid}/agent"),
     ("POST", "/nodes/{node}/qemu/{vmid}/agent/ping"),
-    ("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces"),
+    (
+        "GET",
+        "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces",
+    ),
     ("GET", "/nodes/{node}/qemu/{vmid}/agent/get-osinfo"),
     ("GET", "/nodes/{node}/qemu/{vmid}/agent/get-host-name"),
     ("GET", "/nodes/{node}/qemu/{vmid}/agent/info"),
@@ -181,5 +193,8 @@ pub async fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
 
 /// Shorthand for "this handler has no case for the route" (a bug: listed but missing).
 fn missing(r: &Req) -> ApiError {
-    ApiError::new(501, format!("Method '{} {}' not implemented", r.method, r.template))
+    ApiError::new(
+        501,
+        format!("Method '{} {}' not implemented", r.method, r.template),
+    )
 }

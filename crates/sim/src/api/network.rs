@@ -20,13 +20,18 @@ pub fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         ("GET", "/nodes/{node}/network/{iface}") => inner.with_state(|st| {
             let n = node(st, r)?;
             let view = view(n);
-            let i = view.get(&r.s("iface")).ok_or_else(|| ApiError::param("iface", "interface does not exist"))?;
+            let i = view
+                .get(&r.s("iface"))
+                .ok_or_else(|| ApiError::param("iface", "interface does not exist"))?;
             Ok(Value::Object(decorate(n, i).into_iter().collect()).into())
         }),
         ("POST", "/nodes/{node}/network") => edit(inner, r, true),
         ("PUT", "/nodes/{node}/network/{iface}") => edit(inner, r, false),
         ("DELETE", "/nodes/{node}/network/{iface}") => inner.with_state(|st| {
-            let n = st.nodes.get_mut(&r.node()).ok_or_else(|| ApiError::e500("no such node"))?;
+            let n = st
+                .nodes
+                .get_mut(&r.node())
+                .ok_or_else(|| ApiError::e500("no such node"))?;
             let mut v = view(n);
             if v.shift_remove(&r.s("iface")).is_none() {
                 return Err(ApiError::param("iface", "interface does not exist"));
@@ -36,7 +41,10 @@ pub fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         }),
         ("PUT", "/nodes/{node}/network") => reload(inner, r),
         ("DELETE", "/nodes/{node}/network") => inner.with_state(|st| {
-            let n = st.nodes.get_mut(&r.node()).ok_or_else(|| ApiError::e500("no such node"))?;
+            let n = st
+                .nodes
+                .get_mut(&r.node())
+                .ok_or_else(|| ApiError::e500("no such node"))?;
             n.network_pending = None;
             Ok(Value::Null.into())
         }),
@@ -45,12 +53,16 @@ pub fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
 }
 
 fn node<'a>(st: &'a crate::state::State, r: &Req) -> Result<&'a Node, ApiError> {
-    st.nodes.get(&r.node()).ok_or_else(|| ApiError::e500(format!("no such node '{}'", r.node())))
+    st.nodes
+        .get(&r.node())
+        .ok_or_else(|| ApiError::e500(format!("no such node '{}'", r.node())))
 }
 
 /// The configuration a GET shows: the staged file when there is one.
 fn view(n: &Node) -> Ifaces {
-    n.network_pending.clone().unwrap_or_else(|| n.network.clone())
+    n.network_pending
+        .clone()
+        .unwrap_or_else(|| n.network.clone())
 }
 
 /// Adds the runtime flags (`active`, `exists`) a GET reports.
@@ -79,7 +91,9 @@ fn list(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
                 let t = i.get("type").and_then(Value::as_str).unwrap_or("");
                 match filter.as_deref() {
                     None => true,
-                    Some("any_bridge") | Some("any_local_bridge") => t == "bridge" || t == "OVSBridge",
+                    Some("any_bridge") | Some("any_local_bridge") => {
+                        t == "bridge" || t == "OVSBridge"
+                    }
                     Some(f) => f == t,
                 }
             })
@@ -92,18 +106,23 @@ fn list(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
                 extra.push(("changes".to_string(), json!(d)));
             }
         }
-        Ok(Reply { data: Value::Array(data), extra })
+        Ok(Reply {
+            data: Value::Array(data),
+            extra,
+        })
     })
 }
 
 /// `/etc/network/interfaces` text of a configuration.
 pub fn render(ifs: &Ifaces) -> String {
     let mut out = String::from("auto lo\niface lo inet loopback\n");
-    let s = |o: &Obj, k: &str| o.get(k).and_then(|v| match v {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    });
+    let s = |o: &Obj, k: &str| {
+        o.get(k).and_then(|v| match v {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+    };
     for (name, o) in ifs {
         out.push('\n');
         if o.get("autostart").is_some_and(|v| v == &json!(1)) {
@@ -119,17 +138,35 @@ pub fn render(ifs: &Ifaces) -> String {
         }
         let ty = s(o, "type").unwrap_or_default();
         if ty == "bridge" {
-            out.push_str(&format!("\tbridge-ports {}\n", s(o, "bridge_ports").unwrap_or_else(|| "none".into())));
-            out.push_str(&format!("\tbridge-stp {}\n", s(o, "bridge_stp").unwrap_or_else(|| "off".into())));
-            out.push_str(&format!("\tbridge-fd {}\n", s(o, "bridge_fd").unwrap_or_else(|| "0".into())));
+            out.push_str(&format!(
+                "\tbridge-ports {}\n",
+                s(o, "bridge_ports").unwrap_or_else(|| "none".into())
+            ));
+            out.push_str(&format!(
+                "\tbridge-stp {}\n",
+                s(o, "bridge_stp").unwrap_or_else(|| "off".into())
+            ));
+            out.push_str(&format!(
+                "\tbridge-fd {}\n",
+                s(o, "bridge_fd").unwrap_or_else(|| "0".into())
+            ));
             if o.get("bridge_vlan_aware").is_some_and(|v| v == &json!(1)) {
                 out.push_str("\tbridge-vlan-aware yes\n");
-                out.push_str(&format!("\tbridge-vids {}\n", s(o, "bridge_vids").unwrap_or_else(|| "2-4094".into())));
+                out.push_str(&format!(
+                    "\tbridge-vids {}\n",
+                    s(o, "bridge_vids").unwrap_or_else(|| "2-4094".into())
+                ));
             }
         }
         if ty == "bond" {
-            out.push_str(&format!("\tbond-slaves {}\n", s(o, "slaves").unwrap_or_else(|| "none".into())));
-            out.push_str(&format!("\tbond-mode {}\n", s(o, "bond_mode").unwrap_or_else(|| "balance-rr".into())));
+            out.push_str(&format!(
+                "\tbond-slaves {}\n",
+                s(o, "slaves").unwrap_or_else(|| "none".into())
+            ));
+            out.push_str(&format!(
+                "\tbond-mode {}\n",
+                s(o, "bond_mode").unwrap_or_else(|| "balance-rr".into())
+            ));
         }
         if let Some(m) = s(o, "mtu") {
             out.push_str(&format!("\tmtu {m}\n"));
@@ -155,10 +192,16 @@ pub fn diff(a: &str, b: &str) -> String {
     let mut lcs = vec![vec![0usize; m + 1]; n + 1];
     for i in (0..n).rev() {
         for j in (0..m).rev() {
-            lcs[i][j] = if x[i] == y[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+            lcs[i][j] = if x[i] == y[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
         }
     }
-    let mut out = format!("--- /etc/network/interfaces\n+++ /etc/network/interfaces.new\n@@ -1,{n} +1,{m} @@\n");
+    let mut out = format!(
+        "--- /etc/network/interfaces\n+++ /etc/network/interfaces.new\n@@ -1,{n} +1,{m} @@\n"
+    );
     let (mut i, mut j) = (0, 0);
     while i < n || j < m {
         if i < n && j < m && x[i] == y[j] {
@@ -180,20 +223,41 @@ fn mask_to_prefix(m: &str) -> Option<u32> {
     if let Ok(p) = m.parse::<u32>() {
         return (p <= 32).then_some(p);
     }
-    m.parse::<std::net::Ipv4Addr>().ok().map(|ip| u32::from(ip).leading_ones())
+    m.parse::<std::net::Ipv4Addr>()
+        .ok()
+        .map(|ip| u32::from(ip).leading_ones())
 }
 
 const FIELDS: &[&str] = &[
-    "autostart", "bridge_ports", "bridge_vlan_aware", "bridge_vids", "comments", "comments6",
-    "mtu", "slaves", "bond_mode", "bond-primary", "bond_xmit_hash_policy", "vlan-id",
-    "vlan-raw-device", "gateway", "gateway6", "ovs_bridge", "ovs_bonds", "ovs_options",
-    "ovs_ports", "ovs_tag",
+    "autostart",
+    "bridge_ports",
+    "bridge_vlan_aware",
+    "bridge_vids",
+    "comments",
+    "comments6",
+    "mtu",
+    "slaves",
+    "bond_mode",
+    "bond-primary",
+    "bond_xmit_hash_policy",
+    "vlan-id",
+    "vlan-raw-device",
+    "gateway",
+    "gateway6",
+    "ovs_bridge",
+    "ovs_bonds",
+    "ovs_options",
+    "ovs_ports",
+    "ovs_tag",
 ];
 
 fn edit(inner: &Inner, r: &Req, create: bool) -> Result<Reply, ApiError> {
     let name = r.s("iface");
     inner.with_state(|st| {
-        let n = st.nodes.get_mut(&r.node()).ok_or_else(|| ApiError::e500("no such node"))?;
+        let n = st
+            .nodes
+            .get_mut(&r.node())
+            .ok_or_else(|| ApiError::e500("no such node"))?;
         let mut v = view(n);
         if create && v.contains_key(&name) {
             return Err(ApiError::param("iface", "interface already exists"));
@@ -205,7 +269,8 @@ fn edit(inner: &Inner, r: &Req, create: bool) -> Result<Reply, ApiError> {
         // Address forms must agree.
         let mut cidr = r.str("cidr");
         if let (Some(a), Some(m)) = (r.str("address"), r.str("netmask")) {
-            let p = mask_to_prefix(&m).ok_or_else(|| ApiError::param("netmask", "invalid netmask"))?;
+            let p =
+                mask_to_prefix(&m).ok_or_else(|| ApiError::param("netmask", "invalid netmask"))?;
             let c2 = format!("{a}/{p}");
             if let Some(c) = &cidr {
                 if c.split('/').next() != Some(a.as_str()) {
@@ -217,11 +282,19 @@ fn edit(inner: &Inner, r: &Req, create: bool) -> Result<Reply, ApiError> {
             }
             cidr = Some(c2);
         }
-        if let Some(g) = r.str("gateway") {
-            if let Some((other, _)) = v.iter().find(|(k, o)| **k != name && o.get("gateway").and_then(Value::as_str).is_some_and(|x| !x.is_empty())) {
-                let _ = g;
-                return Err(ApiError::param("gateway", format!("Default gateway already exists on interface '{other}'.")));
-            }
+        if let Some(g) = r.str("gateway")
+            && let Some((other, _)) = v.iter().find(|(k, o)| {
+                **k != name
+                    && o.get("gateway")
+                        .and_then(Value::as_str)
+                        .is_some_and(|x| !x.is_empty())
+            })
+        {
+            let _ = g;
+            return Err(ApiError::param(
+                "gateway",
+                format!("Default gateway already exists on interface '{other}'."),
+            ));
         }
         for key in ["bridge_ports", "slaves"] {
             if let Some(ports) = r.str(key) {
@@ -231,16 +304,23 @@ fn edit(inner: &Inner, r: &Req, create: bool) -> Result<Reply, ApiError> {
                             continue;
                         }
                         let used = ["bridge_ports", "slaves"].iter().any(|k| {
-                            o.get(*k).and_then(Value::as_str).is_some_and(|s| split_list(s).contains(&p))
+                            o.get(*k)
+                                .and_then(Value::as_str)
+                                .is_some_and(|s| split_list(s).contains(&p))
                         });
                         if used {
-                            return Err(ApiError::param(key, format!("{p} is already used on interface '{other}'.")));
+                            return Err(ApiError::param(
+                                key,
+                                format!("{p} is already used on interface '{other}'."),
+                            ));
                         }
                     }
                 }
             }
         }
-        if r.str("bridge_vids").is_some_and(|s| split_list(&s).is_empty()) {
+        if r.str("bridge_vids")
+            .is_some_and(|s| split_list(&s).is_empty())
+        {
             return Err(ApiError::param("bridge_vids", "VLAN list items are empty"));
         }
         let mut o = Obj::new();
@@ -248,7 +328,14 @@ fn edit(inner: &Inner, r: &Req, create: bool) -> Result<Reply, ApiError> {
         o.insert("type".into(), json!(ty));
         let method = if cidr.is_some() { "static" } else { "manual" };
         o.insert("method".into(), json!(method));
-        o.insert("method6".into(), json!(if r.str("cidr6").is_some() || r.str("address6").is_some() { "static" } else { "manual" }));
+        o.insert(
+            "method6".into(),
+            json!(if r.str("cidr6").is_some() || r.str("address6").is_some() {
+                "static"
+            } else {
+                "manual"
+            }),
+        );
         o.insert("families".into(), json!(["inet"]));
         if let Some(c) = &cidr {
             let (a, p) = c.split_once('/').unwrap_or((c.as_str(), "24"));
@@ -264,7 +351,9 @@ fn edit(inner: &Inner, r: &Req, create: bool) -> Result<Reply, ApiError> {
         for k in FIELDS {
             if let Some(x) = r.str(k) {
                 let val = match *k {
-                    "autostart" | "bridge_vlan_aware" | "mtu" | "vlan-id" | "ovs_tag" => x.parse::<i64>().map(Value::from).unwrap_or(json!(x)),
+                    "autostart" | "bridge_vlan_aware" | "mtu" | "vlan-id" | "ovs_tag" => {
+                        x.parse::<i64>().map(Value::from).unwrap_or(json!(x))
+                    }
                     _ => json!(x),
                 };
                 o.insert((*k).into(), val);
@@ -300,7 +389,15 @@ fn reload(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
     inner.with_state(|st| node(st, r).map(|_| ()))?;
     let upid = tasks::spawn(
         inner,
-        Spec { node: node_name.clone(), kind: "srvreload", id: "networking".into(), user: r.who.full(), secs: 2.0, locks: vec![], fail_text: Some("command 'ifreload -a' failed: exit code 1".into()) },
+        Spec {
+            node: node_name.clone(),
+            kind: "srvreload",
+            id: "networking".into(),
+            user: r.who.full(),
+            secs: 2.0,
+            locks: vec![],
+            fail_text: Some("command 'ifreload -a' failed: exit code 1".into()),
+        },
         Box::new(move |st| {
             let n = st.nodes.get_mut(&node_name).ok_or("no such node")?;
             let mut log = vec![];
@@ -326,6 +423,8 @@ fn reload(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
 pub fn mgmt_reachable(n: &Node) -> bool {
     n.network.values().any(|o| {
         o.get("address").and_then(Value::as_str) == Some(n.ip.as_str())
-            || o.get("cidr").and_then(Value::as_str).is_some_and(|c| c.split('/').next() == Some(n.ip.as_str()))
+            || o.get("cidr")
+                .and_then(Value::as_str)
+                .is_some_and(|c| c.split('/').next() == Some(n.ip.as_str()))
     })
 }

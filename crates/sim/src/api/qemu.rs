@@ -17,16 +17,46 @@ use crate::util::{mac_for, now, now_f, render_conf, sha1_hex, truthy, uuid_for};
 
 /// Request keys of create/config that are not VM options.
 const NON_CONFIG: &[&str] = &[
-    "node", "vmid", "digest", "delete", "revert", "skiplock", "force", "background_delay",
-    "archive", "bwlimit", "live-restore", "pool", "start", "storage", "unique",
+    "node",
+    "vmid",
+    "digest",
+    "delete",
+    "revert",
+    "skiplock",
+    "force",
+    "background_delay",
+    "archive",
+    "bwlimit",
+    "live-restore",
+    "pool",
+    "start",
+    "storage",
+    "unique",
     "import-working-storage",
 ];
 
 /// Options applied at once even while the VM runs (behaviour.md §6.2).
 const FAST_PLUG: &[&str] = &[
-    "description", "hookscript", "lock", "migrate_downtime", "migrate_speed", "name", "onboot",
-    "protection", "shares", "startup", "tags", "vmstatestorage", "ciuser", "cipassword",
-    "citype", "ciupgrade", "cicustom", "searchdomain", "nameserver", "sshkeys",
+    "description",
+    "hookscript",
+    "lock",
+    "migrate_downtime",
+    "migrate_speed",
+    "name",
+    "onboot",
+    "protection",
+    "shares",
+    "startup",
+    "tags",
+    "vmstatestorage",
+    "ciuser",
+    "cipassword",
+    "citype",
+    "ciupgrade",
+    "cicustom",
+    "searchdomain",
+    "nameserver",
+    "sshkeys",
 ];
 
 pub fn is_drive(k: &str) -> bool {
@@ -106,11 +136,10 @@ pub async fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             snap_exists(inner, r)?;
             inner.with_state(|st| {
                 let vm = st.vm_mut(&r.node(), r.vmid())?;
-                if let Some(s) = vm.snapshots.get_mut(&r.s("snapname")) {
-                    if let Some(d) = r.str("description") {
+                if let Some(s) = vm.snapshots.get_mut(&r.s("snapname"))
+                    && let Some(d) = r.str("description") {
                         s.description = d;
                     }
-                }
                 Ok::<_, String>(())
             })?;
             Ok(Value::Null.into())
@@ -231,7 +260,11 @@ fn get_config(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
                 .ok_or_else(|| ApiError::e500(format!("snapshot '{s}' does not exist")))?;
             return Ok(conf_json(&snap.conf).into());
         }
-        let conf = if r.flag("current") { vm.conf.clone() } else { effective(vm) };
+        let conf = if r.flag("current") {
+            vm.conf.clone()
+        } else {
+            effective(vm)
+        };
         let mut v = conf_json(&conf);
         v["digest"] = json!(digest(vm));
         Ok(v.into())
@@ -251,7 +284,11 @@ fn pending(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
             .map(|k| {
                 let mut e = json!({"key": k});
                 let ty = |v: &String| {
-                    if k == "cipassword" { json!("**********") } else { typed_config_value(qemu_config_prop(k), v) }
+                    if k == "cipassword" {
+                        json!("**********")
+                    } else {
+                        typed_config_value(qemu_config_prop(k), v)
+                    }
                 };
                 if let Some(v) = vm.conf.get(k) {
                     e["value"] = ty(v);
@@ -295,7 +332,10 @@ fn storage_supports(st: &State, storage: &str, content: &str) -> Result<(), ApiE
         .ok_or_else(|| ApiError::e500(format!("storage '{storage}' does not exist")))?;
     let c = cfg.get("content").and_then(Value::as_str).unwrap_or("");
     if !split_list(c).iter().any(|x| x == content) {
-        return Err(ApiError::param("storage", format!("storage '{storage}' does not support vm images")));
+        return Err(ApiError::param(
+            "storage",
+            format!("storage '{storage}' does not support vm images"),
+        ));
     }
     Ok(())
 }
@@ -322,7 +362,10 @@ fn normalise_value(
 ) -> Result<(String, Vec<Volume>), ApiError> {
     let mut vols = vec![];
     if key.starts_with("net") && key[3..].chars().all(|c| c.is_ascii_digit()) {
-        let Some(mut p) = qemu_config_prop(key).and_then(prop_format).and_then(|f| parse_property_string(value, &f).ok()) else {
+        let Some(mut p) = qemu_config_prop(key)
+            .and_then(prop_format)
+            .and_then(|f| parse_property_string(value, &f).ok())
+        else {
             return Ok((value.to_string(), vols));
         };
         let model = p.shift_remove("model").unwrap_or_else(|| "virtio".into());
@@ -335,7 +378,16 @@ fn normalise_value(
             }
         };
         let mut out = format!("{model}={mac}");
-        for k in ["bridge", "tag", "rate", "firewall", "link_down", "trunks", "mtu", "queues"] {
+        for k in [
+            "bridge",
+            "tag",
+            "rate",
+            "firewall",
+            "link_down",
+            "trunks",
+            "mtu",
+            "queues",
+        ] {
             if let Some(v) = p.shift_remove(k) {
                 out.push_str(&format!(",{k}={v}"));
             }
@@ -346,24 +398,39 @@ fn normalise_value(
         return Ok((out, vols));
     }
     if key == "tags" {
-        let mut tags: Vec<String> = split_list(value).into_iter().map(|t| t.to_lowercase()).collect();
+        let mut tags: Vec<String> = split_list(value)
+            .into_iter()
+            .map(|t| t.to_lowercase())
+            .collect();
         tags.sort();
         tags.dedup();
         return Ok((tags.join(";"), vols));
     }
     if is_drive(key) {
-        let Some(mut p) = drive_props(key, value) else { return Ok((value.to_string(), vols)) };
+        let Some(mut p) = drive_props(key, value) else {
+            return Ok((value.to_string(), vols));
+        };
         let file = p.shift_remove("file").unwrap_or_default();
         let media_cdrom = p.get("media").is_some_and(|m| m == "cdrom");
         if let Some((storage, vol)) = parse_volid(&file) {
             static ALLOC: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
             let alloc = ALLOC.get_or_init(|| {
-                regex::Regex::new(r"^(\d+(\.\d+)?)$").unwrap_or_else(|_| crate::schema::never_regex())
+                regex::Regex::new(r"^(\d+(\.\d+)?)$")
+                    .unwrap_or_else(|_| crate::schema::never_regex())
             });
             if vol == "cloudinit" {
                 storage_supports(st, &storage, "images")?;
                 let volid = format!("{storage}:vm-{vmid}-cloudinit");
-                vols.push(Volume { node: node.into(), storage: storage.clone(), volid: volid.clone(), content: "images".into(), format: "raw".into(), size: 4 << 20, vmid: Some(vmid), ctime: now() });
+                vols.push(Volume {
+                    node: node.into(),
+                    storage: storage.clone(),
+                    volid: volid.clone(),
+                    content: "images".into(),
+                    format: "raw".into(),
+                    size: 4 << 20,
+                    vmid: Some(vmid),
+                    ctime: now(),
+                });
                 p.insert("media".into(), "cdrom".into());
                 return Ok((render_drive(&volid, &p), vols));
             }
@@ -371,16 +438,33 @@ fn normalise_value(
                 let import = p.shift_remove("import-from");
                 let gib: f64 = vol.parse().unwrap_or(0.0);
                 if import.is_some() && gib != 0.0 {
-                    return Err(ApiError::param(key, "'import-from' requires special syntax - use <storage ID>:0,import-from=<source>"));
+                    return Err(ApiError::param(
+                        key,
+                        "'import-from' requires special syntax - use <storage ID>:0,import-from=<source>",
+                    ));
                 }
                 storage_supports(st, &storage, "images")?;
                 let size = match &import {
                     Some(src) => {
                         let v = st.volumes.iter().find(|v| &v.volid == src).cloned();
                         match v {
-                            Some(v) if v.content == "images" || v.content == "import" => v.size.max(1 << 30),
-                            Some(v) => return Err(ApiError::param(key, format!("{src} has wrong type '{}' - needs to be 'images' or 'import'", v.content))),
-                            None => return Err(ApiError::e500(format!("volume '{src}' does not exist"))),
+                            Some(v) if v.content == "images" || v.content == "import" => {
+                                v.size.max(1 << 30)
+                            }
+                            Some(v) => {
+                                return Err(ApiError::param(
+                                    key,
+                                    format!(
+                                        "{src} has wrong type '{}' - needs to be 'images' or 'import'",
+                                        v.content
+                                    ),
+                                ));
+                            }
+                            None => {
+                                return Err(ApiError::e500(format!(
+                                    "volume '{src}' does not exist"
+                                )));
+                            }
                         }
                     }
                     None if key == "efidisk0" => 1 << 20,
@@ -388,13 +472,25 @@ fn normalise_value(
                     None => (gib * (1u64 << 30) as f64) as u64,
                 };
                 let volid = next_disk_name(st, &storage, vmid, "");
-                st.volumes.push(Volume { node: node.into(), storage: storage.clone(), volid: volid.clone(), content: "images".into(), format: "raw".into(), size, vmid: Some(vmid), ctime: now() });
+                st.volumes.push(Volume {
+                    node: node.into(),
+                    storage: storage.clone(),
+                    volid: volid.clone(),
+                    content: "images".into(),
+                    format: "raw".into(),
+                    size,
+                    vmid: Some(vmid),
+                    ctime: now(),
+                });
                 p.insert("size".into(), format_size(size));
                 return Ok((render_drive(&volid, &p), vols));
             }
             let is_iso = vol.starts_with("iso/") || vol.ends_with(".iso");
             if is_iso && !media_cdrom {
-                return Err(ApiError::param(key, "explicit 'media=cdrom' is required for iso images"));
+                return Err(ApiError::param(
+                    key,
+                    "explicit 'media=cdrom' is required for iso images",
+                ));
             }
             if !is_iso && !st.volumes.iter().any(|v| v.volid == file) && !vol.starts_with("vm-") {
                 return Err(ApiError::e500(format!("volume '{file}' does not exist")));
@@ -427,7 +523,10 @@ fn create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
     let node = r.node();
     let vmid = r.vmid();
     if r.params.contains_key("archive") {
-        return Err(ApiError::new(501, "restore from archive is not simulated by labwright-sim"));
+        return Err(ApiError::new(
+            501,
+            "restore from archive is not simulated by labwright-sim",
+        ));
     }
     let start_after = r.flag("start");
     let params = config_params(r);
@@ -440,25 +539,37 @@ fn create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         }
         // Synchronous drive checks (storage, iso media) before forking.
         for (k, v) in &params {
-            if is_drive(k) {
-                if let Some(p) = drive_props(k, v) {
-                    let file = p.get("file").cloned().unwrap_or_default();
-                    if let Some((s, vol)) = parse_volid(&file) {
-                        let alloc = vol.parse::<f64>().is_ok() || vol == "cloudinit";
-                        if alloc {
-                            storage_supports(st, &s, "images")?;
-                        } else if (vol.starts_with("iso/") || vol.ends_with(".iso"))
-                            && p.get("media").is_none_or(|m| m != "cdrom")
-                        {
-                            return Err(ApiError::param(k, "explicit 'media=cdrom' is required for iso images"));
-                        }
+            if is_drive(k)
+                && let Some(p) = drive_props(k, v)
+            {
+                let file = p.get("file").cloned().unwrap_or_default();
+                if let Some((s, vol)) = parse_volid(&file) {
+                    let alloc = vol.parse::<f64>().is_ok() || vol == "cloudinit";
+                    if alloc {
+                        storage_supports(st, &s, "images")?;
+                    } else if (vol.starts_with("iso/") || vol.ends_with(".iso"))
+                        && p.get("media").is_none_or(|m| m != "cdrom")
+                    {
+                        return Err(ApiError::param(
+                            k,
+                            "explicit 'media=cdrom' is required for iso images",
+                        ));
                     }
                 }
             }
         }
         let mut conf = IndexMap::new();
         conf.insert("lock".to_string(), "create".to_string());
-        st.vms.insert(vmid, Vm { vmid, node: node.clone(), conf, created_at: now_f(), ..Default::default() });
+        st.vms.insert(
+            vmid,
+            Vm {
+                vmid,
+                node: node.clone(),
+                conf,
+                created_at: now_f(),
+                ..Default::default()
+            },
+        );
         Ok(params
             .iter()
             .filter(|(k, _)| is_drive(k))
@@ -478,7 +589,15 @@ fn create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
     let user = r.who.full();
     let upid = tasks::spawn(
         inner,
-        Spec { node: node.clone(), kind: "qmcreate", id: vmid.to_string(), user: user.clone(), secs: 2.0, locks, fail_text: Some(format!("unable to create VM {vmid} - command failed")) },
+        Spec {
+            node: node.clone(),
+            kind: "qmcreate",
+            id: vmid.to_string(),
+            user: user.clone(),
+            secs: 2.0,
+            locks,
+            fail_text: Some(format!("unable to create VM {vmid} - command failed")),
+        },
         Box::new(move |st| {
             let mut conf = IndexMap::new();
             let mut log = vec![];
@@ -488,12 +607,26 @@ fn create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                     Ok((val, vols)) => {
                         st.volumes.extend(vols);
                         if is_drive(k) && val.contains("vm-") && !val.contains("media=cdrom") {
-                            log.push(format!("  Logical volume \"{}\" created.", val.split(',').next().unwrap_or("")));
+                            log.push(format!(
+                                "  Logical volume \"{}\" created.",
+                                val.split(',').next().unwrap_or("")
+                            ));
                         }
                         conf.insert(k.clone(), val);
                     }
                     Err(e) => {
-                        result = Err(e.errors.map(|m| format!("400 Parameter verification failed. {}", m.iter().map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(" "))).unwrap_or(e.message));
+                        result = Err(e
+                            .errors
+                            .map(|m| {
+                                format!(
+                                    "400 Parameter verification failed. {}",
+                                    m.iter()
+                                        .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or("")))
+                                        .collect::<Vec<_>>()
+                                        .join(" ")
+                                )
+                            })
+                            .unwrap_or(e.message));
                         break;
                     }
                 }
@@ -505,9 +638,12 @@ fn create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             }
             st.serial += 1;
             let s = st.serial;
-            conf.entry("smbios1".into()).or_insert_with(|| format!("uuid={}", uuid_for(s, u64::from(vmid))));
-            conf.entry("vmgenid".into()).or_insert_with(|| uuid_for(s + 7, 0x5eed));
-            conf.entry("meta".into()).or_insert_with(|| format!("creation-qemu=10.1.2,ctime={}", now()));
+            conf.entry("smbios1".into())
+                .or_insert_with(|| format!("uuid={}", uuid_for(s, u64::from(vmid))));
+            conf.entry("vmgenid".into())
+                .or_insert_with(|| uuid_for(s + 7, 0x5eed));
+            conf.entry("meta".into())
+                .or_insert_with(|| format!("creation-qemu=10.1.2,ctime={}", now()));
             if let Some(vm) = st.vms.get_mut(&vmid) {
                 vm.conf = conf;
             }
@@ -518,9 +654,19 @@ fn create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         let upid2 = upid.clone();
         tokio::spawn(async move {
             loop {
-                let done = inner2.with_state(|st| st.tasks.iter().find(|t| t.upid == upid2).map(|t| (t.running, t.exitstatus.clone())));
+                let done = inner2.with_state(|st| {
+                    st.tasks
+                        .iter()
+                        .find(|t| t.upid == upid2)
+                        .map(|t| (t.running, t.exitstatus.clone()))
+                });
                 match done {
-                    Some((true, _)) => tokio::time::sleep(inner2.scaled(0.1).max(std::time::Duration::from_millis(1))).await,
+                    Some((true, _)) => {
+                        tokio::time::sleep(
+                            inner2.scaled(0.1).max(std::time::Duration::from_millis(1)),
+                        )
+                        .await
+                    }
                     Some((false, Some(s))) if s == "OK" => {
                         start_task(&inner2, &node, vmid, &user, false);
                         break;
@@ -557,26 +703,46 @@ impl ConfigUpdate {
     fn pre(&self, st: &mut State) -> Result<(), ApiError> {
         let (node, vmid, deletes, skiplock) = (&self.node, self.vmid, &self.deletes, self.skiplock);
         let vm = st.vm(node, vmid)?;
-        if let Some(d) = &self.digest {
-            if *d != digest(vm) {
-                return Err(ApiError::e500("checksum mismatch (file change by other user?)"));
-            }
+        if let Some(d) = &self.digest
+            && *d != digest(vm)
+        {
+            return Err(ApiError::e500(
+                "checksum mismatch (file change by other user?)",
+            ));
         }
         if deletes.len() == 1 && deletes[0] == "lock" && skiplock {
             return Ok(());
         }
         check_lock(vm, skiplock)?;
         if deletes.iter().any(|k| is_drive(k)) && truthy(vm.conf.get("protection")) {
-            return Err(ApiError::e500(format!("can't remove drive - protection mode enabled")));
+            return Err(ApiError::e500(
+                "can't remove drive - protection mode enabled".to_string(),
+            ));
         }
         Ok(())
     }
 
     fn apply(&self, st: &mut State) -> Result<Vec<String>, ApiError> {
-        let (node, vmid, params, deletes, reverts, force) = (&self.node, self.vmid, &self.params, &self.deletes, &self.reverts, self.force);
+        let (node, vmid, params, deletes, reverts, force) = (
+            &self.node,
+            self.vmid,
+            &self.params,
+            &self.deletes,
+            &self.reverts,
+            self.force,
+        );
         let running = st.vm(node, vmid)?.running;
-        let hotplug = st.vm(node, vmid)?.conf.get("hotplug").cloned().unwrap_or_else(|| "network,disk,usb".into());
-        let hot: Vec<String> = if hotplug == "1" { vec!["network".into(), "disk".into(), "usb".into()] } else { split_list(&hotplug) };
+        let hotplug = st
+            .vm(node, vmid)?
+            .conf
+            .get("hotplug")
+            .cloned()
+            .unwrap_or_else(|| "network,disk,usb".into());
+        let hot: Vec<String> = if hotplug == "1" {
+            vec!["network".into(), "disk".into(), "usb".into()]
+        } else {
+            split_list(&hotplug)
+        };
         let mut normalised = vec![];
         for (k, v) in params {
             let (val, vols) = normalise_value(st, node, vmid, k, v)?;
@@ -595,10 +761,13 @@ impl ConfigUpdate {
                 || (k.starts_with("net") && hot.iter().any(|h| h == "network"))
                 || k == "lock";
             if immediate {
-                if let Some(old) = vm.conf.shift_remove(k) {
-                    if is_drive(k) && !force && !old.contains("media=cdrom") && !old.contains("cloudinit") {
-                        unused_new.push(old.split(',').next().unwrap_or("").to_string());
-                    }
+                if let Some(old) = vm.conf.shift_remove(k)
+                    && is_drive(k)
+                    && !force
+                    && !old.contains("media=cdrom")
+                    && !old.contains("cloudinit")
+                {
+                    unused_new.push(old.split(',').next().unwrap_or("").to_string());
                 }
                 vm.pending.shift_remove(k);
                 vm.pending_delete.retain(|d| d != k);
@@ -627,7 +796,11 @@ impl ConfigUpdate {
             vm.pending_delete.retain(|d| *d != k);
         }
         // Deleting an unused disk destroys its volume.
-        let gone: Vec<String> = deletes.iter().filter(|k| k.starts_with("unused")).cloned().collect();
+        let gone: Vec<String> = deletes
+            .iter()
+            .filter(|k| k.starts_with("unused"))
+            .cloned()
+            .collect();
         let _ = gone;
         Ok(vec![self.logline.clone()])
     }
@@ -640,17 +813,29 @@ async fn update_config(inner: &Arc<Inner>, r: &Req, is_async: bool) -> Result<Re
     let skiplock = r.flag("skiplock");
     let force = r.flag("force");
     let params = config_params(r);
-    let deletes: Vec<String> = r.str("delete").map(|d| split_list(&d)).unwrap_or_default().into_iter().map(|k| if k == "cdrom" { "ide2".into() } else { k }).collect();
+    let deletes: Vec<String> = r
+        .str("delete")
+        .map(|d| split_list(&d))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|k| if k == "cdrom" { "ide2".into() } else { k })
+        .collect();
     let reverts: Vec<String> = r.str("revert").map(|d| split_list(&d)).unwrap_or_default();
     for k in &deletes {
         if k != "lock" && qemu_config_prop(k).is_none() {
             return Err(ApiError::param("delete", format!("unknown option '{k}'")));
         }
         if params.iter().any(|(p, _)| p == k) {
-            return Err(ApiError::param("delete", format!("you can't use '-{k}' and -delete {k}' at the same time")));
+            return Err(ApiError::param(
+                "delete",
+                format!("you can't use '-{k}' and -delete {k}' at the same time"),
+            ));
         }
         if reverts.contains(k) {
-            return Err(ApiError::param("revert", format!("you can't use '-delete {k}' and -revert {k}' at the same time")));
+            return Err(ApiError::param(
+                "revert",
+                format!("you can't use '-delete {k}' and -revert {k}' at the same time"),
+            ));
         }
     }
     for k in &reverts {
@@ -670,13 +855,27 @@ async fn update_config(inner: &Arc<Inner>, r: &Req, is_async: bool) -> Result<Re
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let up = Arc::new(ConfigUpdate { node, vmid, params, deletes, reverts, force, skiplock, digest: r.str("digest"), logline });
+    let up = Arc::new(ConfigUpdate {
+        node,
+        vmid,
+        params,
+        deletes,
+        reverts,
+        force,
+        skiplock,
+        digest: r.str("digest"),
+        logline,
+    });
     inner.with_state(|st| up.pre(st))?;
     if !is_async {
         let _g = inner
             .flock(&format!("vm-{vmid}"), 10.0)
             .await
-            .map_err(|()| ApiError::e500(format!("can't lock file '/var/lock/qemu-server/lock-{vmid}.conf' - got timeout")))?;
+            .map_err(|()| {
+                ApiError::e500(format!(
+                    "can't lock file '/var/lock/qemu-server/lock-{vmid}.conf' - got timeout"
+                ))
+            })?;
         inner.with_state(|st| {
             up.pre(st)?;
             up.apply(st)
@@ -685,11 +884,25 @@ async fn update_config(inner: &Arc<Inner>, r: &Req, is_async: bool) -> Result<Re
     }
     let upid = tasks::spawn(
         inner,
-        Spec { node: r.node(), kind: "qmconfig", id: vmid.to_string(), user: r.who.full(), secs: 0.3, locks: vec![vm_lock(vmid, 10.0)], fail_text: None },
+        Spec {
+            node: r.node(),
+            kind: "qmconfig",
+            id: vmid.to_string(),
+            user: r.who.full(),
+            secs: 0.3,
+            locks: vec![vm_lock(vmid, 10.0)],
+            fail_text: None,
+        },
         Box::new(move |st| {
             up.pre(st).map_err(|e| e.message)?;
             up.apply(st).map_err(|e| match e.errors {
-                Some(m) => format!("400 Parameter verification failed. {}", m.iter().map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(" ")),
+                Some(m) => format!(
+                    "400 Parameter verification failed. {}",
+                    m.iter()
+                        .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or("")))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
                 None => e.message,
             })
         }),
@@ -697,10 +910,17 @@ async fn update_config(inner: &Arc<Inner>, r: &Req, is_async: bool) -> Result<Re
     if let Some(delay) = r.i64("background_delay") {
         let deadline = tokio::time::Instant::now() + inner.scaled(delay as f64);
         loop {
-            let st = inner.with_state(|st| st.tasks.iter().find(|t| t.upid == upid).map(|t| t.exitstatus.clone()));
+            let st = inner.with_state(|st| {
+                st.tasks
+                    .iter()
+                    .find(|t| t.upid == upid)
+                    .map(|t| t.exitstatus.clone())
+            });
             match st {
                 Some(Some(s)) if s == "OK" => return Ok(Value::Null.into()),
-                Some(Some(s)) => return Err(ApiError::e500(format!("failed to update VM {vmid}: {s}"))),
+                Some(Some(s)) => {
+                    return Err(ApiError::e500(format!("failed to update VM {vmid}: {s}")));
+                }
                 _ => {}
             }
             if tokio::time::Instant::now() >= deadline {
@@ -721,16 +941,28 @@ fn destroy(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
     inner.with_state(|st| {
         let vm = st.vm(&node, vmid)?;
         if vm.running {
-            return Err(ApiError::e500(format!("VM {vmid} is running - destroy failed")));
+            return Err(ApiError::e500(format!(
+                "VM {vmid} is running - destroy failed"
+            )));
         }
         if truthy(vm.conf.get("protection")) {
-            return Err(ApiError::e500(format!("can't remove VM {vmid} - protection mode enabled")));
+            return Err(ApiError::e500(format!(
+                "can't remove VM {vmid} - protection mode enabled"
+            )));
         }
         Ok(())
     })?;
     let upid = tasks::spawn(
         inner,
-        Spec { node: node.clone(), kind: "qmdestroy", id: vmid.to_string(), user: r.who.full(), secs: 1.0, locks: vec![vm_lock(vmid, 10.0)], fail_text: None },
+        Spec {
+            node: node.clone(),
+            kind: "qmdestroy",
+            id: vmid.to_string(),
+            user: r.who.full(),
+            secs: 1.0,
+            locks: vec![vm_lock(vmid, 10.0)],
+            fail_text: None,
+        },
         Box::new(move |st| {
             let vm = st.vm(&node, vmid)?;
             check_lock(vm, skiplock)?;
@@ -738,15 +970,26 @@ fn destroy(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                 return Err(format!("VM {vmid} is running - destroy failed"));
             }
             let mut log = vec![];
-            for v in st.volumes.iter().filter(|v| v.vmid == Some(vmid) && v.content == "images") {
-                log.push(format!("  Logical volume \"{}\" successfully removed.", v.volid));
+            for v in st
+                .volumes
+                .iter()
+                .filter(|v| v.vmid == Some(vmid) && v.content == "images")
+            {
+                log.push(format!(
+                    "  Logical volume \"{}\" successfully removed.",
+                    v.volid
+                ));
             }
-            st.volumes.retain(|v| !(v.vmid == Some(vmid) && v.content == "images"));
+            st.volumes
+                .retain(|v| !(v.vmid == Some(vmid) && v.content == "images"));
             st.vms.remove(&vmid);
             if purge {
                 for job in st.backup_jobs.values_mut() {
                     if let Some(Value::String(list)) = job.get("vmid").cloned() {
-                        let rest: Vec<String> = split_list(&list).into_iter().filter(|x| x != &vmid.to_string()).collect();
+                        let rest: Vec<String> = split_list(&list)
+                            .into_iter()
+                            .filter(|x| x != &vmid.to_string())
+                            .collect();
                         job.insert("vmid".into(), json!(rest.join(",")));
                     }
                 }
@@ -798,7 +1041,10 @@ fn current(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
 
 fn agent_enabled(a: &str) -> bool {
     let first = a.split(',').next().unwrap_or("");
-    matches!(first, "1" | "enabled=1" | "enabled=yes" | "yes" | "on" | "true")
+    matches!(
+        first,
+        "1" | "enabled=1" | "enabled=yes" | "yes" | "on" | "true"
+    )
 }
 
 fn apply_pending(vm: &mut Vm) {
@@ -816,9 +1062,21 @@ fn start_task(inner: &Arc<Inner>, node: &str, vmid: u32, user: &str, skiplock: b
     let scale = inner.cfg.time_scale;
     tasks::spawn(
         inner,
-        Spec { node: node.to_string(), kind: "qmstart", id: vmid.to_string(), user: user.to_string(), secs: 1.5, locks: vec![vm_lock(vmid, 10.0)], fail_text: Some(format!("start failed: QEMU exited with code 1")) },
+        Spec {
+            node: node.to_string(),
+            kind: "qmstart",
+            id: vmid.to_string(),
+            user: user.to_string(),
+            secs: 1.5,
+            locks: vec![vm_lock(vmid, 10.0)],
+            fail_text: Some("start failed: QEMU exited with code 1".to_string()),
+        },
         Box::new(move |st| {
-            let bridges: Vec<String> = st.nodes.get(&node2).map(|n| n.network.keys().cloned().collect()).unwrap_or_default();
+            let bridges: Vec<String> = st
+                .nodes
+                .get(&node2)
+                .map(|n| n.network.keys().cloned().collect())
+                .unwrap_or_default();
             let vm = st.vm_mut(&node2, vmid)?;
             check_lock(vm, skiplock)?;
             if truthy(vm.conf.get("template")) {
@@ -829,19 +1087,25 @@ fn start_task(inner: &Arc<Inner>, node: &str, vmid: u32, user: &str, skiplock: b
             }
             apply_pending(vm);
             for (k, v) in &vm.conf {
-                if k.starts_with("net") {
-                    if let Some(b) = v.split(',').find_map(|p| p.strip_prefix("bridge=")) {
-                        if !bridges.iter().any(|x| x == b) {
-                            return Err(format!("bridge '{b}' does not exist"));
-                        }
-                    }
+                if k.starts_with("net")
+                    && let Some(b) = v.split(',').find_map(|p| p.strip_prefix("bridge="))
+                    && !bridges.iter().any(|x| x == b)
+                {
+                    return Err(format!("bridge '{b}' does not exist"));
                 }
             }
             vm.running = true;
             vm.paused = false;
             vm.started_at = now();
             vm.agent_ready_at = now_f() + 8.0 * scale;
-            Ok(vec![format!("generating cloud-init ISO"); usize::from(vm.conf.keys().any(|k| k.starts_with("ipconfig") || k == "ciuser"))])
+            Ok(vec![
+                format!("generating cloud-init ISO");
+                usize::from(
+                    vm.conf
+                        .keys()
+                        .any(|k| k.starts_with("ipconfig") || k == "ciuser")
+                )
+            ])
         }),
     )
 }
@@ -849,7 +1113,17 @@ fn start_task(inner: &Arc<Inner>, node: &str, vmid: u32, user: &str, skiplock: b
 fn power(inner: &Arc<Inner>, r: &Req, kind: &'static str) -> Result<Reply, ApiError> {
     let node = r.node();
     let vmid = r.vmid();
-    check_root_only(r, &["skiplock", "keepActive", "migratedfrom", "stateuri", "force-cpu", "nocheck"])?;
+    check_root_only(
+        r,
+        &[
+            "skiplock",
+            "keepActive",
+            "migratedfrom",
+            "stateuri",
+            "force-cpu",
+            "nocheck",
+        ],
+    )?;
     let skiplock = r.flag("skiplock");
     inner.with_state(|st| {
         let vm = st.vm(&node, vmid)?;
@@ -870,7 +1144,15 @@ fn power(inner: &Arc<Inner>, r: &Req, kind: &'static str) -> Result<Reply, ApiEr
     let scale = inner.cfg.time_scale;
     let upid = tasks::spawn(
         inner,
-        Spec { node: node.clone(), kind, id: vmid.to_string(), user: r.who.full(), secs, locks: vec![vm_lock(vmid, 10.0)], fail_text: Some("VM quit/powerdown failed - got timeout".into()) },
+        Spec {
+            node: node.clone(),
+            kind,
+            id: vmid.to_string(),
+            user: r.who.full(),
+            secs,
+            locks: vec![vm_lock(vmid, 10.0)],
+            fail_text: Some("VM quit/powerdown failed - got timeout".into()),
+        },
         Box::new(move |st| {
             let vm = st.vm_mut(&node, vmid)?;
             check_lock(vm, skiplock)?;
@@ -948,16 +1230,28 @@ fn snapshot_create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             return Err(ApiError::e500(format!("invalid snapshot name '{name}'")));
         }
         if vm.snapshots.contains_key(&name) {
-            return Err(ApiError::e500(format!("snapshot name '{name}' already used")));
+            return Err(ApiError::e500(format!(
+                "snapshot name '{name}' already used"
+            )));
         }
         if truthy(vm.conf.get("template")) {
-            return Err(ApiError::e500("you can't take a snapshot if it's a template"));
+            return Err(ApiError::e500(
+                "you can't take a snapshot if it's a template",
+            ));
         }
         Ok(())
     })?;
     let upid = tasks::spawn(
         inner,
-        Spec { node: node.clone(), kind: "qmsnapshot", id: vmid.to_string(), user: r.who.full(), secs: 2.0, locks: vec![vm_lock(vmid, 10.0)], fail_text: Some("snapshot feature is not available".into()) },
+        Spec {
+            node: node.clone(),
+            kind: "qmsnapshot",
+            id: vmid.to_string(),
+            user: r.who.full(),
+            secs: 2.0,
+            locks: vec![vm_lock(vmid, 10.0)],
+            fail_text: Some("snapshot feature is not available".into()),
+        },
         Box::new(move |st| {
             let vm = st.vm_mut(&node, vmid)?;
             check_lock(vm, false)?;
@@ -970,9 +1264,20 @@ fn snapshot_create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             if let Some(p) = &parent {
                 conf.insert("parent".into(), p.clone());
             }
-            vm.snapshots.insert(name.clone(), Snapshot { conf, description: desc, snaptime: now(), vmstate: vmstate && vm.running, parent });
+            vm.snapshots.insert(
+                name.clone(),
+                Snapshot {
+                    conf,
+                    description: desc,
+                    snaptime: now(),
+                    vmstate: vmstate && vm.running,
+                    parent,
+                },
+            );
             vm.conf.insert("parent".into(), name.clone());
-            Ok(vec![format!("snapshotting 'drive-scsi0' (local-lvm:vm-{vmid}-disk-0)")])
+            Ok(vec![format!(
+                "snapshotting 'drive-scsi0' (local-lvm:vm-{vmid}-disk-0)"
+            )])
         }),
     );
     Ok(json!(upid).into())
@@ -987,11 +1292,23 @@ fn snapshot_rollback(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
     let scale = inner.cfg.time_scale;
     let upid = tasks::spawn(
         inner,
-        Spec { node: node.clone(), kind: "qmrollback", id: vmid.to_string(), user: r.who.full(), secs: 3.0, locks: vec![vm_lock(vmid, 10.0)], fail_text: None },
+        Spec {
+            node: node.clone(),
+            kind: "qmrollback",
+            id: vmid.to_string(),
+            user: r.who.full(),
+            secs: 3.0,
+            locks: vec![vm_lock(vmid, 10.0)],
+            fail_text: None,
+        },
         Box::new(move |st| {
             let vm = st.vm_mut(&node, vmid)?;
             check_lock(vm, false)?;
-            let snap = vm.snapshots.get(&name).cloned().ok_or_else(|| format!("snapshot '{name}' does not exist"))?;
+            let snap = vm
+                .snapshots
+                .get(&name)
+                .cloned()
+                .ok_or_else(|| format!("snapshot '{name}' does not exist"))?;
             vm.running = false;
             let mut conf = snap.conf.clone();
             conf.insert("parent".into(), name.clone());
@@ -1021,10 +1338,21 @@ fn snapshot_delete(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
     snap_exists(inner, r)?;
     let upid = tasks::spawn(
         inner,
-        Spec { node: node.clone(), kind: "qmdelsnapshot", id: vmid.to_string(), user: r.who.full(), secs: 1.5, locks: vec![vm_lock(vmid, 10.0)], fail_text: None },
+        Spec {
+            node: node.clone(),
+            kind: "qmdelsnapshot",
+            id: vmid.to_string(),
+            user: r.who.full(),
+            secs: 1.5,
+            locks: vec![vm_lock(vmid, 10.0)],
+            fail_text: None,
+        },
         Box::new(move |st| {
             let vm = st.vm_mut(&node, vmid)?;
-            let snap = vm.snapshots.shift_remove(&name).ok_or_else(|| format!("snapshot '{name}' does not exist"))?;
+            let snap = vm
+                .snapshots
+                .shift_remove(&name)
+                .ok_or_else(|| format!("snapshot '{name}' does not exist"))?;
             for s in vm.snapshots.values_mut() {
                 if s.parent.as_deref() == Some(name.as_str()) {
                     s.parent = snap.parent.clone();
@@ -1053,29 +1381,45 @@ fn resize(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
     let size = r.s("size");
     let (new_bytes, volid) = inner.with_state(|st| {
         let vm = st.vm(&node, vmid)?;
-        if let Some(d) = r.str("digest") {
-            if d != digest(vm) {
-                return Err(ApiError::e500("checksum mismatch (file change by other user?)"));
-            }
+        if let Some(d) = r.str("digest")
+            && d != digest(vm)
+        {
+            return Err(ApiError::e500(
+                "checksum mismatch (file change by other user?)",
+            ));
         }
         check_lock(vm, false)?;
-        let val = vm.conf.get(&disk).ok_or_else(|| ApiError::e500(format!("disk '{disk}' does not exist")))?;
+        let val = vm
+            .conf
+            .get(&disk)
+            .ok_or_else(|| ApiError::e500(format!("disk '{disk}' does not exist")))?;
         let props = drive_props(&disk, val).unwrap_or_default();
         let cur = props.get("size").and_then(|s| parse_size(s)).unwrap_or(0);
         let (plus, num) = match size.strip_prefix('+') {
             Some(n) => (true, n),
             None => (false, size.as_str()),
         };
-        let amount = parse_size(num).ok_or_else(|| ApiError::param("size", "unable to parse size"))?;
+        let amount =
+            parse_size(num).ok_or_else(|| ApiError::param("size", "unable to parse size"))?;
         let new = if plus { cur + amount } else { amount };
         if new < cur {
-            return Err(ApiError::e500(format!("shrinking disks is not supported")));
+            return Err(ApiError::e500(
+                "shrinking disks is not supported".to_string(),
+            ));
         }
         Ok((new, props.get("file").cloned().unwrap_or_default()))
     })?;
     let upid = tasks::spawn(
         inner,
-        Spec { node: node.clone(), kind: "resize", id: vmid.to_string(), user: r.who.full(), secs: 0.5, locks: vec![vm_lock(vmid, 10.0)], fail_text: None },
+        Spec {
+            node: node.clone(),
+            kind: "resize",
+            id: vmid.to_string(),
+            user: r.who.full(),
+            secs: 0.5,
+            locks: vec![vm_lock(vmid, 10.0)],
+            fail_text: None,
+        },
         Box::new(move |st| {
             if let Some(v) = st.volumes.iter_mut().find(|v| v.volid == volid) {
                 v.size = new_bytes;
@@ -1087,7 +1431,10 @@ fn resize(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                 props.insert("size".into(), format_size(new_bytes));
                 vm.conf.insert(disk.clone(), render_drive(&file, &props));
             }
-            Ok(vec![format!("  Size of logical volume pve/{} changed.", volid.split(':').nth(1).unwrap_or(""))])
+            Ok(vec![format!(
+                "  Size of logical volume pve/{} changed.",
+                volid.split(':').nth(1).unwrap_or("")
+            )])
         }),
     );
     Ok(json!(upid).into())
@@ -1097,29 +1444,62 @@ fn resize(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
 /// files written with `file-write`, and stdin from `input-data`.
 fn run_guest(vm: &mut Vm, argv: &[String], input: Option<&str>) -> (i64, String, String) {
     let mut argv: Vec<String> = argv.to_vec();
-    if argv.len() >= 3 && ["sh", "bash", "/bin/sh", "/bin/bash", "/usr/bin/bash"].contains(&argv[0].as_str()) && argv[1] == "-c" {
+    if argv.len() >= 3
+        && ["sh", "bash", "/bin/sh", "/bin/bash", "/usr/bin/bash"].contains(&argv[0].as_str())
+        && argv[1] == "-c"
+    {
         argv = argv[2].split_whitespace().map(String::from).collect();
     }
-    let Some(cmd) = argv.first().cloned() else { return (0, String::new(), String::new()) };
+    let Some(cmd) = argv.first().cloned() else {
+        return (0, String::new(), String::new());
+    };
     let args = &argv[1..];
-    let name = vm.conf.get("name").cloned().unwrap_or_else(|| format!("vm{}", vm.vmid));
+    let name = vm
+        .conf
+        .get("name")
+        .cloned()
+        .unwrap_or_else(|| format!("vm{}", vm.vmid));
     match cmd.rsplit('/').next().unwrap_or("") {
-        "true" | "mkdir" | "chmod" | "chown" | "systemctl" if cmd.ends_with("systemctl") && args.first().is_some_and(|a| a == "is-active") => (0, "active\n".into(), String::new()),
-        "true" | "mkdir" | "chmod" | "chown" | "systemctl" | "sync" | "apt-get" => (0, String::new(), String::new()),
+        "true" | "mkdir" | "chmod" | "chown" | "systemctl"
+            if cmd.ends_with("systemctl") && args.first().is_some_and(|a| a == "is-active") =>
+        {
+            (0, "active\n".into(), String::new())
+        }
+        "true" | "mkdir" | "chmod" | "chown" | "systemctl" | "sync" | "apt-get" => {
+            (0, String::new(), String::new())
+        }
         "false" => (1, String::new(), String::new()),
         "echo" => (0, format!("{}\n", args.join(" ")), String::new()),
         "hostname" => (0, format!("{name}\n"), String::new()),
-        "uname" => (0, format!("Linux {name} 6.1.0-28-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1 x86_64 GNU/Linux\n"), String::new()),
-        "id" => (0, "uid=0(root) gid=0(root) groups=0(root)\n".into(), String::new()),
+        "uname" => (
+            0,
+            format!(
+                "Linux {name} 6.1.0-28-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1 x86_64 GNU/Linux\n"
+            ),
+            String::new(),
+        ),
+        "id" => (
+            0,
+            "uid=0(root) gid=0(root) groups=0(root)\n".into(),
+            String::new(),
+        ),
         "whoami" => (0, "root\n".into(), String::new()),
         "cloud-init" => (0, "status: done\n".into(), String::new()),
-        "docker" if args.first().is_some_and(|a| a == "--version") => (0, "Docker version 27.3.1, build ce12230\n".into(), String::new()),
+        "docker" if args.first().is_some_and(|a| a == "--version") => (
+            0,
+            "Docker version 27.3.1, build ce12230\n".into(),
+            String::new(),
+        ),
         "docker" => (0, String::new(), String::new()),
         "cat" => match args.first() {
             None => (0, input.unwrap_or("").to_string(), String::new()),
             Some(f) => match vm.guest.files.get(f) {
                 Some(c) => (0, c.clone(), String::new()),
-                None => (1, String::new(), format!("cat: {f}: No such file or directory\n")),
+                None => (
+                    1,
+                    String::new(),
+                    format!("cat: {f}: No such file or directory\n"),
+                ),
             },
         },
         "touch" => {
@@ -1143,22 +1523,51 @@ fn run_guest(vm: &mut Vm, argv: &[String], input: Option<&str>) -> (i64, String,
         }
         "test" | "[" => {
             let ok = match (args.first().map(String::as_str), args.get(1)) {
-                (Some("-f" | "-e" | "-s"), Some(f)) => vm.guest.files.contains_key(f) || vm.guest.files.keys().any(|k| k.starts_with(&format!("{f}/"))),
-                (Some("-d"), Some(d)) => vm.guest.files.keys().any(|k| k.starts_with(&format!("{}/", d.trim_end_matches('/')))),
+                (Some("-f" | "-e" | "-s"), Some(f)) => {
+                    vm.guest.files.contains_key(f)
+                        || vm
+                            .guest
+                            .files
+                            .keys()
+                            .any(|k| k.starts_with(&format!("{f}/")))
+                }
+                (Some("-d"), Some(d)) => vm
+                    .guest
+                    .files
+                    .keys()
+                    .any(|k| k.starts_with(&format!("{}/", d.trim_end_matches('/')))),
                 _ => false,
             };
             (if ok { 0 } else { 1 }, String::new(), String::new())
         }
         "ls" => {
-            let dir = args.iter().find(|a| !a.starts_with('-')).cloned().unwrap_or_else(|| "/root".into());
+            let dir = args
+                .iter()
+                .find(|a| !a.starts_with('-'))
+                .cloned()
+                .unwrap_or_else(|| "/root".into());
             let prefix = format!("{}/", dir.trim_end_matches('/'));
-            let names: Vec<String> = vm.guest.files.keys().filter_map(|k| k.strip_prefix(&prefix)).map(|r| r.split('/').next().unwrap_or("").to_string()).collect();
+            let names: Vec<String> = vm
+                .guest
+                .files
+                .keys()
+                .filter_map(|k| k.strip_prefix(&prefix))
+                .map(|r| r.split('/').next().unwrap_or("").to_string())
+                .collect();
             if names.is_empty() && !vm.guest.files.contains_key(&dir) {
-                (2, String::new(), format!("ls: cannot access '{dir}': No such file or directory\n"))
+                (
+                    2,
+                    String::new(),
+                    format!("ls: cannot access '{dir}': No such file or directory\n"),
+                )
             } else {
                 let mut n = names;
                 n.dedup();
-                (0, n.iter().map(|x| format!("{x}\n")).collect(), String::new())
+                (
+                    0,
+                    n.iter().map(|x| format!("{x}\n")).collect(),
+                    String::new(),
+                )
             }
         }
         other => (127, String::new(), format!("sh: 1: {other}: not found\n")),
@@ -1230,7 +1639,7 @@ fn agent(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
             }
             "exec-status" => {
                 let pid = r.u32("pid");
-                let e = vm.guest.exec.get(&pid).ok_or_else(|| ApiError::e500(format!("Agent error: Invalid parameter 'pid'")))?;
+                let e = vm.guest.exec.get(&pid).ok_or_else(|| ApiError::e500("Agent error: Invalid parameter 'pid'".to_string()))?;
                 if now_f() < e.done_at {
                     return Ok(json!({"exited": 0}).into());
                 }

@@ -93,8 +93,12 @@ pub fn storage_on_node(cfg: &Obj, node: &str) -> bool {
 }
 
 fn is_shared(cfg: &Obj) -> bool {
-    matches!(cfg.get("type").and_then(Value::as_str), Some("nfs" | "cifs" | "pbs" | "cephfs" | "rbd"))
-        || cfg.get("shared").is_some_and(|v| v == &json!(1) || v == &json!("1"))
+    matches!(
+        cfg.get("type").and_then(Value::as_str),
+        Some("nfs" | "cifs" | "pbs" | "cephfs" | "rbd")
+    ) || cfg
+        .get("shared")
+        .is_some_and(|v| v == &json!(1) || v == &json!("1"))
 }
 
 /// (total, used) bytes of a storage on a node.
@@ -112,7 +116,11 @@ pub fn usage(st: &State, node: &str, id: &str, cfg: &Obj) -> (u64, u64) {
             let pool = cfg.get("pool").and_then(Value::as_str).unwrap_or("");
             st.nodes
                 .get(node)
-                .and_then(|n| n.zpools.iter().find(|p| p.get("name").and_then(Value::as_str) == pool.split('/').next()))
+                .and_then(|n| {
+                    n.zpools
+                        .iter()
+                        .find(|p| p.get("name").and_then(Value::as_str) == pool.split('/').next())
+                })
                 .and_then(|p| p.get("size").and_then(Value::as_u64))
                 .unwrap_or(3_770_000_000_000)
         }
@@ -131,7 +139,8 @@ fn cfg_json(id: &str, cfg: &Obj) -> Value {
 
 fn can_see(st: &State, r: &Req, id: &str) -> bool {
     let p = format!("/storage/{id}");
-    auth::has(st, &r.who, &p, "Datastore.Audit") || auth::has(st, &r.who, &p, "Datastore.AllocateSpace")
+    auth::has(st, &r.who, &p, "Datastore.Audit")
+        || auth::has(st, &r.who, &p, "Datastore.AllocateSpace")
 }
 
 fn storage_list(inner: &Inner, r: &Req) -> Value {
@@ -140,7 +149,10 @@ fn storage_list(inner: &Inner, r: &Req) -> Value {
             st.storages
                 .iter()
                 .filter(|(id, _)| can_see(st, r, id))
-                .filter(|(_, c)| r.str("type").is_none_or(|t| c.get("type").and_then(Value::as_str) == Some(t.as_str())))
+                .filter(|(_, c)| {
+                    r.str("type")
+                        .is_none_or(|t| c.get("type").and_then(Value::as_str) == Some(t.as_str()))
+                })
                 .map(|(id, c)| cfg_json(id, c))
                 .collect(),
         )
@@ -152,13 +164,124 @@ fn type_options(ty: &str) -> Option<(&'static [&'static str], &'static [&'static
     const COMMON: &[&str] = &["content", "nodes", "disable", "shared"];
     let _ = COMMON;
     Some(match ty {
-        "dir" => (&["path", "content", "nodes", "disable", "shared", "prune-backups", "max-protected-backups", "mkdir", "create-base-path", "create-subdirs", "is_mountpoint", "content-dirs", "format", "preallocation", "snapshot-as-volume-chain"], &["path"]),
-        "lvmthin" => (&["vgname", "thinpool", "content", "nodes", "disable"], &["vgname", "thinpool"]),
-        "lvm" => (&["vgname", "base", "content", "nodes", "disable", "shared", "saferemove", "saferemove_throughput", "tagged_only", "snapshot-as-volume-chain"], &["vgname"]),
-        "zfspool" => (&["pool", "blocksize", "sparse", "mountpoint", "content", "nodes", "disable", "zfs-base-path"], &["pool"]),
-        "nfs" => (&["server", "export", "path", "content", "nodes", "disable", "options", "prune-backups", "max-protected-backups", "mkdir", "create-base-path", "create-subdirs", "content-dirs", "format", "preallocation", "snapshot-as-volume-chain"], &["server", "export"]),
-        "cifs" => (&["server", "share", "path", "content", "nodes", "disable", "username", "password", "domain", "smbversion", "subdir", "options", "prune-backups", "max-protected-backups", "mkdir", "create-base-path", "create-subdirs", "content-dirs", "format", "preallocation", "snapshot-as-volume-chain"], &["server", "share"]),
-        "pbs" => (&["server", "datastore", "username", "password", "fingerprint", "namespace", "encryption-key", "master-pubkey", "port", "content", "nodes", "disable", "prune-backups", "max-protected-backups"], &["server", "datastore", "username"]),
+        "dir" => (
+            &[
+                "path",
+                "content",
+                "nodes",
+                "disable",
+                "shared",
+                "prune-backups",
+                "max-protected-backups",
+                "mkdir",
+                "create-base-path",
+                "create-subdirs",
+                "is_mountpoint",
+                "content-dirs",
+                "format",
+                "preallocation",
+                "snapshot-as-volume-chain",
+            ],
+            &["path"],
+        ),
+        "lvmthin" => (
+            &["vgname", "thinpool", "content", "nodes", "disable"],
+            &["vgname", "thinpool"],
+        ),
+        "lvm" => (
+            &[
+                "vgname",
+                "base",
+                "content",
+                "nodes",
+                "disable",
+                "shared",
+                "saferemove",
+                "saferemove_throughput",
+                "tagged_only",
+                "snapshot-as-volume-chain",
+            ],
+            &["vgname"],
+        ),
+        "zfspool" => (
+            &[
+                "pool",
+                "blocksize",
+                "sparse",
+                "mountpoint",
+                "content",
+                "nodes",
+                "disable",
+                "zfs-base-path",
+            ],
+            &["pool"],
+        ),
+        "nfs" => (
+            &[
+                "server",
+                "export",
+                "path",
+                "content",
+                "nodes",
+                "disable",
+                "options",
+                "prune-backups",
+                "max-protected-backups",
+                "mkdir",
+                "create-base-path",
+                "create-subdirs",
+                "content-dirs",
+                "format",
+                "preallocation",
+                "snapshot-as-volume-chain",
+            ],
+            &["server", "export"],
+        ),
+        "cifs" => (
+            &[
+                "server",
+                "share",
+                "path",
+                "content",
+                "nodes",
+                "disable",
+                "username",
+                "password",
+                "domain",
+                "smbversion",
+                "subdir",
+                "options",
+                "prune-backups",
+                "max-protected-backups",
+                "mkdir",
+                "create-base-path",
+                "create-subdirs",
+                "content-dirs",
+                "format",
+                "preallocation",
+                "snapshot-as-volume-chain",
+            ],
+            &["server", "share"],
+        ),
+        "pbs" => (
+            &[
+                "server",
+                "datastore",
+                "username",
+                "password",
+                "fingerprint",
+                "namespace",
+                "encryption-key",
+                "master-pubkey",
+                "port",
+                "content",
+                "nodes",
+                "disable",
+                "prune-backups",
+                "max-protected-backups",
+            ],
+            &["server", "datastore", "username"],
+        ),
         _ => return None,
     })
 }
@@ -166,7 +289,11 @@ fn type_options(ty: &str) -> Option<(&'static [&'static str], &'static [&'static
 fn storage_create(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
     let id = r.s("storage");
     let ty = r.s("type");
-    let (allowed, required) = type_options(&ty).ok_or_else(|| ApiError::e500(format!("storage type '{ty}' is not simulated by labwright-sim")))?;
+    let (allowed, required) = type_options(&ty).ok_or_else(|| {
+        ApiError::e500(format!(
+            "storage type '{ty}' is not simulated by labwright-sim"
+        ))
+    })?;
     for k in r.params.keys() {
         if k != "storage" && k != "type" && !allowed.contains(&k.as_str()) {
             return Err(ApiError::e500(format!("unexpected property '{k}'")));
@@ -174,7 +301,9 @@ fn storage_create(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
     }
     for k in required {
         if !r.params.contains_key(*k) {
-            return Err(ApiError::e500(format!("missing value for required option '{k}'")));
+            return Err(ApiError::e500(format!(
+                "missing value for required option '{k}'"
+            )));
         }
     }
     inner.with_state(|st| {
@@ -184,10 +313,11 @@ fn storage_create(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
         let mut cfg = Obj::new();
         cfg.insert("type".into(), json!(ty));
         for (k, v) in &r.params {
-            if k != "storage" && k != "type" {
-                if let Some(s) = v.as_str() {
-                    cfg.insert(k.clone(), json!(s));
-                }
+            if k != "storage"
+                && k != "type"
+                && let Some(s) = v.as_str()
+            {
+                cfg.insert(k.clone(), json!(s));
             }
         }
         if !cfg.contains_key("content") {
@@ -206,14 +336,23 @@ fn storage_create(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
 fn storage_update(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
     let id = r.s("storage");
     inner.with_state(|st| {
-        let cfg = st.storages.get_mut(&id).ok_or_else(|| ApiError::e500(format!("storage '{id}' does not exist")))?;
+        let cfg = st
+            .storages
+            .get_mut(&id)
+            .ok_or_else(|| ApiError::e500(format!("storage '{id}' does not exist")))?;
         if let Some(d) = r.str("digest") {
             let text = serde_json::to_string(&*cfg).unwrap_or_default();
             if d != sha1_hex(&text) {
-                return Err(ApiError::e500("detected modified configuration - file changed by other user? Try again."));
+                return Err(ApiError::e500(
+                    "detected modified configuration - file changed by other user? Try again.",
+                ));
             }
         }
-        let ty = cfg.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+        let ty = cfg
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let (allowed, _) = type_options(&ty).unwrap_or((&[], &[]));
         for (k, v) in &r.params {
             if ["storage", "digest", "delete"].contains(&k.as_str()) {
@@ -238,9 +377,16 @@ fn storage_update(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
 fn storage_cfg(inner: &Inner, r: &Req) -> Result<Obj, ApiError> {
     let id = r.s("storage");
     inner.with_state(|st| {
-        let c = st.storages.get(&id).cloned().ok_or_else(|| ApiError::e500(format!("storage '{id}' does not exist")))?;
+        let c = st
+            .storages
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| ApiError::e500(format!("storage '{id}' does not exist")))?;
         if !storage_on_node(&c, &r.node()) {
-            return Err(ApiError::e500(format!("storage '{id}' is not available on node '{}'", r.node())));
+            return Err(ApiError::e500(format!(
+                "storage '{id}' is not available on node '{}'",
+                r.node()
+            )));
         }
         Ok(c)
     })
@@ -248,7 +394,9 @@ fn storage_cfg(inner: &Inner, r: &Req) -> Result<Obj, ApiError> {
 
 fn status_entry(st: &State, node: &str, id: &str, cfg: &Obj) -> Value {
     let (total, used) = usage(st, node, id, cfg);
-    let enabled = cfg.get("disable").is_none_or(|v| v != &json!("1") && v != &json!(1));
+    let enabled = cfg
+        .get("disable")
+        .is_none_or(|v| v != &json!("1") && v != &json!(1));
     json!({
         "storage": id, "type": cfg.get("type"), "content": cfg.get("content").cloned().unwrap_or(json!("")),
         "active": if enabled { 1 } else { 0 }, "enabled": if enabled { 1 } else { 0 },
@@ -269,7 +417,8 @@ fn node_storage(inner: &Inner, r: &Req) -> Value {
                 .filter(|(id, _)| r.str("storage").is_none_or(|s| &s == *id))
                 .filter(|(_, c)| {
                     r.str("content").is_none_or(|want| {
-                        let have = split_list(c.get("content").and_then(Value::as_str).unwrap_or(""));
+                        let have =
+                            split_list(c.get("content").and_then(Value::as_str).unwrap_or(""));
                         split_list(&want).iter().any(|w| have.contains(w))
                     })
                 })
@@ -282,13 +431,24 @@ fn node_storage(inner: &Inner, r: &Req) -> Value {
 
 fn volume_path(st: &State, v: &Volume) -> String {
     let cfg = st.storages.get(&v.storage);
-    let base = cfg.and_then(|c| c.get("path")).and_then(Value::as_str).unwrap_or("");
+    let base = cfg
+        .and_then(|c| c.get("path"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let name = v.volid.split_once(':').map_or("", |x| x.1);
     match cfg.and_then(|c| c.get("type")).and_then(Value::as_str) {
         Some("lvmthin") => format!("/dev/pve/{name}"),
-        Some("zfspool") => format!("/dev/zvol/{}/{name}", cfg.and_then(|c| c.get("pool")).and_then(Value::as_str).unwrap_or("")),
+        Some("zfspool") => format!(
+            "/dev/zvol/{}/{name}",
+            cfg.and_then(|c| c.get("pool"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        ),
         _ => match name.split_once('/') {
-            Some((dir, f)) => format!("{base}/template/{}/{f}", if dir == "iso" { "iso" } else { dir }),
+            Some((dir, f)) => format!(
+                "{base}/template/{}/{f}",
+                if dir == "iso" { "iso" } else { dir }
+            ),
             None => format!("{base}/images/{name}"),
         },
     }
@@ -296,7 +456,11 @@ fn volume_path(st: &State, v: &Volume) -> String {
 
 fn full_volid(r: &Req) -> String {
     let v = r.s("volume");
-    if v.contains(':') { v } else { format!("{}:{v}", r.s("storage")) }
+    if v.contains(':') {
+        v
+    } else {
+        format!("{}:{v}", r.s("storage"))
+    }
 }
 
 fn content_list(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
@@ -327,18 +491,36 @@ fn content_list(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
 fn content_delete(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
     let volid = full_volid(r);
     inner.with_state(|st| {
-        let v = st.volumes.iter().find(|v| v.volid == volid).ok_or_else(|| ApiError::e500(format!("volume '{volid}' does not exist")))?;
+        let v = st
+            .volumes
+            .iter()
+            .find(|v| v.volid == volid)
+            .ok_or_else(|| ApiError::e500(format!("volume '{volid}' does not exist")))?;
         if let Some(vmid) = v.vmid {
-            let in_use = st.vms.get(&vmid).is_some_and(|vm| vm.conf.values().any(|c| c.split(',').next() == Some(volid.as_str())));
+            let in_use = st.vms.get(&vmid).is_some_and(|vm| {
+                vm.conf
+                    .values()
+                    .any(|c| c.split(',').next() == Some(volid.as_str()))
+            });
             if in_use {
-                return Err(ApiError::e500(format!("unable to delete '{volid}' - volume is still in use (referenced by VM {vmid})")));
+                return Err(ApiError::e500(format!(
+                    "unable to delete '{volid}' - volume is still in use (referenced by VM {vmid})"
+                )));
             }
         }
         Ok(())
     })?;
     let upid = tasks::spawn(
         inner,
-        Spec { node: r.node(), kind: "imgdel", id: volid.clone(), user: r.who.full(), secs: 0.5, locks: vec![], fail_text: None },
+        Spec {
+            node: r.node(),
+            kind: "imgdel",
+            id: volid.clone(),
+            user: r.who.full(),
+            secs: 0.5,
+            locks: vec![],
+            fail_text: None,
+        },
         Box::new(move |st| {
             st.volumes.retain(|v| v.volid != volid);
             Ok(vec![format!("Removed volume '{volid}'")])
@@ -352,25 +534,44 @@ fn upload(inner: &Arc<Inner>, r: &Req, is_upload: bool) -> Result<Reply, ApiErro
     let id = r.s("storage");
     let node = r.node();
     let content = r.s("content");
-    let ty = cfg.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+    let ty = cfg
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if !matches!(ty.as_str(), "dir" | "nfs" | "cifs" | "cephfs") {
-        return Err(ApiError::e500(format!("can't upload to storage type '{ty}', not a file based storage!")));
+        return Err(ApiError::e500(format!(
+            "can't upload to storage type '{ty}', not a file based storage!"
+        )));
     }
     let have = split_list(cfg.get("content").and_then(Value::as_str).unwrap_or(""));
     if !have.contains(&content) {
-        return Err(ApiError::e500(format!("storage '{id}' is not configured for content-type '{content}'")));
+        return Err(ApiError::e500(format!(
+            "storage '{id}' is not configured for content-type '{content}'"
+        )));
     }
     let filename = r.s("filename");
     let ok_ext = match content.as_str() {
         "iso" => filename.ends_with(".iso") || filename.ends_with(".img"),
-        "vztmpl" => [".tar.gz", ".tar.xz", ".tar.zst", ".tar.bz2", ".tar"].iter().any(|e| filename.ends_with(e)),
-        "import" => [".ova", ".qcow2", ".raw", ".vmdk"].iter().any(|e| filename.ends_with(e)),
+        "vztmpl" => [".tar.gz", ".tar.xz", ".tar.zst", ".tar.bz2", ".tar"]
+            .iter()
+            .any(|e| filename.ends_with(e)),
+        "import" => [".ova", ".qcow2", ".raw", ".vmdk"]
+            .iter()
+            .any(|e| filename.ends_with(e)),
         _ => false,
     };
     if !ok_ext || filename.contains('/') {
-        return Err(ApiError::param("filename", "invalid filename or wrong extension"));
+        return Err(ApiError::param(
+            "filename",
+            "invalid filename or wrong extension",
+        ));
     }
-    let dir = if content == "vztmpl" { "vztmpl" } else { content.as_str() };
+    let dir = if content == "vztmpl" {
+        "vztmpl"
+    } else {
+        content.as_str()
+    };
     let volid = format!("{id}:{dir}/{filename}");
     let size = match &r.upload {
         Some((_, n)) => *n,
@@ -379,19 +580,51 @@ fn upload(inner: &Arc<Inner>, r: &Req, is_upload: bool) -> Result<Reply, ApiErro
     if is_upload && r.upload.is_none() {
         return Err(ApiError::param("filename", "missing file upload"));
     }
-    let (kind, secs) = if is_upload { ("imgcopy", 1.0) } else { ("download", 5.0) };
+    let (kind, secs) = if is_upload {
+        ("imgcopy", 1.0)
+    } else {
+        ("download", 5.0)
+    };
     let url = r.s("url");
     let node2 = node.clone();
     let upid = tasks::spawn(
         inner,
-        Spec { node, kind, id: String::new(), user: r.who.full(), secs, locks: vec![], fail_text: Some(if is_upload { "import failed: checksum verification failed".into() } else { "download failed: 404 Not Found".into() }) },
+        Spec {
+            node,
+            kind,
+            id: String::new(),
+            user: r.who.full(),
+            secs,
+            locks: vec![],
+            fail_text: Some(if is_upload {
+                "import failed: checksum verification failed".into()
+            } else {
+                "download failed: 404 Not Found".into()
+            }),
+        },
         Box::new(move |st| {
             st.volumes.retain(|v| v.volid != volid);
-            st.volumes.push(Volume { node: node2, storage: id, volid: volid.clone(), content: content.clone(), format: filename.rsplit('.').next().unwrap_or("raw").to_string(), size, vmid: None, ctime: now() });
+            st.volumes.push(Volume {
+                node: node2,
+                storage: id,
+                volid: volid.clone(),
+                content: content.clone(),
+                format: filename.rsplit('.').next().unwrap_or("raw").to_string(),
+                size,
+                vmid: None,
+                ctime: now(),
+            });
             Ok(if is_upload {
-                vec![format!("target node: proxmox"), format!("file size is: {size}"), format!("finalized upload of '{volid}'")]
+                vec![
+                    format!("target node: proxmox"),
+                    format!("file size is: {size}"),
+                    format!("finalized upload of '{volid}'"),
+                ]
             } else {
-                vec![format!("downloading {url} to {volid}"), "download of '…' finished".into()]
+                vec![
+                    format!("downloading {url} to {volid}"),
+                    "download of '…' finished".into(),
+                ]
             })
         }),
     );
@@ -433,7 +666,11 @@ fn zfs_create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
     let count_err = match level.as_str() {
         "single" if n != 1 => Some("please give only one disk for single disk mode".to_string()),
         "mirror" if n < 2 => Some("mirror needs at least 2 disks".into()),
-        "raid10" if n < 4 || n % 2 != 0 => Some(if n < 4 { "raid10 needs at least 4 disks".into() } else { "raid10 needs an even number of disks".into() }),
+        "raid10" if n < 4 || !n.is_multiple_of(2) => Some(if n < 4 {
+            "raid10 needs at least 4 disks".into()
+        } else {
+            "raid10 needs an even number of disks".into()
+        }),
         "raidz" | "draid" if n < 3 => Some(format!("{level} needs at least 3 disks")),
         "raidz2" | "draid2" if n < 4 => Some(format!("{level} needs at least 4 disks")),
         "raidz3" | "draid3" if n < 5 => Some(format!("{level} needs at least 5 disks")),
@@ -443,16 +680,30 @@ fn zfs_create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         return Err(ApiError::e500(e));
     }
     let size = inner.with_state(|st| {
-        let nd = st.nodes.get(&node).ok_or_else(|| ApiError::e500("no such node"))?;
-        if nd.zpools.iter().any(|p| p.get("name").and_then(Value::as_str) == Some(name.as_str())) {
-            return Err(ApiError::e500(format!("pool '{name}' already exists on node '{node}'")));
+        let nd = st
+            .nodes
+            .get(&node)
+            .ok_or_else(|| ApiError::e500("no such node"))?;
+        if nd
+            .zpools
+            .iter()
+            .any(|p| p.get("name").and_then(Value::as_str) == Some(name.as_str()))
+        {
+            return Err(ApiError::e500(format!(
+                "pool '{name}' already exists on node '{node}'"
+            )));
         }
         if add_storage && st.storages.contains_key(&name) {
-            return Err(ApiError::e500(format!("storage ID '{name}' already defined")));
+            return Err(ApiError::e500(format!(
+                "storage ID '{name}' already defined"
+            )));
         }
         let mut sizes = vec![];
         for d in &devices {
-            let disk = nd.disks.iter().find(|x| &x.devpath == d).ok_or_else(|| ApiError::e500(format!("unable to get device info for '{d}'")))?;
+            let disk =
+                nd.disks.iter().find(|x| &x.devpath == d).ok_or_else(|| {
+                    ApiError::e500(format!("unable to get device info for '{d}'"))
+                })?;
             if disk.used.is_some() {
                 return Err(ApiError::e500(format!("device '{d}' is already in use")));
             }
@@ -473,7 +724,15 @@ fn zfs_create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
     let compression = r.str("compression").unwrap_or_else(|| "on".into());
     let upid = tasks::spawn(
         inner,
-        Spec { node: node.clone(), kind: "zfscreate", id: name.clone(), user: r.who.full(), secs: 3.0, locks: vec![], fail_text: Some("command '/sbin/zpool create' failed: exit code 1".into()) },
+        Spec {
+            node: node.clone(),
+            kind: "zfscreate",
+            id: name.clone(),
+            user: r.who.full(),
+            secs: 3.0,
+            locks: vec![],
+            fail_text: Some("command '/sbin/zpool create' failed: exit code 1".into()),
+        },
         Box::new(move |st| {
             let nd = st.nodes.get_mut(&node).ok_or("no such node")?;
             for d in nd.disks.iter_mut().filter(|d| devices.contains(&d.devpath)) {
@@ -491,7 +750,15 @@ fn zfs_create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             p.insert("compression".into(), json!(compression));
             nd.zpools.push(p);
             let log = vec![
-                format!("# /sbin/zpool create -o ashift={ashift} {name} {} {}", if level == "single" { "" } else { level.as_str() }, devices.join(" ")),
+                format!(
+                    "# /sbin/zpool create -o ashift={ashift} {name} {} {}",
+                    if level == "single" {
+                        ""
+                    } else {
+                        level.as_str()
+                    },
+                    devices.join(" ")
+                ),
                 format!("# /sbin/zfs set compression={compression} {name}"),
                 format!("# systemctl enable zfs-import@{name}.service"),
             ];
@@ -528,7 +795,10 @@ fn job_json(id: &str, j: &Obj) -> Value {
                 let obj: Map<String, Value> = parsed
                     .into_iter()
                     .map(|(k2, v2)| {
-                        let val = v2.parse::<i64>().map(Value::from).unwrap_or(Value::String(v2));
+                        let val = v2
+                            .parse::<i64>()
+                            .map(Value::from)
+                            .unwrap_or(Value::String(v2));
                         (k2, val)
                     })
                     .collect();
@@ -536,7 +806,12 @@ fn job_json(id: &str, j: &Obj) -> Value {
             }
             _ => {
                 let val = match k.as_str() {
-                    "enabled" | "all" | "repeat-missed" | "protected" | "remove" | "stdexcludes" => v.as_str().and_then(|s| s.parse::<i64>().ok()).map(Value::from).unwrap_or(v.clone()),
+                    "enabled" | "all" | "repeat-missed" | "protected" | "remove"
+                    | "stdexcludes" => v
+                        .as_str()
+                        .and_then(|s| s.parse::<i64>().ok())
+                        .map(Value::from)
+                        .unwrap_or(v.clone()),
                     _ => v.clone(),
                 };
                 m.insert(k.clone(), val);
@@ -545,7 +820,10 @@ fn job_json(id: &str, j: &Obj) -> Value {
     }
     m.entry("enabled").or_insert(json!(1));
     if m.get("enabled") == Some(&json!(1)) && m.contains_key("schedule") {
-        m.insert("next-run".into(), json!(now() / 86400 * 86400 + 86400 + 7200));
+        m.insert(
+            "next-run".into(),
+            json!(now() / 86400 * 86400 + 86400 + 7200),
+        );
     }
     Value::Object(m)
 }
@@ -559,14 +837,21 @@ fn job_checks(r: &Req, existing: Option<&Obj>) -> Result<(), ApiError> {
             }
         }
     }
-    if !has("vmid") && !(has("all") && r.str("all").as_deref() != Some("0")) && !has("pool") {
+    let all = has("all") && r.str("all").as_deref() != Some("0");
+    if !(has("vmid") || all || has("pool")) {
         return Err(ApiError::param("vmid", "property is missing"));
     }
     if r.params.contains_key("schedule") && r.params.contains_key("starttime") {
-        return Err(ApiError::param("starttime", "'starttime' and 'schedule' cannot both be set"));
+        return Err(ApiError::param(
+            "starttime",
+            "'starttime' and 'schedule' cannot both be set",
+        ));
     }
     if existing.is_none() && !has("schedule") && !has("starttime") {
-        return Err(ApiError::param("schedule", "neither 'starttime' nor 'schedule' were set"));
+        return Err(ApiError::param(
+            "schedule",
+            "neither 'starttime' nor 'schedule' were set",
+        ));
     }
     for k in ["tmpdir", "dumpdir", "script", "job-id"] {
         if r.params.contains_key(k) && r.who.user != "root@pam" {
@@ -589,17 +874,17 @@ fn job_create(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
         if st.backup_jobs.contains_key(&id) {
             return Err(ApiError::e500(format!("Job '{id}' already exists")));
         }
-        if let Some(s) = r.str("storage") {
-            if !st.storages.contains_key(&s) {
-                return Err(ApiError::e500(format!("storage '{s}' does not exist")));
-            }
+        if let Some(s) = r.str("storage")
+            && !st.storages.contains_key(&s)
+        {
+            return Err(ApiError::e500(format!("storage '{s}' does not exist")));
         }
         let mut j = Obj::new();
         for (k, v) in &r.params {
-            if k != "id" {
-                if let Some(s) = v.as_str() {
-                    j.insert(k.clone(), json!(s));
-                }
+            if k != "id"
+                && let Some(s) = v.as_str()
+            {
+                j.insert(k.clone(), json!(s));
             }
         }
         st.backup_jobs.insert(id, j);
@@ -610,19 +895,27 @@ fn job_create(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
 fn job_update(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
     let id = r.s("id");
     inner.with_state(|st| {
-        let existing = st.backup_jobs.get(&id).cloned().ok_or_else(|| ApiError::param("id", format!("No such job '{id}'")))?;
+        let existing = st
+            .backup_jobs
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| ApiError::param("id", format!("No such job '{id}'")))?;
         job_checks(r, Some(&existing))?;
-        let j = st.backup_jobs.get_mut(&id).ok_or_else(|| ApiError::param("id", format!("No such job '{id}'")))?;
+        let j = st
+            .backup_jobs
+            .get_mut(&id)
+            .ok_or_else(|| ApiError::param("id", format!("No such job '{id}'")))?;
         if let Some(del) = r.str("delete") {
             for k in split_list(&del) {
                 j.shift_remove(&k);
             }
         }
         for (k, v) in &r.params {
-            if k != "id" && k != "delete" {
-                if let Some(s) = v.as_str() {
-                    j.insert(k.clone(), json!(s));
-                }
+            if k != "id"
+                && k != "delete"
+                && let Some(s) = v.as_str()
+            {
+                j.insert(k.clone(), json!(s));
             }
         }
         if r.params.contains_key("vmid") {
@@ -637,48 +930,95 @@ fn job_update(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
 fn vzdump(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
     let node = r.node();
     let storage = r.str("storage").unwrap_or_else(|| "local".into());
-    if let Some(p) = r.str("prune-backups") {
-        if let Some(f) = hash_format("prune-backups") {
-            check_property_string(&p, &f, Some("prune-backups"), "prune-backups").map_err(|e| ApiError::param("prune-backups", format!("invalid format - {e}")))?;
-        }
+    if let Some(p) = r.str("prune-backups")
+        && let Some(f) = hash_format("prune-backups")
+    {
+        check_property_string(&p, &f, Some("prune-backups"), "prune-backups")
+            .map_err(|e| ApiError::param("prune-backups", format!("invalid format - {e}")))?;
     }
     let vmids: Vec<u32> = inner.with_state(|st| {
         if !st.storages.contains_key(&storage) {
-            return Err(ApiError::e500(format!("storage '{storage}' does not exist")));
+            return Err(ApiError::e500(format!(
+                "storage '{storage}' does not exist"
+            )));
         }
         Ok(if r.flag("all") {
             let ex = split_list(&r.s("exclude"));
-            st.vms.values().filter(|v| v.node == node && !ex.contains(&v.vmid.to_string())).map(|v| v.vmid).collect()
+            st.vms
+                .values()
+                .filter(|v| v.node == node && !ex.contains(&v.vmid.to_string()))
+                .map(|v| v.vmid)
+                .collect()
         } else {
-            split_list(&r.s("vmid")).iter().filter_map(|v| v.parse().ok()).collect()
+            split_list(&r.s("vmid"))
+                .iter()
+                .filter_map(|v| v.parse().ok())
+                .collect()
         })
     })?;
     let mode = r.str("mode").unwrap_or_else(|| "snapshot".into());
     let node2 = node.clone();
     let upid = tasks::spawn(
         inner,
-        Spec { node, kind: "vzdump", id: vmids.first().map(u32::to_string).unwrap_or_default(), user: r.who.full(), secs: 4.0 + vmids.len() as f64, locks: vec![], fail_text: Some("job errors".into()) },
+        Spec {
+            node,
+            kind: "vzdump",
+            id: vmids.first().map(u32::to_string).unwrap_or_default(),
+            user: r.who.full(),
+            secs: 4.0 + vmids.len() as f64,
+            locks: vec![],
+            fail_text: Some("job errors".into()),
+        },
         Box::new(move |st| {
-            let mut log = vec![format!("INFO: starting new backup job: vzdump {} --mode {mode} --storage {storage}", vmids.iter().map(u32::to_string).collect::<Vec<_>>().join(" "))];
+            let mut log = vec![format!(
+                "INFO: starting new backup job: vzdump {} --mode {mode} --storage {storage}",
+                vmids
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )];
             let mut errors = false;
             let stamp = time::OffsetDateTime::now_utc();
-            let ts = format!("{:04}_{:02}_{:02}-{:02}_{:02}_{:02}", stamp.year(), u8::from(stamp.month()), stamp.day(), stamp.hour(), stamp.minute(), stamp.second());
+            let ts = format!(
+                "{:04}_{:02}_{:02}-{:02}_{:02}_{:02}",
+                stamp.year(),
+                u8::from(stamp.month()),
+                stamp.day(),
+                stamp.hour(),
+                stamp.minute(),
+                stamp.second()
+            );
             for id in &vmids {
                 match st.vms.get(id) {
                     Some(vm) if vm.conf.contains_key("lock") => {
-                        log.push(format!("ERROR: Backup of VM {id} failed - VM is locked ({})", vm.conf.get("lock").cloned().unwrap_or_default()));
+                        log.push(format!(
+                            "ERROR: Backup of VM {id} failed - VM is locked ({})",
+                            vm.conf.get("lock").cloned().unwrap_or_default()
+                        ));
                         errors = true;
                     }
                     Some(vm) => {
                         let size = crate::api::qemu::disk_sizes(&vm.conf) / 10;
                         let volid = format!("{storage}:backup/vzdump-qemu-{id}-{ts}.vma.zst");
-                        st.volumes.push(Volume { node: node2.clone(), storage: storage.clone(), volid: volid.clone(), content: "backup".into(), format: "vma.zst".into(), size, vmid: Some(*id), ctime: now() });
+                        st.volumes.push(Volume {
+                            node: node2.clone(),
+                            storage: storage.clone(),
+                            volid: volid.clone(),
+                            content: "backup".into(),
+                            format: "vma.zst".into(),
+                            size,
+                            vmid: Some(*id),
+                            ctime: now(),
+                        });
                         log.push(format!("INFO: Starting Backup of VM {id} (qemu)"));
                         log.push(format!("INFO: creating vzdump archive '{volid}'"));
                         log.push(format!("INFO: Finished Backup of VM {id}"));
                     }
                     None => {
-                        log.push(format!("ERROR: Backup of VM {id} failed - unable to find VM '{id}'"));
+                        log.push(format!(
+                            "ERROR: Backup of VM {id} failed - unable to find VM '{id}'"
+                        ));
                         errors = true;
                     }
                 }

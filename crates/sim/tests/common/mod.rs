@@ -1,6 +1,11 @@
 //! Shared helpers for the simulator's integration tests: start a simulator and talk to it
 //! over real HTTPS, trusting its cluster CA.
-#![allow(dead_code, clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +22,9 @@ pub struct Api {
 
 pub fn client_for(sim: &SimHandle) -> reqwest::Client {
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(rustls::pki_types::CertificateDer::from(sim.ca_der())).unwrap();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(sim.ca_der()))
+        .unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -36,7 +43,12 @@ pub async fn start(cfg: SimConfig) -> Api {
     let http = client_for(&sim);
     let base = format!("https://localhost:{}/api2/json", sim.addr().port());
     let auth = format!("PVEAPIToken={}={}", sim.token_id(), sim.token_secret());
-    Api { sim, http, base, auth }
+    Api {
+        sim,
+        http,
+        base,
+        auth,
+    }
 }
 
 pub async fn start_default() -> Api {
@@ -62,21 +74,36 @@ impl Resp {
 
 impl Api {
     pub fn with_auth(&self, auth: String) -> Api {
-        Api { sim: unreachable_clone(), http: self.http.clone(), base: self.base.clone(), auth }
+        Api {
+            sim: unreachable_clone(),
+            http: self.http.clone(),
+            base: self.base.clone(),
+            auth,
+        }
     }
 
     pub async fn call(&self, method: &str, path: &str, form: &[(&str, &str)]) -> Resp {
         self.call_as(&self.auth, method, path, form).await
     }
 
-    pub async fn call_as(&self, auth: &str, method: &str, path: &str, form: &[(&str, &str)]) -> Resp {
+    pub async fn call_as(
+        &self,
+        auth: &str,
+        method: &str,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Resp {
         let url = format!("{}{}", self.base, path);
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut rb = self.http.request(m, url);
         if !auth.is_empty() {
             rb = rb.header("Authorization", auth);
         }
-        rb = if method == "GET" || method == "DELETE" { rb.query(form) } else { rb.form(form) };
+        rb = if method == "GET" || method == "DELETE" {
+            rb.query(form)
+        } else {
+            rb.form(form)
+        };
         let resp = rb.send().await.unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
@@ -117,8 +144,15 @@ impl Api {
     /// Creates a small VM and waits for it.
     pub async fn create_vm(&self, vmid: u32, extra: &[(&str, &str)]) {
         let id = vmid.to_string();
-        let mut form = vec![("vmid", id.as_str()), ("name", "test-vm"), ("memory", "2048"), ("cores", "2"),
-            ("scsihw", "virtio-scsi-pci"), ("scsi0", "local-lvm:8"), ("net0", "virtio,bridge=vmbr0")];
+        let mut form = vec![
+            ("vmid", id.as_str()),
+            ("name", "test-vm"),
+            ("memory", "2048"),
+            ("cores", "2"),
+            ("scsihw", "virtio-scsi-pci"),
+            ("scsi0", "local-lvm:8"),
+            ("net0", "virtio,bridge=vmbr0"),
+        ];
         form.extend_from_slice(extra);
         let r = self.post("/nodes/proxmox/qemu", &form).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
@@ -133,7 +167,9 @@ fn unreachable_clone() -> SimHandle {
 pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
