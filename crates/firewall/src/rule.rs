@@ -693,11 +693,11 @@ impl fmt::Display for Rule {
         if let Some(s) = &self.sport {
             write!(f, " -sport {s}")?;
         }
-        if let Some(t) = &self.icmp_type {
-            write!(f, " -icmp-type {t}")?;
-        }
         if let Some(l) = &self.log {
             write!(f, " -log {l}")?;
+        }
+        if let Some(t) = &self.icmp_type {
+            write!(f, " -icmp-type {t}")?;
         }
         if let Some(c) = &self.comment {
             let c = c.trim();
