@@ -168,6 +168,8 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// Per-request timeout (PVE holds sync calls up to ~10 s on locks).
     pub request_timeout: Duration,
+    /// Timeout for multipart uploads (bodies are large; pveproxy copies them first).
+    pub upload_timeout: Duration,
     /// TCP + TLS connect timeout.
     pub connect_timeout: Duration,
 }
@@ -182,6 +184,7 @@ impl ClientConfig {
             max_concurrency: 3,
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(60),
+            upload_timeout: Duration::from_secs(3600),
             connect_timeout: Duration::from_secs(10),
         }
     }
@@ -261,6 +264,7 @@ struct Inner {
     retries: AtomicU64,
     retry: RetryPolicy,
     request_timeout: Duration,
+    upload_timeout: Duration,
 }
 
 /// The Proxmox VE API client. Cheap to clone; clones share the connection pool,
@@ -385,6 +389,7 @@ impl PveClient {
                 retries: AtomicU64::new(0),
                 retry: config.retry,
                 request_timeout: config.request_timeout,
+                upload_timeout: config.upload_timeout,
             }),
         })
     }
@@ -622,6 +627,10 @@ impl PveClient {
         headers: HeaderMap,
     ) -> Result<ApiResponse, Error> {
         let m = method.as_str();
+        let timeout = match body {
+            Body::Multipart { .. } => self.inner.upload_timeout,
+            Body::Params(_) => self.inner.request_timeout,
+        };
         let url = if path.starts_with('/') {
             format!("{}{path}", self.inner.api_base)
         } else {
@@ -632,7 +641,7 @@ impl PveClient {
             .http
             .request(method.clone(), &url)
             .headers(headers)
-            .timeout(self.inner.request_timeout);
+            .timeout(timeout);
         rb = match body {
             Body::Params(p) if *method == Method::GET || *method == Method::DELETE => {
                 if p.is_empty() {
@@ -657,7 +666,10 @@ impl PveClient {
             .map_err(|_| Error::Config("client is shutting down".into()))?;
         self.inner.requests.fetch_add(1, Ordering::Relaxed);
         tracing::trace!(method = m, path, "PVE request");
-        let resp = rb.send().await.map_err(|e| self.send_error(e, m, path))?;
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| self.send_error(e, m, path, timeout))?;
         let status = resp.status();
         let reason = resp
             .extensions()
@@ -668,7 +680,7 @@ impl PveClient {
                 Error::Timeout {
                     method: m.into(),
                     path: path.into(),
-                    timeout: self.inner.request_timeout,
+                    timeout,
                 }
             } else {
                 Error::Transport {
@@ -734,7 +746,7 @@ impl PveClient {
         })))
     }
 
-    fn send_error(&self, e: reqwest::Error, method: &str, path: &str) -> Error {
+    fn send_error(&self, e: reqwest::Error, method: &str, path: &str, timeout: Duration) -> Error {
         if let Some(expected) = self.inner.pinned
             && e.is_connect()
         {
@@ -768,7 +780,14 @@ impl PveClient {
             return Error::Timeout {
                 method: method.into(),
                 path: path.into(),
-                timeout: self.inner.request_timeout,
+                timeout,
+            };
+        }
+        if let Some(reason) = crate::tls::find_certificate_error(&e) {
+            return Error::CertificateRejected {
+                method: method.into(),
+                path: path.into(),
+                reason,
             };
         }
         let is_connect = e.is_connect();

@@ -66,6 +66,20 @@ pub enum Error {
         /// The server's leaf fingerprint.
         got: Fingerprint,
     },
+    /// The server certificate failed verification (unknown CA, wrong host name,
+    /// expired). Not retried.
+    #[error(
+        "{method} {path}: server certificate rejected: {reason} \
+         (trust the cluster CA with a CA file, or pin the node's SHA-256 fingerprint)"
+    )]
+    CertificateRejected {
+        /// HTTP method.
+        method: String,
+        /// API path.
+        path: String,
+        /// What the verifier objected to.
+        reason: String,
+    },
     /// No connection could be made (DNS, refused, TLS handshake); the request was not sent.
     #[error("{method} {path}: cannot connect: {message}")]
     Connect {

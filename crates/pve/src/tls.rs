@@ -249,25 +249,13 @@ impl ServerCertVerifier for InsecureVerifier {
     }
 }
 
-fn pin_mismatch_in<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a PinMismatch> {
-    match e.downcast_ref::<rustls::Error>()? {
-        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o)) => {
-            o.0.downcast_ref::<PinMismatch>()
-        }
-        _ => None,
-    }
-}
-
-/// Find our [`PinMismatch`] inside a transport error chain. `io::Error` hides its
-/// inner error from `source()` (and tokio-rustls nests two of them), so step
-/// through `get_ref()` where present.
-pub(crate) fn find_pin_mismatch<'a>(
-    e: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a PinMismatch> {
+/// Walk an error chain, stepping into `io::Error` payloads, and return the first
+/// rustls error.
+fn find_rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
-        if let Some(m) = pin_mismatch_in(err) {
-            return Some(m);
+        if let Some(r) = err.downcast_ref::<rustls::Error>() {
+            return Some(r);
         }
         cur = match err
             .downcast_ref::<std::io::Error>()
@@ -278,6 +266,31 @@ pub(crate) fn find_pin_mismatch<'a>(
         };
     }
     None
+}
+
+/// A certificate the verifier rejected (unknown CA, wrong name, expired), as text.
+/// Such errors are not retried: the next attempt would see the same certificate.
+pub(crate) fn find_certificate_error(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    match find_rustls_error(e)? {
+        rustls::Error::InvalidCertificate(c) => Some(format!("{c:?}")),
+        _ => None,
+    }
+}
+
+fn pin_mismatch_in(e: &rustls::Error) -> Option<&PinMismatch> {
+    match e {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o)) => {
+            o.0.downcast_ref::<PinMismatch>()
+        }
+        _ => None,
+    }
+}
+
+/// Find our [`PinMismatch`] inside a transport error chain.
+pub(crate) fn find_pin_mismatch<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a PinMismatch> {
+    pin_mismatch_in(find_rustls_error(e)?)
 }
 
 /// Accepts any certificate but records the leaf fingerprint (trust-on-first-use

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use common::{CANARY, Reply, pinned_config, start};
 use labwright_pve::{
-    ClientConfig, Credentials, Error, Fingerprint, Params, PveClient, RetryPolicy, TlsMode, Upid,
-    WaitOptions,
+    ClientConfig, Credentials, Error, Fingerprint, Params, PveClient, TlsMode, Upid, WaitOptions,
 };
 use serde_json::json;
 
@@ -87,14 +86,15 @@ async fn ca_file_trust_and_system_roots_refusal() {
         PveClient::new(pinned_config(&server).tls(TlsMode::CaFile(ca.clone()))).expect("client");
     client.version().await.expect("CA-signed leaf accepted");
 
-    let client = PveClient::new(
-        pinned_config(&server)
-            .tls(TlsMode::SystemRoots)
-            .retry(RetryPolicy::none()),
-    )
-    .expect("client");
+    let client = PveClient::new(pinned_config(&server).tls(TlsMode::SystemRoots)).expect("client");
     let err = client.version().await.expect_err("unknown CA refused");
-    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    assert!(matches!(err, Error::CertificateRejected { .. }), "{err:?}");
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
+    assert_eq!(
+        client.stats().retries,
+        0,
+        "certificate errors are not retried"
+    );
 
     let client = PveClient::new(pinned_config(&server).tls(TlsMode::Insecure)).expect("client");
     client.version().await.expect("insecure accepts when asked");

@@ -161,6 +161,9 @@ async fn every_error_variant_hides_the_secret() {
     let c = PveClient::new(password_cfg(&server.url, &wrong)).expect("client");
     errors.push(("pin mismatch (login)", c.version().await.expect_err("pin")));
 
+    let c = PveClient::new(pinned_config(&server).tls(TlsMode::SystemRoots)).expect("client");
+    errors.push(("cert rejected", c.version().await.expect_err("unknown CA")));
+
     // Connect: nothing listens on the port any more.
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -246,6 +249,7 @@ async fn every_error_variant_hides_the_secret() {
         "Config",
         "Tls",
         "FingerprintMismatch",
+        "CertificateRejected",
         "Connect",
         "Transport",
         "Timeout",
