@@ -70,7 +70,7 @@ pub use tls::{Fingerprint, TlsMode};
 pub use upid::Upid;
 pub use vmconfig::{
     AgentConfig, BootConfig, Drive, DriveSlot, DriveVolume, IpConfig, NetDevice, PruneBackups,
-    VmConfig,
+    VmConfig, canonical_tags, decode_sshkeys, encode_sshkeys,
 };
 
 /// Result alias.

@@ -18,6 +18,7 @@ use crate::upid::Upid;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct TaskStatus {
     /// The task id.
+    #[serde(default)]
     pub upid: String,
     /// Node running it.
     #[serde(default)]

@@ -788,9 +788,56 @@ impl VmConfig {
     }
 }
 
+/// Encode `sshkeys` for PVE's `urlencoded` format (`%20` for spaces, `%0A` for
+/// newlines). The form encoder then encodes it again; that double encoding is what
+/// PVE expects, and `GET …/config` returns this single-encoded text.
+pub fn encode_sshkeys(keys: &str) -> String {
+    urlencoding::encode(keys).into_owned()
+}
+
+/// Decode the `sshkeys` value from a VM config back to the key text.
+pub fn decode_sshkeys(value: &str) -> Result<String, PropError> {
+    urlencoding::decode(value)
+        .map(|c| c.into_owned())
+        .map_err(|e| PropError::InvalidValue {
+            key: "sshkeys".into(),
+            value: value.into(),
+            reason: e.to_string(),
+        })
+}
+
+/// Tags in the form PVE stores by default: lower-cased, sorted, de-duplicated,
+/// joined by `;`. Comparing this with the observed `tags` avoids order-only diffs.
+pub fn canonical_tags<I: IntoIterator<Item = S>, S: AsRef<str>>(tags: I) -> String {
+    let mut v: Vec<String> = tags
+        .into_iter()
+        .map(|t| t.as_ref().trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    v.sort();
+    v.dedup();
+    v.join(";")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sshkeys_and_tags() {
+        let keys = "ssh-ed25519 AAAAC3Nz+TBx user@host\nssh-rsa AAAB";
+        let enc = encode_sshkeys(keys);
+        assert!(enc.starts_with("ssh-ed25519%20AAAAC3Nz%2BTBx%20user%40host"));
+        assert!(
+            enc.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-%_.~".contains(&b))
+        );
+        assert_eq!(decode_sshkeys(&enc).ok().as_deref(), Some(keys));
+        assert_eq!(
+            canonical_tags(["role-edge", "Env-Lab", "role-edge", " "]),
+            "env-lab;role-edge"
+        );
+    }
 
     #[test]
     fn net_typed_roundtrip() {

@@ -255,7 +255,10 @@ impl PveClient {
         self.get(&scope.rules_path(), Params::new()).await
     }
 
-    /// Create a rule; PVE inserts it at position 0 (or at `pos` when given).
+    /// Create a rule. PVE inserts new rules at the top (position 0); behaviour.md
+    /// reports `pos` as ignored on create, so to place a rule create it and then
+    /// [`PveClient::firewall_rule_move`] it. Send `enable: Some(true)`: PVE creates
+    /// rules disabled otherwise.
     pub async fn firewall_rule_create(
         &self,
         scope: &FirewallScope,
