@@ -1,0 +1,129 @@
+//! `labwright sim`: run the Proxmox VE simulator until Ctrl-C.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use labwright_sim::{Faults, Scenario, SimConfig, Simulator};
+
+/// Serves the PVE 9 REST API on loopback (HTTPS, certificate signed by a generated
+/// cluster CA) from a simulated node, so labwright can be tried and tested without a
+/// real Proxmox host. State persists in the state folder across restarts; credentials
+/// (token id, secret, fingerprint, URL) are written there with mode 0600.
+#[derive(Debug, Clone, Args)]
+pub struct SimArgs {
+    /// Address to listen on (loopback only is recommended; port 0 picks a free port).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8006")]
+    pub listen: SocketAddr,
+    /// Starting inventory: fresh (one SSD node), hdds (plus two spare HDDs),
+    /// cluster (three nodes) or large (see --nodes/--vms).
+    #[arg(long, value_name = "NAME", default_value = "fresh", value_parser = ["fresh", "hdds", "cluster", "large"])]
+    pub scenario: String,
+    /// Number of nodes of the `large` scenario.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub nodes: u32,
+    /// Number of guests of the `large` scenario, spread over the nodes.
+    #[arg(long, value_name = "M", default_value_t = 1000)]
+    pub vms: u32,
+    /// State folder (state, certificates, credentials.json).
+    #[arg(long = "state", value_name = "DIR", default_value = ".labwright/sim")]
+    pub state: PathBuf,
+    /// Discard the saved state and certificates and start from the scenario.
+    #[arg(long)]
+    pub reset: bool,
+    /// Requests served concurrently, like pveproxy's workers; others queue.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub workers: usize,
+    /// Latency added to every request, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Source address the simulated firewall sees for API clients (a lockout of this
+    /// address by the node's firewall refuses connections).
+    #[arg(long, value_name = "IP", default_value = "192.168.1.50")]
+    pub client_addr: IpAddr,
+    /// Seed for fault injection and generated identifiers (reproducible runs).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
+    /// Multiplies task durations and lock waits (0.1 = ten times faster).
+    #[arg(long, value_name = "F", default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// Probability (0..1) that a request fails with a PVE-style 500.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub fault_error_rate: f64,
+    /// Which requests --fault-error-rate hits: all, read, write, qemu, storage,
+    /// network, firewall, tasks, or a path substring.
+    #[arg(long, value_name = "CLASS")]
+    pub fault_error_class: Option<String>,
+    /// Probability that a connection is cut after the request was received.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub fault_drop_rate: f64,
+    /// Probability that a task fails with a realistic exit status.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub fault_task_failure_rate: f64,
+    /// Probability that a task runs --fault-slow-task-factor times longer.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub fault_slow_task_rate: f64,
+    /// Duration multiplier of slow tasks.
+    #[arg(long, value_name = "F", default_value_t = 10.0)]
+    pub fault_slow_task_factor: f64,
+}
+
+impl SimArgs {
+    /// The simulator configuration these flags describe.
+    pub fn config(&self) -> anyhow::Result<SimConfig> {
+        let scenario = match self.scenario.as_str() {
+            "large" => Scenario::Large { nodes: self.nodes, vms: self.vms },
+            other => other.parse::<Scenario>().map_err(anyhow::Error::msg)?,
+        };
+        Ok(SimConfig {
+            listen: self.listen,
+            scenario,
+            state_dir: Some(self.state.clone()),
+            reset: self.reset,
+            workers: self.workers,
+            latency_ms: self.latency_ms,
+            faults: Faults {
+                error_rate: self.fault_error_rate,
+                error_class: self.fault_error_class.clone(),
+                drop_rate: self.fault_drop_rate,
+                task_failure_rate: self.fault_task_failure_rate,
+                slow_task_rate: self.fault_slow_task_rate,
+                slow_task_factor: self.fault_slow_task_factor,
+            },
+            seed: self.seed,
+            client_addr: self.client_addr,
+            time_scale: self.time_scale,
+            auth_fail_delay_secs: 3.0,
+        })
+    }
+}
+
+/// Starts the simulator and serves until Ctrl-C.
+#[allow(clippy::print_stderr)] // the startup banner is this command's purpose
+pub fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
+    let cfg = args.config()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let sim = Simulator::start(cfg).await.context("cannot start the simulator")?;
+        eprintln!("labwright sim: Proxmox VE 9 simulator ({} scenario)", args.scenario);
+        eprintln!("  url:         {}", sim.url());
+        eprintln!("  node:        {}", sim.node());
+        eprintln!("  fingerprint: {}", sim.fingerprint());
+        eprintln!("  token id:    {}", sim.token_id());
+        eprintln!("  read-only:   {}", sim.readonly_token_id());
+        if let Some(p) = sim.credentials_path() {
+            eprintln!("  credentials: {} (mode 0600; holds the token secrets)", p.display());
+        }
+        eprintln!("Press Ctrl-C to stop.");
+        tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+        eprintln!("labwright sim: stopping, state saved in {}", args.state.display());
+        sim.shutdown().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
