@@ -295,15 +295,16 @@ pub enum DecidedBy {
     /// The automatic accept for `+management` sources on the node's
     /// management ports.
     ImplicitManagementAccept {
-        /// Port that matched.
-        port: u16,
+        /// The management port range that matched (the built-in rule,
+        /// not the flow's port, so every flow it decides shares it).
+        ports: (u16, u16),
         /// The management ipset entry (or `local_network`) that matched.
         entry: String,
     },
     /// The automatic outbound accept to `local_network` on management ports.
     LocalNetworkOutAccept {
-        /// Port that matched.
-        port: u16,
+        /// The port range that matched.
+        ports: (u16, u16),
     },
     /// The source is in the datacenter `blacklist` ipset.
     Blacklist {
@@ -340,14 +341,19 @@ impl fmt::Display for DecidedBy {
             DecidedBy::NicFirewallDisabled { vmid, iface } => {
                 write!(f, "vm {vmid} {iface} has firewall=0")
             }
-            DecidedBy::ImplicitManagementAccept { port, entry } => {
+            DecidedBy::ImplicitManagementAccept { ports, entry } => {
                 write!(
                     f,
-                    "implicit management accept (tcp/{port} from +management entry {entry})"
+                    "implicit management accept (tcp/{} from +management entry {entry})",
+                    port_range(*ports)
                 )
             }
-            DecidedBy::LocalNetworkOutAccept { port } => {
-                write!(f, "implicit accept to local_network tcp/{port}")
+            DecidedBy::LocalNetworkOutAccept { ports } => {
+                write!(
+                    f,
+                    "implicit accept to local_network tcp/{}",
+                    port_range(*ports)
+                )
             }
             DecidedBy::Blacklist { entry } => write!(f, "datacenter blacklist entry {entry}"),
             DecidedBy::Builtin { what } => write!(f, "built-in rule: {what}"),
@@ -447,6 +453,30 @@ pub fn management_ports(backend: Backend) -> &'static [(u16, u16)] {
 const LOCAL_OUT_PORTS: &[(u16, u16)] = &[(8006, 8006), (22, 22), (5900, 5999), (3128, 3128)];
 /// Corosync (knet) ports.
 const COROSYNC_PORTS: (u16, u16) = (5405, 5412);
+/// SMB ports nftables rejects before user rules (udp and tcp).
+const SMB_UDP: &[(u16, u16)] = &[(135, 135), (137, 139), (445, 445)];
+const SMB_TCP: &[(u16, u16)] = &[(135, 135), (139, 139), (445, 445)];
+/// Destination range of the NetBIOS reply filter (`udp sport 137`).
+const UNPRIVILEGED: (u16, u16) = (1024, 65535);
+/// UPnP/SSDP.
+const UPNP: u16 = 1900;
+/// DHCP server and client ports.
+const DHCP_SERVER: u16 = 67;
+const DHCP_CLIENT: u16 = 68;
+
+/// The range of `ranges` that holds `port`.
+fn range_of(ranges: &[(u16, u16)], port: Option<u16>) -> Option<(u16, u16)> {
+    let p = port?;
+    ranges.iter().copied().find(|(lo, hi)| *lo <= p && p <= *hi)
+}
+
+fn port_range((lo, hi): (u16, u16)) -> String {
+    if lo == hi {
+        lo.to_string()
+    } else {
+        format!("{lo}:{hi}")
+    }
+}
 
 fn in_ranges(ranges: &[(u16, u16)], port: Option<u16>) -> Option<u16> {
     port.filter(|p| ranges.iter().any(|(lo, hi)| lo <= p && p <= hi))
@@ -1046,13 +1076,13 @@ fn nft_noise(flow: &Flow) -> Option<(Verdict, Builtin)> {
     let udp = flow.proto.same(&Protocol::UDP);
     let tcp = flow.proto.same(&Protocol::TCP);
     let dport = flow.dport;
-    let smb_udp = udp && in_ranges(&[(135, 135), (137, 139), (445, 445)], dport).is_some();
-    let smb_sport = udp && flow.sport == Some(137) && in_ranges(&[(1024, 65535)], dport).is_some();
-    let smb_tcp = tcp && in_ranges(&[(135, 135), (139, 139), (445, 445)], dport).is_some();
+    let smb_udp = udp && in_ranges(SMB_UDP, dport).is_some();
+    let smb_sport = udp && flow.sport == Some(137) && in_ranges(&[UNPRIVILEGED], dport).is_some();
+    let smb_tcp = tcp && in_ranges(SMB_TCP, dport).is_some();
     if smb_udp || smb_sport || smb_tcp {
         return Some((Verdict::Reject, Builtin::SmbNoise));
     }
-    if udp && dport == Some(1900) {
+    if udp && dport == Some(UPNP) {
         return Some((Verdict::Drop, Builtin::Upnp));
     }
     if udp && flow.sport == Some(53) {
@@ -1136,7 +1166,7 @@ fn host(
             );
             return None;
         }
-        let Some(port) = in_ranges(management_ports(backend), flow.dport) else {
+        let Some(ports) = range_of(management_ports(backend), flow.dport) else {
             walk.step(
                 chain,
                 what,
@@ -1150,7 +1180,7 @@ fn host(
         {
             Ok(Some(entry)) => {
                 walk.step(chain, what, Outcome::Matched(Verdict::Accept));
-                Some(DecidedBy::ImplicitManagementAccept { port, entry })
+                Some(DecidedBy::ImplicitManagementAccept { ports, entry })
             }
             Ok(None) => {
                 walk.step(
@@ -1275,15 +1305,15 @@ fn host(
 
     // Outbound: automatic accept to local_network on management ports.
     let what = "management: tcp 8006,22,5900:5999,3128 to local_network";
-    match in_ranges(LOCAL_OUT_PORTS, flow.dport).filter(|_| flow.proto.same(&Protocol::TCP)) {
-        Some(port)
+    match range_of(LOCAL_OUT_PORTS, flow.dport).filter(|_| flow.proto.same(&Protocol::TCP)) {
+        Some(ports)
             if ctx
                 .local_network()
                 .iter()
                 .any(|iv| iv.contains(flow.source)) =>
         {
             walk.step(c_builtin, what, Outcome::Matched(Verdict::Accept));
-            return walk.done(Verdict::Accept, DecidedBy::LocalNetworkOutAccept { port });
+            return walk.done(Verdict::Accept, DecidedBy::LocalNetworkOutAccept { ports });
         }
         _ => walk.step(
             c_builtin,
@@ -1447,7 +1477,11 @@ fn guest(
             ),
         }
     }
-    let (dport, sport) = if inbound { (68, 67) } else { (67, 68) };
+    let (dport, sport) = if inbound {
+        (DHCP_CLIENT, DHCP_SERVER)
+    } else {
+        (DHCP_SERVER, DHCP_CLIENT)
+    };
     let is_dhcp = flow.proto.same(&Protocol::UDP)
         && flow.dport == Some(dport)
         && flow.sport.is_none_or(|s| s == sport);
@@ -1548,16 +1582,17 @@ pub(crate) fn all_port_cuts(cfg: &FirewallConfig) -> Vec<u32> {
     };
     ranges(management_ports(Backend::Iptables));
     ranges(LOCAL_OUT_PORTS);
+    // Every port constant the built-in chains test, so that no built-in
+    // decision can change inside a class.
     ranges(&[
         COROSYNC_PORTS,
-        (135, 135),
-        (137, 139),
-        (445, 445),
-        (139, 139),
-        (1900, 1900),
-        (1024, 65535),
-        (67, 68),
+        UNPRIVILEGED,
+        (UPNP, UPNP),
+        (DHCP_SERVER, DHCP_SERVER),
+        (DHCP_CLIENT, DHCP_CLIENT),
     ]);
+    ranges(SMB_UDP);
+    ranges(SMB_TCP);
     let mut rule_cuts = Vec::new();
     let mut add_rules = |rules: &[Rule]| {
         for r in rules {
