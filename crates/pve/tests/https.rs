@@ -443,3 +443,75 @@ async fn probe_fingerprint_reports_the_leaf_for_tofu() {
         "the probe must not send credentials"
     );
 }
+
+#[tokio::test]
+async fn expired_ticket_triggers_a_fresh_login() {
+    let server = start(Arc::new(|r, n| {
+        if r.path.ends_with("/access/ticket") {
+            return Reply::data(json!({"username": "root@pam",
+                "ticket": format!("PVE:root@pam:0000000{n}::sig"), "CSRFPreventionToken": "x:y"}));
+        }
+        // The first API call after the first login is refused as expired.
+        if n == 1 {
+            return Reply::json(401, json!({"data": null})).reason("authentication failure");
+        }
+        Reply::data(json!({"version": "9.1.1", "release": "9.1", "repoid": "x"}))
+    }))
+    .await;
+    let cfg = ClientConfig::new(
+        server.url.clone(),
+        Credentials::password("root@pam", CANARY),
+    )
+    .tls(TlsMode::Fingerprint(
+        Fingerprint::parse(&server.fingerprint).expect("fp"),
+    ));
+    let client = PveClient::new(cfg).expect("client");
+    let err = client.version().await.expect_err("401 surfaces");
+    assert!(err.is_auth());
+    client.version().await.expect("re-login then success");
+    assert_eq!(server.count("POST", "/access/ticket"), 2);
+}
+
+#[tokio::test]
+async fn wait_task_tolerates_no_such_task_right_after_start() {
+    let server = start(Arc::new(|_, n| {
+        if n == 0 {
+            return Reply::json(
+                400,
+                json!({"data": null, "errors": {"upid": "no such task"}, "message": "Parameter verification failed.\n"}),
+            );
+        }
+        Reply::data(json!({"upid": UPID_OK, "status": "stopped", "exitstatus": "WARNINGS: 1"}))
+    }))
+    .await;
+    let client = PveClient::new(pinned_config(&server)).expect("client");
+    let upid = Upid::parse(UPID_OK).expect("upid");
+    let st = client
+        .wait_task(&upid, WaitOptions::with_timeout(Duration::from_secs(5)))
+        .await
+        .expect("warnings count as success");
+    assert!(st.has_warnings());
+}
+
+#[tokio::test]
+async fn proxy_errors_595_are_retried_for_get() {
+    let server = start(Arc::new(|_, n| {
+        if n == 0 {
+            return Reply::json(595, json!({"data": null})).reason(
+                "Errors during connection establishment, proxy handshake: No route to host",
+            );
+        }
+        Reply::data(json!([{"node": "pve2", "status": "online"}]))
+    }))
+    .await;
+    let client = PveClient::new(pinned_config(&server)).expect("client");
+    let nodes = client.nodes().await.expect("second attempt");
+    assert_eq!(nodes[0].node, "pve2");
+    assert_eq!(
+        client.stats(),
+        labwright_pve::RequestStats {
+            requests: 2,
+            retries: 1
+        }
+    );
+}
