@@ -964,12 +964,23 @@ impl Walk {
     }
 }
 
-/// nftables cannot REJECT guest traffic; it drops instead.
+/// What a REJECT really does: nftables cannot REJECT guest traffic and
+/// drops instead; iptables' `PVEFW-reject` drops ICMP rather than
+/// answering it.
+fn reject_becomes_drop(backend: Backend, flow: &Flow) -> Option<&'static str> {
+    match backend {
+        Backend::Nftables if matches!(flow.dest, Target::Vm(_)) => {
+            Some("nftables cannot REJECT guest traffic; dropping")
+        }
+        Backend::Iptables if flow.proto.same(&Protocol::ICMP) => {
+            Some("PVEFW-reject drops ICMP instead of answering")
+        }
+        _ => None,
+    }
+}
+
 fn adjust(v: Verdict, ctx: &Ctx<'_>, facts: &Facts<'_>) -> Verdict {
-    if v == Verdict::Reject
-        && ctx.backend == Backend::Nftables
-        && matches!(facts.flow.dest, Target::Vm(_))
-    {
+    if v == Verdict::Reject && reject_becomes_drop(ctx.backend, facts.flow).is_some() {
         Verdict::Drop
     } else {
         v
@@ -1291,13 +1302,14 @@ fn host(
             }
         }
         let policy = cfg.cluster.options.effective_policy_in();
+        let applied = adjust(policy, &ctx, &facts);
         return policy_step(
             walk,
             c_cluster,
             format!("cluster policy_in {policy}"),
             Level::Cluster,
             policy,
-            policy,
+            applied,
             flow,
             backend,
         );
@@ -1325,13 +1337,14 @@ fn host(
         return builtin(walk, Verdict::Accept, Builtin::Corosync);
     }
     let policy = cfg.cluster.options.effective_policy_out();
+    let applied = adjust(policy, &ctx, &facts);
     policy_step(
         walk,
         c_cluster,
         format!("cluster policy_out {policy}"),
         Level::Cluster,
         policy,
-        policy,
+        applied,
         flow,
         backend,
     )
@@ -1363,7 +1376,11 @@ fn policy_step(
         walk.step(
             chain,
             what,
-            Outcome::Note("nftables cannot REJECT guest traffic; dropping".into()),
+            Outcome::Note(
+                reject_becomes_drop(backend, flow)
+                    .unwrap_or("REJECT becomes DROP")
+                    .into(),
+            ),
         );
         walk.step(chain, "policy", Outcome::Matched(applied));
     } else {

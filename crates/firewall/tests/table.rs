@@ -95,6 +95,8 @@ const TABLE: &[(&str, &str, &str, Verdict, &str)] = &[
     ("homelab", "tcp 10.10.2.7 > 400:1883", "I", A, "vm 400 #1"),
     ("homelab", "tcp 10.10.2.7 > 400:22", "I", R, "policy vm 400"),
     ("homelab", "tcp 10.10.2.7 > 400:22", "N", D, "policy vm 400"),
+    // iptables' reject chain drops ICMP instead of answering it
+    ("homelab", "ping 10.10.2.7 > 400", "I", D, "policy vm 400"),
     ("homelab", "tcp 100.100.5.5 > 400:8123", "I", A, "vm 400 #2"),
     ("homelab", "tcp 192.168.1.20 > 400:8123", "I", A, "vm 400 #2"),
     ("homelab", "tcp 10.10.1.5 > 400:8123", "I", R, "policy vm 400"),
