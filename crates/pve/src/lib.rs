@@ -32,7 +32,7 @@
 //!     .qemu_update_config_async(
 //!         "proxmox",
 //!         300,
-//!         Params::new().set("net0", net0.to_string()),
+//!         Params::new().set("net0", net0.to_canonical_string()?),
 //!         &[],
 //!         cfg.digest.as_deref(),
 //!     )

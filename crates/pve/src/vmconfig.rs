@@ -72,14 +72,15 @@ fn put_rest(ps: &mut PropertyString, other: &IndexMap<String, String>) -> Result
     Ok(())
 }
 
+/// Typed helpers print through the codec. There is deliberately no `Display`: a
+/// value containing `,` cannot be printed, and `to_string()` would have to panic or
+/// emit a string that injects extra keys.
 macro_rules! display_via_propstring {
     ($t:ty) => {
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self.to_property_string() {
-                    Ok(ps) => f.write_str(&ps.to_canonical_string()),
-                    Err(_) => Err(fmt::Error),
-                }
+        impl $t {
+            /// Canonical property-string text; fails if a value contains `,` or is empty.
+            pub fn to_canonical_string(&self) -> Result<String, PropError> {
+                Ok(self.to_property_string()?.to_canonical_string())
             }
         }
         impl FromStr for $t {
@@ -849,14 +850,23 @@ mod tests {
         assert_eq!(n.tag, Some(10));
         assert_eq!(n.other.get("foo").map(String::as_str), Some("bar"));
         assert_eq!(
-            n.to_string(),
+            n.to_canonical_string().expect("prints"),
             "virtio=bc:24:11:4e:8f:d1,bridge=vmbr0,firewall=1,foo=bar,tag=10"
         );
-        assert_eq!(NetDevice::parse(&n.to_string()).expect("reparses"), n);
+        assert_eq!(
+            NetDevice::parse(&n.to_canonical_string().expect("prints")).expect("reparses"),
+            n
+        );
         let mut fresh = NetDevice::new("virtio", "vmbr1");
         fresh.firewall = Some(true);
-        assert_eq!(fresh.to_string(), "virtio,bridge=vmbr1,firewall=1");
+        assert_eq!(
+            fresh.to_canonical_string().expect("prints"),
+            "virtio,bridge=vmbr1,firewall=1"
+        );
         assert!(NetDevice::parse("virtio,tag=abc").is_err());
+        // A value with ',' would inject keys; printing refuses instead.
+        let evil = NetDevice::new("virtio", "vmbr0,firewall=0");
+        assert!(evil.to_canonical_string().is_err());
         assert_eq!(
             NetDevice::parse("bridge=vmbr0"),
             Err(PropError::Missing("model".into()))
@@ -880,7 +890,7 @@ mod tests {
         new.cache = Some("none".into());
         new.iothread = Some(true);
         assert_eq!(
-            new.to_string(),
+            new.to_canonical_string().expect("prints"),
             "local-zfs:0,cache=none,import-from=local:import/debian-12.qcow2,iothread=1"
         );
         assert_eq!(
@@ -912,17 +922,26 @@ mod tests {
     fn ipconfig_agent_boot_prune() {
         let ip = IpConfig::parse("ip=10.100.1.174/24,gw=10.100.1.1,ip6=auto").expect("ip");
         assert_eq!(ip.gw.as_deref(), Some("10.100.1.1"));
-        assert_eq!(ip.to_string(), "ip=10.100.1.174/24,gw=10.100.1.1,ip6=auto");
+        assert_eq!(
+            ip.to_canonical_string().expect("prints"),
+            "ip=10.100.1.174/24,gw=10.100.1.1,ip6=auto"
+        );
 
         let a = AgentConfig::parse("1").expect("agent");
         assert!(a.enabled);
-        assert_eq!(a.to_string(), "1");
+        assert_eq!(a.to_canonical_string().expect("prints"), "1");
         let a = AgentConfig::parse("enabled=yes,fstrim_cloned_disks=1,type=virtio").expect("agent");
-        assert_eq!(a.to_string(), "1,fstrim_cloned_disks=1,type=virtio");
+        assert_eq!(
+            a.to_canonical_string().expect("prints"),
+            "1,fstrim_cloned_disks=1,type=virtio"
+        );
 
         let b = BootConfig::parse("order=scsi0;ide2;net0").expect("boot");
         assert_eq!(b.order, vec!["scsi0", "ide2", "net0"]);
-        assert_eq!(b.to_string(), "order=scsi0;ide2;net0");
+        assert_eq!(
+            b.to_canonical_string().expect("prints"),
+            "order=scsi0;ide2;net0"
+        );
         assert_eq!(
             BootConfig::parse("cdn").expect("legacy").legacy.as_deref(),
             Some("cdn")
@@ -930,7 +949,10 @@ mod tests {
 
         let p = PruneBackups::parse("keep-monthly=6,keep-daily=7,keep-weekly=4").expect("prune");
         assert_eq!(p.keep_daily, Some(7));
-        assert_eq!(p.to_string(), "keep-daily=7,keep-weekly=4,keep-monthly=6");
+        assert_eq!(
+            p.to_canonical_string().expect("prints"),
+            "keep-daily=7,keep-weekly=4,keep-monthly=6"
+        );
         assert!(PruneBackups::parse("keep-all=1,keep-last=2").is_err());
         assert!(PruneBackups::parse("keep-weekly=2,maxfiles=3").is_err());
         assert_eq!(
@@ -942,7 +964,10 @@ mod tests {
         let from_obj: PruneBackups =
             serde_json::from_value(serde_json::json!({"keep-daily": "7", "keep-weekly": 4}))
                 .expect("object form");
-        assert_eq!(from_obj.to_string(), "keep-daily=7,keep-weekly=4");
+        assert_eq!(
+            from_obj.to_canonical_string().expect("prints"),
+            "keep-daily=7,keep-weekly=4"
+        );
     }
 
     #[test]

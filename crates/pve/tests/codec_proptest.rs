@@ -93,7 +93,7 @@ proptest! {
             trunks,
             ..NetDevice::default()
         };
-        let text = n.to_string();
+        let text = n.to_canonical_string().expect("prints");
         prop_assert_eq!(NetDevice::parse(&text).expect("parses"), n);
     }
 
@@ -116,7 +116,7 @@ proptest! {
             discard: discard.map(String::from),
             ..Drive::default()
         };
-        let text = d.to_string();
+        let text = d.to_canonical_string().expect("prints");
         prop_assert!(text.starts_with(&d.file));
         prop_assert_eq!(Drive::parse(&text).expect("parses"), d);
     }
