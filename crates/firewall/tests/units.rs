@@ -631,3 +631,34 @@ fn iot_reaches_home_assistant_only_on_its_ports() {
     assert_eq!(cex.port, Some(1883));
     assert!(cex.to_string().contains("to port 1883"), "{cex}");
 }
+
+#[test]
+fn check_config_reports_level_and_nic_problems() {
+    let mut cfg = base();
+    let g = guest(
+        &mut cfg,
+        104,
+        &[
+            "IN ACCEPT -i net1 -p tcp -dport 22",
+            "IN ACCEPT -source guest/nosuch",
+        ],
+    );
+    g.rules.push(Rule::new(RuleKind::Forward, Action::Accept));
+    g.ipsets.insert(
+        "s".into(),
+        Ipset {
+            comment: None,
+            entries: vec![IpsetEntry::parse("dc/missing").expect("entry")],
+        },
+    );
+    let msgs: Vec<String> = check_config(&cfg).iter().map(ToString::to_string).collect();
+    assert_eq!(
+        msgs,
+        vec![
+            "vm 104 rule #0: interface 'net1' is not a NIC of this guest".to_string(),
+            "vm 104 rule #1: no such alias 'guest/nosuch'".to_string(),
+            "vm 104 rule #2: rule type 'forward' is not allowed in vm rules".to_string(),
+            "vm 104: ipset 's': no such alias 'missing'".to_string(),
+        ]
+    );
+}
