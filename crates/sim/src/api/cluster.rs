@@ -39,11 +39,13 @@ pub fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         }
         ("GET", "/nodes/{node}/tasks/{upid}/status") => {
             let t = find_task(inner, r)?;
+            super::require_task(inner, r, "Sys.Audit")?;
             Ok(task_status(&t).into())
         }
         ("GET", "/nodes/{node}/tasks/{upid}/log") => task_log(inner, r),
         ("DELETE", "/nodes/{node}/tasks/{upid}") => {
             let t = find_task(inner, r)?;
+            super::require_task(inner, r, "Sys.Modify")?;
             if t.running {
                 crate::tasks::finish(inner, &t.upid, Err("received interrupt".into()));
             }
@@ -360,6 +362,7 @@ fn task_status(t: &Task) -> Value {
 
 fn task_log(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
     let t = find_task(inner, r)?;
+    super::require_task(inner, r, "Sys.Audit")?;
     let start = r.i64("start").unwrap_or(0).max(0) as usize;
     let limit = r.i64("limit").unwrap_or(50).max(0) as usize;
     let mut lines = t.log.clone();

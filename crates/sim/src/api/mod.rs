@@ -198,3 +198,25 @@ fn missing(r: &Req) -> ApiError {
         format!("Method '{} {}' not implemented", r.method, r.template),
     )
 }
+
+/// A privilege check done inside a handler (endpoints whose schema says `user: all`
+/// and describes the real check in prose).
+pub(crate) fn require(inner: &Inner, r: &Req, path: &str, privilege: &str) -> Result<(), ApiError> {
+    if inner.with_state(|st| crate::auth::has(st, &r.who, path, privilege)) {
+        Ok(())
+    } else {
+        Err(ApiError::e403(format!(
+            "Permission check failed ({path}, {privilege})"
+        )))
+    }
+}
+
+/// Task access: the owner, or whoever holds `privilege` on the task's node.
+pub(crate) fn require_task(inner: &Inner, r: &Req, privilege: &str) -> Result<(), ApiError> {
+    let upid = r.s("upid");
+    let owner = upid.split(':').nth(7).unwrap_or("");
+    if owner == r.who.full() || owner == r.who.user {
+        return Ok(());
+    }
+    require(inner, r, &format!("/nodes/{}", r.node()), privilege)
+}

@@ -530,6 +530,25 @@ fn create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
     }
     let start_after = r.flag("start");
     let params = config_params(r);
+    match r.str("pool") {
+        Some(pool) if super::require(inner, r, &format!("/pool/{pool}"), "VM.Allocate").is_ok() => {
+        }
+        _ => super::require(inner, r, &format!("/vms/{vmid}"), "VM.Allocate")?,
+    }
+    for (k, v) in &params {
+        if is_drive(k) {
+            if let Some((s, vol)) = v.split(',').next().and_then(parse_volid) {
+                if vol.parse::<f64>().is_ok() || vol == "cloudinit" {
+                    super::require(
+                        inner,
+                        r,
+                        &format!("/storage/{s}"),
+                        "Datastore.AllocateSpace",
+                    )?;
+                }
+            }
+        }
+    }
     let storages: Vec<String> = inner.with_state(|st| {
         if let Some(vm) = st.vms.get(&vmid) {
             return Err(ApiError::e500(format!(
@@ -813,6 +832,20 @@ async fn update_config(inner: &Arc<Inner>, r: &Req, is_async: bool) -> Result<Re
     let skiplock = r.flag("skiplock");
     let force = r.flag("force");
     let params = config_params(r);
+    for (k, v) in &params {
+        if is_drive(k) {
+            if let Some((s, vol)) = v.split(',').next().and_then(parse_volid) {
+                if vol.parse::<f64>().is_ok() {
+                    super::require(
+                        inner,
+                        r,
+                        &format!("/storage/{s}"),
+                        "Datastore.AllocateSpace",
+                    )?;
+                }
+            }
+        }
+    }
     let deletes: Vec<String> = r
         .str("delete")
         .map(|d| split_list(&d))

@@ -490,6 +490,12 @@ fn content_list(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
 
 fn content_delete(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
     let volid = full_volid(r);
+    super::require(
+        inner,
+        r,
+        &format!("/storage/{}", r.s("storage")),
+        "Datastore.Allocate",
+    )?;
     inner.with_state(|st| {
         let v = st
             .volumes
@@ -956,6 +962,15 @@ fn vzdump(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                 .collect()
         })
     })?;
+    super::require(
+        inner,
+        r,
+        &format!("/storage/{storage}"),
+        "Datastore.AllocateSpace",
+    )?;
+    for id in &vmids {
+        super::require(inner, r, &format!("/vms/{id}"), "VM.Backup")?;
+    }
     let mode = r.str("mode").unwrap_or_else(|| "snapshot".into());
     let node2 = node.clone();
     let upid = tasks::spawn(
