@@ -352,6 +352,8 @@ impl PveClient {
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls_config)
             .http1_only()
+            // PVE never redirects; refusing keeps credentials on the configured host.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
             // pveproxy closes idle connections after 5 s; do not reuse them later.
             .pool_idle_timeout(Duration::from_secs(4))
