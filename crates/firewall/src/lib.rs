@@ -65,6 +65,8 @@
 //! assert!(proof.is_ok());
 //! ```
 
+#![warn(missing_docs)]
+
 mod addr;
 mod check;
 mod error;
