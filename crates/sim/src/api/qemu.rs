@@ -536,17 +536,16 @@ fn create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         _ => super::require(inner, r, &format!("/vms/{vmid}"), "VM.Allocate")?,
     }
     for (k, v) in &params {
-        if is_drive(k) {
-            if let Some((s, vol)) = v.split(',').next().and_then(parse_volid) {
-                if vol.parse::<f64>().is_ok() || vol == "cloudinit" {
-                    super::require(
-                        inner,
-                        r,
-                        &format!("/storage/{s}"),
-                        "Datastore.AllocateSpace",
-                    )?;
-                }
-            }
+        if is_drive(k)
+            && let Some((s, vol)) = v.split(',').next().and_then(parse_volid)
+            && (vol.parse::<f64>().is_ok() || vol == "cloudinit")
+        {
+            super::require(
+                inner,
+                r,
+                &format!("/storage/{s}"),
+                "Datastore.AllocateSpace",
+            )?;
         }
     }
     let storages: Vec<String> = inner.with_state(|st| {
@@ -833,17 +832,16 @@ async fn update_config(inner: &Arc<Inner>, r: &Req, is_async: bool) -> Result<Re
     let force = r.flag("force");
     let params = config_params(r);
     for (k, v) in &params {
-        if is_drive(k) {
-            if let Some((s, vol)) = v.split(',').next().and_then(parse_volid) {
-                if vol.parse::<f64>().is_ok() {
-                    super::require(
-                        inner,
-                        r,
-                        &format!("/storage/{s}"),
-                        "Datastore.AllocateSpace",
-                    )?;
-                }
-            }
+        if is_drive(k)
+            && let Some((s, vol)) = v.split(',').next().and_then(parse_volid)
+            && vol.parse::<f64>().is_ok()
+        {
+            super::require(
+                inner,
+                r,
+                &format!("/storage/{s}"),
+                "Datastore.AllocateSpace",
+            )?;
         }
     }
     let deletes: Vec<String> = r
