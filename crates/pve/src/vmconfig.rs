@@ -333,6 +333,12 @@ impl Drive {
         self.media.as_deref() == Some("cdrom")
     }
 
+    /// A cloud-init drive (`STORAGE:cloudinit` on input, `…:vm-N-cloudinit` stored).
+    pub fn is_cloudinit(&self) -> bool {
+        matches!(self.volume(), DriveVolume::Volume { name, .. }
+            if name == "cloudinit" || name.ends_with("-cloudinit") || name.contains("-cloudinit."))
+    }
+
     /// `size=` in bytes, if present.
     pub fn size_bytes(&self) -> Option<Result<u64, SizeError>> {
         self.size.as_deref().map(parse_disk_size)
@@ -664,6 +670,13 @@ impl DriveSlot {
     }
 }
 
+impl DriveSlot {
+    /// `unused[n]`: a detached volume, not a device the guest sees.
+    pub fn is_unused(&self) -> bool {
+        self.bus == DriveBus::Unused
+    }
+}
+
 impl fmt::Display for DriveSlot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = match self.bus {
@@ -902,6 +915,24 @@ mod tests {
         );
         let cd = Drive::parse("local:iso/debian.iso,media=cdrom").expect("cd");
         assert!(cd.is_cdrom());
+        assert!(!cd.is_cloudinit());
+        assert!(
+            Drive::parse("local-zfs:vm-111-cloudinit,media=cdrom")
+                .expect("ci")
+                .is_cloudinit()
+        );
+        assert!(
+            Drive::parse("local-zfs:cloudinit")
+                .expect("ci")
+                .is_cloudinit()
+        );
+        assert!(
+            Drive::parse("local:111/vm-111-cloudinit.qcow2,media=cdrom")
+                .expect("ci")
+                .is_cloudinit()
+        );
+        assert!(DriveSlot::parse("unused3").is_some_and(|s| s.is_unused()));
+        assert!(DriveSlot::parse("scsi31").is_none());
         assert_eq!(DriveVolume::parse("none"), DriveVolume::None);
         assert_eq!(
             DriveVolume::parse("/dev/sdb"),
