@@ -574,12 +574,13 @@ impl PveClient {
                 HeaderMap::new(),
             )
             .await
-            .map_err(|e| Error::Login {
-                username: username.clone(),
-                message: match &e {
-                    Error::Api(a) => format!("HTTP {}: {}", a.status, a.message),
-                    other => other.to_string(),
+            .map_err(|e| match e {
+                // Transport and TLS errors keep their own variant (pin mismatch etc.).
+                Error::Api(a) => Error::Login {
+                    username: username.clone(),
+                    message: format!("HTTP {}: {}", a.status, a.message),
                 },
+                other => other,
             })?;
         let ticket = resp.data.get("ticket").and_then(Value::as_str);
         let csrf = resp.data.get("CSRFPreventionToken").and_then(Value::as_str);

@@ -159,7 +159,9 @@ async fn every_error_variant_hides_the_secret() {
     .expect("client");
     errors.push(("pin mismatch", c.version().await.expect_err("pin")));
     let c = PveClient::new(password_cfg(&server.url, &wrong)).expect("client");
-    errors.push(("pin mismatch (login)", c.version().await.expect_err("pin")));
+    let e = c.version().await.expect_err("pin");
+    assert!(matches!(e, Error::FingerprintMismatch { .. }), "{e:?}");
+    errors.push(("pin mismatch (login)", e));
 
     let c = PveClient::new(pinned_config(&server).tls(TlsMode::SystemRoots)).expect("client");
     errors.push(("cert rejected", c.version().await.expect_err("unknown CA")));
