@@ -668,12 +668,19 @@ impl PveClient {
             .await
             .map_err(|_| Error::Config("client is shutting down".into()))?;
         self.inner.requests.fetch_add(1, Ordering::Relaxed);
-        tracing::trace!(method = m, path, "PVE request");
+        let started = Instant::now();
         let resp = rb
             .send()
             .await
             .map_err(|e| self.send_error(e, m, path, timeout))?;
         let status = resp.status();
+        tracing::debug!(
+            method = m,
+            path,
+            status = status.as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "PVE request"
+        );
         let reason = resp
             .extensions()
             .get::<hyper::ext::ReasonPhrase>()
