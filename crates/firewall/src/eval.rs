@@ -1639,3 +1639,35 @@ pub(crate) fn all_port_cuts(cfg: &FirewallConfig) -> Vec<u32> {
     out.extend(rule_cuts);
     out
 }
+
+/// Source-port boundaries of every rule that tests `-sport` (directly or
+/// through a macro); empty when no rule does.
+pub(crate) fn all_sport_cuts(cfg: &FirewallConfig) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut add_rules = |rules: &[Rule]| {
+        for r in rules {
+            if let Some(sp) = &r.sport {
+                sp.boundaries(&mut out);
+            }
+            if let Some(m) = r.macro_def() {
+                for e in m.entries.iter().chain(m.v6.unwrap_or(&[])) {
+                    for &(lo, hi) in e.sport {
+                        out.push(u32::from(lo));
+                        out.push(u32::from(hi) + 1);
+                    }
+                }
+            }
+        }
+    };
+    add_rules(&cfg.cluster.rules);
+    for g in cfg.cluster.groups.values() {
+        add_rules(&g.rules);
+    }
+    for h in cfg.nodes.values() {
+        add_rules(&h.rules);
+    }
+    for g in cfg.vms.values() {
+        add_rules(&g.rules);
+    }
+    out
+}

@@ -99,7 +99,7 @@ pub use model::{
 pub use ports::{ICMP_TYPES, ICMPV6_TYPES, PortField, PortItem, PortSpec, service_port};
 pub use proto::Protocol;
 pub use prove::{
-    Counterexample, FlowClass, PortProof, Proof, SourceClass, classify_flows, classify_ports,
-    classify_sources, prove_blocked, prove_ports, prove_reach, prove_verdict,
+    Counterexample, EPHEMERAL_PORTS, FlowClass, PortProof, Proof, SourceClass, classify_flows,
+    classify_ports, classify_sources, prove_blocked, prove_ports, prove_reach, prove_verdict,
 };
 pub use rule::{Action, LogLevel, Rule, RuleContext, RuleKind, Verdict, rules_from_api_json};

@@ -14,7 +14,9 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::addr::Interval;
-use crate::eval::{Backend, Decision, Flow, Target, all_intervals, all_port_cuts, evaluate};
+use crate::eval::{
+    Backend, Decision, Flow, Target, all_intervals, all_port_cuts, all_sport_cuts, evaluate,
+};
 use crate::model::FirewallConfig;
 use crate::proto::Protocol;
 use crate::rule::Verdict;
@@ -26,6 +28,9 @@ pub struct SourceClass {
     pub range: Interval,
     /// The address that was evaluated (the first of the piece).
     pub representative: IpAddr,
+    /// Source ports this piece stands for, when a proof had to split the
+    /// client ports because some rule tests `-sport`.
+    pub sports: Option<(u16, u16)>,
     /// The decision for every address of the piece.
     pub decision: Decision,
 }
@@ -46,6 +51,8 @@ pub struct FlowClass {
     pub sources: Interval,
     /// Destination ports, inclusive.
     pub ports: (u16, u16),
+    /// Source ports, when split (see [`SourceClass::sports`]).
+    pub sports: Option<(u16, u16)>,
     /// The decision for every flow of the block.
     pub decision: Decision,
 }
@@ -59,7 +66,7 @@ pub struct PortProof {
 
 /// An address that does not get the wanted verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Error, Serialize)]
-#[error("{address} (and all of {range}){} gets {}: {}", port.map(|p| format!(" to port {p}")).unwrap_or_default(), decision.verdict, decision.decided_by)]
+#[error("{address} (and all of {range}){}{} gets {}: {}", fmt_port(" from port", *sport), fmt_port(" to port", *port), decision.verdict, decision.decided_by)]
 pub struct Counterexample {
     /// One failing address.
     pub address: IpAddr,
@@ -68,6 +75,8 @@ pub struct Counterexample {
     /// The destination port of the failing flow (for port-range proofs;
     /// otherwise the probed port).
     pub port: Option<u16>,
+    /// The source port of the failing flow, when that mattered.
+    pub sport: Option<u16>,
     /// What happens to them (boxed: keeps `Result` small).
     pub decision: Box<Decision>,
 }
@@ -112,14 +121,79 @@ pub fn classify_sources(
         classes.push(SourceClass {
             range,
             representative,
+            sports: None,
             decision,
         });
     }
     classes
 }
 
+fn fmt_port(label: &str, port: Option<u16>) -> String {
+    port.map(|p| format!("{label} {p}")).unwrap_or_default()
+}
+
+/// Client source ports: what an unknown source port stands for in a proof.
+pub const EPHEMERAL_PORTS: (u16, u16) = (1024, 65535);
+
+/// When the template leaves the source port open and some rule tests
+/// `-sport`, the client port ranges the config can tell apart; `None`
+/// when the source port cannot matter.
+fn sport_classes(cfg: &FirewallConfig, template: &Flow) -> Option<Vec<(u16, u16)>> {
+    if template.sport.is_some() {
+        return None;
+    }
+    let (lo, hi) = (u32::from(EPHEMERAL_PORTS.0), u32::from(EPHEMERAL_PORTS.1));
+    let all = all_sport_cuts(cfg);
+    if all.is_empty() {
+        return None;
+    }
+    let mut cuts: Vec<u32> = all.into_iter().filter(|c| *c > lo && *c <= hi).collect();
+    cuts.push(lo);
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut out = Vec::with_capacity(cuts.len());
+    for (i, start) in cuts.iter().enumerate() {
+        let end = cuts.get(i + 1).map_or(hi, |n| n.saturating_sub(1));
+        if let (Ok(a), Ok(b)) = (u16::try_from(*start), u16::try_from(end)) {
+            out.push((a, b));
+        }
+    }
+    Some(out)
+}
+
+/// Classes for a proof: source classes, and when the source port can
+/// matter, one set of them per client-port class.
+fn proof_classes(
+    cfg: &FirewallConfig,
+    source: IpNet,
+    template: &Flow,
+    backend: Backend,
+) -> Vec<SourceClass> {
+    match sport_classes(cfg, template) {
+        None => classify_sources(cfg, source, template, backend),
+        Some(sports) => {
+            let mut out = Vec::new();
+            for (lo, hi) in sports {
+                let mut t = template.clone();
+                t.sport = Some(lo);
+                out.extend(
+                    classify_sources(cfg, source, &t, backend)
+                        .into_iter()
+                        .map(|c| SourceClass {
+                            sports: Some((lo, hi)),
+                            ..c
+                        }),
+                );
+            }
+            out
+        }
+    }
+}
+
 /// Prove that every address of `source` gets `want` for `template`
 /// (with its source replaced), or return the first address that does not.
+/// An unknown source port stands for every client port
+/// ([`EPHEMERAL_PORTS`]), so a `-sport` rule cannot hide a lockout.
 pub fn prove_verdict(
     cfg: &FirewallConfig,
     source: IpNet,
@@ -127,11 +201,12 @@ pub fn prove_verdict(
     backend: Backend,
     want: impl Fn(Verdict) -> bool,
 ) -> Result<Proof, Counterexample> {
-    let classes = classify_sources(cfg, source, template, backend);
+    let classes = proof_classes(cfg, source, template, backend);
     if let Some(bad) = classes.iter().find(|c| !want(c.decision.verdict)) {
         return Err(Counterexample {
             address: bad.representative,
             port: template.dport,
+            sport: bad.sports.map(|(lo, _)| lo).or(template.sport),
             range: bad.range,
             decision: Box::new(bad.decision.clone()),
         });
@@ -201,10 +276,11 @@ pub fn classify_flows(
     for (plo, phi) in classify_ports(cfg, ports.0, ports.1) {
         let mut t = template.clone();
         t.dport = Some(plo);
-        for c in classify_sources(cfg, source, &t, backend) {
+        for c in proof_classes(cfg, source, &t, backend) {
             out.push(FlowClass {
                 sources: c.range,
                 ports: (plo, phi),
+                sports: c.sports,
                 decision: c.decision,
             });
         }
@@ -229,6 +305,7 @@ pub fn prove_ports(
         return Err(Counterexample {
             address: bad.sources.start(),
             port: Some(bad.ports.0),
+            sport: bad.sports.map(|(lo, _)| lo).or(template.sport),
             range: bad.sources,
             decision: Box::new(bad.decision.clone()),
         });

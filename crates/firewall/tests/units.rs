@@ -662,3 +662,59 @@ fn check_config_reports_level_and_nic_problems() {
         ]
     );
 }
+
+#[test]
+fn unknown_source_ports_stand_for_every_client_port() {
+    let mut cfg = base();
+    cfg.cluster.rules = vec![
+        rule("IN DROP -p tcp -sport 40000:50000 -dport 22 # odd clients"),
+        rule("IN SSH(ACCEPT) -source 10.0.0.0/8"),
+    ];
+    // One flow with no source port: the -sport rule cannot match it.
+    assert_eq!(
+        eval(&cfg, &Flow::tcp(ip("10.1.1.1"), node(), 22)).verdict,
+        Verdict::Accept
+    );
+    // The proof considers every client port and finds the hole.
+    let cex = prove_reach(
+        &cfg,
+        net("10.0.0.0/8"),
+        &node(),
+        Protocol::TCP,
+        Some(22),
+        Backend::Iptables,
+    )
+    .expect_err("sport hole");
+    assert_eq!(cex.sport, Some(40000));
+    assert!(
+        cex.to_string()
+            .starts_with("10.0.0.0 (and all of 10.0.0.0/8) from port 40000 to port 22 gets DROP"),
+        "{cex}"
+    );
+    assert_eq!(decider(&cex.decision), "cluster #0");
+    // With the source port pinned, the proof is about that port only.
+    let mut t = Flow::tcp(ip("10.0.0.0"), node(), 22);
+    t.sport = Some(55555);
+    assert!(
+        prove_verdict(
+            &cfg,
+            net("10.0.0.0/8"),
+            &t,
+            Backend::Iptables,
+            Verdict::is_accept
+        )
+        .is_ok()
+    );
+    // Without -sport rules nothing is split.
+    cfg.cluster.rules.remove(0);
+    let proof = prove_reach(
+        &cfg,
+        net("10.0.0.0/8"),
+        &node(),
+        Protocol::TCP,
+        Some(22),
+        Backend::Iptables,
+    )
+    .expect("reach");
+    assert!(proof.classes.iter().all(|c| c.sports.is_none()));
+}
