@@ -37,6 +37,11 @@
 //! ipset entries (`!cidr`) follow each backend: the most specific entry
 //! decides under iptables; any nomatch entry excludes under nftables.
 //!
+//! Proofs ([`prove_reach`], [`prove_blocked`], [`prove_ports`]) split the
+//! source range (and port range) at every boundary the config mentions
+//! and evaluate one flow per piece, so they are exact; a flow whose
+//! source port is unknown stands for every client port (1024-65535).
+//!
 //! Not modelled: forward rules and VNet firewalls, `ipfilter`/`macfilter`,
 //! NDP/RA options, SYN-flood and TCP-flag filters, log rate limits,
 //! conntrack helpers, and whether nftables applies the `blacklist` ipset
