@@ -602,7 +602,21 @@ impl<'de> Deserialize<'de> for PruneBackups {
         use serde::de::Error as _;
         let v = serde_json::Value::deserialize(d)?;
         match &v {
-            serde_json::Value::String(s) => Self::parse(s).map_err(D::Error::custom),
+            // Reading must not fail on a retention PVE itself accepted (or on keys a
+            // newer PVE adds), so unknown keys are ignored here; `parse` stays strict.
+            serde_json::Value::String(s) => {
+                let ps = PropertyString::parse(s, &PRUNE_BACKUPS).map_err(D::Error::custom)?;
+                let num = |k: &str| ps.get(k).and_then(|v| v.parse::<u32>().ok());
+                Ok(Self {
+                    keep_all: ps.get("keep-all").map(|v| v == "1"),
+                    keep_last: num("keep-last"),
+                    keep_hourly: num("keep-hourly"),
+                    keep_daily: num("keep-daily"),
+                    keep_weekly: num("keep-weekly"),
+                    keep_monthly: num("keep-monthly"),
+                    keep_yearly: num("keep-yearly"),
+                })
+            }
             serde_json::Value::Object(o) => {
                 let mut out = Self {
                     keep_all: o.get("keep-all").and_then(crate::de::value_to_bool),
@@ -999,6 +1013,10 @@ mod tests {
             from_obj.to_canonical_string().expect("prints"),
             "keep-daily=7,keep-weekly=4"
         );
+        let lenient: PruneBackups =
+            serde_json::from_value(serde_json::json!("keep-last=3,maxfiles=2"))
+                .expect("lenient read");
+        assert_eq!(lenient.keep_last, Some(3));
     }
 
     #[test]
