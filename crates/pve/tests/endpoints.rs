@@ -65,6 +65,26 @@ async fn inventory_calls_decode_perl_typing() {
         .mount(&server)
         .await;
 
+    Mock::given(method("GET"))
+        .and(path("/api2/json/nodes/pve/certificates/info"))
+        .respond_with(data(json!([{"filename": "pve-ssl.pem",
+            "fingerprint": "AB:CD:EF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC",
+            "san": ["127.0.0.1", "pve"], "notafter": "1900000000"}])))
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/api2/json/nodes/pve/qemu/100/cloudinit"))
+        .respond_with(data(json!(null)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let certs = client.node_certificates("pve").await.expect("certs");
+    assert_eq!(certs[0].notafter, Some(1_900_000_000));
+    client
+        .qemu_cloudinit_regenerate("pve", 100)
+        .await
+        .expect("cloudinit");
+
     let res = client
         .cluster_resources(Some(ResourceType::Vm))
         .await

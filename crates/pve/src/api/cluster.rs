@@ -240,6 +240,32 @@ pub struct ClusterStatusEntry {
     pub nodeid: Option<u64>,
 }
 
+/// An entry of `GET /nodes/{node}/certificates/info`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CertificateInfo {
+    /// File name (`pve-ssl.pem`, `pveproxy-ssl.pem`, `pve-root-ca.pem`).
+    #[serde(default)]
+    pub filename: Option<String>,
+    /// SHA-256 fingerprint (`AA:BB:…`).
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    /// Subject.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Issuer.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Subject alternative names.
+    #[serde(default)]
+    pub san: Vec<String>,
+    /// Not valid after (epoch).
+    #[serde(default, deserialize_with = "de::opt_u64")]
+    pub notafter: Option<u64>,
+    /// Not valid before (epoch).
+    #[serde(default, deserialize_with = "de::opt_u64")]
+    pub notbefore: Option<u64>,
+}
+
 /// `GET /access/permissions`: path → privilege → propagate.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Permissions(pub BTreeMap<String, BTreeMap<String, bool>>);
@@ -331,6 +357,16 @@ impl PveClient {
                 path: "/cluster/nextid".into(),
                 message: format!("expected a VMID, got {v}"),
             })
+    }
+
+    /// `GET /nodes/{node}/certificates/info`: fingerprints for (re-)pinning after a
+    /// certificate renewal, checked over an already trusted connection.
+    pub async fn node_certificates(&self, node: &str) -> Result<Vec<CertificateInfo>, Error> {
+        self.get(
+            &format!("/nodes/{}/certificates/info", seg(node)),
+            Params::new(),
+        )
+        .await
     }
 
     /// `GET /access/permissions` for the caller (or `userid`, optionally one `path`).

@@ -407,6 +407,14 @@ impl PveClient {
         .await
     }
 
+    /// `PUT …/cloudinit`: regenerate the cloud-init drive now (changes otherwise
+    /// reach the guest only at the next start).
+    pub async fn qemu_cloudinit_regenerate(&self, node: &str, vmid: u32) -> Result<(), Error> {
+        self.put::<serde_json::Value>(&vm_path(node, vmid, "/cloudinit"), Params::new())
+            .await
+            .map(|_| ())
+    }
+
     /// `PUT …/resize`: `size` is absolute (`32G`) or relative (`+8G`). PVE 9
     /// returns a task; older versions return `null`.
     pub async fn qemu_resize(
