@@ -401,6 +401,12 @@ impl PveClient {
         &self.inner.api_base
     }
 
+    /// Whether certificate verification is off (`--insecure`), so the CLI can warn
+    /// on stderr even when no tracing subscriber is installed.
+    pub fn is_insecure(&self) -> bool {
+        self.inner.tls_desc == "insecure"
+    }
+
     /// The configured concurrency bound.
     pub fn max_concurrency(&self) -> usize {
         self.inner.max_concurrency

@@ -97,6 +97,7 @@ async fn ca_file_trust_and_system_roots_refusal() {
     );
 
     let client = PveClient::new(pinned_config(&server).tls(TlsMode::Insecure)).expect("client");
+    assert!(client.is_insecure());
     client.version().await.expect("insecure accepts when asked");
     let _ = std::fs::remove_dir_all(dir);
 }
