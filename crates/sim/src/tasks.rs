@@ -21,6 +21,8 @@ pub struct Spec {
     pub locks: Vec<(String, String, f64)>,
     /// The fault kind used when fault injection fails this task.
     pub fail_text: Option<String>,
+    /// A config `lock:` value set on this VM while the task runs (snapshot, rollback…).
+    pub config_lock: Option<(u32, &'static str)>,
 }
 
 fn upid(node: &str, pid: u32, pstart: u64, start: u64, kind: &str, id: &str, user: &str) -> String {
@@ -67,6 +69,13 @@ pub fn spawn(inner: &Arc<Inner>, spec: Spec, work: Work) -> String {
         (upid, pid)
     });
     let _ = pid;
+    if let Some((vmid, lock)) = spec.config_lock {
+        inner.with_state(|st| {
+            if let Some(vm) = st.vms.get_mut(&vmid) {
+                vm.conf.entry("lock".into()).or_insert_with(|| lock.into());
+            }
+        });
+    }
     let inner2 = inner.clone();
     let id = upid.clone();
     tokio::spawn(async move {
@@ -99,21 +108,36 @@ pub fn spawn(inner: &Arc<Inner>, spec: Spec, work: Work) -> String {
             Some(e) => Err(e),
             None => {
                 tokio::time::sleep(inner2.scaled(secs)).await;
-                if fail {
-                    Err(spec
-                        .fail_text
-                        .clone()
-                        .unwrap_or_else(|| "command failed: exit code 1".into()))
-                } else {
-                    inner2.with_state(|st| work(st))
-                }
+                inner2.with_state(|st| {
+                    release_config_lock(st, spec.config_lock);
+                    if fail {
+                        Err(spec
+                            .fail_text
+                            .clone()
+                            .unwrap_or_else(|| "command failed: exit code 1".into()))
+                    } else {
+                        work(st)
+                    }
+                })
             }
         };
+        if let Some(cl) = spec.config_lock {
+            inner2.with_state(|st| release_config_lock(st, Some(cl)));
+        }
         drop(guards);
         finish(&inner2, &id, result);
         inner2.persist();
     });
     upid
+}
+
+/// Drops the config lock a task set, unless someone else's lock replaced it.
+fn release_config_lock(st: &mut State, lock: Option<(u32, &'static str)>) {
+    if let Some((vmid, lock)) = lock
+        && let Some(vm) = st.vms.get_mut(&vmid)
+            && vm.conf.get("lock").map(String::as_str) == Some(lock) {
+                vm.conf.shift_remove("lock");
+            }
 }
 
 /// Marks a task stopped with its log and exit status.
@@ -165,11 +189,12 @@ pub fn vm_lock(vmid: u32, timeout: f64) -> (String, String, f64) {
     )
 }
 
-/// The storage allocation lock.
-pub fn storage_lock(storage: &str) -> (String, String, f64) {
-    (
-        format!("storage-{storage}"),
-        format!("cfs:storage-{storage}"),
-        10.0,
-    )
+/// The storage allocation lock (a local flock; shared storages use a cluster lock).
+pub fn storage_lock(storage: &str, shared: bool) -> (String, String, f64) {
+    let shown = if shared {
+        format!("cfs:storage-{storage}")
+    } else {
+        format!("/var/lock/pve-manager/pve-storage-{storage}")
+    };
+    (format!("storage-{storage}"), shown, 10.0)
 }

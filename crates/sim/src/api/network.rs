@@ -397,6 +397,7 @@ fn reload(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             secs: 2.0,
             locks: vec![],
             fail_text: Some("command 'ifreload -a' failed: exit code 1".into()),
+            config_lock: None,
         },
         Box::new(move |st| {
             let n = st.nodes.get_mut(&node_name).ok_or("no such node")?;

@@ -599,7 +599,7 @@ fn create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
     let mut seen = std::collections::BTreeSet::new();
     for s in storages {
         if seen.insert(s.clone()) {
-            locks.push(tasks::storage_lock(&s));
+            locks.push(tasks::storage_lock(&s, false));
         }
     }
     let node2 = node.clone();
@@ -615,6 +615,7 @@ fn create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             secs: 2.0,
             locks,
             fail_text: Some(format!("unable to create VM {vmid} - command failed")),
+            config_lock: None,
         },
         Box::new(move |st| {
             let mut conf = IndexMap::new();
@@ -732,7 +733,11 @@ impl ConfigUpdate {
             return Ok(());
         }
         check_lock(vm, skiplock)?;
-        if deletes.iter().any(|k| is_drive(k)) && truthy(vm.conf.get("protection")) {
+        if deletes
+            .iter()
+            .any(|k| is_drive(k) || k.starts_with("unused"))
+            && truthy(vm.conf.get("protection"))
+        {
             return Err(ApiError::e500(
                 "can't remove drive - protection mode enabled".to_string(),
             ));
@@ -773,19 +778,23 @@ impl ConfigUpdate {
             vm.pending_delete.retain(|d| d != k);
         }
         let mut unused_new = vec![];
+        let mut destroyed: Vec<String> = vec![];
         for k in deletes {
             let immediate = !running
                 || is_fast_plug(k)
                 || (k.starts_with("net") && hot.iter().any(|h| h == "network"))
                 || k == "lock";
             if immediate {
-                if let Some(old) = vm.conf.shift_remove(k)
-                    && is_drive(k)
-                    && !force
-                    && !old.contains("media=cdrom")
-                    && !old.contains("cloudinit")
-                {
-                    unused_new.push(old.split(',').next().unwrap_or("").to_string());
+                if let Some(old) = vm.conf.shift_remove(k) {
+                    let volid = old.split(',').next().unwrap_or("").to_string();
+                    if k.starts_with("unused") || (is_drive(k) && force) {
+                        destroyed.push(volid);
+                    } else if is_drive(k)
+                        && !old.contains("media=cdrom")
+                        && !old.contains("cloudinit")
+                    {
+                        unused_new.push(volid);
+                    }
                 }
                 vm.pending.shift_remove(k);
                 vm.pending_delete.retain(|d| d != k);
@@ -814,12 +823,7 @@ impl ConfigUpdate {
             vm.pending_delete.retain(|d| *d != k);
         }
         // Deleting an unused disk destroys its volume.
-        let gone: Vec<String> = deletes
-            .iter()
-            .filter(|k| k.starts_with("unused"))
-            .cloned()
-            .collect();
-        let _ = gone;
+        st.volumes.retain(|v| !destroyed.contains(&v.volid));
         Ok(vec![self.logline.clone()])
     }
 }
@@ -923,6 +927,7 @@ async fn update_config(inner: &Arc<Inner>, r: &Req, is_async: bool) -> Result<Re
             secs: 0.3,
             locks: vec![vm_lock(vmid, 10.0)],
             fail_text: None,
+            config_lock: None,
         },
         Box::new(move |st| {
             up.pre(st).map_err(|e| e.message)?;
@@ -993,6 +998,7 @@ fn destroy(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             secs: 1.0,
             locks: vec![vm_lock(vmid, 10.0)],
             fail_text: None,
+            config_lock: None,
         },
         Box::new(move |st| {
             let vm = st.vm(&node, vmid)?;
@@ -1101,6 +1107,7 @@ fn start_task(inner: &Arc<Inner>, node: &str, vmid: u32, user: &str, skiplock: b
             secs: 1.5,
             locks: vec![vm_lock(vmid, 10.0)],
             fail_text: Some("start failed: QEMU exited with code 1".to_string()),
+            config_lock: None,
         },
         Box::new(move |st| {
             let bridges: Vec<String> = st
@@ -1183,6 +1190,7 @@ fn power(inner: &Arc<Inner>, r: &Req, kind: &'static str) -> Result<Reply, ApiEr
             secs,
             locks: vec![vm_lock(vmid, 10.0)],
             fail_text: Some("VM quit/powerdown failed - got timeout".into()),
+            config_lock: None,
         },
         Box::new(move |st| {
             let vm = st.vm_mut(&node, vmid)?;
@@ -1282,6 +1290,7 @@ fn snapshot_create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             secs: 2.0,
             locks: vec![vm_lock(vmid, 10.0)],
             fail_text: Some("snapshot feature is not available".into()),
+            config_lock: Some((vmid, "snapshot")),
         },
         Box::new(move |st| {
             let vm = st.vm_mut(&node, vmid)?;
@@ -1331,6 +1340,7 @@ fn snapshot_rollback(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             secs: 3.0,
             locks: vec![vm_lock(vmid, 10.0)],
             fail_text: None,
+            config_lock: Some((vmid, "rollback")),
         },
         Box::new(move |st| {
             let vm = st.vm_mut(&node, vmid)?;
@@ -1377,6 +1387,7 @@ fn snapshot_delete(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             secs: 1.5,
             locks: vec![vm_lock(vmid, 10.0)],
             fail_text: None,
+            config_lock: Some((vmid, "snapshot-delete")),
         },
         Box::new(move |st| {
             let vm = st.vm_mut(&node, vmid)?;
@@ -1450,6 +1461,7 @@ fn resize(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             secs: 0.5,
             locks: vec![vm_lock(vmid, 10.0)],
             fail_text: None,
+            config_lock: None,
         },
         Box::new(move |st| {
             if let Some(v) = st.volumes.iter_mut().find(|v| v.volid == volid) {

@@ -526,6 +526,7 @@ fn content_delete(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             secs: 0.5,
             locks: vec![],
             fail_text: None,
+            config_lock: None,
         },
         Box::new(move |st| {
             st.volumes.retain(|v| v.volid != volid);
@@ -607,6 +608,7 @@ fn upload(inner: &Arc<Inner>, r: &Req, is_upload: bool) -> Result<Reply, ApiErro
             } else {
                 "download failed: 404 Not Found".into()
             }),
+            config_lock: None,
         },
         Box::new(move |st| {
             st.volumes.retain(|v| v.volid != volid);
@@ -738,6 +740,7 @@ fn zfs_create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             secs: 3.0,
             locks: vec![],
             fail_text: Some("command '/sbin/zpool create' failed: exit code 1".into()),
+            config_lock: None,
         },
         Box::new(move |st| {
             let nd = st.nodes.get_mut(&node).ok_or("no such node")?;
@@ -983,6 +986,7 @@ fn vzdump(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             secs: 4.0 + vmids.len() as f64,
             locks: vec![],
             fail_text: Some("job errors".into()),
+            config_lock: None,
         },
         Box::new(move |st| {
             let mut log = vec![format!(
