@@ -23,7 +23,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Output format of the document printed on stdout.
     #[arg(short, long, global = true, value_enum, default_value_t = OutputFormat::Table)]
@@ -60,6 +60,16 @@ pub enum ColorChoice {
 pub enum Command {
     /// Load a spec and run every policy rule; no node is contacted.
     Check(commands::check::CheckArgs),
+    /// Read the node: guests, configs, storage, backup jobs.
+    Scan(commands::scan::ScanArgs),
+    /// Show what apply would change, with risk, downtime and rollback.
+    Plan(commands::plan::PlanArgs),
+    /// Apply a spec or a saved plan (dry-run, confirmation, journal, resume).
+    Apply(commands::apply::ApplyArgs),
+    /// Check that the node matches the spec and the constraints hold.
+    Validate(commands::validate::ValidateArgs),
+    /// Run the Proxmox VE simulator (for trying labwright and for tests).
+    Sim(commands::sim::SimArgs),
     /// Print the JSON Schema of the spec (for editors' YAML language servers).
     Schema(commands::schema::SchemaArgs),
 }

@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod exit;
+mod target;
 mod ui;
 
 use std::process::ExitCode;

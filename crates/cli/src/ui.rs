@@ -69,3 +69,15 @@ pub fn print_error(err: &anyhow::Error, g: &GlobalArgs) {
 pub fn note(line: &str) {
     eprintln!("{line}");
 }
+
+/// A warning on stderr (shown unless --quiet... warnings are always shown).
+pub fn warn(line: &str) {
+    eprintln!("warning: {line}");
+}
+
+/// An informational line on stderr, hidden by --quiet.
+pub fn info(g: &GlobalArgs, line: &str) {
+    if !g.quiet {
+        eprintln!("{line}");
+    }
+}

@@ -17,7 +17,8 @@ mod vms;
 use labwright_spec::{Diagnostic, Loaded, Severity, YamlPath};
 
 pub use addr::{AddrItem, parse_addr_list};
-pub use mgmt::{compile_host_firewall, management_sources};
+pub use backups::{is_system_ssd_storage, retained_bytes_upper_bound};
+pub use mgmt::{compile_host_firewall, management_sources, rule_to_api};
 
 /// A rule as listed by `labwright check --list-rules`.
 #[derive(Clone, Copy, Debug, serde::Serialize)]

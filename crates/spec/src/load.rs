@@ -170,9 +170,8 @@ pub fn mask_secrets(text: &str) -> String {
     let mut out: Vec<u8> = text.as_bytes().to_vec();
     for s in spans {
         for b in out.iter_mut().skip(s.offset).take(s.len) {
-            if !matches!(*b, b'"' | b'\'') && b.is_ascii() {
-                *b = b'x';
-            } else if !b.is_ascii() {
+            // Every byte of a multi-byte character becomes `x` too: still UTF-8.
+            if !matches!(*b, b'"' | b'\'') {
                 *b = b'x';
             }
         }

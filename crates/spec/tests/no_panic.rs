@@ -76,7 +76,11 @@ fn deep_nesting_and_alias_bombs_are_refused_not_fatal() {
     assert!(load_str("deep.yaml", &deep, &env).is_err());
     let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x]\n");
     for i in 0..12 {
-        let prev = if i == 0 { "a".to_string() } else { format!("b{}", i - 1) };
+        let prev = if i == 0 {
+            "a".to_string()
+        } else {
+            format!("b{}", i - 1)
+        };
         bomb.push_str(&format!("b{i}: &b{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
     }
     assert!(load_str("bomb.yaml", &bomb, &env).is_err());

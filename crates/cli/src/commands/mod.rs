@@ -1,7 +1,13 @@
 //! One module per subcommand.
 
+pub mod apply;
 pub mod check;
+mod common;
+pub mod plan;
+pub mod scan;
 pub mod schema;
+pub mod sim;
+pub mod validate;
 
 use std::process::ExitCode;
 
@@ -11,5 +17,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Check(a) => check::run(a, &cli.global),
         Command::Schema(a) => schema::run(a, &cli.global),
+        Command::Scan(a) => scan::run(a, &cli.global),
+        Command::Plan(a) => plan::run(a, &cli.global),
+        Command::Apply(a) => apply::run(a, &cli.global),
+        Command::Validate(a) => validate::run(a, &cli.global),
+        Command::Sim(a) => sim::run(a),
     }
 }

@@ -74,7 +74,10 @@ impl SimArgs {
     /// The simulator configuration these flags describe.
     pub fn config(&self) -> anyhow::Result<SimConfig> {
         let scenario = match self.scenario.as_str() {
-            "large" => Scenario::Large { nodes: self.nodes, vms: self.vms },
+            "large" => Scenario::Large {
+                nodes: self.nodes,
+                vms: self.vms,
+            },
             other => other.parse::<Scenario>().map_err(anyhow::Error::msg)?,
         };
         Ok(SimConfig {
@@ -109,19 +112,32 @@ pub fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async {
-        let sim = Simulator::start(cfg).await.context("cannot start the simulator")?;
-        eprintln!("labwright sim: Proxmox VE 9 simulator ({} scenario)", args.scenario);
+        let sim = Simulator::start(cfg)
+            .await
+            .context("cannot start the simulator")?;
+        eprintln!(
+            "labwright sim: Proxmox VE 9 simulator ({} scenario)",
+            args.scenario
+        );
         eprintln!("  url:         {}", sim.url());
         eprintln!("  node:        {}", sim.node());
         eprintln!("  fingerprint: {}", sim.fingerprint());
         eprintln!("  token id:    {}", sim.token_id());
         eprintln!("  read-only:   {}", sim.readonly_token_id());
         if let Some(p) = sim.credentials_path() {
-            eprintln!("  credentials: {} (mode 0600; holds the token secrets)", p.display());
+            eprintln!(
+                "  credentials: {} (mode 0600; holds the token secrets)",
+                p.display()
+            );
         }
         eprintln!("Press Ctrl-C to stop.");
-        tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
-        eprintln!("labwright sim: stopping, state saved in {}", args.state.display());
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot wait for Ctrl-C")?;
+        eprintln!(
+            "labwright sim: stopping, state saved in {}",
+            args.state.display()
+        );
         sim.shutdown().await;
         Ok::<_, anyhow::Error>(())
     })?;

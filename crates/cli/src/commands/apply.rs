@@ -1,0 +1,272 @@
+//! `labwright apply`: carry out a plan (from a spec, or a saved plan file).
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use labwright_engine::plan::{Action, Plan, Risk};
+use labwright_engine::{ApplyOptions, Progress, ScanScope, scan};
+use labwright_spec::model::ExecutionMode;
+use sha2::{Digest, Sha256};
+
+use super::common;
+use crate::cli::{GlobalArgs, OutputFormat};
+use crate::target::{self, TargetArgs};
+use crate::{exit, ui};
+
+/// Applies the changes that `plan` shows. Asks for confirmation on a terminal; scripts
+/// pass --yes (without a terminal and without --yes, apply refuses rather than hang).
+/// An interrupted or failed apply is resumed by running apply again.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A spec, or a plan saved with `plan --out` (refused if the node changed since).
+    #[arg(value_name = "SPEC|PLANFILE")]
+    pub input: PathBuf,
+    /// Print exactly what would be done; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Approve actions up to this risk (default: medium).
+    #[arg(long, value_name = "LEVEL", default_value = "medium", value_parser = ["low", "medium", "high", "critical"])]
+    pub allow_risk: String,
+    /// Approve destructive actions (the spec must also set allowDestroy).
+    #[arg(long)]
+    pub allow_destroy: bool,
+    /// Where the journal is kept.
+    #[arg(long, value_name = "DIR", default_value = ".labwright/journal")]
+    pub journal_dir: PathBuf,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+struct Lines {
+    start: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
+}
+
+#[allow(clippy::print_stderr)]
+impl Progress for Lines {
+    fn started(&self, a: &Action) {
+        if let Ok(mut m) = self.start.lock() {
+            m.insert(a.id.clone(), Instant::now());
+        }
+        let snap = a
+            .pre_snapshot
+            .as_ref()
+            .map(|s| format!(" (snapshot {s} first)"))
+            .unwrap_or_default();
+        eprintln!("  → {:<28} {}{snap}", a.id, a.target);
+    }
+    fn finished(&self, a: &Action, result: Result<(), &str>) {
+        let secs = self
+            .start
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&a.id).map(|t| t.elapsed().as_secs_f64()))
+            .unwrap_or_default();
+        match result {
+            Ok(()) => eprintln!("  ✓ {:<28} {:.1}s", a.id, secs),
+            Err(e) => eprintln!("  ✗ {:<28} {e}", a.id),
+        }
+    }
+    fn note(&self, line: &str) {
+        eprintln!("  {line}");
+    }
+}
+
+fn is_plan_file(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "json")
+}
+
+fn confirm(plan: &Plan) -> anyhow::Result<bool> {
+    #[allow(clippy::print_stderr)]
+    {
+        eprint!(
+            "Apply {} action(s) to node `{}`? [y/N] ",
+            plan.actions.len(),
+            plan.node
+        );
+    }
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
+pub fn run(args: &ApplyArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let allow_risk: Risk = args
+        .allow_risk
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
+    // A saved plan carries its spec's path and hash; the spec is re-checked either way.
+    let (spec_path, saved): (PathBuf, Option<Plan>) = if is_plan_file(&args.input) {
+        let text = std::fs::read_to_string(&args.input)
+            .with_context(|| format!("cannot read {}", args.input.display()))?;
+        let plan: Plan = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a labwright plan file", args.input.display()))?;
+        if plan.format_version != labwright_engine::plan::FORMAT_VERSION {
+            bail!(
+                "{} has plan format {}, this labwright reads {}",
+                args.input.display(),
+                plan.format_version,
+                labwright_engine::plan::FORMAT_VERSION
+            );
+        }
+        let sp = plan
+            .spec_path
+            .clone()
+            .context("the plan file does not name its spec")?;
+        (PathBuf::from(sp), Some(plan))
+    } else {
+        (args.input.clone(), None)
+    };
+    let loaded = common::load_checked(&spec_path, g)?;
+    if let Some(p) = &saved {
+        let text = std::fs::read(&spec_path).unwrap_or_default();
+        if p.spec_sha256.as_deref() != Some(hex::encode(Sha256::digest(&text)).as_str()) {
+            bail!(
+                "{} changed since the plan was saved; run `labwright plan` again",
+                spec_path.display()
+            );
+        }
+    }
+    if loaded.spec.safety_guards.execution_mode == ExecutionMode::PlanOnly && !args.dry_run {
+        bail!(
+            "the spec sets `safetyGuards.executionMode: planOnly`; apply writes nothing (use --dry-run to preview)"
+        );
+    }
+    let rt = common::runtime()?;
+    rt.block_on(async {
+        let conn = target::connect(&args.target).await?;
+        ui::info(g, &format!("target: {}", conn.label));
+        let result = run_connected(args, g, &loaded, &spec_path, saved, allow_risk, &conn).await;
+        conn.close().await;
+        result
+    })
+}
+
+async fn run_connected(
+    args: &ApplyArgs,
+    g: &GlobalArgs,
+    loaded: &labwright_spec::Loaded,
+    spec_path: &Path,
+    saved: Option<Plan>,
+    allow_risk: Risk,
+    conn: &target::Connected,
+) -> anyhow::Result<ExitCode> {
+    let plan = match saved {
+        Some(p) => {
+            let scope = ScanScope {
+                vmids: p.declared_vmids.iter().copied().collect(),
+                all_configs: false,
+                concurrency: 3,
+            };
+            let observed = scan(&conn.client, &p.node, &scope)
+                .await
+                .context("scan failed")?;
+            let now = observed.fingerprint(&scope.vmids);
+            if now != p.scan_fingerprint {
+                bail!(
+                    "the saved plan {} is stale: the node changed since it was made (scan {} → {}); run `labwright plan` again",
+                    p.id,
+                    &p.scan_fingerprint[..8.min(p.scan_fingerprint.len())],
+                    &now[..8.min(now.len())]
+                );
+            }
+            p
+        }
+        None => super::plan::compute(loaded, spec_path, conn).await?,
+    };
+    ui::note(&common::render_plan(
+        &plan,
+        &GlobalArgs {
+            output: OutputFormat::Table,
+            ..g.clone()
+        },
+    ));
+    if plan.is_empty() {
+        ui::note("Nothing to do.");
+        return Ok(ExitCode::from(exit::OK));
+    }
+    labwright_engine::apply::check_risk(&plan, allow_risk).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !args.dry_run && !args.yes {
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "refusing to apply without confirmation: stdin is not a terminal; pass --yes to apply non-interactively"
+            );
+        }
+        if !confirm(&plan)? {
+            ui::note("Not applied.");
+            return Ok(ExitCode::from(exit::ERROR));
+        }
+    }
+    let opts = ApplyOptions {
+        dry_run: args.dry_run,
+        allow_risk,
+        journal_dir: (!args.dry_run).then(|| args.journal_dir.clone()),
+        concurrency: 3,
+        ..ApplyOptions::default()
+    };
+    let progress = Lines {
+        start: Default::default(),
+    };
+    let report = tokio::select! {
+        r = labwright_engine::apply(&conn.client, &plan, &opts, &progress) => r.map_err(|e| anyhow::anyhow!("{e}"))?,
+        _ = tokio::signal::ctrl_c() => {
+            ui::note(&format!(
+                "interrupted: the journal in {} records what was done; run `labwright apply` again to resume",
+                args.journal_dir.display()
+            ));
+            return Ok(ExitCode::from(exit::INTERRUPTED));
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    match g.output {
+        OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
+        _ => {
+            if report.dry_run {
+                writeln!(
+                    out,
+                    "Dry run: {} action(s) would run; nothing was written.",
+                    report.not_run.len()
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "Applied {} of {} action(s) (plan {}).",
+                    report.done.len(),
+                    plan.actions.len(),
+                    plan.id
+                )?;
+                for (vmid, s) in &report.snapshots {
+                    writeln!(
+                        out,
+                        "Pre-change snapshot {s} on VM {vmid} (expires after `labwright validate` passes)."
+                    )?;
+                }
+                for (id, e) in &report.failed {
+                    writeln!(out, "FAILED {id}: {e}")?;
+                    if let Some(a) = plan.actions.iter().find(|a| &a.id == id) {
+                        writeln!(out, "  rollback: {}", a.rollback_hint)?;
+                    }
+                }
+                if !report.not_run.is_empty() {
+                    writeln!(out, "Not run: {}", report.not_run.join(", "))?;
+                    writeln!(
+                        out,
+                        "Run `labwright apply` again to resume: it re-plans from the node and skips what is done."
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(ExitCode::from(if report.ok() {
+        exit::OK
+    } else {
+        exit::ERROR
+    }))
+}

@@ -1,0 +1,163 @@
+//! What several commands share: loading a spec with its policy gate, the async
+//! runtime, and plan rendering.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use comfy_table::{Table, presets};
+use labwright_engine::plan::Plan;
+use labwright_spec::diag::{RenderOptions, render};
+use labwright_spec::{Loaded, Severity};
+
+use crate::cli::{GlobalArgs, OutputFormat};
+use crate::ui;
+
+/// Loads a spec and runs the policy rules; errors stop here, warnings are shown.
+pub fn load_checked(path: &Path, g: &GlobalArgs) -> anyhow::Result<Loaded> {
+    let color = ui::stderr_color(g);
+    let opts = RenderOptions {
+        color,
+        width: ui::width(),
+    };
+    let loaded = match labwright_spec::load_file(path, &labwright_spec::process_env) {
+        Ok(l) => l,
+        Err(f) => {
+            for d in &f.diagnostics {
+                ui::note(&render(d, &f.source, opts));
+            }
+            bail!(
+                "{} did not load; fix the errors above (labwright check shows them too)",
+                path.display()
+            );
+        }
+    };
+    let diags = labwright_policy::check(&loaded);
+    let errors = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    for d in &diags {
+        if d.severity == Severity::Error || (d.severity == Severity::Warning && !g.quiet) {
+            ui::note(&render(d, &loaded.source, opts));
+        }
+    }
+    if errors > 0 {
+        bail!(
+            "{} breaks {errors} policy rule(s); nothing was contacted",
+            path.display()
+        );
+    }
+    Ok(loaded)
+}
+
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn table(g: &GlobalArgs) -> Table {
+    let mut t = Table::new();
+    t.load_style(if g.output == OutputFormat::Markdown {
+        presets::ASCII_MARKDOWN
+    } else {
+        presets::UTF8_FULL_CONDENSED
+    });
+    t.set_width(u16::try_from(ui::width()).unwrap_or(100).max(60));
+    t
+}
+
+/// Renders a plan as a table or Markdown (JSON is the plan itself).
+pub fn render_plan(plan: &Plan, g: &GlobalArgs) -> String {
+    let mut out = String::new();
+    let md = g.output == OutputFormat::Markdown;
+    let h = |s: &str| {
+        if md {
+            format!("\n### {s}\n\n")
+        } else {
+            format!("\n{s}\n")
+        }
+    };
+    out.push_str(&format!(
+        "{}Plan {} for lab `{}` on node `{}`: {} action(s){}\n",
+        if md { "## " } else { "" },
+        plan.id,
+        plan.lab,
+        plan.node,
+        plan.actions.len(),
+        plan.max_risk()
+            .map(|r| format!(", highest risk {r}"))
+            .unwrap_or_default()
+    ));
+    if !plan.actions.is_empty() {
+        let mut t = table(g);
+        t.set_header([
+            "#",
+            "id",
+            "type",
+            "target",
+            "risk",
+            "downtime",
+            "pre-snapshot",
+            "changes",
+            "after",
+        ]);
+        for (i, a) in plan.actions.iter().enumerate() {
+            let changes: Vec<String> = a
+                .changes
+                .iter()
+                .take(6)
+                .map(|c| match (&c.before, &c.after) {
+                    (None, Some(v)) => format!("+{}={v}", c.field),
+                    (Some(b), Some(v)) => format!("{}: {b} → {v}", c.field),
+                    (Some(b), None) => format!("-{}={b}", c.field),
+                    (None, None) => c.field.clone(),
+                })
+                .collect();
+            let more = a.changes.len().saturating_sub(6);
+            let mut ch = changes.join("\n");
+            if more > 0 {
+                ch.push_str(&format!("\n… {more} more"));
+            }
+            t.add_row([
+                (i + 1).to_string(),
+                a.id.clone(),
+                a.kind.clone(),
+                a.target.clone(),
+                a.risk.to_string(),
+                a.expected_downtime.clone(),
+                a.pre_snapshot.clone().unwrap_or_else(|| "—".into()),
+                if md { ch.replace('\n', "<br>") } else { ch },
+                a.depends_on.join(", "),
+            ]);
+        }
+        out.push_str(&t.to_string());
+        out.push('\n');
+        out.push_str(&h("Rollback"));
+        for a in &plan.actions {
+            out.push_str(&format!("- {}: {}\n", a.id, a.rollback_hint));
+        }
+    } else {
+        out.push_str("No changes: the node matches the spec.\n");
+    }
+    let list = |out: &mut String, title: &str, items: &[String]| {
+        if !items.is_empty() {
+            out.push_str(&h(title));
+            for i in items {
+                out.push_str(&format!("- {i}\n"));
+            }
+        }
+    };
+    let blocked: Vec<String> = plan
+        .blocked
+        .iter()
+        .map(|b| format!("{}: {} — to proceed: {}", b.target, b.reason, b.unblock))
+        .collect();
+    list(&mut out, "Held back (not applied)", &blocked);
+    list(&mut out, "Deferred to a later phase", &plan.deferred);
+    list(&mut out, "Not declared (left alone)", &plan.foreign);
+    list(&mut out, "Notes", &plan.notes);
+    out
+}

@@ -1,0 +1,106 @@
+//! `labwright plan`: the diff of spec and node, with risk, downtime and rollback.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use labwright_engine::desired::desired;
+use labwright_engine::{ScanScope, scan};
+use sha2::{Digest, Sha256};
+
+use super::common;
+use crate::cli::{GlobalArgs, OutputFormat};
+use crate::target::{self, TargetArgs};
+use crate::{exit, ui};
+
+/// Scans the node and prints what apply would do, in dependency order. Nothing is
+/// written to the node.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The spec.
+    #[arg(value_name = "SPEC")]
+    pub spec: PathBuf,
+    /// Also save the plan (JSON, bound to this scan) for `labwright apply FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 0 when there is nothing to do and 2 when there are changes.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// Computes a plan for `spec` against the target: shared with apply.
+pub async fn compute(
+    loaded: &labwright_spec::Loaded,
+    spec_path: &std::path::Path,
+    conn: &target::Connected,
+) -> anyhow::Result<labwright_engine::Plan> {
+    let spec = &loaded.spec;
+    let want = desired(spec);
+    let scope = ScanScope {
+        vmids: want.vms.keys().copied().collect(),
+        all_configs: false,
+        concurrency: 3,
+    };
+    let observed = scan(&conn.client, &spec.node.name, &scope)
+        .await
+        .context("scan failed")?;
+    let mut plan = labwright_engine::plan(spec, &observed);
+    // The ssd-backup-space warning again, with the storage's real figures.
+    for job in want.backup_jobs.values() {
+        if labwright_policy::is_system_ssd_storage(spec, &job.storage)
+            && let Some((free, total)) = observed.storage_free(&job.storage)
+        {
+            let gib = |b: u64| b as f64 / 1073741824.0;
+            plan.notes.push(format!(
+                "ssd-backup-space: backup job `{}` writes to `{}` on the system SSD: {:.1} GiB free of {:.1} GiB",
+                job.id,
+                job.storage,
+                gib(free),
+                gib(total)
+            ));
+        }
+    }
+    let text = std::fs::read(spec_path).unwrap_or_default();
+    plan.spec_path = Some(spec_path.display().to_string());
+    plan.spec_sha256 = Some(hex::encode(Sha256::digest(&text)));
+    Ok(plan)
+}
+
+pub fn run(args: &PlanArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let loaded = common::load_checked(&args.spec, g)?;
+    let rt = common::runtime()?;
+    let plan = rt.block_on(async {
+        let conn = target::connect(&args.target).await?;
+        ui::info(g, &format!("target: {}", conn.label));
+        let plan = compute(&loaded, &args.spec, &conn).await;
+        conn.close().await;
+        plan
+    })?;
+    let mut out = std::io::stdout().lock();
+    match g.output {
+        OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&plan)?)?,
+        _ => write!(out, "{}", common::render_plan(&plan, g))?,
+    }
+    if let Some(path) = &args.out {
+        std::fs::write(path, serde_json::to_string_pretty(&plan)? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        ui::info(
+            g,
+            &format!(
+                "plan saved to {} (apply it with `labwright apply {}`)",
+                path.display(),
+                path.display()
+            ),
+        );
+    }
+    let code = if args.detailed_exitcode && !plan.is_empty() {
+        exit::CHANGES
+    } else {
+        exit::OK
+    };
+    Ok(ExitCode::from(code))
+}

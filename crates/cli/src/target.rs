@@ -1,0 +1,265 @@
+//! Where labwright connects: the embedded simulator (`--target sim`, the default
+//! when nothing else is configured), the `LABWRIGHT_PVE_*` environment, or a profile
+//! from `$XDG_CONFIG_HOME/labwright/config.toml`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use labwright_pve::{ClientConfig, Credentials, Fingerprint, PveClient, Secret, TlsMode};
+use serde::Deserialize;
+
+use crate::ui;
+
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// Node to work on: `sim` (embedded simulator), `env` (LABWRIGHT_PVE_* variables),
+    /// or a profile name from config.toml. Default: `env` when LABWRIGHT_PVE_URL is
+    /// set, else `sim`.
+    #[arg(long, global = true, env = "LABWRIGHT_TARGET", value_name = "NAME")]
+    pub target: Option<String>,
+    /// Skip TLS verification (never with a pinned fingerprint). Prints a warning.
+    #[arg(long, global = true)]
+    pub insecure: bool,
+    /// State folder of the embedded simulator.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = ".labwright/sim",
+        env = "LABWRIGHT_SIM_STATE"
+    )]
+    pub sim_state: PathBuf,
+}
+
+/// A profile in config.toml: `[targets.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Profile {
+    url: String,
+    token_id: String,
+    /// Name of an environment variable holding the secret.
+    token_secret_env: Option<String>,
+    /// File holding the secret (must be readable by its owner only).
+    token_secret_file: Option<PathBuf>,
+    /// Command whose stdout is the secret (e.g. `pass show pve/labwright`).
+    token_secret_command: Option<String>,
+    fingerprint: Option<String>,
+    ca_file: Option<PathBuf>,
+    #[serde(default)]
+    insecure: bool,
+    /// Address the node sees for this machine (NAT, tunnels), for the lockout proof.
+    #[allow(dead_code)]
+    client_address: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    targets: std::collections::BTreeMap<String, Profile>,
+}
+
+/// A live connection; keeps the embedded simulator alive while it exists.
+pub struct Connected {
+    pub client: PveClient,
+    pub label: String,
+    sim: Option<labwright_sim::SimHandle>,
+}
+
+impl Connected {
+    /// Stops the embedded simulator cleanly (its state is saved).
+    pub async fn close(self) {
+        if let Some(sim) = self.sim {
+            sim.shutdown().await;
+        }
+    }
+}
+
+fn config_path() -> Option<PathBuf> {
+    use etcetera::BaseStrategy;
+    if let Ok(dir) = std::env::var("XDG_CONFIG_HOME")
+        && !dir.is_empty()
+    {
+        return Some(PathBuf::from(dir).join("labwright/config.toml"));
+    }
+    etcetera::choose_base_strategy()
+        .ok()
+        .map(|s| s.config_dir().join("labwright/config.toml"))
+}
+
+/// Reads a secret file, refusing one that others can read.
+fn read_secret_file(path: &Path) -> anyhow::Result<Secret> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            bail!(
+                "{} is readable by other users; run `chmod 600 {}` first",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Secret::from(text.trim().to_string()))
+}
+
+fn tls_for(
+    fingerprint: Option<&str>,
+    ca: Option<&Path>,
+    insecure: bool,
+) -> anyhow::Result<TlsMode> {
+    if let Some(fp) = fingerprint {
+        let fp = Fingerprint::parse(fp).map_err(|e| anyhow::anyhow!("fingerprint: {e}"))?;
+        if insecure {
+            ui::warn("--insecure ignored: a pinned fingerprint is always checked");
+        }
+        return Ok(TlsMode::Fingerprint(fp));
+    }
+    if let Some(ca) = ca {
+        return Ok(TlsMode::CaFile(ca.to_path_buf()));
+    }
+    if insecure {
+        ui::warn("TLS verification is OFF (--insecure): anyone on the path can read the token");
+        return Ok(TlsMode::Insecure);
+    }
+    Ok(TlsMode::SystemRoots)
+}
+
+fn env_target(args: &TargetArgs) -> anyhow::Result<Connected> {
+    let url = std::env::var("LABWRIGHT_PVE_URL").context("LABWRIGHT_PVE_URL is not set")?;
+    let token_id = std::env::var("LABWRIGHT_PVE_TOKEN_ID")
+        .context("LABWRIGHT_PVE_TOKEN_ID is not set (e.g. labwright@pve!lab)")?;
+    let secret = std::env::var("LABWRIGHT_PVE_TOKEN_SECRET")
+        .context("LABWRIGHT_PVE_TOKEN_SECRET is not set")?;
+    let fp = std::env::var("LABWRIGHT_PVE_FINGERPRINT")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let tls = tls_for(fp.as_deref(), None, args.insecure)?;
+    let cfg = ClientConfig::new(
+        url.clone(),
+        Credentials::api_token(token_id, Secret::from(secret)),
+    )
+    .tls(tls);
+    let client = PveClient::new(cfg).context("cannot set up the API client")?;
+    Ok(Connected {
+        client,
+        label: url,
+        sim: None,
+    })
+}
+
+fn profile_target(name: &str, args: &TargetArgs) -> anyhow::Result<Connected> {
+    let path = config_path().context("cannot locate the config folder")?;
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!("target `{name}`: cannot read {} (targets: sim, env, or a [targets.{name}] profile there)", path.display())
+    })?;
+    let cfg: ConfigFile = toml::from_str(&text)
+        .with_context(|| format!("{} is not a valid config", path.display()))?;
+    let Some(p) = cfg.targets.get(name) else {
+        let known: Vec<&str> = cfg.targets.keys().map(String::as_str).collect();
+        bail!(
+            "no target `{name}` in {} (known: sim, env{}{})",
+            path.display(),
+            if known.is_empty() { "" } else { ", " },
+            known.join(", ")
+        );
+    };
+    let secret = if let Some(var) = &p.token_secret_env {
+        Secret::from(
+            std::env::var(var).with_context(|| format!("target `{name}`: {var} is not set"))?,
+        )
+    } else if let Some(file) = &p.token_secret_file {
+        read_secret_file(file)?
+    } else if let Some(cmd) = &p.token_secret_command {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .with_context(|| format!("target `{name}`: cannot run its token-secret-command"))?;
+        if !out.status.success() {
+            bail!(
+                "target `{name}`: token-secret-command failed ({})",
+                out.status
+            );
+        }
+        Secret::from(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else if let Ok(s) = std::env::var("LABWRIGHT_PVE_TOKEN_SECRET") {
+        Secret::from(s)
+    } else {
+        bail!(
+            "target `{name}` says nothing about its secret: set token-secret-env, token-secret-file or token-secret-command"
+        );
+    };
+    let fp = std::env::var("LABWRIGHT_PVE_FINGERPRINT")
+        .ok()
+        .or(p.fingerprint.clone());
+    let tls = tls_for(
+        fp.as_deref(),
+        p.ca_file.as_deref(),
+        args.insecure || p.insecure,
+    )?;
+    let cfg = ClientConfig::new(
+        p.url.clone(),
+        Credentials::api_token(p.token_id.clone(), secret),
+    )
+    .tls(tls);
+    let client = PveClient::new(cfg).context("cannot set up the API client")?;
+    Ok(Connected {
+        client,
+        label: format!("{name} ({})", p.url),
+        sim: None,
+    })
+}
+
+async fn sim_target(args: &TargetArgs) -> anyhow::Result<Connected> {
+    let scenario: labwright_sim::Scenario = std::env::var("LABWRIGHT_SIM_SCENARIO")
+        .unwrap_or_else(|_| "fresh".into())
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("LABWRIGHT_SIM_SCENARIO: {e}"))?;
+    let time_scale = std::env::var("LABWRIGHT_SIM_TIME_SCALE")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .unwrap_or(0.05);
+    let cfg = labwright_sim::SimConfig {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        scenario,
+        state_dir: Some(args.sim_state.clone()),
+        time_scale,
+        ..labwright_sim::SimConfig::default()
+    };
+    let sim = labwright_sim::Simulator::start(cfg)
+        .await
+        .context("cannot start the embedded simulator")?;
+    let fp = Fingerprint::parse(&sim.fingerprint())
+        .map_err(|e| anyhow::anyhow!("simulator fingerprint: {e}"))?;
+    let creds = Credentials::api_token(sim.token_id(), Secret::from(sim.token_secret()));
+    let client = PveClient::new(ClientConfig::new(sim.url(), creds).tls(TlsMode::Fingerprint(fp)))
+        .context("cannot set up the API client")?;
+    Ok(Connected {
+        client,
+        label: format!("embedded simulator ({})", args.sim_state.display()),
+        sim: Some(sim),
+    })
+}
+
+/// Connects to the chosen target.
+pub async fn connect(args: &TargetArgs) -> anyhow::Result<Connected> {
+    let name = match &args.target {
+        Some(t) => t.clone(),
+        None if std::env::var_os("LABWRIGHT_PVE_URL").is_some() => "env".into(),
+        None => "sim".into(),
+    };
+    let c = match name.as_str() {
+        "sim" => sim_target(args).await?,
+        "env" => env_target(args)?,
+        other => profile_target(other, args)?,
+    };
+    tracing::info!("target: {}", c.label);
+    Ok(c)
+}

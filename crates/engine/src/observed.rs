@@ -1,0 +1,302 @@
+//! The observed model: what the node holds now. There is no state file: every plan
+//! starts from a fresh scan. A scan never waits on a guest agent.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures_util::stream::{self, StreamExt};
+use labwright_pve::PveClient;
+use labwright_pve::api::backup::BackupJob;
+use labwright_pve::vmconfig::VmConfig;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::EngineError;
+use crate::desired::{OWNER_TAG, split_tags};
+
+/// Prefix of every snapshot labwright takes; nothing else is ever deleted.
+pub const SNAPSHOT_PREFIX: &str = "lw-";
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ObservedVm {
+    pub vmid: u32,
+    pub node: String,
+    pub name: String,
+    /// `running`, `stopped`, …
+    pub status: String,
+    pub tags: Vec<String>,
+    pub lock: Option<String>,
+    pub template: bool,
+    /// Present for the VMs the scan was asked to read in full.
+    pub config: Option<BTreeMap<String, String>>,
+    /// The config digest, sent back with updates (optimistic locking).
+    pub digest: Option<String>,
+    /// Keys with pending (not yet applied) changes.
+    pub pending: BTreeSet<String>,
+    /// labwright's own snapshots (`lw-…`).
+    pub tool_snapshots: Vec<String>,
+}
+
+impl ObservedVm {
+    /// Carries labwright's ownership tag.
+    pub fn is_managed(&self) -> bool {
+        self.tags.iter().any(|t| t == OWNER_TAG)
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ObservedStorage {
+    pub id: String,
+    pub node: String,
+    pub plugin: Option<String>,
+    pub content: Option<String>,
+    pub total: Option<u64>,
+    pub used: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ObservedBackupJob {
+    pub id: String,
+    pub schedule: Option<String>,
+    pub storage: Option<String>,
+    pub enabled: bool,
+    pub mode: Option<String>,
+    pub compress: Option<String>,
+    pub vmid: Option<String>,
+    pub all: bool,
+    /// Canonical `keep-…` list.
+    pub prune: String,
+    pub comment: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Observed {
+    pub node: String,
+    pub pve_version: Option<String>,
+    pub vms: BTreeMap<u32, ObservedVm>,
+    pub storages: Vec<ObservedStorage>,
+    pub backup_jobs: BTreeMap<String, ObservedBackupJob>,
+    /// Requests the scan made (benchmarks compare it with the lower bound).
+    pub requests: u64,
+}
+
+/// What to read in full (configs are one request per VM).
+#[derive(Clone, Debug, Default)]
+pub struct ScanScope {
+    /// Read the configs of these VMIDs (plus every managed VM).
+    pub vmids: BTreeSet<u32>,
+    /// Read every VM's config (the `scan` command).
+    pub all_configs: bool,
+    /// Concurrent requests (pveproxy serves 3 by default).
+    pub concurrency: usize,
+}
+
+fn canonical_prune(job: &BackupJob) -> String {
+    let Some(p) = &job.prune_backups else {
+        return String::new();
+    };
+    match p.to_property_string() {
+        Ok(ps) => {
+            let mut parts: Vec<String> = ps
+                .iter()
+                .filter(|(k, _)| k.starts_with("keep-"))
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            parts.sort();
+            parts.join(",")
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// Reads the node: one inventory request, one backup-job request, one version
+/// request, then the configs that matter, `concurrency` at a time.
+pub async fn scan(
+    client: &PveClient,
+    node: &str,
+    scope: &ScanScope,
+) -> Result<Observed, EngineError> {
+    let before = client.request_count();
+    let (version, resources, jobs) = tokio::join!(
+        client.version(),
+        client.cluster_resources(None),
+        client.backup_jobs()
+    );
+    let version = version.ok().map(|v| v.version);
+    let resources = resources.map_err(|e| EngineError::api("read the inventory", e))?;
+    let jobs = jobs.map_err(|e| EngineError::api("read backup jobs", e))?;
+
+    let mut vms = BTreeMap::new();
+    let mut storages = Vec::new();
+    for r in resources {
+        match r.resource_type.as_str() {
+            "qemu" => {
+                let Some(vmid) = r.vmid else { continue };
+                vms.insert(
+                    vmid,
+                    ObservedVm {
+                        vmid,
+                        node: r.node.clone().unwrap_or_default(),
+                        name: r.name.clone().unwrap_or_default(),
+                        status: r.status.clone().unwrap_or_default(),
+                        tags: r
+                            .tags
+                            .as_deref()
+                            .map(|t| split_tags(t).map(str::to_string).collect())
+                            .unwrap_or_default(),
+                        lock: r.lock.clone().filter(|l| !l.is_empty()),
+                        template: r.template.unwrap_or(false),
+                        config: None,
+                        digest: None,
+                        pending: BTreeSet::new(),
+                        tool_snapshots: Vec::new(),
+                    },
+                );
+            }
+            "storage" => storages.push(ObservedStorage {
+                id: r.storage.clone().unwrap_or_default(),
+                node: r.node.clone().unwrap_or_default(),
+                plugin: r.plugintype.clone(),
+                content: r.content.clone(),
+                total: r.maxdisk,
+                used: r.disk,
+            }),
+            _ => {}
+        }
+    }
+
+    let wanted: Vec<(u32, String)> = vms
+        .values()
+        .filter(|v| scope.all_configs || scope.vmids.contains(&v.vmid) || v.is_managed())
+        .map(|v| (v.vmid, v.node.clone()))
+        .collect();
+    let conc = scope.concurrency.max(1);
+    let configs: Vec<(u32, String, Result<VmConfig, labwright_pve::Error>)> = stream::iter(wanted)
+        .map(|(vmid, vnode)| async move {
+            let c = client.qemu_config_current(&vnode, vmid).await;
+            (vmid, vnode, c)
+        })
+        .buffer_unordered(conc)
+        .collect()
+        .await;
+    let mut snapshot_reads = Vec::new();
+    for (vmid, vnode, cfg) in configs {
+        let cfg = match cfg {
+            Ok(c) => c,
+            // The guest vanished between the inventory and this read.
+            Err(e) if e.status() == Some(500) || e.status() == Some(404) => continue,
+            Err(e) => {
+                return Err(EngineError::api(
+                    &format!("read the config of VM {vmid}"),
+                    e,
+                ));
+            }
+        };
+        if let Some(vm) = vms.get_mut(&vmid) {
+            // `parent` is set when the VM has snapshots: only then are they listed.
+            if cfg.get("parent").is_some() {
+                snapshot_reads.push((vmid, vnode));
+            }
+            vm.digest = cfg.digest.clone();
+            vm.config = Some(
+                cfg.values
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            );
+        }
+    }
+    let snaps: Vec<(
+        u32,
+        Result<Vec<labwright_pve::api::qemu::Snapshot>, labwright_pve::Error>,
+    )> = stream::iter(snapshot_reads)
+        .map(|(vmid, vnode)| async move { (vmid, client.qemu_snapshots(&vnode, vmid).await) })
+        .buffer_unordered(conc)
+        .collect()
+        .await;
+    for (vmid, s) in snaps {
+        if let (Ok(list), Some(vm)) = (s, vms.get_mut(&vmid)) {
+            vm.tool_snapshots = list
+                .into_iter()
+                .map(|s| s.name)
+                .filter(|n| n.starts_with(SNAPSHOT_PREFIX))
+                .collect();
+            vm.tool_snapshots.sort();
+        }
+    }
+
+    let backup_jobs = jobs
+        .into_iter()
+        .map(|j| {
+            let prune = canonical_prune(&j);
+            (
+                j.id.clone(),
+                ObservedBackupJob {
+                    id: j.id,
+                    schedule: j.schedule,
+                    storage: j.storage,
+                    enabled: j.enabled.unwrap_or(true),
+                    mode: j.mode,
+                    compress: j.compress,
+                    vmid: j.vmid,
+                    all: j.all.unwrap_or(false),
+                    prune,
+                    comment: j.comment,
+                },
+            )
+        })
+        .collect();
+
+    Ok(Observed {
+        node: node.to_string(),
+        pve_version: version,
+        vms,
+        storages,
+        backup_jobs,
+        requests: client.request_count().saturating_sub(before),
+    })
+}
+
+impl Observed {
+    /// A fingerprint of everything a plan depends on: configs (by digest), power
+    /// states, locks and backup jobs. A saved plan is refused when it changed.
+    pub fn fingerprint(&self, vmids: &BTreeSet<u32>) -> String {
+        let mut h = Sha256::new();
+        for (id, vm) in &self.vms {
+            if !vmids.contains(id) && !vm.is_managed() {
+                // Foreign guests do not change what labwright will do.
+                h.update(format!("{id};"));
+                continue;
+            }
+            h.update(format!(
+                "{id}|{}|{}|{}|{:?};",
+                vm.status,
+                vm.digest.as_deref().unwrap_or("-"),
+                vm.lock.as_deref().unwrap_or("-"),
+                vm.tool_snapshots
+            ));
+        }
+        for (id, j) in &self.backup_jobs {
+            h.update(format!(
+                "{id}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{}|{}|{:?};",
+                j.schedule,
+                j.storage,
+                j.enabled,
+                j.mode,
+                j.compress,
+                j.vmid,
+                j.all,
+                j.prune,
+                j.comment
+            ));
+        }
+        hex::encode(&h.finalize()[..16])
+    }
+
+    /// Free bytes of a storage on this node, if known.
+    pub fn storage_free(&self, id: &str) -> Option<(u64, u64)> {
+        self.storages
+            .iter()
+            .find(|s| s.id == id && (s.node == self.node || s.node.is_empty()))
+            .and_then(|s| Some((s.total?.saturating_sub(s.used?), s.total?)))
+    }
+}

@@ -1,0 +1,216 @@
+//! Validation after apply: re-scan, the plan must be empty, the spec's constraints
+//! must hold on what the node actually has, backup jobs carry the right retention,
+//! guests are in their declared power state. On success, labwright's pre-change
+//! snapshots expire.
+
+use std::collections::BTreeSet;
+
+use labwright_pve::{PveClient, WaitOptions};
+use labwright_spec::Spec;
+use labwright_spec::model::PowerState;
+use serde::Serialize;
+
+use crate::EngineError;
+use crate::desired::desired;
+use crate::observed::{Observed, ScanScope, scan};
+use crate::plan::plan;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Pass,
+    Fail,
+    Skipped,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub status: CheckStatus,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidationReport {
+    pub ok: bool,
+    pub checks: Vec<Check>,
+    /// Snapshots expired because validation passed: (vmid, name).
+    pub expired_snapshots: Vec<(u32, String)>,
+    /// Snapshots still present (validation failed, or expiry failed).
+    pub kept_snapshots: Vec<(u32, String)>,
+}
+
+fn check(name: impl Into<String>, ok: bool, detail: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        status: if ok {
+            CheckStatus::Pass
+        } else {
+            CheckStatus::Fail
+        },
+        detail: detail.into(),
+    }
+}
+
+/// The checks that read only the observed state (no writes).
+pub fn checks(spec: &Spec, observed: &Observed) -> Vec<Check> {
+    let mut out = Vec::new();
+    let p = plan(spec, observed);
+    out.push(check(
+        "plan is empty",
+        p.actions.is_empty(),
+        if p.actions.is_empty() {
+            "the node matches the spec".to_string()
+        } else {
+            format!(
+                "pending: {}",
+                p.actions
+                    .iter()
+                    .map(|a| a.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
+    ));
+    for h in &p.blocked {
+        out.push(Check {
+            name: format!("held: {}", h.target),
+            status: CheckStatus::Skipped,
+            detail: format!("{} — {}", h.reason, h.unblock),
+        });
+    }
+    let want = desired(spec);
+    for vm in want.vms.values() {
+        let name = format!("vm/{} {}", vm.vmid, vm.name);
+        let Some(obs) = observed.vms.get(&vm.vmid) else {
+            out.push(check(format!("{name} exists"), false, "not on the node"));
+            continue;
+        };
+        let want_state = match vm.power {
+            PowerState::Running => "running",
+            PowerState::Stopped => "stopped",
+        };
+        out.push(check(
+            format!("{name} is {want_state}"),
+            obs.status == want_state,
+            format!("node says {}", obs.status),
+        ));
+        // The hard constraints, judged on the node's config, not on the spec.
+        if let Some(cfg) = &obs.config {
+            let mut bad = Vec::new();
+            for (k, v) in cfg {
+                if k.starts_with("net")
+                    && k[3..].chars().all(|c| c.is_ascii_digit())
+                    && !v.starts_with("virtio")
+                {
+                    bad.push(format!("{k} is not VirtIO"));
+                }
+                if k.starts_with("scsi")
+                    && k[4..].chars().all(|c| c.is_ascii_digit())
+                    && !v.contains("media=cdrom")
+                {
+                    let cache = v
+                        .split(',')
+                        .find_map(|p| p.strip_prefix("cache="))
+                        .unwrap_or("none");
+                    if cache != "none" {
+                        bad.push(format!("{k} cache={cache}"));
+                    }
+                }
+            }
+            if !cfg
+                .get("scsihw")
+                .is_some_and(|s| s.starts_with("virtio-scsi"))
+            {
+                bad.push("controller is not VirtIO SCSI".into());
+            }
+            if let Some(tags) = cfg.get("tags") {
+                for t in crate::desired::split_tags(tags) {
+                    if labwright_spec::types::check_tag(t).is_err() {
+                        bad.push(format!("tag `{t}` is invalid"));
+                    }
+                }
+            }
+            out.push(check(
+                format!("{name} meets the build standards"),
+                bad.is_empty(),
+                if bad.is_empty() {
+                    "VirtIO NIC and SCSI, cache=none, valid tags".to_string()
+                } else {
+                    bad.join("; ")
+                },
+            ));
+        }
+    }
+    for job in want.backup_jobs.values() {
+        let name = format!("backup job {}", job.id);
+        match observed.backup_jobs.get(&job.id) {
+            None => out.push(check(name, false, "absent on the node")),
+            Some(o) => out.push(check(
+                format!("{name} retention"),
+                o.prune == job.prune,
+                format!(
+                    "node: {}; spec: {}",
+                    if o.prune.is_empty() {
+                        "(none)"
+                    } else {
+                        &o.prune
+                    },
+                    job.prune
+                ),
+            )),
+        }
+    }
+    out
+}
+
+/// Re-scans and validates; on success expires labwright's snapshots on managed VMs.
+pub async fn validate(
+    client: &PveClient,
+    spec: &Spec,
+    concurrency: usize,
+) -> Result<ValidationReport, EngineError> {
+    let want = desired(spec);
+    let scope = ScanScope {
+        vmids: want.vms.keys().copied().collect(),
+        all_configs: false,
+        concurrency,
+    };
+    let observed = scan(client, &spec.node.name, &scope).await?;
+    let checks = checks(spec, &observed);
+    let ok = checks.iter().all(|c| c.status != CheckStatus::Fail);
+    let mut report = ValidationReport {
+        ok,
+        checks,
+        expired_snapshots: Vec::new(),
+        kept_snapshots: Vec::new(),
+    };
+    let declared: BTreeSet<u32> = want.vms.keys().copied().collect();
+    for vm in observed.vms.values() {
+        if !declared.contains(&vm.vmid) && !vm.is_managed() {
+            continue;
+        }
+        for snap in &vm.tool_snapshots {
+            if !ok {
+                report.kept_snapshots.push((vm.vmid, snap.clone()));
+                continue;
+            }
+            let res = match client
+                .qemu_snapshot_delete(&vm.node, vm.vmid, snap, false)
+                .await
+            {
+                Ok(upid) => client
+                    .wait_task(&upid, WaitOptions::default())
+                    .await
+                    .map(|_| ()),
+                Err(e) => Err(e),
+            };
+            match res {
+                Ok(()) => report.expired_snapshots.push((vm.vmid, snap.clone())),
+                Err(_) => report.kept_snapshots.push((vm.vmid, snap.clone())),
+            }
+        }
+    }
+    Ok(report)
+}
