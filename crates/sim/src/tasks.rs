@@ -135,9 +135,10 @@ pub fn spawn(inner: &Arc<Inner>, spec: Spec, work: Work) -> String {
 fn release_config_lock(st: &mut State, lock: Option<(u32, &'static str)>) {
     if let Some((vmid, lock)) = lock
         && let Some(vm) = st.vms.get_mut(&vmid)
-            && vm.conf.get("lock").map(String::as_str) == Some(lock) {
-                vm.conf.shift_remove("lock");
-            }
+        && vm.conf.get("lock").map(String::as_str) == Some(lock)
+    {
+        vm.conf.shift_remove("lock");
+    }
 }
 
 /// Marks a task stopped with its log and exit status.
