@@ -113,13 +113,30 @@ async fn pre_snapshot(
     vmid: u32,
     name: &str,
     plan: &str,
+    expect_digest: Option<&str>,
     opts: &WaitOptions,
-) -> Result<(), String> {
+) -> Result<Option<String>, String> {
     let list = client
         .qemu_snapshots(node, vmid)
         .await
         .map_err(|e| e.to_string())?;
+    let digest_now = |what: &'static str| async move {
+        client
+            .qemu_config_current(node, vmid)
+            .await
+            .map(|c| c.digest)
+            .map_err(|e| format!("{what}: {e}"))
+    };
     if !list.iter().any(|s| s.name == name) {
+        // The snapshot rewrites the config file (new digest): check first that the
+        // config is still the one the plan was made from.
+        if let Some(want) = expect_digest
+            && digest_now("read the config").await?.as_deref() != Some(want)
+        {
+            return Err(format!(
+                "VM {vmid} changed since the plan was made; run `labwright plan` again"
+            ));
+        }
         let desc = format!(
             "labwright pre-change snapshot (plan {plan}); expires after a successful validate"
         );
@@ -141,7 +158,11 @@ async fn pre_snapshot(
             ));
         }
     }
-    Ok(())
+    // The update that follows is sent with the digest the snapshot left.
+    match expect_digest {
+        Some(_) => digest_now("read the config after the snapshot").await,
+        None => Ok(None),
+    }
 }
 
 async fn run_op(
@@ -230,13 +251,19 @@ async fn run_action(
     opts: &WaitOptions,
 ) -> Result<Option<(u32, String)>, String> {
     let mut snap = None;
+    let mut op = std::borrow::Cow::Borrowed(&a.op);
     if let (Some(name), Some((node, vmid))) = (&a.pre_snapshot, a.op.vm()) {
-        pre_snapshot(client, node, vmid, name, &plan.id, opts).await?;
+        let planned = match &a.op {
+            Op::UpdateVm { digest, .. } => digest.as_deref(),
+            _ => None,
+        };
+        let after = pre_snapshot(client, node, vmid, name, &plan.id, planned, opts).await?;
+        if let (Some(new), Op::UpdateVm { digest, .. }) = (after, op.to_mut()) {
+            *digest = Some(new);
+        }
         snap = Some((vmid, name.clone()));
     }
-    run_op(client, &a.op, opts)
-        .await
-        .map_err(|e| e.to_string())?;
+    run_op(client, &op, opts).await.map_err(|e| e.to_string())?;
     Ok(snap)
 }
 
