@@ -1011,7 +1011,7 @@ fn check_code(name: &str, v: &str) -> Result<(), String> {
         }
         "pve-calendar-event" => {
             crate::calendar::parse(v)
-                .map_err(|e| format!("invalid calendar event '{v}' - {e}\n\n"))?;
+                .map_err(|e| format!("invalid calendar event '{v}' - {e}\n"))?;
         }
         "pve-ipv4-config" if v != "dhcp" && v != "manual" && !cidr_ok(v, true, false) => {
             return Err("value does not look like a valid ipv4 network configuration\n".into());

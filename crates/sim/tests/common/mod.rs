@@ -153,6 +153,7 @@ impl Api {
             ("scsi0", "local-lvm:8"),
             ("net0", "virtio,bridge=vmbr0"),
         ];
+        form.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
         form.extend_from_slice(extra);
         let r = self.post("/nodes/proxmox/qemu", &form).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
