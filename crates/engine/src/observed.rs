@@ -179,6 +179,7 @@ pub async fn scan(
         .collect()
         .await;
     let mut snapshot_reads = Vec::new();
+    let mut status_reads = Vec::new();
     for (vmid, vnode, cfg) in configs {
         let cfg = match cfg {
             Ok(c) => c,
@@ -192,6 +193,25 @@ pub async fn scan(
             }
         };
         if let Some(vm) = vms.get_mut(&vmid) {
+            // The inventory lags behind new guests (pvestatd has not seen them yet:
+            // status `unknown`, no lock, tags or name). The config has those; the
+            // power state comes from status/current.
+            if let Some(l) = cfg.get("lock").filter(|l| !l.is_empty()) {
+                vm.lock = Some(l.to_string());
+            }
+            if vm.tags.is_empty()
+                && let Some(t) = cfg.get("tags")
+            {
+                vm.tags = split_tags(t).map(str::to_string).collect();
+            }
+            if vm.name.is_empty()
+                && let Some(n) = cfg.get("name")
+            {
+                vm.name = n.to_string();
+            }
+            if vm.status != "running" && vm.status != "stopped" {
+                status_reads.push((vmid, vnode.clone()));
+            }
             // `parent` is set when the VM has snapshots: only then are they listed.
             if cfg.get("parent").is_some() {
                 snapshot_reads.push((vmid, vnode));
@@ -221,6 +241,20 @@ pub async fn scan(
                 .filter(|n| n.starts_with(SNAPSHOT_PREFIX))
                 .collect();
             vm.tool_snapshots.sort();
+        }
+    }
+
+    let statuses: Vec<(
+        u32,
+        Result<labwright_pve::api::qemu::VmStatus, labwright_pve::Error>,
+    )> = stream::iter(status_reads)
+        .map(|(vmid, vnode)| async move { (vmid, client.qemu_status(&vnode, vmid).await) })
+        .buffer_unordered(conc)
+        .collect()
+        .await;
+    for (vmid, s) in statuses {
+        if let (Ok(s), Some(vm)) = (s, vms.get_mut(&vmid)) {
+            vm.status = s.status;
         }
     }
 
