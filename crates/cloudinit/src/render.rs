@@ -12,10 +12,14 @@
 //! | `systemctl enable --now qemu-guest-agent` | always |
 //! | `sysctl -p /etc/sysctl.d/99-labwright-forwarding.conf` | Tailscale advertises routes |
 //! | `systemctl enable --now tailscaled` | Tailscale |
-//! | `if tailscale status >/dev/null 2>&1; then tailscale set --hostname=H --advertise-routes=R --accept-routes=B; else tailscale up --authkey=file:/run/labwright/tailscale-authkey --hostname=H [--advertise-routes=R] [--accept-routes]; fi; rc=$?; rm -f /run/labwright/tailscale-authkey; exit $rc` | Tailscale |
+//! | `if tailscale status >/dev/null 2>&1; then tailscale set --hostname=H --advertise-routes=R --accept-routes=B; else tailscale up --authkey=file:/run/labwright/tailscale-authkey --hostname=H [--advertise-routes=R] [--accept-routes]; fi; rm -f /run/labwright/tailscale-authkey` | Tailscale |
 //! | `systemctl enable --now docker` | Docker |
 //! | `usermod -aG docker USER` | Docker, per user |
 //! | `install -d -m 0755 -o USER -g GROUP DIR…` | `/opt/naas` layout |
+//!
+//! cloud-init joins all `runcmd` lines into one script, so no line may `exit`: it
+//! would skip the lines after it. A failed step shows in the cloud-init log and, more
+//! to the point, in `validate`, which checks the result inside the guest.
 //!
 //! The Tailscale join runs `tailscale up` only when `tailscale status` says the node is
 //! not logged in, and `tailscale set` otherwise, so a re-seed never re-authenticates.
@@ -120,6 +124,13 @@ pub struct Seed {
     pub user_data: SensitiveText,
     /// The network-config with every MAC known.
     pub network_config: String,
+}
+
+impl Seed {
+    /// Builds the seed ISO (same as [`crate::build_iso`]).
+    pub fn iso(&self) -> Result<crate::SeedIso, Error> {
+        crate::build_iso(self)
+    }
 }
 
 /// True when this VM gets a NoCloud seed: it has a `bootstrap` block and boots a cloud
@@ -647,7 +658,7 @@ impl TsModel {
             self.hostname, self.accept_routes
         );
         let cmd = format!(
-            "if tailscale status >/dev/null 2>&1; then {set}; else {up}; fi; rc=$?; rm -f {AUTHKEY_PATH}; exit $rc"
+            "if tailscale status >/dev/null 2>&1; then {set}; else {up}; fi; rm -f {AUTHKEY_PATH}"
         );
         debug_assert!(cmd.starts_with(TAILSCALE_JOIN_PREFIX));
         cmd

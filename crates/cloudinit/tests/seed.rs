@@ -269,6 +269,12 @@ fn tailscale_up_only_when_logged_out_otherwise_set() -> TestResult {
     )), "{rest}");
     assert!(rest.contains(&format!("rm -f {AUTHKEY_PATH}")), "{rest}");
     assert_eq!(ud.matches("tailscale up").count(), 1, "{ud}");
+    // runcmd lines share one script: an `exit` would skip the lines after it.
+    let v: serde_json::Value = serde_saphyr::from_str(ud)?;
+    for line in v["runcmd"].as_array().ok_or("runcmd")? {
+        let line = line.as_str().ok_or("runcmd line")?;
+        assert!(!line.split([' ', ';']).any(|w| w == "exit"), "{line}");
+    }
     // The rest of the setup is idempotent by construction.
     assert!(ud.contains("systemctl enable --now qemu-guest-agent"));
     assert!(ud.contains("systemctl enable --now tailscaled"));
@@ -696,5 +702,77 @@ fn missing_secret_is_a_typed_error_naming_the_reference() -> TestResult {
         &SeedOptions::default(),
     );
     assert!(matches!(e, Err(Error::NoAuthKey { .. })), "{e:?}");
+    Ok(())
+}
+
+/// Runs the runcmd lines as cloud-init does (one `sh` script) against stub commands,
+/// twice: a fresh guest joins with `tailscale up`, a re-seeded one only gets
+/// `tailscale set`, and every later line runs in both cases.
+#[test]
+fn runcmd_script_is_idempotent_against_stub_commands() -> TestResult {
+    let spec = load("nas.desired.yaml");
+    let mut v = vm(&spec, "edge-gateway").clone();
+    // One VM with every feature, so the lines after the join are exercised too.
+    if let Some(b) = v.bootstrap.as_mut() {
+        let app = vm(&spec, "app-host").bootstrap.clone();
+        b.docker = app.as_ref().and_then(|a| a.docker.clone());
+        b.naas = app.as_ref().and_then(|a| a.naas.clone());
+    }
+    let p = plan_seed(&spec, &v, &SeedOptions::default())?;
+    let doc: serde_json::Value = serde_saphyr::from_str(&p.user_data_redacted)?;
+    let lines: Vec<&str> = doc["runcmd"]
+        .as_array()
+        .ok_or("runcmd")?
+        .iter()
+        .filter_map(|l| l.as_str())
+        .collect();
+
+    let dir = tempfile::tempdir()?;
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin)?;
+    let log = dir.path().join("calls");
+    for tool in ["systemctl", "sysctl", "usermod", "install", "tailscale"] {
+        let body = format!(
+            "#!/bin/sh\necho \"{tool} $*\" >> \"$STUB_LOG\"\n\
+             if [ \"{tool}\" = tailscale ] && [ \"$1\" = status ]; then exit \"$TS_STATUS_RC\"; fi\nexit 0\n"
+        );
+        let f = bin.join(tool);
+        std::fs::write(&f, body)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let script = dir.path().join("runcmd");
+    std::fs::write(&script, format!("#!/bin/sh\n{}\n", lines.join("\n")))?;
+
+    for (status_rc, want, not) in [
+        ("1", "tailscale up", "tailscale set"),
+        ("0", "tailscale set", "tailscale up"),
+    ] {
+        let _ = std::fs::remove_file(&log);
+        let out = Command::new("sh")
+            .arg(&script)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("STUB_LOG", &log)
+            .env("TS_STATUS_RC", status_rc)
+            .output()?;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let calls = std::fs::read_to_string(&log)?;
+        assert!(calls.contains(want), "status rc {status_rc}: {calls}");
+        assert!(!calls.contains(not), "status rc {status_rc}: {calls}");
+        let last = calls.lines().last().unwrap_or("");
+        assert!(
+            last.starts_with("install -d -m 0755 -o loic -g loic /opt/naas"),
+            "{calls}"
+        );
+        assert!(calls.contains("usermod -aG docker loic"), "{calls}");
+        assert!(
+            calls.starts_with("systemctl enable --now qemu-guest-agent"),
+            "{calls}"
+        );
+    }
     Ok(())
 }
