@@ -172,7 +172,9 @@ pub async fn scan(
     let conc = scope.concurrency.max(1);
     let configs: Vec<(u32, String, Result<VmConfig, labwright_pve::Error>)> = stream::iter(wanted)
         .map(|(vmid, vnode)| async move {
-            let c = client.qemu_config_current(&vnode, vmid).await;
+            // With pending changes applied: what the VM is configured to be, so a hand
+            // edit that waits for a reboot is drift too (pending keys are read below).
+            let c = client.qemu_config(&vnode, vmid).await;
             (vmid, vnode, c)
         })
         .buffer_unordered(conc)
@@ -255,6 +257,30 @@ pub async fn scan(
     for (vmid, s) in statuses {
         if let (Ok(s), Some(vm)) = (s, vms.get_mut(&vmid)) {
             vm.status = s.status;
+        }
+    }
+    // Running guests the plan is about: which keys wait for a reboot.
+    let pending_reads: Vec<(u32, String)> = vms
+        .values()
+        .filter(|v| v.config.is_some() && v.status == "running")
+        .filter(|v| scope.vmids.contains(&v.vmid) || v.is_managed())
+        .map(|v| (v.vmid, v.node.clone()))
+        .collect();
+    let pendings: Vec<(
+        u32,
+        Result<Vec<labwright_pve::api::qemu::PendingEntry>, labwright_pve::Error>,
+    )> = stream::iter(pending_reads)
+        .map(|(vmid, vnode)| async move { (vmid, client.qemu_pending(&vnode, vmid).await) })
+        .buffer_unordered(conc)
+        .collect()
+        .await;
+    for (vmid, p) in pendings {
+        if let (Ok(list), Some(vm)) = (p, vms.get_mut(&vmid)) {
+            vm.pending = list
+                .into_iter()
+                .filter(|e| e.is_pending())
+                .map(|e| e.key)
+                .collect();
         }
     }
 

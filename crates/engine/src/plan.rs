@@ -747,10 +747,42 @@ fn plan_update(ctx: &mut Ctx<'_>, want: &Desired, vm: &DesiredVm, obs: &Observed
             last = Some(format!("vm-{}-reboot", vm.vmid));
         }
     } else if !obs.pending.is_empty() && running {
-        ctx.notes.push(format!(
-            "VM {} has pending changes that need a reboot",
-            vm.vmid
-        ));
+        // The config already says what the spec says, but part of it waits for a
+        // restart (an apply interrupted before its reboot, or a hand edit).
+        let keys: Vec<String> = obs.pending.iter().cloned().collect();
+        let id = format!("vm-{}-reboot", vm.vmid);
+        ctx.actions.push(Action {
+            id: id.clone(),
+            kind: "vm.reboot".into(),
+            target: target.clone(),
+            risk: Risk::Medium,
+            phase: 0,
+            pre_snapshot: None,
+            rollback_hint: format!(
+                "the pending values match the spec; to undo them, set the old values with `qm set {}` and reboot again",
+                vm.vmid
+            ),
+            expected_downtime: format!("~{REBOOT_SECONDS}s"),
+            downtime_seconds: REBOOT_SECONDS,
+            reason: format!("apply pending {}", keys.join(", ")),
+            changes: keys
+                .iter()
+                .map(|k| Change {
+                    field: k.clone(),
+                    before: None,
+                    after: config.get(k).cloned(),
+                    effect: Effect::NeedsReboot,
+                })
+                .collect(),
+            depends_on: Vec::new(),
+            api_calls: Vec::new(),
+            storage_lock: None,
+            op: Op::RebootVm {
+                node: node.clone(),
+                vmid: vm.vmid,
+            },
+        });
+        last = Some(id);
     }
     for (slot, before, after) in resizes {
         let id = format!("vm-{}-resize-{slot}", vm.vmid);
