@@ -25,6 +25,8 @@ pub struct ApplyOptions {
     /// Actions in flight at once.
     pub concurrency: usize,
     pub wait: WaitOptions,
+    /// Firewall probes and the proof override (issue 6).
+    pub firewall: crate::firewall::FwApplyOptions,
 }
 
 impl Default for ApplyOptions {
@@ -35,6 +37,7 @@ impl Default for ApplyOptions {
             journal_dir: None,
             concurrency: 3,
             wait: WaitOptions::default(),
+            firewall: crate::firewall::FwApplyOptions::default(),
         }
     }
 }
@@ -171,6 +174,10 @@ async fn run_op(
     opts: &WaitOptions,
 ) -> Result<(), labwright_pve::Error> {
     match op {
+        // Firewall steps need the probe options: run_action runs them.
+        Op::Firewall(_) => Err(labwright_pve::Error::Config(
+            "firewall actions run through run_action".into(),
+        )),
         Op::CreateVm {
             node,
             vmid,
@@ -249,7 +256,12 @@ async fn run_action(
     plan: &Plan,
     a: &Action,
     opts: &WaitOptions,
+    fw: &crate::firewall::FwApplyOptions,
 ) -> Result<Option<(u32, String)>, String> {
+    if let Op::Firewall(f) = &a.op {
+        crate::firewall::run_firewall_op(client, f, fw).await?;
+        return Ok(None);
+    }
     let mut snap = None;
     let mut op = std::borrow::Cow::Borrowed(&a.op);
     if let (Some(name), Some((node, vmid))) = (&a.pre_snapshot, a.op.vm()) {
@@ -275,6 +287,7 @@ pub async fn apply(
     progress: &dyn Progress,
 ) -> Result<ApplyReport, EngineError> {
     check_risk(plan, opts.allow_risk)?;
+    crate::firewall::check_plan_proof(plan, opts.firewall.unsafe_skip_proof)?;
     let mut report = ApplyReport {
         plan: plan.id.clone(),
         dry_run: opts.dry_run,
@@ -338,8 +351,9 @@ pub async fn apply(
                 )?;
                 progress.started(a);
                 let wait_opts = opts.wait;
+                let fw_opts = &opts.firewall;
                 inflight.push(async move {
-                    let r = run_action(client, plan, a, &wait_opts).await;
+                    let r = run_action(client, plan, a, &wait_opts, fw_opts).await;
                     (a, r)
                 });
             }

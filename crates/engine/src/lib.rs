@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod canon;
 pub mod desired;
+pub mod firewall;
 pub mod journal;
 pub mod observed;
 pub mod plan;
@@ -15,7 +16,7 @@ pub mod validate;
 
 pub use apply::{ApplyOptions, ApplyReport, Progress, apply};
 pub use observed::{Observed, ScanScope, scan};
-pub use plan::{Action, Plan, Risk, plan};
+pub use plan::{Action, Plan, Risk, plan, plan_with_firewall};
 pub use validate::{Check, CheckStatus, ValidationReport, validate};
 
 /// Errors of the engine. Messages name the operation and the API path; they never

@@ -65,6 +65,8 @@ pub struct Change {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Op {
+    /// Firewall wave (issue 6): see `crate::firewall`.
+    Firewall(crate::firewall::FwOp),
     CreateVm {
         node: String,
         vmid: u32,
@@ -116,6 +118,7 @@ impl Op {
                 .join(" ")
         };
         match self {
+            Op::Firewall(f) => f.api_calls(),
             Op::CreateVm { node, vmid, params } => {
                 vec![format!(
                     "POST /nodes/{node}/qemu vmid={vmid} {}",
@@ -244,6 +247,9 @@ pub struct Plan {
     pub foreign: Vec<String>,
     /// Drift and other findings worth reading.
     pub notes: Vec<String>,
+    /// Firewall lockout proof (issue 6); present when the spec declares a firewall.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<crate::firewall::FirewallReport>,
 }
 
 impl Plan {
@@ -311,6 +317,15 @@ struct Ctx<'a> {
 
 /// Computes the plan. `plan_tag` names pre-change snapshots (`lw-<tag>`).
 pub fn plan(spec: &Spec, observed: &Observed) -> Plan {
+    plan_with_firewall(spec, observed, None)
+}
+
+/// [`plan`] plus the firewall wave (issue 6) when the firewall was scanned.
+pub fn plan_with_firewall(
+    spec: &Spec,
+    observed: &Observed,
+    fw: Option<&crate::firewall::ObservedFirewall>,
+) -> Plan {
     let want = desired(spec);
     let declared: BTreeSet<u32> = want.vms.keys().copied().collect();
     let fingerprint = observed.fingerprint(&declared);
@@ -361,13 +376,22 @@ pub fn plan(spec: &Spec, observed: &Observed) -> Plan {
         }
     }
 
+    // Firewall wave (issue 6): actions, guard and lockout proof live in crate::firewall.
+    let mut firewall = None;
+    if let Some(fw) = fw {
+        let f = crate::firewall::plan_firewall(spec, fw, &ctx.actions);
+        ctx.actions.extend(f.actions);
+        ctx.blocked.extend(f.blocked);
+        ctx.notes.extend(f.notes);
+        firewall = f.report;
+    }
     let deferred = labwright_policy_deferred(spec);
     let mut plan = Plan {
         format_version: FORMAT_VERSION,
         id: String::new(),
         lab: spec.metadata.name.clone(),
         node: spec.node.name.clone(),
-        scan_fingerprint: fingerprint,
+        scan_fingerprint: crate::firewall::combined_fingerprint(&fingerprint, fw),
         declared_vmids: declared.iter().copied().collect(),
         spec_path: None,
         spec_sha256: None,
@@ -376,6 +400,7 @@ pub fn plan(spec: &Spec, observed: &Observed) -> Plan {
         blocked: ctx.blocked,
         foreign,
         notes: ctx.notes,
+        firewall,
     };
     for a in &mut plan.actions {
         a.api_calls = a.op.api_calls();

@@ -179,6 +179,15 @@ pub async fn validate(
     };
     let observed = scan(client, &spec.node.name, &scope).await?;
     let checks = checks(spec, &observed);
+    // Firewall wave (issue 6): re-prove management access on what the node has.
+    let checks = {
+        let mut checks = checks;
+        let addr = crate::firewall::client_addr_from_env();
+        if let Some(fw) = crate::firewall::scan_firewall(client, spec, &observed, addr).await? {
+            checks.extend(crate::firewall::validate_checks(spec, &fw));
+        }
+        checks
+    };
     let ok = checks.iter().all(|c| c.status != CheckStatus::Fail);
     let mut report = ValidationReport {
         ok,

@@ -327,11 +327,14 @@ async fn golden_property_string_messages() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// (method, path, form, error key, expected message).
+type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a str, &'a str);
+
 /// formats.md §7 named-format messages on other endpoints.
 #[tokio::test]
 async fn golden_named_format_messages_elsewhere() {
     let api = common::start_default().await;
-    let cases: &[(&str, &str, &[(&str, &str)], &str, &str)] = &[
+    let cases: &[Case<'_>] = &[
         (
             "POST",
             "/cluster/firewall/rules",
