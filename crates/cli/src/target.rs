@@ -88,8 +88,17 @@ fn config_path() -> Option<PathBuf> {
         .map(|s| s.config_dir().join("labwright/config.toml"))
 }
 
+/// `~/x` → `$HOME/x`, as users write paths in config files.
+fn expand_home(path: &Path) -> PathBuf {
+    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => path.to_path_buf(),
+    }
+}
+
 /// Reads a secret file, refusing one that others can read.
 fn read_secret_file(path: &Path) -> anyhow::Result<Secret> {
+    let path = &expand_home(path);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -121,7 +130,7 @@ fn tls_for(
         return Ok(TlsMode::Fingerprint(fp));
     }
     if let Some(ca) = ca {
-        return Ok(TlsMode::CaFile(ca.to_path_buf()));
+        return Ok(TlsMode::CaFile(expand_home(ca)));
     }
     if insecure {
         ui::warn("TLS verification is OFF (--insecure): anyone on the path can read the token");

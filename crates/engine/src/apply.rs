@@ -20,6 +20,8 @@ pub struct ApplyOptions {
     pub dry_run: bool,
     /// Highest risk applied without refusing (the CLI's `--allow-risk`).
     pub allow_risk: Risk,
+    /// Destructive actions approved (`--allow-destroy`).
+    pub allow_destroy: bool,
     /// Where the journal goes (`None` = no journal).
     pub journal_dir: Option<PathBuf>,
     /// Actions in flight at once.
@@ -33,6 +35,7 @@ impl Default for ApplyOptions {
     fn default() -> Self {
         ApplyOptions {
             dry_run: false,
+            allow_destroy: false,
             allow_risk: Risk::Medium,
             journal_dir: None,
             concurrency: 3,
@@ -86,6 +89,23 @@ pub fn check_risk(plan: &Plan, allow: Risk) -> Result<(), EngineError> {
     Err(EngineError::Refused(format!(
         "the plan has actions above the approved risk ({allow}): {}; approve them with --allow-risk {top}",
         over.join(", ")
+    )))
+}
+
+/// Refuses destructive actions unless `--allow-destroy` was given.
+pub fn check_destroy(plan: &Plan, allowed: bool) -> Result<(), EngineError> {
+    let destroys: Vec<&str> = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a.op, Op::DestroyVm { .. }))
+        .map(|a| a.id.as_str())
+        .collect();
+    if destroys.is_empty() || allowed {
+        return Ok(());
+    }
+    Err(EngineError::Refused(format!(
+        "the plan destroys guests ({}); pass --allow-destroy (and --allow-risk critical) if that is intended",
+        destroys.join(", ")
     )))
 }
 
@@ -227,6 +247,26 @@ async fn run_op(
         }
         Op::RebootVm { node, vmid } => {
             let upid = client.qemu_reboot(node, *vmid, Some(120)).await?;
+            wait(client, Some(upid), opts).await
+        }
+        Op::DestroyVm { node, vmid } => {
+            if let Ok(st) = client.qemu_status(node, *vmid).await
+                && st.is_running()
+            {
+                let upid = client.qemu_stop(node, *vmid, false).await?;
+                wait(client, Some(upid), opts).await?;
+            }
+            let upid = client
+                .qemu_delete(
+                    node,
+                    *vmid,
+                    labwright_pve::api::qemu::DestroyOptions {
+                        purge: true,
+                        destroy_unreferenced_disks: true,
+                        skiplock: false,
+                    },
+                )
+                .await?;
             wait(client, Some(upid), opts).await
         }
         Op::CreateBackupJob { id, params: p } => {

@@ -37,6 +37,14 @@ pub struct ObservedVm {
 }
 
 impl ObservedVm {
+    /// PVE's `protection` flag (refuses deletion).
+    pub fn protection_on(&self) -> bool {
+        self.config
+            .as_ref()
+            .and_then(|c| c.get("protection"))
+            .is_some_and(|v| v == "1")
+    }
+
     /// Carries labwright's ownership tag.
     pub fn is_managed(&self) -> bool {
         self.tags.iter().any(|t| t == OWNER_TAG)

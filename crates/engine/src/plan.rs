@@ -97,6 +97,10 @@ pub enum Op {
         node: String,
         vmid: u32,
     },
+    DestroyVm {
+        node: String,
+        vmid: u32,
+    },
     CreateBackupJob {
         id: String,
         params: Vec<(String, String)>,
@@ -162,6 +166,10 @@ impl Op {
             Op::RebootVm { node, vmid } => {
                 vec![format!("POST /nodes/{node}/qemu/{vmid}/status/reboot")]
             }
+            Op::DestroyVm { node, vmid } => vec![
+                format!("POST /nodes/{node}/qemu/{vmid}/status/stop"),
+                format!("DELETE /nodes/{node}/qemu/{vmid} purge=1 destroy-unreferenced-disks=1"),
+            ],
             Op::CreateBackupJob { id, params } => {
                 vec![format!("POST /cluster/backup id={id} {}", kv(params))]
             }
@@ -183,7 +191,8 @@ impl Op {
             | Op::ResizeDisk { node, vmid, .. }
             | Op::StartVm { node, vmid }
             | Op::ShutdownVm { node, vmid }
-            | Op::RebootVm { node, vmid } => Some((node, *vmid)),
+            | Op::RebootVm { node, vmid }
+            | Op::DestroyVm { node, vmid } => Some((node, *vmid)),
             _ => None,
         }
     }
@@ -359,10 +368,7 @@ pub fn plan_with_firewall(
             continue;
         }
         if vm.is_managed() {
-            ctx.notes.push(format!(
-                "VM {} `{}` carries the lw-managed tag but is not in the spec; it is left alone (deleting guests is not planned by this version)",
-                vm.vmid, vm.name
-            ));
+            plan_destroy(&mut ctx, vm);
         } else {
             foreign.push(format!(
                 "VM {} `{}` ({}) on {}",
@@ -480,6 +486,56 @@ fn labwright_policy_deferred(spec: &Spec) -> Vec<String> {
         out.push(format!("router `{}` (phase {})", r.vm, r.phase.0));
     }
     out
+}
+
+/// A guest labwright created (it carries the ownership tag) that the spec no longer
+/// declares. Destroying it needs `allowDestroy` in the spec and `--allow-destroy`.
+fn plan_destroy(ctx: &mut Ctx<'_>, vm: &ObservedVm) {
+    let target = vm_target(vm.vmid, &vm.name);
+    if !ctx.spec.safety_guards.allow_destroy {
+        ctx.blocked.push(Held {
+            target,
+            reason: "managed by labwright (lw-managed tag) but no longer in the spec: destroying it would delete its disks".into(),
+            unblock: "set `safetyGuards.allowDestroy: true` and pass `--allow-destroy` to apply, or remove the lw-managed tag to keep it".into(),
+        });
+        return;
+    }
+    if vm.protection_on() {
+        ctx.blocked.push(Held {
+            target,
+            reason: "the VM has PVE protection on".into(),
+            unblock: "turn protection off on the node first".into(),
+        });
+        return;
+    }
+    ctx.actions.push(Action {
+        id: format!("vm-{}-destroy", vm.vmid),
+        kind: "vm.destroy".into(),
+        target,
+        risk: Risk::Critical,
+        phase: 0,
+        pre_snapshot: None,
+        rollback_hint: format!(
+            "none from labwright: restore VM {} from its last vzdump backup (`qmrestore`)",
+            vm.vmid
+        ),
+        expected_downtime: "permanent (the guest is deleted)".into(),
+        downtime_seconds: 0,
+        reason: "carries the lw-managed tag, absent from the spec, and allowDestroy is set".into(),
+        changes: vec![Change {
+            field: "vm".into(),
+            before: Some(vm.name.clone()),
+            after: None,
+            effect: Effect::DataDestructive,
+        }],
+        depends_on: Vec::new(),
+        api_calls: Vec::new(),
+        storage_lock: None,
+        op: Op::DestroyVm {
+            node: vm.node.clone(),
+            vmid: vm.vmid,
+        },
+    });
 }
 
 fn plan_create(ctx: &mut Ctx<'_>, want: &Desired, vm: &DesiredVm) {

@@ -165,6 +165,42 @@ pub fn checks(spec: &Spec, observed: &Observed) -> Vec<Check> {
     out
 }
 
+/// The active bridges the spec declares exist on the node (host networking is never
+/// changed unless the spec allows it; this only verifies).
+async fn bridge_checks(client: &PveClient, spec: &Spec) -> Vec<Check> {
+    let active: Vec<&String> = spec
+        .networks
+        .bridges
+        .iter()
+        .filter(|(_, b)| b.phase <= spec.phase)
+        .map(|(n, _)| n)
+        .collect();
+    if active.is_empty() {
+        return Vec::new();
+    }
+    match client.network_list(&spec.node.name, None).await {
+        Err(e) => vec![Check {
+            name: "bridges".into(),
+            status: CheckStatus::Fail,
+            detail: format!("cannot read the node's network: {e}"),
+        }],
+        Ok(list) => active
+            .into_iter()
+            .map(|name| {
+                let found = list.ifaces.iter().find(|i| &i.iface == name);
+                check(
+                    format!("bridge {name} exists"),
+                    found.is_some_and(|i| i.iface_type == "bridge"),
+                    match found {
+                        Some(i) => format!("type {}", i.iface_type),
+                        None => "not on the node (labwright does not create bridges yet)".into(),
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
 /// Re-scans and validates; on success expires labwright's snapshots on managed VMs.
 pub async fn validate(
     client: &PveClient,
@@ -178,7 +214,19 @@ pub async fn validate(
         concurrency,
     };
     let observed = scan(client, &spec.node.name, &scope).await?;
-    let checks = checks(spec, &observed);
+    let mut checks = checks(spec, &observed);
+    checks.extend(bridge_checks(client, spec).await);
+    for c in &spec.validation_checks {
+        if c.phase.is_some_and(|p| p > spec.phase) {
+            continue;
+        }
+        checks.push(Check {
+            name: format!("check {}", c.name),
+            status: CheckStatus::Skipped,
+            detail: "HTTP checks run through the guest agent, which arrives with guest bootstrap"
+                .into(),
+        });
+    }
     // Firewall wave (issue 6): re-prove management access on what the node has.
     let checks = {
         let mut checks = checks;

@@ -193,6 +193,8 @@ async fn run_connected(
         return Ok(ExitCode::from(exit::OK));
     }
     labwright_engine::apply::check_risk(&plan, allow_risk).map_err(|e| anyhow::anyhow!("{e}"))?;
+    labwright_engine::apply::check_destroy(&plan, args.allow_destroy)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     if !args.dry_run && !args.yes {
         if !std::io::stdin().is_terminal() {
             bail!(
@@ -206,6 +208,7 @@ async fn run_connected(
     }
     let opts = ApplyOptions {
         dry_run: args.dry_run,
+        allow_destroy: args.allow_destroy,
         allow_risk,
         journal_dir: (!args.dry_run).then(|| args.journal_dir.clone()),
         concurrency: 3,
