@@ -15,6 +15,23 @@
 //!
 //! Both give the same instance-id and file name, so the plan names the exact volume
 //! apply will upload.
+//!
+//! # How the engine uses a seed
+//! 1. **plan**: for each VM where [`needs_seed`] holds, [`plan_seed`] (MACs from the
+//!    scanned config, if the VM exists). A new VM gets a "seed" step; an existing VM
+//!    whose applied instance-id differs is a visible *re-seed* (reboot, first-boot
+//!    downtime), never a rebuild. Show `user_data_redacted`, never the real one.
+//! 2. **apply** (VM created, not yet started): read the MACs PVE assigned from the VM
+//!    config, [`render_seed`] with [`EnvFileResolver`], [`build_iso`]; upload with
+//!    `POST /nodes/{node}/storage/{storage}/upload` (multipart: `content=iso`,
+//!    `filename=<volume_file>`, `checksum=<sha256>`, `checksum-algorithm=sha256`, then
+//!    the file), wait for the task; set `ide2=<storage>:iso/<volume_file>,media=cdrom`
+//!    and keep `boot=order=scsi0` (the CD is found by its label, not booted); start.
+//!    A re-seed does the same on the existing VM and reboots it.
+//! 3. **validate** passes: `delete=ide2` on the VM config, then
+//!    `DELETE /nodes/{node}/storage/{storage}/content/<storage>:iso/<volume_file>`.
+//!    Until then the auth key sits in that file on the node. The user-data makes
+//!    cloud-init stay off on boots without a seed, so detaching is safe.
 
 pub mod iso;
 pub mod render;

@@ -43,6 +43,11 @@ use crate::secret::{SecretResolver, SecretValue, check_token};
 pub const AUTHKEY_PATH: &str = "/run/labwright/tailscale-authkey";
 /// The sysctl drop-in that turns on IP forwarding for a subnet router.
 pub const FORWARDING_SYSCTL_PATH: &str = "/etc/sysctl.d/99-labwright-forwarding.conf";
+/// ds-identify's policy file: with `notfound=disabled` a boot without a seed attached
+/// leaves the guest as it is.
+pub const DS_IDENTIFY_PATH: &str = "/etc/cloud/ds-identify.cfg";
+/// Restricts the datasources searched to local media (no metadata-URL timeouts).
+pub const DATASOURCE_CFG_PATH: &str = "/etc/cloud/cloud.cfg.d/90-labwright-datasource.cfg";
 /// Every Tailscale join line starts with this guard.
 pub const TAILSCALE_JOIN_PREFIX: &str = "if tailscale status >/dev/null 2>&1; then tailscale set";
 
@@ -522,7 +527,26 @@ impl Model {
         doc.insert("package_upgrade".into(), json!(false));
         doc.insert("packages".into(), json!(packages));
 
-        let mut files = Vec::new();
+        // Detaching the seed after validation must not make the next boot a "new
+        // instance": without a datasource cloud-init would fall back to DataSourceNone,
+        // regenerate SSH host keys and replace the network config with DHCP. With a
+        // searched list (two entries, so ds-identify really looks) and
+        // `notfound=disabled`, a boot without a seed runs no cloud-init at all, and a
+        // boot with a new seed (a re-seed) runs it again.
+        let mut files = vec![
+            json!({
+                "path": DS_IDENTIFY_PATH,
+                "owner": "root:root",
+                "permissions": "0644",
+                "content": "# labwright: no seed attached means cloud-init stays off\npolicy: search,found=all,maybe=none,notfound=disabled\n",
+            }),
+            json!({
+                "path": DATASOURCE_CFG_PATH,
+                "owner": "root:root",
+                "permissions": "0644",
+                "content": "# labwright: seeds come from a cidata ISO\ndatasource_list: [NoCloud, ConfigDrive]\n",
+            }),
+        ];
         let mut runcmd: Vec<String> = vec!["systemctl enable --now qemu-guest-agent".into()];
         if let Some(ts) = &self.tailscale {
             if !ts.routes.is_empty() {
@@ -561,9 +585,7 @@ impl Model {
                 n.dirs.join(" ")
             ));
         }
-        if !files.is_empty() {
-            doc.insert("write_files".into(), json!(files));
-        }
+        doc.insert("write_files".into(), json!(files));
         doc.insert("runcmd".into(), json!(runcmd));
 
         let body = to_yaml(&Value::Object(doc), "user-data")?;

@@ -364,6 +364,12 @@ fn nothing_opens_a_port_to_the_internet() -> TestResult {
             assert!(!ud.contains(bad), "{what}: `{bad}` in user-data");
         }
         assert!(ud.contains("ssh_pwauth: false"), "{what}");
+        // The seed can be detached after validate without a "new instance" next boot.
+        assert!(ud.contains("notfound=disabled"), "{what}");
+        assert!(
+            ud.contains("datasource_list: [nocloud, configdrive]"),
+            "{what}"
+        );
     }
     Ok(())
 }
