@@ -630,11 +630,11 @@ impl Model {
                     e.insert("dhcp4".into(), json!(false));
                     e.insert("addresses".into(), json!([addr.to_string()]));
                     if let Some(gw) = nic.gateway {
-                        let to = if gw.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
-                        e.insert(
-                            "routes".into(),
-                            json!([{ "to": to, "via": gw.to_string() }]),
-                        );
+                        // `gatewayN` rather than a default route: Debian 12's ifupdown
+                        // renderer turns it into a native `gateway` line, while a route
+                        // becomes `route add`, which needs net-tools (not in the image).
+                        let key = if gw.is_ipv4() { "gateway4" } else { "gateway6" };
+                        e.insert(key.into(), json!(gw.to_string()));
                         // A static guest on a home LAN resolves through its router;
                         // the spec has no DNS field yet.
                         e.insert(

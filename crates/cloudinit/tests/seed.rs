@@ -412,7 +412,7 @@ fn static_address_renders_v2_static_config() -> TestResult {
     assert_eq!(e["match"]["macaddress"], "bc:24:11:aa:bb:cc");
     assert_eq!(e["dhcp4"], false);
     assert_eq!(e["addresses"][0], "192.168.1.30/24");
-    assert_eq!(e["routes"][0]["via"], "192.168.1.1");
+    assert_eq!(e["gateway4"], "192.168.1.1");
     // DHCP is the default.
     let d = seed(&spec, "app-host")?;
     assert!(
@@ -779,6 +779,72 @@ fn runcmd_script_is_idempotent_against_stub_commands() -> TestResult {
             calls.starts_with("systemctl enable --now qemu-guest-agent"),
             "{calls}"
         );
+    }
+    Ok(())
+}
+
+/// cloud-init's own network renderer reads the network-config, for Debian 12
+/// (ifupdown, `eni`) and for netplan-based guests.
+#[test]
+fn network_config_renders_with_cloud_init_for_debian() -> TestResult {
+    let cloud_init = require("cloud-init");
+    let spec = load("nas.desired.yaml");
+    let dhcp = seed(&spec, "app-host")?.network_config;
+    let mut v = vm(&spec, "app-host").clone();
+    if let Some(nic) = v.nics.get_mut("net0") {
+        nic.address = Some("192.168.1.30/24".parse()?);
+        nic.gateway = Some("192.168.1.1".parse()?);
+    }
+    let fixed = render_seed(&spec, &v, &observed_macs(&v), &canary_resolver)?.network_config;
+    let dir = tempfile::tempdir()?;
+    for (name, text, eni_wants) in [
+        ("dhcp", dhcp, vec!["iface net0 inet dhcp"]),
+        (
+            "static",
+            fixed,
+            vec![
+                "iface net0 inet static",
+                "address 192.168.1.30/24",
+                "gateway 192.168.1.1",
+            ],
+        ),
+    ] {
+        let input = dir.path().join(name);
+        std::fs::write(&input, &text)?;
+        for kind in ["eni", "netplan"] {
+            let out = dir.path().join(format!("{name}-{kind}"));
+            let (ok, _, err) = run(
+                &cloud_init,
+                &[
+                    "devel",
+                    "net-convert",
+                    "-p",
+                    &input.display().to_string(),
+                    "-k",
+                    "yaml",
+                    "-d",
+                    &out.display().to_string(),
+                    "-D",
+                    "debian",
+                    "-O",
+                    kind,
+                ],
+            );
+            assert!(ok, "{name}/{kind}: {err}");
+            if kind == "eni" {
+                let eni =
+                    std::fs::read_to_string(out.join("etc/network/interfaces.d/50-cloud-init"))?;
+                for want in &eni_wants {
+                    assert!(eni.contains(want), "{name}: `{want}` missing:\n{eni}");
+                }
+                let udev =
+                    std::fs::read_to_string(out.join("etc/udev/rules.d/70-persistent-net.rules"))?;
+                assert!(
+                    udev.contains("bc:24:11:01:2c:00") && udev.contains("NAME=\"net0\""),
+                    "{udev}"
+                );
+            }
+        }
     }
     Ok(())
 }
