@@ -72,4 +72,6 @@ pub enum Command {
     Sim(commands::sim::SimArgs),
     /// Print the JSON Schema of the spec (for editors' YAML language servers).
     Schema(commands::schema::SchemaArgs),
+    /// Firewall questions: simulate a flow (decision trail), print the reachability matrix.
+    Firewall(commands::firewall::FirewallArgs),
 }

@@ -64,10 +64,20 @@ struct ConfigFile {
 pub struct Connected {
     pub client: PveClient,
     pub label: String,
+    /// How the client was built: the firewall wave probes over a fresh client made
+    /// from it after each step (a kept-alive connection survives a DROP policy).
+    pub config: ClientConfig,
+    /// The address the node sees labwright connect from (for the lockout proof).
+    pub client_addr: Option<std::net::IpAddr>,
     sim: Option<labwright_sim::SimHandle>,
 }
 
 impl Connected {
+    /// True for the embedded simulator (its firewall acts at once: no settle time).
+    pub fn is_sim(&self) -> bool {
+        self.sim.is_some()
+    }
+
     /// Stops the embedded simulator cleanly (its state is saved).
     pub async fn close(self) {
         if let Some(sim) = self.sim {
@@ -154,10 +164,12 @@ fn env_target(args: &TargetArgs) -> anyhow::Result<Connected> {
         Credentials::api_token(token_id, Secret::from(secret)),
     )
     .tls(tls);
-    let client = PveClient::new(cfg).context("cannot set up the API client")?;
+    let client = PveClient::new(cfg.clone()).context("cannot set up the API client")?;
     Ok(Connected {
         client,
         label: url,
+        config: cfg,
+        client_addr: None,
         sim: None,
     })
 }
@@ -218,10 +230,18 @@ fn profile_target(name: &str, args: &TargetArgs) -> anyhow::Result<Connected> {
         Credentials::api_token(p.token_id.clone(), secret),
     )
     .tls(tls);
-    let client = PveClient::new(cfg).context("cannot set up the API client")?;
+    let client = PveClient::new(cfg.clone()).context("cannot set up the API client")?;
+    let client_addr = match p.client_address.as_deref() {
+        Some(a) => Some(a.trim().parse().with_context(|| {
+            format!("target `{name}`: client-address `{a}` is not an IP address")
+        })?),
+        None => None,
+    };
     Ok(Connected {
         client,
         label: format!("{name} ({})", p.url),
+        config: cfg,
+        client_addr,
         sim: None,
     })
 }
@@ -235,26 +255,78 @@ async fn sim_target(args: &TargetArgs) -> anyhow::Result<Connected> {
         .ok()
         .and_then(|s| s.parse::<f64>().ok())
         .unwrap_or(0.05);
-    let cfg = labwright_sim::SimConfig {
+    let mut cfg = labwright_sim::SimConfig {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         scenario,
         state_dir: Some(args.sim_state.clone()),
         time_scale,
         ..labwright_sim::SimConfig::default()
     };
+    // The address the simulated firewall sees for us (like `labwright sim --client-addr`).
+    if let Ok(a) = std::env::var("LABWRIGHT_SIM_CLIENT_ADDR") {
+        cfg.client_addr = a
+            .trim()
+            .parse()
+            .with_context(|| format!("LABWRIGHT_SIM_CLIENT_ADDR `{a}` is not an IP address"))?;
+    }
+    let sim_client_addr = cfg.client_addr;
     let sim = labwright_sim::Simulator::start(cfg)
         .await
         .context("cannot start the embedded simulator")?;
     let fp = Fingerprint::parse(&sim.fingerprint())
         .map_err(|e| anyhow::anyhow!("simulator fingerprint: {e}"))?;
     let creds = Credentials::api_token(sim.token_id(), Secret::from(sim.token_secret()));
-    let client = PveClient::new(ClientConfig::new(sim.url(), creds).tls(TlsMode::Fingerprint(fp)))
-        .context("cannot set up the API client")?;
+    let config = ClientConfig::new(sim.url(), creds).tls(TlsMode::Fingerprint(fp));
+    let client = PveClient::new(config.clone()).context("cannot set up the API client")?;
     Ok(Connected {
         client,
         label: format!("embedded simulator ({})", args.sim_state.display()),
+        config,
+        client_addr: Some(sim_client_addr),
         sim: Some(sim),
     })
+}
+
+/// The address the node sees us connect from, for the lockout proof:
+/// `LABWRIGHT_CLIENT_ADDR`, else the target's `client-address` (or the simulator's
+/// client address), else the local address the OS picks towards the node (a UDP
+/// "connect" sends nothing).
+fn client_address(c: &Connected) -> anyhow::Result<Option<std::net::IpAddr>> {
+    if let Ok(a) = std::env::var("LABWRIGHT_CLIENT_ADDR") {
+        let ip = a
+            .trim()
+            .parse()
+            .with_context(|| format!("LABWRIGHT_CLIENT_ADDR `{a}` is not an IP address"))?;
+        return Ok(Some(ip));
+    }
+    if c.client_addr.is_some() {
+        return Ok(c.client_addr);
+    }
+    Ok(local_addr_towards(c.client.api_base()))
+}
+
+fn local_addr_towards(url: &str) -> Option<std::net::IpAddr> {
+    use std::net::{ToSocketAddrs, UdpSocket};
+    let rest = url.split("://").nth(1)?;
+    let hostport = rest.split('/').next()?;
+    let with_port = if hostport
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:8006")
+    };
+    let remote = with_port.to_socket_addrs().ok()?.next()?;
+    let bind = if remote.is_ipv6() {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    };
+    let sock = UdpSocket::bind(bind).ok()?;
+    sock.connect(remote).ok()?;
+    let ip = sock.local_addr().ok()?.ip();
+    (!ip.is_unspecified()).then_some(ip)
 }
 
 /// Connects to the chosen target.
@@ -264,11 +336,12 @@ pub async fn connect(args: &TargetArgs) -> anyhow::Result<Connected> {
         None if std::env::var_os("LABWRIGHT_PVE_URL").is_some() => "env".into(),
         None => "sim".into(),
     };
-    let c = match name.as_str() {
+    let mut c = match name.as_str() {
         "sim" => sim_target(args).await?,
         "env" => env_target(args)?,
         other => profile_target(other, args)?,
     };
+    c.client_addr = client_address(&c)?;
     tracing::info!("target: {}", c.label);
     Ok(c)
 }

@@ -2065,6 +2065,92 @@ pub async fn run_firewall_op(
 }
 
 // ---------------------------------------------------------------------------
+// Configurations for `firewall simulate` / `firewall matrix`
+// ---------------------------------------------------------------------------
+
+/// A node with no firewall configuration at all (a fresh install), with the VMs whose
+/// firewall the spec declares present and empty.
+pub fn empty_observed(spec: &Spec, client_addr: Option<IpAddr>) -> ObservedFirewall {
+    let node = spec.node.name.clone();
+    let mut config = FirewallConfig::default();
+    let host = labwright_firewall::HostFirewall {
+        network: labwright_firewall::NodeNetwork {
+            addrs: node_addrs(spec),
+            default_iface: Some("vmbr0".into()),
+        },
+        ..Default::default()
+    };
+    config.nodes.insert(node.clone(), host);
+    let mut options = BTreeMap::new();
+    options.insert(scope_key(&FwScope::Cluster), BTreeMap::new());
+    options.insert(
+        scope_key(&FwScope::Node { node: node.clone() }),
+        BTreeMap::new(),
+    );
+    for vm in active_fw_vms(spec) {
+        let nics = vm
+            .nics
+            .iter()
+            .map(|(k, n)| {
+                (
+                    k.clone(),
+                    GuestNic {
+                        firewall: n.firewall,
+                        addrs: n.address.map(|a| vec![a.0.addr()]).unwrap_or_default(),
+                    },
+                )
+            })
+            .collect();
+        config.vms.insert(
+            vm.vmid,
+            GuestFirewall {
+                node: Some(node.clone()),
+                nics,
+                ..GuestFirewall::default()
+            },
+        );
+        options.insert(
+            scope_key(&FwScope::Vm {
+                node: node.clone(),
+                vmid: vm.vmid,
+            }),
+            BTreeMap::new(),
+        );
+    }
+    ObservedFirewall {
+        node,
+        options,
+        config,
+        client_addr,
+        unreadable: Vec::new(),
+        requests: 0,
+        vm_nodes: BTreeMap::new(),
+    }
+}
+
+/// The configuration `obs` would have after applying the spec (guard ignored: this
+/// answers "what would it be", it changes nothing).
+pub fn post_plan_config(spec: &Spec, obs: &ObservedFirewall) -> FirewallConfig {
+    let mut s = spec.clone();
+    s.safety_guards.allow_firewall_changes = true;
+    let p = plan_firewall(&s, obs, &[]);
+    let mut st = FwState::of(obs);
+    for a in &p.actions {
+        if let Op::Firewall(f) = &a.op {
+            for step in &f.steps {
+                model_step(&mut st, &f.scope, step);
+            }
+        }
+    }
+    st.config
+}
+
+/// The configuration the spec declares, compiled onto a fresh node.
+pub fn compile_spec(spec: &Spec) -> FirewallConfig {
+    post_plan_config(spec, &empty_observed(spec, None))
+}
+
+// ---------------------------------------------------------------------------
 // Validation
 // ---------------------------------------------------------------------------
 

@@ -19,25 +19,12 @@ fn preprod() -> Spec {
     load(text)
 }
 
-/// A node with no firewall configuration at all, as a fresh install has.
 fn empty_observed(spec: &Spec, client: Option<&str>) -> ObservedFirewall {
-    let node = spec.node.name.clone();
-    let mut config = FirewallConfig::default();
-    let mut host = labwright_firewall::HostFirewall::default();
-    host.network.addrs = node_addrs(spec);
-    config.nodes.insert(node.clone(), host);
-    let mut options = BTreeMap::new();
-    options.insert("cluster".to_string(), BTreeMap::new());
-    options.insert(format!("node/{node}"), BTreeMap::new());
-    ObservedFirewall {
-        node,
-        options,
-        config,
-        client_addr: client.and_then(|c| c.parse().ok()),
-        unreadable: Vec::new(),
-        requests: 0,
-        vm_nodes: BTreeMap::new(),
-    }
+    let mut o = super::empty_observed(spec, client.and_then(|c| c.parse().ok()));
+    // The tests add VMs themselves.
+    o.config.vms.clear();
+    o.options.retain(|k, _| !k.starts_with("vm/"));
+    o
 }
 
 /// The observed firewall after the plan's steps, as the executor would leave it.

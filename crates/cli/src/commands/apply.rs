@@ -168,7 +168,18 @@ async fn run_connected(
             let observed = scan(&conn.client, &p.node, &scope)
                 .await
                 .context("scan failed")?;
-            let now = observed.fingerprint(&scope.vmids);
+            let fw = labwright_engine::firewall::scan_firewall(
+                &conn.client,
+                &loaded.spec,
+                &observed,
+                conn.client_addr,
+            )
+            .await
+            .context("firewall scan failed")?;
+            let now = labwright_engine::firewall::combined_fingerprint(
+                &observed.fingerprint(&scope.vmids),
+                fw.as_ref(),
+            );
             if now != p.scan_fingerprint {
                 bail!(
                     "the saved plan {} is stale: the node changed since it was made (scan {} → {}); run `labwright plan` again",
@@ -212,6 +223,7 @@ async fn run_connected(
         allow_risk,
         journal_dir: (!args.dry_run).then(|| args.journal_dir.clone()),
         concurrency: 3,
+        firewall: super::firewall::apply_options(conn),
         ..ApplyOptions::default()
     };
     let progress = Lines {

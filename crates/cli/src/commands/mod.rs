@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod check;
 mod common;
+pub mod firewall;
 pub mod plan;
 pub mod scan;
 pub mod schema;
@@ -22,5 +23,6 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Apply(a) => apply::run(a, &cli.global),
         Command::Validate(a) => validate::run(a, &cli.global),
         Command::Sim(a) => sim::run(a),
+        Command::Firewall(a) => firewall::run(a, &cli.global),
     }
 }

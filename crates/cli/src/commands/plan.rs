@@ -48,7 +48,14 @@ pub async fn compute(
     let observed = scan(&conn.client, &spec.node.name, &scope)
         .await
         .context("scan failed")?;
-    let mut plan = labwright_engine::plan(spec, &observed);
+    // Firewall wave (issue 6): the firewall is read only when the spec declares one;
+    // a plan whose lockout proof fails is refused here.
+    let fw =
+        labwright_engine::firewall::scan_firewall(&conn.client, spec, &observed, conn.client_addr)
+            .await
+            .context("firewall scan failed")?;
+    let mut plan = labwright_engine::plan_with_firewall(spec, &observed, fw.as_ref());
+    super::firewall::gate_plan(&mut plan)?;
     // The ssd-backup-space warning again, with the storage's real figures.
     for job in want.backup_jobs.values() {
         if labwright_policy::is_system_ssd_storage(spec, &job.storage)
