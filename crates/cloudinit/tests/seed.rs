@@ -16,7 +16,7 @@ use labwright_cloudinit::{
 };
 use labwright_spec::Spec;
 use labwright_spec::model::Vm;
-use labwright_spec::types::SecretRef;
+use labwright_spec::types::{Cidr, SecretRef};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -90,7 +90,9 @@ fn plan(spec: &Spec, name: &str) -> Result<SeedPlan, Error> {
     plan_seed(spec, vm(spec, name), &SeedOptions::default())
 }
 
-/// Every (spec, seed) the canonical specs produce.
+/// Every (spec, seed) the canonical specs produce, plus variants that exercise the
+/// branches those specs do not use (SSH keys, extra packages, no user, no Compose,
+/// accepted routes, a static address).
 fn all_seeds() -> Result<Vec<(String, Seed)>, Error> {
     let mut out = Vec::new();
     for name in SPECS {
@@ -100,7 +102,52 @@ fn all_seeds() -> Result<Vec<(String, Seed)>, Error> {
             out.push((format!("{name}/{}", v.name), s));
         }
     }
+    let spec = load("nas.desired.yaml");
+    let mut v = vm(&spec, "edge-gateway").clone();
+    if let Some(b) = v.bootstrap.as_mut() {
+        if let Some(u) = b.user.as_mut() {
+            u.ssh_authorized_keys =
+                vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9vZ3VzZXI loic@admin-pc".into()];
+        }
+        b.packages = vec!["htop".into(), "qemu-guest-agent".into()];
+        if let Some(ts) = b.tailscale.as_mut() {
+            ts.accept_routes = true;
+        }
+        let app = vm(&spec, "app-host").bootstrap.clone().unwrap_or_default();
+        b.docker = app.docker.map(|mut d| {
+            d.compose = false;
+            d
+        });
+        b.naas = app.naas.map(|mut n| {
+            n.owner = None;
+            n
+        });
+    }
+    if let Some(nic) = v.nics.get_mut("net0") {
+        nic.address = Some(cidr("192.168.1.20/24"));
+        nic.gateway = Some(std::net::IpAddr::from([192, 168, 1, 1]));
+    }
+    out.push((
+        "variant/everything".into(),
+        render_seed(&spec, &v, &observed_macs(&v), &canary_resolver)?,
+    ));
+    let mut bare = vm(&spec, "app-host").clone();
+    if let Some(b) = bare.bootstrap.as_mut() {
+        b.user = None;
+        b.docker = None;
+    }
+    out.push((
+        "variant/no-user".into(),
+        render_seed(&spec, &bare, &observed_macs(&bare), &canary_resolver)?,
+    ));
     Ok(out)
+}
+
+fn cidr(s: &str) -> Cidr {
+    match s.parse() {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    }
 }
 
 /// Finds an external tool or fails with how to get it: these checks must never pass
@@ -142,10 +189,12 @@ fn every_user_data_passes_cloud_init_schema() -> TestResult {
     let dir = tempfile::tempdir()?;
     let seeds = all_seeds()?;
     assert!(
-        seeds.len() >= 4,
-        "expected seeds for both specs, got {}",
+        seeds.len() >= 6,
+        "expected seeds for both specs and the variants, got {}",
         seeds.len()
     );
+    // cloud-init takes one file per run and a second to start: run them side by side.
+    let mut children = Vec::new();
     for (i, (what, s)) in seeds.iter().enumerate() {
         for (kind, text) in [
             ("real", s.user_data.expose()),
@@ -153,12 +202,24 @@ fn every_user_data_passes_cloud_init_schema() -> TestResult {
         ] {
             let f = dir.path().join(format!("user-data-{i}-{kind}"));
             std::fs::write(&f, text)?;
-            let fs = f.display().to_string();
-            let (ok, out, err) = run(&cloud_init, &["schema", "--config-file", &fs]);
-            let out = String::from_utf8_lossy(&out);
-            assert!(ok, "{what} ({kind}) fails cloud-init schema:\n{out}\n{err}");
-            assert!(out.contains("Valid cloud-config"), "{what}: {out}");
+            let child = Command::new(&cloud_init)
+                .args(["schema", "--config-file"])
+                .arg(&f)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()?;
+            children.push((format!("{what} ({kind})"), child));
         }
+    }
+    for (what, child) in children {
+        let o = child.wait_with_output()?;
+        let out = String::from_utf8_lossy(&o.stdout);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status.success(),
+            "{what} fails cloud-init schema:\n{out}\n{err}"
+        );
+        assert!(out.contains("Valid cloud-config"), "{what}: {out}");
     }
     Ok(())
 }
