@@ -104,8 +104,8 @@ pub struct SeedPlan {
     /// The user-data with the auth key replaced by `<redacted:env:NAME>`.
     pub user_data_redacted: String,
     pub meta_data: String,
-    /// The network-config as far as the spec fixes it (MACs PVE has not assigned yet
-    /// are shown as placeholders).
+    /// The network-config with the MACs known so far (from the spec or
+    /// [`SeedOptions::nic_macs`]); the others are shown as placeholders.
     pub network_config: String,
     /// The secret the real user-data needs, if any (shown as the reference).
     pub auth_key: Option<SecretRef>,
@@ -423,7 +423,7 @@ impl Model {
         })
     }
 
-    fn plan(&self, _opts: &SeedOptions) -> Result<SeedPlan, Error> {
+    fn plan(&self, opts: &SeedOptions) -> Result<SeedPlan, Error> {
         let user_data_redacted = self.user_data(None)?;
         // The hash covers what the spec fixes, not the MACs PVE assigns later: the
         // instance-id (and so the seed's name) is the same in plan and in apply.
@@ -452,7 +452,7 @@ impl Model {
             instance_id,
             user_data_redacted,
             meta_data,
-            network_config: network_intent,
+            network_config: self.network_config(opts, MacPolicy::Placeholder)?,
             auth_key: self.tailscale.as_ref().map(|t| t.auth_key.clone()),
         })
     }
