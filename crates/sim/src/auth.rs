@@ -205,6 +205,16 @@ pub fn check(
                 Err("Permission check failed".into())
             }
         }
+        "perm-modify" => {
+            let path = subst(arr.get(1).and_then(Value::as_str).unwrap_or("/"), params);
+            if has(st, who, &path, "Permissions.Modify") {
+                Ok(())
+            } else {
+                Err(format!(
+                    "Permission check failed ({path}, Permissions.Modify)"
+                ))
+            }
+        }
         "userid-group" => {
             if has(st, who, "/access/groups", "User.Modify") {
                 Ok(())

@@ -51,6 +51,8 @@ fn uri_value(ctx: &Ctx, method: &str, path: &str, name: &str) -> String {
         "pos" => "0".into(),
         "id" => "job1".into(),
         "cidr" => "10.0.0.0/8".into(),
+        "userid" => "root@pam".into(),
+        "tokenid" => "walk".into(),
         other => panic!("no URI value for {{{other}}} in {path}"),
     }
 }

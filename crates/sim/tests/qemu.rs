@@ -414,7 +414,7 @@ async fn guest_agent_with_simulated_guest() {
         "QEMU guest agent is not running\n",
         "the guest is still booting"
     );
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
     let r = api.post("/nodes/proxmox/qemu/100/agent/ping", &[]).await;
     assert_eq!(r.body["data"]["result"], serde_json::json!({}));
     let r = api

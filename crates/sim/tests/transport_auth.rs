@@ -327,3 +327,104 @@ async fn unknown_node_and_offline_node() {
     assert_eq!(r.data()[0]["type"], "cluster");
     assert_eq!(r.data().as_array().unwrap().len(), 4);
 }
+
+#[tokio::test]
+async fn new_privsep_token_starts_without_rights_until_an_acl_grants_them() {
+    let api = common::start_default().await;
+    let r = api
+        .post(
+            "/access/users/root@pam/token/automation",
+            &[("comment", "ci")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.data()["full-tokenid"], "root@pam!automation");
+    assert_eq!(r.data()["info"]["privsep"], 1);
+    let secret = r.data()["value"].as_str().unwrap().to_string();
+    assert!(uuid::Uuid::parse_str(&secret).is_ok());
+    let tok = format!("PVEAPIToken=root@pam!automation={secret}");
+    // privsep: the intersection of user and token ACLs, which is empty: lists filter.
+    let r = api.call_as(&tok, "GET", "/cluster/resources", &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.data().as_array().unwrap().len(), 0, "{:?}", r.body);
+    let r = api.call_as(&tok, "GET", "/nodes/proxmox/status", &[]).await;
+    assert_eq!(
+        r.message(),
+        "Permission check failed (/nodes/proxmox, Sys.Audit)\n"
+    );
+    let r = api
+        .put(
+            "/access/acl",
+            &[
+                ("path", "/"),
+                ("roles", "PVEAuditor"),
+                ("tokens", "root@pam!automation"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        api.call_as(&tok, "GET", "/nodes/proxmox/status", &[])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        api.delete("/access/users/root@pam/token/automation", &[])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(api.call_as(&tok, "GET", "/nodes", &[]).await.status, 401);
+}
+
+#[tokio::test]
+async fn root_ticket_may_skiplock() {
+    let api = common::start_default().await;
+    api.create_vm(100, &[]).await;
+    let pw = api.sim.root_password();
+    let r = api
+        .call_as(
+            "",
+            "POST",
+            "/access/ticket",
+            &[("username", "root"), ("realm", "pam"), ("password", &pw)],
+        )
+        .await;
+    let ticket = r.data()["ticket"].as_str().unwrap().to_string();
+    let csrf = r.data()["CSRFPreventionToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cookie = format!("PVEAuthCookie={}", common::urlencode(&ticket));
+    let resp = api
+        .http
+        .put(format!("{}/nodes/proxmox/qemu/100/config", api.base))
+        .header("Cookie", &cookie)
+        .header("CSRFPreventionToken", &csrf)
+        .form(&[("lock", "backup")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let r = api
+        .put("/nodes/proxmox/qemu/100/config", &[("name", "x")])
+        .await;
+    assert_eq!(r.message(), "VM is locked (backup)\n");
+    let resp = api
+        .http
+        .put(format!("{}/nodes/proxmox/qemu/100/config", api.base))
+        .header("Cookie", &cookie)
+        .header("CSRFPreventionToken", &csrf)
+        .form(&[("delete", "lock"), ("skiplock", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        api.put("/nodes/proxmox/qemu/100/config", &[("name", "x")])
+            .await
+            .status,
+        200
+    );
+}

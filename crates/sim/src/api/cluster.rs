@@ -58,6 +58,53 @@ pub fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             {"realm": "pve", "type": "pve", "comment": "Proxmox VE authentication server"}
         ]).into()),
         ("GET", "/access/permissions") => permissions(inner, r),
+        ("GET", "/access/acl") => Ok(inner
+            .with_state(|st| {
+                Value::Array(
+                    st.acls
+                        .iter()
+                        .filter(|a| auth::has(st, &r.who, &a.path, "Permissions.Modify"))
+                        .map(|a| {
+                            let ty = if a.ugid.contains('!') { "token" } else { "user" };
+                            json!({"path": a.path, "ugid": a.ugid, "type": ty, "roleid": a.role,
+                                   "propagate": if a.propagate { 1 } else { 0 }})
+                        })
+                        .collect(),
+                )
+            })
+            .into()),
+        ("PUT", "/access/acl") => acl_update(inner, r),
+        ("GET", "/access/users/{userid}/token") => inner.with_state(|st| {
+            let u = r.s("userid");
+            let user = st.users.get(&u).ok_or_else(|| ApiError::e500(format!("no such user ('{u}')")))?;
+            Ok(Value::Array(user.tokens.iter().map(|(id, t)| token_info(id, t)).collect()).into())
+        }),
+        ("GET", "/access/users/{userid}/token/{tokenid}") => inner.with_state(|st| {
+            let (u, id) = (r.s("userid"), r.s("tokenid"));
+            let t = st
+                .users
+                .get(&u)
+                .and_then(|x| x.tokens.get(&id))
+                .ok_or_else(|| ApiError::e500(format!("no such token '{id}' for user '{u}'")))?;
+            Ok(token_info(&id, t).into())
+        }),
+        ("POST", "/access/users/{userid}/token/{tokenid}") => token_create(inner, r),
+        ("DELETE", "/access/users/{userid}/token/{tokenid}") => inner.with_state(|st| {
+            let (u, id) = (r.s("userid"), r.s("tokenid"));
+            let user = st.users.get_mut(&u).ok_or_else(|| ApiError::e500(format!("no such user ('{u}')")))?;
+            user.tokens
+                .shift_remove(&id)
+                .ok_or_else(|| ApiError::e500(format!("no such token '{id}' for user '{u}'")))?;
+            let full = format!("{u}!{id}");
+            st.acls.retain(|a| a.ugid != full);
+            Ok(Value::Null.into())
+        }),
+        ("GET", "/cluster/options") => Ok(json!({"keyboard": "en-us", "mac_prefix": "BC:24:11",
+            "console": "html5", "tag-style": {}, "next-id": {"lower": "100", "upper": "1000000"}}).into()),
+        ("GET", "/cluster/ha/resources" | "/cluster/replication" | "/pools" | "/nodes/{node}/lxc") => {
+            Ok(json!([]).into())
+        }
+        ("GET", "/nodes/{node}/dns") => Ok(json!({"search": "lan", "dns1": "192.168.1.1"}).into()),
         _ => Err(missing(r)),
     }
 }
@@ -488,5 +535,93 @@ fn permissions(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
             }
         }
         Ok(Value::Object(out).into())
+    })
+}
+
+fn token_info(id: &str, t: &crate::state::Token) -> Value {
+    let mut v =
+        json!({"tokenid": id, "privsep": if t.privsep { 1 } else { 0 }, "expire": t.expire});
+    if let Some(c) = &t.comment {
+        v["comment"] = json!(c);
+    }
+    v
+}
+
+/// `POST /access/users/{userid}/token/{tokenid}`: the secret (a UUID) is shown once.
+fn token_create(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
+    let (u, id) = (r.s("userid"), r.s("tokenid"));
+    let secret = {
+        let bytes: [u8; 16] = match inner.rng.lock() {
+            Ok(mut g) => rand::Rng::random(&mut *g),
+            Err(_) => [7; 16],
+        };
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .to_string()
+    };
+    inner.with_state(|st| {
+        let user = st
+            .users
+            .get_mut(&u)
+            .ok_or_else(|| ApiError::e500(format!("no such user ('{u}')")))?;
+        if user.tokens.contains_key(&id) {
+            return Err(ApiError::e500("Token already exists."));
+        }
+        let t = crate::state::Token {
+            secret: secret.clone(),
+            privsep: r.str("privsep").is_none_or(|p| p == "1"),
+            comment: r.str("comment"),
+            expire: r.i64("expire").unwrap_or(0).max(0) as u64,
+        };
+        let info = token_info(&id, &t);
+        user.tokens.insert(id.clone(), t);
+        Ok(json!({"full-tokenid": format!("{u}!{id}"), "info": info, "value": secret}).into())
+    })
+}
+
+/// `PUT /access/acl`: add or (with `delete=1`) remove role assignments.
+fn acl_update(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
+    let path = r.s("path");
+    let roles = crate::formats::split_list(&r.s("roles"));
+    let mut subjects: Vec<String> = vec![];
+    for k in ["users", "tokens"] {
+        subjects.extend(crate::formats::split_list(&r.s(k)));
+    }
+    if r.params.contains_key("groups") {
+        return Err(ApiError::new(
+            501,
+            "groups are not simulated by labwright-sim",
+        ));
+    }
+    let propagate = r.str("propagate").is_none_or(|p| p == "1");
+    let delete = r.flag("delete");
+    inner.with_state(|st| {
+        for role in &roles {
+            if auth::role_privs(role).is_empty() && role != "NoAccess" {
+                return Err(ApiError::e500(format!("role '{role}' does not exist")));
+            }
+        }
+        for s in &subjects {
+            let exists = match s.split_once('!') {
+                Some((u, t)) => st.users.get(u).is_some_and(|x| x.tokens.contains_key(t)),
+                None => st.users.contains_key(s),
+            };
+            if !exists {
+                return Err(ApiError::e500(format!("user '{s}' does not exist")));
+            }
+            for role in &roles {
+                st.acls
+                    .retain(|a| !(a.path == path && &a.ugid == s && &a.role == role));
+                if !delete {
+                    st.acls.push(crate::state::Acl {
+                        path: path.clone(),
+                        ugid: s.clone(),
+                        role: role.clone(),
+                        propagate,
+                    });
+                }
+            }
+        }
+        Ok(Value::Null.into())
     })
 }

@@ -721,6 +721,26 @@ fn ipsets(st: &mut State, r: &Req) -> Result<Reply, ApiError> {
                 }
                 Ok(Value::Null.into())
             }
+            "PUT" => {
+                check_digest(r, &set.entries)?;
+                let i =
+                    idx.ok_or_else(|| ApiError::e500(format!("no such IP/Network '{cidr}'")))?;
+                let e = &mut set.entries[i];
+                match r.str("comment") {
+                    Some(c) => {
+                        e.insert("comment".into(), json!(c));
+                    }
+                    None => {
+                        e.shift_remove("comment");
+                    }
+                }
+                if r.flag("nomatch") {
+                    e.insert("nomatch".into(), json!(1));
+                } else {
+                    e.shift_remove("nomatch");
+                }
+                Ok(Value::Null.into())
+            }
             _ => Err(missing(r)),
         };
     }

@@ -100,6 +100,23 @@ pub async fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         ("PUT", "/nodes/{node}/qemu/{vmid}/config") => update_config(inner, r, false).await,
         ("GET", "/nodes/{node}/qemu/{vmid}/pending") => pending(inner, r),
         ("PUT", "/nodes/{node}/qemu/{vmid}/resize") => resize(inner, r),
+        // The cloud-init drive is regenerated from the current config at once; nothing
+        // is ever pending for it.
+        ("GET", "/nodes/{node}/qemu/{vmid}/cloudinit") => inner.with_state(|st| {
+            let vm = st.vm(&r.node(), r.vmid())?;
+            let keys = ["ciuser", "cipassword", "citype", "ciupgrade", "cicustom", "nameserver", "searchdomain", "sshkeys"];
+            let out: Vec<Value> = vm
+                .conf
+                .iter()
+                .filter(|(k, _)| keys.contains(&k.as_str()) || k.starts_with("ipconfig"))
+                .map(|(k, v)| json!({"key": k, "value": if k == "cipassword" { "**********" } else { v.as_str() }}))
+                .collect();
+            Ok(Value::Array(out).into())
+        }),
+        ("PUT", "/nodes/{node}/qemu/{vmid}/cloudinit") => inner.with_state(|st| {
+            st.vm(&r.node(), r.vmid())?;
+            Ok(Value::Null.into())
+        }),
         ("GET", "/nodes/{node}/qemu/{vmid}/status") => {
             inner.with_state(|st| st.vm(&r.node(), r.vmid()).map(|_| ()))?;
             Ok(json!([{"subdir": "current"}, {"subdir": "start"}, {"subdir": "stop"},
