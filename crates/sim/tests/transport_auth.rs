@@ -229,10 +229,10 @@ async fn pves_501_cases() {
         "Method 'GET /nodes/proxmox/nonsense' not implemented\n"
     );
     // In the schema but not simulated: 501 naming the path.
-    let r = api.get("/nodes/proxmox/lxc").await;
+    let r = api.get("/nodes/proxmox/ceph/status").await;
     assert_eq!(r.status, 501);
     assert!(
-        r.message().contains("GET /nodes/{node}/lxc"),
+        r.message().contains("GET /nodes/{node}/ceph/status"),
         "{}",
         r.message()
     );
