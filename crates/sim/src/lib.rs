@@ -145,6 +145,18 @@ pub struct Credentials {
     pub ca_pem: String,
 }
 
+impl Credentials {
+    /// Reads `credentials.json` from a state folder written by a running simulator.
+    pub fn load(state_dir: &std::path::Path) -> Result<Credentials, SimError> {
+        let path = state_dir.join("credentials.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| SimError::State {
+            path: path.clone(),
+            source: e,
+        })?;
+        serde_json::from_str(&text).map_err(|e| SimError::StateFormat { path, source: e })
+    }
+}
+
 /// The running simulator.
 pub struct SimHandle {
     inner: Arc<server::Inner>,

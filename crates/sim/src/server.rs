@@ -39,6 +39,7 @@ pub struct Inner {
     pub flocks: Mutex<HashMap<String, u64>>,
     pub fingerprint: String,
     pub state_file: Option<PathBuf>,
+    pub persist_lock: Mutex<()>,
 }
 
 impl Inner {
@@ -66,11 +67,18 @@ impl Inner {
     }
 
     /// Writes the state file (atomically) when a state folder is configured.
+    ///
+    /// The file holds token secrets and passwords, so it is created with mode 0600, and
+    /// writers are serialised so a rename never publishes a half-written file.
     pub fn persist(&self) {
         let Some(path) = &self.state_file else { return };
+        let _guard = match self.persist_lock.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
         let text = self.with_state(|st| serde_json::to_string(st).unwrap_or_default());
         let tmp = path.with_extension("json.tmp");
-        if std::fs::write(&tmp, text).is_ok() {
+        if write_private(&tmp, &text).is_ok() {
             let _ = std::fs::rename(&tmp, path);
         }
     }
@@ -418,6 +426,7 @@ pub async fn start(cfg: SimConfig) -> Result<SimHandle, SimError> {
         flocks: Mutex::new(HashMap::new()),
         fingerprint,
         state_file,
+        persist_lock: Mutex::new(()),
         cfg,
     });
     inner.persist();
@@ -891,6 +900,16 @@ async fn process(inner: &Arc<Inner>, req: Request) -> Result<Response, ApiError>
     }
 
     crate::schema::validate(&mut params, &info.parameters).map_err(ApiError::params)?;
+
+    // Node-scoped calls that PVE does not proxy still resolve the node name.
+    if template.contains("{node}") && info.proxyto.is_none() {
+        let node = params.get("node").and_then(PVal::as_str).unwrap_or_default();
+        if inner.with_state(|st| !st.nodes.contains_key(&node)) {
+            return Err(ApiError::e500(format!(
+                "hostname lookup '{node}' failed - failed to get address info for: {node}: Name or service not known"
+            )));
+        }
+    }
 
     // Fault injection (after validation: a fault looks like a runtime failure).
     let f = &inner.cfg.faults;

@@ -663,6 +663,19 @@ async fn state_persists_across_restarts_and_reset_discards_it() {
             0o600
         );
     }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let st = dir.path().join("state.json");
+        assert_eq!(
+            std::fs::metadata(&st).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "state holds secrets"
+        );
+    }
+    let loaded = labwright_sim::Credentials::load(dir.path()).unwrap();
+    assert_eq!(loaded.token_secret, secret);
+    assert_eq!(loaded.fingerprint, fp);
     let text = std::fs::read_to_string(&cred).unwrap();
     assert!(text.contains(&secret) && text.contains(&fp));
     api.sim.shutdown().await;
