@@ -903,7 +903,10 @@ async fn process(inner: &Arc<Inner>, req: Request) -> Result<Response, ApiError>
 
     // Node-scoped calls that PVE does not proxy still resolve the node name.
     if template.contains("{node}") && info.proxyto.is_none() {
-        let node = params.get("node").and_then(PVal::as_str).unwrap_or_default();
+        let node = params
+            .get("node")
+            .and_then(PVal::as_str)
+            .unwrap_or_default();
         if inner.with_state(|st| !st.nodes.contains_key(&node)) {
             return Err(ApiError::e500(format!(
                 "hostname lookup '{node}' failed - failed to get address info for: {node}: Name or service not known"

@@ -1460,7 +1460,11 @@ fn resize(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         };
         let amount =
             parse_size(num).ok_or_else(|| ApiError::param("size", "unable to parse size"))?;
-        let new = if plus { cur + amount } else { amount };
+        let new = if plus {
+            cur.saturating_add(amount)
+        } else {
+            amount
+        };
         if new < cur {
             return Err(ApiError::e500(
                 "shrinking disks is not supported".to_string(),
