@@ -226,7 +226,7 @@ impl FwOp {
                 }
                 FwStep::RulePut { id, rule, index } => {
                     out.push(format!(
-                        "POST|PUT {base}/rules {} (rule [lw:{id}]; new non-ACCEPT rules are created disabled)",
+                        "POST {base}/rules {} (PUT {base}/rules/<pos of [lw:{id}]> when it exists; a new non-ACCEPT rule is created with enable=0 and enabled after the move)",
                         rule_params_text(rule)
                     ));
                     out.push(format!(

@@ -379,26 +379,42 @@ fn intent(spec: &Spec, phase: u8, from: &str, to: &Dest, r: (u16, u16)) -> Inten
     let seg_phase = |s: &str| spec.networks.segments.get(s).map_or(0, |x| x.phase.0);
     let to_name = to.name.as_str();
     let later = seg_phase(from) > phase;
+    let mut deferred = false;
     if let Some(m) = matrix {
         let hit = |list: &[labwright_spec::model::MatrixFlow]| {
             list.iter()
                 .any(|f| f.from == from && f.to == to_name && covers(&ranges(&f.ports), r))
         };
-        if hit(&m.deny) {
-            return if matrix_live && !later {
-                Intent::Deny
-            } else {
-                Intent::Later
-            };
-        }
-        if hit(&m.allow) {
-            return if matrix_live && !later {
-                Intent::Allow
-            } else {
-                Intent::Later
-            };
+        let said = if hit(&m.deny) {
+            Some(Intent::Deny)
+        } else if hit(&m.allow) {
+            Some(Intent::Allow)
+        } else {
+            None
+        };
+        match said {
+            Some(i) if matrix_live && !later => return i,
+            Some(_) => deferred = true,
+            None => {}
         }
     }
+    let base = base_intent(spec, phase, from, to, r, later);
+    if base == Intent::None && deferred {
+        Intent::Later
+    } else {
+        base
+    }
+}
+
+/// Intent from the safety guards (node) and the VM allowlists.
+fn base_intent(
+    spec: &Spec,
+    phase: u8,
+    from: &str,
+    to: &Dest,
+    r: (u16, u16),
+    later: bool,
+) -> Intent {
     match &to.target {
         Target::Node(_) => {
             let mgmt = r.0 == r.1 && fw::MGMT_PORTS.contains(&r.0);
@@ -420,10 +436,19 @@ fn intent(spec: &Spec, phase: u8, from: &str, to: &Dest, r: (u16, u16)) -> Inten
             if vm.phase.0 > phase {
                 return Intent::Later;
             }
-            let allowed = vf
-                .allow
-                .iter()
-                .any(|e| e.from == from && covers(&ranges(&e.ports), r));
+            // Intended when the row is that source, or lies wholly inside it (the
+            // management PC is part of the LAN).
+            let row = nets_of(spec, from);
+            let allowed = vf.allow.iter().any(|e| {
+                covers(&ranges(&e.ports), r)
+                    && (e.from == from || {
+                        let allowed_nets = nets_of(spec, &e.from);
+                        !row.is_empty()
+                            && row
+                                .iter()
+                                .all(|n| allowed_nets.iter().any(|a| a.0.contains(&n.0)))
+                    })
+            });
             if allowed {
                 return if later { Intent::Later } else { Intent::Allow };
             }
@@ -432,6 +457,32 @@ fn intent(spec: &Spec, phase: u8, from: &str, to: &Dest, r: (u16, u16)) -> Inten
             } else {
                 Intent::None
             }
+        }
+    }
+}
+
+/// The addresses a matrix or allowlist name stands for.
+fn nets_of(spec: &Spec, name: &str) -> Vec<Cidr> {
+    if let Some(s) = spec.networks.segments.get(name) {
+        return vec![s.cidr];
+    }
+    match name {
+        "tailscale" => spec
+            .safety_guards
+            .tailscale_cidr
+            .or_else(|| "100.64.0.0/10".parse::<Cidr>().ok())
+            .into_iter()
+            .collect(),
+        "management" => spec.safety_guards.management_access_cidrs.clone(),
+        other => {
+            let alias = spec
+                .firewall
+                .as_ref()
+                .and_then(|f| f.aliases.get(other).copied());
+            alias
+                .or_else(|| other.parse::<Cidr>().ok())
+                .into_iter()
+                .collect()
         }
     }
 }
