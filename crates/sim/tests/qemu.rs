@@ -204,6 +204,23 @@ async fn digest_pending_and_hotplug() {
     assert_eq!(r.message(), "VM 100 is running - destroy failed\n");
     let r = api.post("/nodes/proxmox/qemu/100/status/start", &[]).await;
     assert_eq!(api.wait(r.data()).await, "VM 100 already running");
+    // A paused VM cannot be shut down without forceStop.
+    let r = api
+        .post("/nodes/proxmox/qemu/100/status/suspend", &[])
+        .await;
+    assert_eq!(api.wait(r.data()).await, "OK");
+    assert_eq!(
+        api.get("/nodes/proxmox/qemu/100/status/current")
+            .await
+            .data()["qmpstatus"],
+        "paused"
+    );
+    let r = api
+        .post("/nodes/proxmox/qemu/100/status/shutdown", &[])
+        .await;
+    assert_eq!(api.wait(r.data()).await, "VM is paused - cannot shutdown");
+    let r = api.post("/nodes/proxmox/qemu/100/status/resume", &[]).await;
+    assert_eq!(api.wait(r.data()).await, "OK");
     for _ in 0..2 {
         let r = api.post("/nodes/proxmox/qemu/100/status/stop", &[]).await;
         assert_eq!(api.wait(r.data()).await, "OK", "stop is idempotent");

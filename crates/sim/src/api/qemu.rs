@@ -127,6 +127,9 @@ pub async fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         ("POST", "/nodes/{node}/qemu/{vmid}/status/stop") => power(inner, r, "qmstop"),
         ("POST", "/nodes/{node}/qemu/{vmid}/status/shutdown") => power(inner, r, "qmshutdown"),
         ("POST", "/nodes/{node}/qemu/{vmid}/status/reboot") => power(inner, r, "qmreboot"),
+        ("POST", "/nodes/{node}/qemu/{vmid}/status/reset") => power(inner, r, "qmreset"),
+        ("POST", "/nodes/{node}/qemu/{vmid}/status/suspend") => power(inner, r, "qmsuspend"),
+        ("POST", "/nodes/{node}/qemu/{vmid}/status/resume") => power(inner, r, "qmresume"),
         ("GET", "/nodes/{node}/qemu/{vmid}/snapshot") => snapshot_list(inner, r),
         ("POST", "/nodes/{node}/qemu/{vmid}/snapshot") => snapshot_create(inner, r),
         ("GET", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}") => {
@@ -1182,7 +1185,7 @@ fn power(inner: &Arc<Inner>, r: &Req, kind: &'static str) -> Result<Reply, ApiEr
     let skiplock = r.flag("skiplock");
     inner.with_state(|st| {
         let vm = st.vm(&node, vmid)?;
-        if kind == "qmreboot" && !vm.running {
+        if matches!(kind, "qmreboot" | "qmreset" | "qmsuspend" | "qmresume") && !vm.running {
             return Err(ApiError::e500(format!("VM {vmid} not running")));
         }
         Ok(())
@@ -1194,6 +1197,7 @@ fn power(inner: &Arc<Inner>, r: &Req, kind: &'static str) -> Result<Reply, ApiEr
     let secs = match kind {
         "qmstop" => 0.5,
         "qmshutdown" => 3.0,
+        "qmsuspend" | "qmresume" | "qmreset" => 0.3,
         _ => 4.0,
     };
     let scale = inner.cfg.time_scale;
@@ -1221,6 +1225,19 @@ fn power(inner: &Arc<Inner>, r: &Req, kind: &'static str) -> Result<Reply, ApiEr
                         return Err("VM is paused - cannot shutdown".into());
                     }
                     vm.running = false;
+                }
+                "qmsuspend" => {
+                    vm.paused = true;
+                    return Ok(vec![]);
+                }
+                "qmresume" => {
+                    if !vm.paused {
+                        return Err(format!("VM {vmid} not paused"));
+                    }
+                }
+                "qmreset" => {
+                    vm.started_at = now();
+                    vm.agent_ready_at = now_f() + 8.0 * scale;
                 }
                 _ => {
                     if !vm.running {
