@@ -2167,15 +2167,21 @@ pub fn validate_checks(spec: &Spec, obs: &ObservedFirewall) -> Vec<crate::valida
     };
     out.push(Check {
         name: "firewall matches the spec".into(),
+        // Differences the spec's own guard holds back are reported, not failed (like
+        // every other held item): the spec asked for the firewall to be left alone.
         status: if pending.is_empty() {
             CheckStatus::Pass
-        } else {
+        } else if spec.safety_guards.allow_firewall_changes {
             CheckStatus::Fail
+        } else {
+            CheckStatus::Skipped
         },
         detail: if pending.is_empty() {
             "options, aliases, ipsets and [lw:] rules as declared".into()
-        } else {
+        } else if spec.safety_guards.allow_firewall_changes {
             format!("pending: {}", pending.join(", "))
+        } else {
+            format!("held (allowFirewallChanges: false): {}", pending.join(", "))
         },
     });
     let sources = proof_sources(spec, obs.client_addr);
