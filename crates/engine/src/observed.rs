@@ -98,6 +98,31 @@ pub struct ScanScope {
     pub concurrency: usize,
 }
 
+/// The config with pending values applied, and the keys that wait for a reboot, from
+/// `GET …/pending` (whose `digest` entry, when PVE lists it, is the config digest).
+fn config_from_pending(
+    entries: Vec<labwright_pve::api::qemu::PendingEntry>,
+) -> (VmConfig, BTreeSet<String>) {
+    let mut cfg = VmConfig::default();
+    let mut pending = BTreeSet::new();
+    for e in entries {
+        if e.key == "digest" {
+            cfg.digest = e.value.clone();
+            continue;
+        }
+        if e.is_pending() {
+            pending.insert(e.key.clone());
+        }
+        if e.delete.is_some_and(|d| d > 0) {
+            continue;
+        }
+        if let Some(v) = e.pending.or(e.value) {
+            cfg.values.insert(e.key, v);
+        }
+    }
+    (cfg, pending)
+}
+
 fn canonical_prune(job: &BackupJob) -> String {
     let Some(p) = &job.prune_backups else {
         return String::new();
@@ -178,12 +203,35 @@ pub async fn scan(
         .map(|v| (v.vmid, v.node.clone()))
         .collect();
     let conc = scope.concurrency.max(1);
-    let configs: Vec<(u32, String, Result<VmConfig, labwright_pve::Error>)> = stream::iter(wanted)
-        .map(|(vmid, vnode)| async move {
-            // With pending changes applied: what the VM is configured to be, so a hand
-            // edit that waits for a reboot is drift too (pending keys are read below).
-            let c = client.qemu_config(&vnode, vmid).await;
-            (vmid, vnode, c)
+    // One request per guest: a running guest's `…/pending` lists every key with its
+    // current and pending value (so a hand edit waiting for a reboot is drift too); a
+    // stopped guest has nothing pending and its `…/config` carries the digest.
+    let running: BTreeSet<u32> = vms
+        .values()
+        .filter(|v| v.status == "running")
+        .map(|v| v.vmid)
+        .collect();
+    let configs: Vec<(
+        u32,
+        String,
+        Result<(VmConfig, BTreeSet<String>), labwright_pve::Error>,
+    )> = stream::iter(wanted)
+        .map(|(vmid, vnode)| {
+            let is_running = running.contains(&vmid);
+            async move {
+                let c = if is_running {
+                    client
+                        .qemu_pending(&vnode, vmid)
+                        .await
+                        .map(config_from_pending)
+                } else {
+                    client
+                        .qemu_config(&vnode, vmid)
+                        .await
+                        .map(|c| (c, BTreeSet::new()))
+                };
+                (vmid, vnode, c)
+            }
         })
         .buffer_unordered(conc)
         .collect()
@@ -191,7 +239,7 @@ pub async fn scan(
     let mut snapshot_reads = Vec::new();
     let mut status_reads = Vec::new();
     for (vmid, vnode, cfg) in configs {
-        let cfg = match cfg {
+        let (cfg, pending_keys) = match cfg {
             Ok(c) => c,
             // The guest vanished between the inventory and this read.
             Err(e) if e.status() == Some(500) || e.status() == Some(404) => continue,
@@ -227,6 +275,7 @@ pub async fn scan(
                 snapshot_reads.push((vmid, vnode));
             }
             vm.digest = cfg.digest.clone();
+            vm.pending = pending_keys;
             vm.config = Some(
                 cfg.values
                     .iter()
@@ -267,31 +316,6 @@ pub async fn scan(
             vm.status = s.status;
         }
     }
-    // Running guests the plan is about: which keys wait for a reboot.
-    let pending_reads: Vec<(u32, String)> = vms
-        .values()
-        .filter(|v| v.config.is_some() && v.status == "running")
-        .filter(|v| scope.vmids.contains(&v.vmid) || v.is_managed())
-        .map(|v| (v.vmid, v.node.clone()))
-        .collect();
-    let pendings: Vec<(
-        u32,
-        Result<Vec<labwright_pve::api::qemu::PendingEntry>, labwright_pve::Error>,
-    )> = stream::iter(pending_reads)
-        .map(|(vmid, vnode)| async move { (vmid, client.qemu_pending(&vnode, vmid).await) })
-        .buffer_unordered(conc)
-        .collect()
-        .await;
-    for (vmid, p) in pendings {
-        if let (Ok(list), Some(vm)) = (p, vms.get_mut(&vmid)) {
-            vm.pending = list
-                .into_iter()
-                .filter(|e| e.is_pending())
-                .map(|e| e.key)
-                .collect();
-        }
-    }
-
     let backup_jobs = jobs
         .into_iter()
         .map(|j| {
