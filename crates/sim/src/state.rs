@@ -90,6 +90,11 @@ pub struct Vm {
     pub created_at: f64,
     /// Wall-clock second after which the simulated guest agent answers.
     pub agent_ready_at: f64,
+    /// What pvestatd last saw, and when the power state last changed (the stats lag).
+    #[serde(default)]
+    pub stats_running: bool,
+    #[serde(default)]
+    pub running_changed_at: f64,
     pub fw_options: Obj,
     pub fw_rules: Vec<Obj>,
     pub fw_aliases: IndexMap<String, Obj>,
@@ -263,6 +268,27 @@ fn base_node(name: &str, ip: &str, now: u64) -> Node {
         zpools: vec![],
         fw_options: Obj::new(),
         fw_rules: vec![],
+    }
+}
+
+impl Vm {
+    /// Changes the power state, remembering what the (lagging) stats view showed.
+    pub fn set_running(&mut self, running: bool) {
+        if self.running != running {
+            self.stats_running = self.running;
+            self.running_changed_at = crate::util::now_f();
+            self.running = running;
+        }
+    }
+
+    /// The power state as `/cluster/resources` reports it: RRD data is refreshed every
+    /// `lag` seconds, so a change shows up late.
+    pub fn stats_view_running(&self, lag: f64) -> bool {
+        if crate::util::now_f() - self.running_changed_at < lag {
+            self.stats_running
+        } else {
+            self.running
+        }
     }
 }
 

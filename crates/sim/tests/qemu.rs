@@ -90,9 +90,25 @@ async fn nextid_resources_lag_and_task_listing() {
     assert_eq!(r.data()[0]["name"], "test-vm");
     assert_eq!(r.data()[0]["status"], "stopped");
     assert_eq!(api.get("/cluster/nextid").await.data(), "101");
+    // Power changes also reach /cluster/resources only with the next stats round.
+    let s = api.post("/nodes/proxmox/qemu/100/status/start", &[]).await;
+    assert_eq!(api.wait(s.data()).await, "OK");
+    assert_eq!(
+        api.get("/nodes/proxmox/qemu/100/status/current")
+            .await
+            .data()["status"],
+        "running"
+    );
+    let r = api.get("/cluster/resources?type=vm").await;
+    assert_eq!(r.data()[0]["status"], "stopped", "stats lag");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let r = api.get("/cluster/resources?type=vm").await;
+    assert_eq!(r.data()[0]["status"], "running");
     let r = api.call("GET", "/cluster/nextid", &[("vmid", "100")]).await;
     assert_eq!(r.status, 400);
-    let r = api.get("/nodes/proxmox/tasks").await;
+    let r = api
+        .call("GET", "/nodes/proxmox/tasks", &[("typefilter", "qmcreate")])
+        .await;
     assert_eq!(r.body["total"], 1);
     let upid = r.data()[0]["upid"].as_str().unwrap().to_string();
     assert_eq!(r.data()[0]["type"], "qmcreate");

@@ -207,18 +207,19 @@ fn resources(inner: &Inner, r: &Req) -> Value {
                 }
                 let maxmem = vm_maxmem(vm.conf.get("memory"));
                 let maxdisk: u64 = crate::api::qemu::disk_sizes(&vm.conf);
+                let running = vm.stats_view_running(lag);
                 let mut e = json!({
                     "id": id, "vmid": vm.vmid, "node": vm.node, "type": "qemu",
                     "name": vm.conf.get("name").cloned().unwrap_or_else(|| format!("VM {}", vm.vmid)),
-                    "status": if vm.running { "running" } else { "stopped" },
+                    "status": if running { "running" } else { "stopped" },
                     "template": if crate::util::truthy(vm.conf.get("template")) { 1 } else { 0 },
                     "maxcpu": vm.conf.get("cores").and_then(|c| c.parse::<u64>().ok()).unwrap_or(1)
                         * vm.conf.get("sockets").and_then(|c| c.parse::<u64>().ok()).unwrap_or(1),
                     "maxmem": maxmem, "maxdisk": maxdisk, "disk": 0,
-                    "cpu": if vm.running { 0.0123 } else { 0.0 },
-                    "mem": if vm.running { maxmem / 3 } else { 0 },
-                    "memhost": if vm.running { maxmem / 3 } else { 0 },
-                    "uptime": if vm.running { t.saturating_sub(vm.started_at) } else { 0 },
+                    "cpu": if running { 0.0123 } else { 0.0 },
+                    "mem": if running { maxmem / 3 } else { 0 },
+                    "memhost": if running { maxmem / 3 } else { 0 },
+                    "uptime": if running { t.saturating_sub(vm.started_at) } else { 0 },
                     "netin": 0, "netout": 0, "diskread": 0, "diskwrite": 0,
                 });
                 if let Some(tags) = vm.conf.get("tags") {

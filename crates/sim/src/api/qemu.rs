@@ -1152,7 +1152,7 @@ fn start_task(inner: &Arc<Inner>, node: &str, vmid: u32, user: &str, skiplock: b
                     return Err(format!("bridge '{b}' does not exist"));
                 }
             }
-            vm.running = true;
+            vm.set_running(true);
             vm.paused = false;
             vm.started_at = now();
             vm.agent_ready_at = now_f() + 8.0 * scale;
@@ -1218,13 +1218,13 @@ fn power(inner: &Arc<Inner>, r: &Req, kind: &'static str) -> Result<Reply, ApiEr
             check_lock(vm, skiplock)?;
             match kind {
                 "qmstop" => {
-                    vm.running = false;
+                    vm.set_running(false);
                 }
                 "qmshutdown" => {
                     if vm.paused && !force_stop {
                         return Err("VM is paused - cannot shutdown".into());
                     }
-                    vm.running = false;
+                    vm.set_running(false);
                 }
                 "qmsuspend" => {
                     vm.paused = true;
@@ -1384,7 +1384,7 @@ fn snapshot_rollback(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                 .get(&name)
                 .cloned()
                 .ok_or_else(|| format!("snapshot '{name}' does not exist"))?;
-            vm.running = false;
+            vm.set_running(false);
             let mut conf = snap.conf.clone();
             conf.insert("parent".into(), name.clone());
             vm.conf = conf;
@@ -1396,7 +1396,7 @@ fn snapshot_rollback(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                 None => snap.vmstate,
             };
             if autostart {
-                vm.running = true;
+                vm.set_running(true);
                 vm.started_at = now();
                 vm.agent_ready_at = now_f() + 2.0 * scale;
             }
