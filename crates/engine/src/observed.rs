@@ -98,6 +98,13 @@ pub struct ScanScope {
     pub concurrency: usize,
 }
 
+/// One guest's config read: (vmid, node, config and pending keys).
+type ConfigRead = (
+    u32,
+    String,
+    Result<(VmConfig, BTreeSet<String>), labwright_pve::Error>,
+);
+
 /// The config with pending values applied, and the keys that wait for a reboot, from
 /// `GET …/pending` (whose `digest` entry, when PVE lists it, is the config digest).
 fn config_from_pending(
@@ -211,11 +218,7 @@ pub async fn scan(
         .filter(|v| v.status == "running")
         .map(|v| v.vmid)
         .collect();
-    let configs: Vec<(
-        u32,
-        String,
-        Result<(VmConfig, BTreeSet<String>), labwright_pve::Error>,
-    )> = stream::iter(wanted)
+    let configs: Vec<ConfigRead> = stream::iter(wanted)
         .map(|(vmid, vnode)| {
             let is_running = running.contains(&vmid);
             async move {
