@@ -46,6 +46,8 @@ pub struct ApplyArgs {
 
 struct Lines {
     start: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
+    /// `--quiet`: only failures.
+    quiet: bool,
 }
 
 #[allow(clippy::print_stderr)]
@@ -59,7 +61,9 @@ impl Progress for Lines {
             .as_ref()
             .map(|s| format!(" (snapshot {s} first)"))
             .unwrap_or_default();
-        eprintln!("  → {:<28} {}{snap}", a.id, a.target);
+        if !self.quiet {
+            eprintln!("  → {:<28} {}{snap}", a.id, a.target);
+        }
     }
     fn finished(&self, a: &Action, result: Result<(), &str>) {
         let secs = self
@@ -69,12 +73,15 @@ impl Progress for Lines {
             .and_then(|m| m.get(&a.id).map(|t| t.elapsed().as_secs_f64()))
             .unwrap_or_default();
         match result {
+            Ok(()) if self.quiet => {}
             Ok(()) => eprintln!("  ✓ {:<28} {:.1}s", a.id, secs),
             Err(e) => eprintln!("  ✗ {:<28} {e}", a.id),
         }
     }
     fn note(&self, line: &str) {
-        eprintln!("  {line}");
+        if !self.quiet {
+            eprintln!("  {line}");
+        }
     }
 }
 
@@ -192,15 +199,15 @@ async fn run_connected(
         }
         None => super::plan::compute(loaded, spec_path, conn).await?,
     };
-    ui::note(&common::render_plan(
-        &plan,
-        &GlobalArgs {
-            output: OutputFormat::Table,
-            ..g.clone()
-        },
-    ));
+    // -q hides the plan, unless it is about to be confirmed by a person.
+    let shown = GlobalArgs {
+        quiet: g.quiet && (args.yes || args.dry_run),
+        output: OutputFormat::Table,
+        ..g.clone()
+    };
+    ui::info(&shown, &common::render_plan(&plan, &shown));
     if plan.is_empty() {
-        ui::note("Nothing to do.");
+        ui::info(g, "Nothing to do.");
         return Ok(ExitCode::from(exit::OK));
     }
     labwright_engine::apply::check_risk(&plan, allow_risk).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -228,6 +235,7 @@ async fn run_connected(
     };
     let progress = Lines {
         start: Default::default(),
+        quiet: g.quiet,
     };
     let report = tokio::select! {
         r = labwright_engine::apply(&conn.client, &plan, &opts, &progress) => r.map_err(|e| anyhow::anyhow!("{e}"))?,
