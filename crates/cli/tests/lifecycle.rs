@@ -331,8 +331,18 @@ fn stopped_vm_memory_change_plans_no_downtime() {
         assert_eq!(t.matches(old).count(), 1);
         t.replace(old, "    name: app-host\n    power: stopped\n")
     });
-    lab.apply(&stopped)
-        .expect_code(0, "apply with app-host stopped");
+    // -q: only errors on stderr, the summary still on stdout.
+    let quiet = lab.run(&[
+        "apply",
+        &stopped.to_string_lossy(),
+        "--yes",
+        "-q",
+        "--journal-dir",
+        &lab.journal_dir().to_string_lossy(),
+    ]);
+    quiet.expect_code(0, "apply -q with app-host stopped");
+    assert_eq!(quiet.stderr, "", "apply -q wrote to stderr");
+    assert!(quiet.stdout.contains("Applied 6 of 6"), "{}", quiet.stdout);
     let scan = lab.scan_json();
     assert_eq!(scan["vms"]["300"]["status"], "stopped");
     let bigger = lab.spec_copy("nas.desired.yaml", |t| {
@@ -504,6 +514,90 @@ fn change_waiting_for_a_reboot_is_drift_and_is_rebooted_into() {
     assert_eq!(now.get("memory"), Some("12288"));
 }
 
+/// Starts `labwright apply SPEC --yes` in the background against `lab`'s env
+/// target and returns once the journal shows its first action started.
+fn spawn_apply_until_first_start(lab: &Lab, spec_path: &str) -> std::process::Child {
+    let common::Target::Env {
+        url,
+        token_id,
+        secret,
+        fingerprint,
+    } = lab.target.clone()
+    else {
+        unreachable!("env target")
+    };
+    let journal = lab.journal_dir().join("journal.jsonl");
+    let mut child = std::process::Command::cargo_bin("labwright")
+        .expect("binary")
+        .current_dir(lab.path())
+        .env("ADMIN_PC_CIDR", "192.168.1.50/32")
+        .env("LABWRIGHT_PVE_URL", url)
+        .env("LABWRIGHT_PVE_TOKEN_ID", token_id)
+        .env("LABWRIGHT_PVE_TOKEN_SECRET", secret)
+        .env("LABWRIGHT_PVE_FINGERPRINT", fingerprint)
+        .args([
+            "apply",
+            spec_path,
+            "--yes",
+            "--target",
+            "env",
+            "--journal-dir",
+        ])
+        .arg(lab.journal_dir())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn apply");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !read_journal(&journal).iter().any(|e| e["event"] == "start") {
+        assert!(Instant::now() < deadline, "apply never started an action");
+        assert!(
+            child.try_wait().expect("poll apply").is_none(),
+            "apply ended before it was interrupted"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Let the request reach the node: the interruption lands mid-task.
+    std::thread::sleep(Duration::from_millis(200));
+    child
+}
+
+#[test]
+fn ctrl_c_during_apply_exits_130_and_apply_resumes() {
+    let mut lab = Lab::new();
+    let sim = SimProcess::start(lab.path(), 0.5);
+    lab.target = sim.target();
+    let nas = spec("nas.desired.yaml");
+    let np = nas.to_string_lossy().to_string();
+    let child = spawn_apply_until_first_start(&lab, &np);
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(sent.success());
+    let out = child.wait_with_output().expect("wait for apply");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted") && stderr.contains("run `labwright apply` again"),
+        "{stderr}"
+    );
+    assert!(
+        !lab.journal().iter().any(|e| e["event"] == "apply-end"),
+        "{:#?}",
+        lab.journal()
+    );
+    let mut runs = 0;
+    while lab.apply(&nas).code != 0 || !action_ids(&lab.plan_json(&nas)).is_empty() {
+        runs += 1;
+        assert!(runs < 6, "no convergence after an interrupted apply");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(scanned_vmids(&lab.scan_json()), [100, 300, 400]);
+    lab.run(&["validate", &np]).expect_code(0, "validate");
+}
+
 #[test]
 fn killed_apply_resumes_without_duplicates() {
     let mut lab = Lab::new();
@@ -513,41 +607,7 @@ fn killed_apply_resumes_without_duplicates() {
     let nas = spec("nas.desired.yaml");
     let np = nas.to_string_lossy().to_string();
     let journal = lab.journal_dir().join("journal.jsonl");
-    let common::Target::Env {
-        url,
-        token_id,
-        secret,
-        fingerprint,
-    } = lab.target.clone()
-    else {
-        unreachable!()
-    };
-    let mut child = std::process::Command::cargo_bin("labwright")
-        .expect("binary")
-        .current_dir(lab.path())
-        .env("ADMIN_PC_CIDR", "192.168.1.50/32")
-        .env("LABWRIGHT_PVE_URL", url)
-        .env("LABWRIGHT_PVE_TOKEN_ID", token_id)
-        .env("LABWRIGHT_PVE_TOKEN_SECRET", secret)
-        .env("LABWRIGHT_PVE_FINGERPRINT", fingerprint)
-        .args(["apply", &np, "--yes", "--target", "env", "--journal-dir"])
-        .arg(lab.journal_dir())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn apply");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !read_journal(&journal).iter().any(|e| e["event"] == "start") {
-        assert!(Instant::now() < deadline, "apply never started an action");
-        assert!(
-            child.try_wait().expect("poll apply").is_none(),
-            "apply ended before it was killed"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    // Let the create request reach the node, then kill -9 while its task runs.
-    std::thread::sleep(Duration::from_millis(200));
+    let mut child = spawn_apply_until_first_start(&lab, &np);
     child.kill().expect("kill apply");
     child.wait().expect("reap apply");
     let first = read_journal(&journal);
