@@ -541,3 +541,56 @@ async fn purge_cleans_backup_jobs() {
     assert_eq!(api.wait(d.data()).await, "OK");
     assert_eq!(api.get("/cluster/backup/daily").await.data()["vmid"], "101");
 }
+
+#[tokio::test]
+async fn template_and_clones() {
+    let api = common::start_default().await;
+    api.create_vm(9000, &[("name", "debian-tpl")]).await;
+    let r = api
+        .post(
+            "/nodes/proxmox/qemu/9000/clone",
+            &[("newid", "101"), ("full", "0")],
+        )
+        .await;
+    assert_eq!(
+        r.message(),
+        "Linked clone feature is not supported for drive 'scsi0'\n"
+    );
+    let r = api.post("/nodes/proxmox/qemu/9000/template", &[]).await;
+    assert_eq!(api.wait(r.data()).await, "OK");
+    let c = api.get("/nodes/proxmox/qemu/9000/config").await;
+    assert_eq!(c.data()["template"], 1);
+    assert!(
+        c.data()["scsi0"]
+            .as_str()
+            .unwrap()
+            .starts_with("local-lvm:base-9000-disk-0,")
+    );
+    let r = api.post("/nodes/proxmox/qemu/9000/status/start", &[]).await;
+    assert_eq!(
+        api.wait(r.data()).await,
+        "you can't start a vm if it's a template"
+    );
+    let r = api
+        .post(
+            "/nodes/proxmox/qemu/9000/clone",
+            &[("newid", "101"), ("name", "app-host")],
+        )
+        .await;
+    assert_eq!(api.wait(r.data()).await, "OK");
+    let c = api.get("/nodes/proxmox/qemu/101/config").await;
+    assert_eq!(c.data()["name"], "app-host");
+    assert!(
+        c.data()["scsi0"]
+            .as_str()
+            .unwrap()
+            .starts_with("local-lvm:vm-101-disk-0,")
+    );
+    assert!(c.data().get("template").is_none());
+    let src_mac = api.get("/nodes/proxmox/qemu/9000/config").await.data()["net0"].clone();
+    assert_ne!(c.data()["net0"], src_mac, "clones get a new MAC");
+    let r = api
+        .post("/nodes/proxmox/qemu/9000/clone", &[("newid", "101")])
+        .await;
+    assert_eq!(r.message(), "VM 101 already exists on node 'proxmox'\n");
+}

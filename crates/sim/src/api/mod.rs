@@ -55,6 +55,8 @@ pub const IMPLEMENTED: &[(&str, &str)] = &[
     ("PUT", "/nodes/{node}/qemu/{vmid}/config"),
     ("GET", "/nodes/{node}/qemu/{vmid}/pending"),
     ("PUT", "/nodes/{node}/qemu/{vmid}/resize"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/clone"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/template"),
     ("GET", "/nodes/{node}/qemu/{vmid}/cloudinit"),
     ("PUT", "/nodes/{node}/qemu/{vmid}/cloudinit"),
     ("GET", "/nodes/{node}/qemu/{vmid}/status"),

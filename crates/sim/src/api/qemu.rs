@@ -100,6 +100,8 @@ pub async fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         ("PUT", "/nodes/{node}/qemu/{vmid}/config") => update_config(inner, r, false).await,
         ("GET", "/nodes/{node}/qemu/{vmid}/pending") => pending(inner, r),
         ("PUT", "/nodes/{node}/qemu/{vmid}/resize") => resize(inner, r),
+        ("POST", "/nodes/{node}/qemu/{vmid}/clone") => clone(inner, r),
+        ("POST", "/nodes/{node}/qemu/{vmid}/template") => template(inner, r),
         // The cloud-init drive is regenerated from the current config at once; nothing
         // is ever pending for it.
         ("GET", "/nodes/{node}/qemu/{vmid}/cloudinit") => inner.with_state(|st| {
@@ -1756,4 +1758,249 @@ fn agent(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
             _ => Err(missing(r)),
         }
     })
+}
+
+/// `POST …/clone`: a full copy, or a linked clone of a template (the default for
+/// templates). The new VM is registered at once with `lock: clone`.
+fn clone(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
+    let node = r.node();
+    let vmid = r.vmid();
+    let newid = r.u32("newid");
+    if r.str("target").is_some_and(|t| t != node) {
+        return Err(ApiError::new(
+            501,
+            "cloning to another node is not simulated by labwright-sim",
+        ));
+    }
+    let target_storage = r.str("storage");
+    let name = r.str("name");
+    let description = r.str("description");
+    let snapname = r.str("snapname");
+    if let Some(s) = &target_storage {
+        super::require(
+            inner,
+            r,
+            &format!("/storage/{s}"),
+            "Datastore.AllocateSpace",
+        )?;
+    }
+    let full = inner.with_state(|st| {
+        let src = st.vm(&node, vmid)?;
+        if let Some(v) = st.vms.get(&newid) {
+            return Err(ApiError::e500(format!(
+                "VM {newid} already exists on node '{}'",
+                v.node
+            )));
+        }
+        let is_template = truthy(src.conf.get("template"));
+        let full = r.str("full").map_or(!is_template, |f| f == "1");
+        if !full && !is_template {
+            return Err(ApiError::e500(
+                "Linked clone feature is not supported for drive 'scsi0'",
+            ));
+        }
+        if !full && target_storage.is_some() {
+            return Err(ApiError::param(
+                "storage",
+                "changing storage is only possible for full clones",
+            ));
+        }
+        if let Some(sn) = &snapname
+            && !src.snapshots.contains_key(sn)
+        {
+            return Err(ApiError::e500(format!("snapshot '{sn}' does not exist")));
+        }
+        let mut conf = IndexMap::new();
+        conf.insert("lock".to_string(), "clone".to_string());
+        st.vms.insert(
+            newid,
+            Vm {
+                vmid: newid,
+                node: node.clone(),
+                conf,
+                created_at: now_f(),
+                ..Default::default()
+            },
+        );
+        Ok(full)
+    })?;
+    let node2 = node.clone();
+    let upid = tasks::spawn(
+        inner,
+        Spec {
+            node: node.clone(),
+            kind: "qmclone",
+            id: vmid.to_string(),
+            user: r.who.full(),
+            secs: if full { 5.0 } else { 1.0 },
+            locks: vec![vm_lock(vmid, 10.0)],
+            fail_text: Some(
+                "clone failed: cfs-lock 'storage-local-lvm' error: got lock request timeout"
+                    .to_string(),
+            ),
+            config_lock: None,
+        },
+        Box::new(move |st| {
+            let Ok(src) = st.vm(&node2, vmid).cloned() else {
+                st.vms.remove(&newid);
+                return Err(format!(
+                    "Configuration file 'nodes/{node2}/qemu-server/{vmid}.conf' does not exist"
+                ));
+            };
+            let base = match &snapname {
+                Some(sn) => src
+                    .snapshots
+                    .get(sn)
+                    .map(|s| s.conf.clone())
+                    .unwrap_or_default(),
+                None => src.conf.clone(),
+            };
+            let mut conf = IndexMap::new();
+            let mut log = vec![format!(
+                "create {} clone of drives",
+                if full { "full" } else { "linked" }
+            )];
+            for (k, v) in &base {
+                if ["lock", "template", "parent", "vmgenid", "smbios1", "meta"]
+                    .contains(&k.as_str())
+                    || k.starts_with("unused")
+                {
+                    continue;
+                }
+                let value = if k.starts_with("net") && k[3..].chars().all(|c| c.is_ascii_digit()) {
+                    st.serial += 1;
+                    let mac = mac_for(st.serial ^ (u64::from(newid) << 20));
+                    let mut parts: Vec<String> = v.split(',').map(String::from).collect();
+                    if let Some(first) = parts.first_mut() {
+                        let model = first.split('=').next().unwrap_or("virtio").to_string();
+                        *first = format!("{model}={mac}");
+                    }
+                    parts.join(",")
+                } else if is_drive(k) && !v.contains("media=cdrom") {
+                    let mut props = drive_props(k, v).unwrap_or_default();
+                    let file = props.shift_remove("file").unwrap_or_default();
+                    let Some((storage, _)) = parse_volid(&file) else {
+                        conf.insert(k.clone(), v.clone());
+                        continue;
+                    };
+                    let storage = target_storage.clone().filter(|_| full).unwrap_or(storage);
+                    let size = st
+                        .volumes
+                        .iter()
+                        .find(|x| x.volid == file)
+                        .map_or(0, |x| x.size);
+                    let volid = next_disk_name(st, &storage, newid, "");
+                    st.volumes.push(Volume {
+                        node: node2.clone(),
+                        storage: storage.clone(),
+                        volid: volid.clone(),
+                        content: "images".into(),
+                        format: "raw".into(),
+                        size,
+                        vmid: Some(newid),
+                        ctime: now(),
+                    });
+                    log.push(format!(
+                        "drive-{k}: transferred {} of {}",
+                        format_size(size),
+                        format_size(size)
+                    ));
+                    render_drive(&volid, &props)
+                } else {
+                    v.clone()
+                };
+                conf.insert(k.clone(), value);
+            }
+            conf.insert(
+                "name".into(),
+                name.clone().unwrap_or_else(|| {
+                    format!(
+                        "Copy-of-VM-{}",
+                        base.get("name")
+                            .cloned()
+                            .unwrap_or_else(|| vmid.to_string())
+                    )
+                }),
+            );
+            if let Some(d) = &description {
+                conf.insert("description".into(), d.clone());
+            }
+            st.serial += 1;
+            let s = st.serial;
+            conf.insert(
+                "smbios1".into(),
+                format!("uuid={}", uuid_for(s, u64::from(newid))),
+            );
+            conf.insert("vmgenid".into(), uuid_for(s + 7, 0x5eed));
+            conf.insert(
+                "meta".into(),
+                format!("creation-qemu=10.1.2,ctime={}", now()),
+            );
+            if let Some(vm) = st.vms.get_mut(&newid) {
+                vm.conf = conf;
+            }
+            Ok(log)
+        }),
+    );
+    Ok(json!(upid).into())
+}
+
+/// `POST …/template`: disks become read-only base volumes and the VM a template.
+fn template(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
+    let node = r.node();
+    let vmid = r.vmid();
+    inner.with_state(|st| {
+        let vm = st.vm(&node, vmid)?;
+        if truthy(vm.conf.get("template")) {
+            return Err(ApiError::e500("you can't convert a template to a template"));
+        }
+        if vm.running {
+            return Err(ApiError::e500(
+                "you can't convert a VM to template if VM is running",
+            ));
+        }
+        check_lock(vm, false)?;
+        Ok(())
+    })?;
+    let upid = tasks::spawn(
+        inner,
+        Spec {
+            node: node.clone(),
+            kind: "qmtemplate",
+            id: vmid.to_string(),
+            user: r.who.full(),
+            secs: 1.0,
+            locks: vec![vm_lock(vmid, 10.0)],
+            fail_text: None,
+            config_lock: None,
+        },
+        Box::new(move |st| {
+            let vm = st.vm(&node, vmid)?.clone();
+            let mut renames = vec![];
+            let mut conf = vm.conf.clone();
+            for (k, v) in &vm.conf {
+                if is_drive(k) && !v.contains("media=cdrom") && !v.contains("cloudinit") {
+                    let old = v.split(',').next().unwrap_or("").to_string();
+                    let new =
+                        old.replace(&format!("vm-{vmid}-disk-"), &format!("base-{vmid}-disk-"));
+                    conf.insert(k.clone(), v.replacen(&old, &new, 1));
+                    renames.push((old, new));
+                }
+            }
+            for (old, new) in &renames {
+                if let Some(v) = st.volumes.iter_mut().find(|x| &x.volid == old) {
+                    v.volid = new.clone();
+                }
+            }
+            conf.insert("template".into(), "1".into());
+            if let Ok(vm) = st.vm_mut(&node, vmid) {
+                vm.conf = conf;
+            }
+            Ok(renames
+                .iter()
+                .map(|(o, n)| format!("  Renamed \"{o}\" to \"{n}\""))
+                .collect())
+        }),
+    );
+    Ok(json!(upid).into())
 }
