@@ -558,8 +558,6 @@ fn spawn_apply_until_first_start(lab: &Lab, spec_path: &str) -> std::process::Ch
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    // Let the request reach the node: the interruption lands mid-task.
-    std::thread::sleep(Duration::from_millis(200));
     child
 }
 
@@ -571,6 +569,7 @@ fn ctrl_c_during_apply_exits_130_and_apply_resumes() {
     let nas = spec("nas.desired.yaml");
     let np = nas.to_string_lossy().to_string();
     let child = spawn_apply_until_first_start(&lab, &np);
+    std::thread::sleep(Duration::from_millis(200));
     let sent = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -608,6 +607,21 @@ fn killed_apply_resumes_without_duplicates() {
     let np = nas.to_string_lossy().to_string();
     let journal = lab.journal_dir().join("journal.jsonl");
     let mut child = spawn_apply_until_first_start(&lab, &np);
+    // Kill only once the create reached the node (its task then runs on).
+    let client = sim.client();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !rt()
+        .block_on(client.qemu_list("proxmox"))
+        .expect("list VMs")
+        .iter()
+        .any(|v| v.vmid == 100)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the create never reached the node"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     child.kill().expect("kill apply");
     child.wait().expect("reap apply");
     let first = read_journal(&journal);
