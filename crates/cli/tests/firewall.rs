@@ -378,3 +378,129 @@ fn the_reference_matrix_has_no_cell_in_disagreement() {
         text(&out)
     );
 }
+
+#[test]
+fn drop_rules_land_in_place_and_a_reorder_is_one_move() {
+    let lab = Lab::new();
+    // A DROP between the allows: created disabled at the top, moved down, then enabled.
+    let base = std::fs::read_to_string(preprod()).expect("spec");
+    let with_drop = base.replace(
+        "      - id: ping-lan\n",
+        "      - id: no-smb\n        action: DROP\n        proto: tcp\n        dport: \"139,445\"\n      - id: ping-lan\n",
+    );
+    assert_ne!(with_drop, base);
+    let spec = lab.write("drop.yaml", &with_drop);
+    let out = lab.apply(&spec, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let again = lab.plan_json(&spec);
+    assert_eq!(
+        again["actions"].as_array().map(Vec::len),
+        Some(0),
+        "{again:#}"
+    );
+
+    // Swap two rules in the spec: one move of one rule, keyed by its id.
+    let swapped = with_drop.replace(
+        "      - id: mgmt-tailscale\n        action: ACCEPT\n        source: tailnet\n        proto: tcp\n        dport: \"22,8006\"\n        comment: Tailscale → SSH and web UI\n",
+        "",
+    );
+    let swapped = swapped.replace(
+        "      - id: mgmt-admin-ssh\n",
+        "      - id: mgmt-tailscale\n        action: ACCEPT\n        source: tailnet\n        proto: tcp\n        dport: \"22,8006\"\n        comment: Tailscale → SSH and web UI\n      - id: mgmt-admin-ssh\n",
+    );
+    assert_ne!(swapped, with_drop);
+    let spec2 = lab.write("swapped.yaml", &swapped);
+    let plan = lab.plan_json(&spec2);
+    let ids: Vec<&str> = plan["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .filter_map(|a| a["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["fw-cluster-rule-mgmt-tailscale"], "{plan:#}");
+    let out = lab.apply(&spec2, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let again = lab.plan_json(&spec2);
+    assert_eq!(
+        again["actions"].as_array().map(Vec::len),
+        Some(0),
+        "{again:#}"
+    );
+}
+
+#[test]
+fn vm_allowlists_are_applied_after_the_vm_exists() {
+    let lab = Lab::new();
+    let base = std::fs::read_to_string(repo("specs/nas.desired.yaml")).expect("spec");
+    let text_spec = base
+        .replace(
+            "allowFirewallChanges: false",
+            "allowFirewallChanges: true #",
+        )
+        .replace(
+            "  - vmid: 300\n",
+            "    firewall:\n      policyIn: DROP\n      allow:\n        - { from: lan, ports: [22], comment: SSH from the LAN }\n        - { from: tailscale, ports: [22] }\n  - vmid: 300\n",
+        );
+    let env = [("TAILSCALE_AUTHKEY", "tskey-auth-test")];
+    // Without the datacenter master switch the allowlist filters nothing: the plan says so.
+    let spec = lab.write("nasfw-off.yaml", &text_spec);
+    let out = lab.run(&["plan", &spec.display().to_string()], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("VM allowlists filter nothing while the datacenter firewall is off"),
+        "{}",
+        text(&out)
+    );
+    let text_spec = format!(
+        "{text_spec}\nfirewall:\n  datacenter:\n    options: {{ enable: true, policyIn: ACCEPT }}\n"
+    );
+    let spec = lab.write("nasfw.yaml", &text_spec);
+    let out = lab.run(&["plan", &spec.display().to_string(), "-o", "json"], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    let plan: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let fw_rule = plan["actions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["id"] == "fw-vm100-rule-allow-lan"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert!(
+        fw_rule["dependsOn"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|x| x == "vm-100-create")),
+        "{fw_rule:#}"
+    );
+    let out = lab.apply(&spec, &env);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = lab.run(&["plan", &spec.display().to_string(), "-o", "json"], &env);
+    let again: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        again["actions"].as_array().map(Vec::len),
+        Some(0),
+        "{again:#}"
+    );
+    // The live VM firewall lets the LAN in on 22 and nobody on 80.
+    let sim = |src: &str, port: &str| {
+        let o = lab.run(
+            &[
+                "firewall",
+                "simulate",
+                &spec.display().to_string(),
+                "--source",
+                src,
+                "--dest",
+                "vm:100",
+                "--port",
+                port,
+                "--state",
+                "live",
+            ],
+            &env,
+        );
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let s = sim("192.168.1.77", "22");
+    assert!(s.contains("verdict: ACCEPT"), "{s}");
+    assert!(s.contains("[lw:allow-lan]"), "{s}");
+    let s = sim("192.168.1.77", "80");
+    assert!(s.contains("verdict: DROP (vm 100 policy DROP)"), "{s}");
+}

@@ -1541,7 +1541,13 @@ pub fn plan_firewall(spec: &Spec, obs: &ObservedFirewall, existing: &[Action]) -
             phase,
         });
     }
-    late.sort_by_key(|(_, k, _)| if k == "enable" { 0 } else { 1 });
+    // Tightening (DROP/REJECT) goes after the switch, last of all; an ACCEPT policy
+    // goes before it, so the switch never turns on under PVE's default DROP.
+    late.sort_by_key(|(_, k, v)| match (k.as_str(), v.as_str()) {
+        ("enable", _) => 1,
+        (_, "ACCEPT") => 0,
+        _ => 2,
+    });
     for (scope, k, v) in late {
         let cur = st
             .options
@@ -1567,6 +1573,11 @@ pub fn plan_firewall(spec: &Spec, obs: &ObservedFirewall, existing: &[Action]) -
             (
                 "fw-cluster-enable".to_string(),
                 "the datacenter firewall switch differs from the spec (switched after rules are in place)",
+            )
+        } else if v == "ACCEPT" {
+            (
+                "fw-cluster-policy-in".to_string(),
+                "the inbound policy differs from the spec (an ACCEPT policy goes before the switch)",
             )
         } else {
             (
@@ -1672,6 +1683,11 @@ pub fn plan_firewall(spec: &Spec, obs: &ObservedFirewall, existing: &[Action]) -
         && let Some(msg) = final_fail
     {
         failure = Some(msg);
+    }
+    if active_fw_vms(spec).next().is_some() && !proof_state.config.cluster.options.enable {
+        out.notes.push(
+            "VM allowlists filter nothing while the datacenter firewall is off: PVE's master switch is `firewall.datacenter.options.enable`".into(),
+        );
     }
     let touches = !actions.is_empty();
     let allowed = spec.safety_guards.allow_firewall_changes;
@@ -2160,28 +2176,32 @@ pub fn validate_checks(spec: &Spec, obs: &ObservedFirewall) -> Vec<crate::valida
     use crate::validate::{Check, CheckStatus};
     let mut out = Vec::new();
     let p = plan_firewall(spec, obs, &[]);
-    let pending: Vec<String> = if spec.safety_guards.allow_firewall_changes {
+    let allowed = spec.safety_guards.allow_firewall_changes;
+    let pending: Vec<String> = if allowed {
         p.actions.iter().map(|a| a.id.clone()).collect()
     } else {
         p.blocked.iter().map(|b| b.reason.clone()).collect()
     };
     out.push(Check {
         name: "firewall matches the spec".into(),
-        // Differences the spec's own guard holds back are reported, not failed (like
-        // every other held item): the spec asked for the firewall to be left alone.
         status: if pending.is_empty() {
             CheckStatus::Pass
-        } else if spec.safety_guards.allow_firewall_changes {
+        } else if allowed {
             CheckStatus::Fail
         } else {
+            // Held back by the guard: the spec does not allow labwright to close the
+            // gap, so it is reported, not failed (like other held changes).
             CheckStatus::Skipped
         },
         detail: if pending.is_empty() {
             "options, aliases, ipsets and [lw:] rules as declared".into()
-        } else if spec.safety_guards.allow_firewall_changes {
+        } else if allowed {
             format!("pending: {}", pending.join(", "))
         } else {
-            format!("held (allowFirewallChanges: false): {}", pending.join(", "))
+            format!(
+                "differs, held back by `allowFirewallChanges: false`: {}",
+                pending.join("; ")
+            )
         },
     });
     let sources = proof_sources(spec, obs.client_addr);

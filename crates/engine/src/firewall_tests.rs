@@ -291,3 +291,35 @@ fn comment_ids() {
     assert_eq!(comment_id("lw:x"), None);
     assert_eq!(comment_id("[lw:unterminated"), None);
 }
+
+#[test]
+fn validate_reports_held_differences_without_failing() {
+    let mut spec = preprod();
+    spec.safety_guards.allow_firewall_changes = false;
+    let checks = validate_checks(&spec, &empty_observed(&spec, None));
+    let m = checks
+        .iter()
+        .find(|c| c.name == "firewall matches the spec")
+        .expect("check");
+    assert_eq!(m.status, crate::validate::CheckStatus::Skipped);
+    assert!(m.detail.contains("allowFirewallChanges: false"));
+}
+
+#[test]
+fn an_accept_policy_is_set_before_the_switch() {
+    let mut spec = preprod();
+    if let Some(dc) = spec.firewall.as_mut().and_then(|f| f.datacenter.as_mut()) {
+        dc.options.policy_in = Some(FwPolicy::Accept);
+        dc.rules.clear();
+    }
+    let p = plan_firewall(&spec, &empty_observed(&spec, Some("192.168.1.50")), &[]);
+    let ids = ids(&p);
+    let pol = ids.iter().position(|i| *i == "fw-cluster-policy-in");
+    let en = ids.iter().position(|i| *i == "fw-cluster-enable");
+    assert!(pol < en, "{ids:?}");
+    assert!(
+        p.report.as_ref().is_some_and(|r| r.proof_ok),
+        "{:?}",
+        p.report
+    );
+}
