@@ -45,9 +45,16 @@ pub async fn compute(
         all_configs: false,
         concurrency: 3,
     };
+    let started = std::time::Instant::now();
     let observed = scan(&conn.client, &spec.node.name, &scope)
         .await
         .context("scan failed")?;
+    tracing::info!(
+        "scanned {} guests with {} requests in {} ms",
+        observed.vms.len(),
+        observed.requests,
+        started.elapsed().as_millis()
+    );
     // Firewall wave (issue 6): the firewall is read only when the spec declares one;
     // a plan whose lockout proof fails is refused here.
     let fw =
