@@ -1815,16 +1815,27 @@ fn list_digest(list: &[FirewallRule]) -> Option<String> {
     list.first().and_then(|r| r.digest.clone())
 }
 
+/// The `moveto` that brings the rule at `pos` to `target`. PVE's `update_rule`
+/// re-inserts the rule *before the original index* `moveto` (so moving down needs
+/// `target + 1`, and anything past the end appends); an implementation that removes
+/// first and then inserts at `moveto` lands one further down, which the caller sees on
+/// re-listing and corrects with a move up — where both readings agree.
+fn moveto_for(pos: u32, target: u32) -> u32 {
+    if pos > target {
+        target
+    } else {
+        target.saturating_add(1)
+    }
+}
+
 async fn move_rule(
     client: &PveClient,
     ps: &FirewallScope,
     id: &str,
     index: usize,
 ) -> Result<(), String> {
-    // PVE inserts before the original index when moving down; the simulator and
-    // some versions after removal. Only moves up agree everywhere, so a move down
-    // is verified and corrected.
-    for attempt in 0..3u32 {
+    // Where the rule lands is checked after every move (see `moveto_for`).
+    for _ in 0..3u32 {
         let list = client.firewall_rules(ps).await.map_err(|e| e.to_string())?;
         let Some((pos, _)) = find_rule(&list, id) else {
             return Err(format!("rule [lw:{id}] vanished while moving it"));
@@ -1834,11 +1845,7 @@ async fn move_rule(
         if pos == target {
             return Ok(());
         }
-        let moveto = if pos > target || attempt == 0 {
-            target
-        } else {
-            target.saturating_add(1)
-        };
+        let moveto = moveto_for(pos, target);
         client
             .firewall_rule_move(ps, pos, moveto, list_digest(&list).as_deref())
             .await

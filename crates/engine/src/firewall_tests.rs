@@ -323,3 +323,66 @@ fn an_accept_policy_is_set_before_the_switch() {
         p.report
     );
 }
+
+/// PVE's `update_rule` with `moveto`: re-insert before the original index.
+fn pve_move(list: &mut Vec<u32>, pos: usize, moveto: usize) {
+    if moveto == pos {
+        return;
+    }
+    let rule = list[pos];
+    let mut out = Vec::new();
+    for (i, r) in list.iter().enumerate() {
+        if i == pos {
+            continue;
+        }
+        if i == moveto {
+            out.push(rule);
+        }
+        out.push(*r);
+    }
+    if moveto >= list.len() {
+        out.push(rule);
+    }
+    *list = out;
+}
+
+/// Remove, then insert at `moveto` (what a simpler implementation does).
+fn remove_insert_move(list: &mut Vec<u32>, pos: usize, moveto: usize) {
+    let rule = list.remove(pos);
+    let at = moveto.min(list.len());
+    list.insert(at, rule);
+}
+
+#[test]
+fn rule_moves_converge_under_either_moveto_reading() {
+    type MoveFn = fn(&mut Vec<u32>, usize, usize);
+    let readings: [(&str, MoveFn); 2] = [("pve", pve_move), ("remove-insert", remove_insert_move)];
+    for (name, mv) in readings {
+        for len in 1..7u32 {
+            for pos in 0..len {
+                for target in 0..len {
+                    let mut list: Vec<u32> = (0..len).collect();
+                    let id = pos;
+                    let mut moves = 0;
+                    loop {
+                        let at = list.iter().position(|r| *r == id).expect("present");
+                        let at = u32::try_from(at).expect("small");
+                        if at == target {
+                            break;
+                        }
+                        let to = moveto_for(at, target);
+                        mv(&mut list, at as usize, to as usize);
+                        moves += 1;
+                        assert!(
+                            moves <= 2,
+                            "{name}: len {len} {pos}→{target} did not converge"
+                        );
+                    }
+                    if name == "pve" {
+                        assert!(moves <= 1, "PVE needs one move: len {len} {pos}→{target}");
+                    }
+                }
+            }
+        }
+    }
+}
