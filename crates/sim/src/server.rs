@@ -194,6 +194,14 @@ impl From<Value> for Reply {
     }
 }
 
+/// The file part of an upload: what the simulator keeps of it.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub size: u64,
+    /// `#cloud-config` text found in the file (a NoCloud seed ISO stores it verbatim).
+    pub user_data: Option<String>,
+}
+
 /// One parsed and validated request, as handlers see it.
 pub struct Req {
     pub method: String,
@@ -201,8 +209,7 @@ pub struct Req {
     pub params: Params,
     pub who: AuthId,
     /// For uploads: file name and size of the multipart file part.
-    #[allow(dead_code)] // read by the storage handlers
-    pub upload: Option<(String, u64)>,
+    pub upload: Option<Upload>,
 }
 
 impl Req {
@@ -568,7 +575,7 @@ pub fn parse_form(body: &str, out: &mut Params) {
 }
 
 /// A minimal multipart/form-data reader for uploads: text fields and one file part.
-fn parse_multipart(body: &[u8], ctype: &str, out: &mut Params) -> Option<(String, u64)> {
+fn parse_multipart(body: &[u8], ctype: &str, out: &mut Params) -> Option<Upload> {
     let boundary = ctype.split("boundary=").nth(1)?.trim_matches('"');
     let delim = format!("--{boundary}");
     let mut file = None;
@@ -597,7 +604,10 @@ fn parse_multipart(body: &[u8], ctype: &str, out: &mut Params) -> Option<(String
             .nth(1)
             .and_then(|s| s.split('"').next())
         {
-            file = Some((fname.to_string(), content.len() as u64));
+            file = Some(Upload {
+                size: content.len() as u64,
+                user_data: find_cloud_config(content),
+            });
             if name != "filename" {
                 out.insert("filename".into(), PVal::Str(fname.to_string()));
             } else {
@@ -611,6 +621,15 @@ fn parse_multipart(body: &[u8], ctype: &str, out: &mut Params) -> Option<(String
         }
     }
     file
+}
+
+/// The `#cloud-config` document inside an image: ISO 9660 stores file data verbatim and
+/// pads sectors with zeros, so the text runs from the marker to the first NUL.
+fn find_cloud_config(data: &[u8]) -> Option<String> {
+    let start = find(data, b"#cloud-config")?;
+    let rest = &data[start..];
+    let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
+    String::from_utf8(rest[..end].to_vec()).ok()
 }
 
 fn find(h: &[u8], n: &[u8]) -> Option<usize> {

@@ -70,6 +70,9 @@ pub struct Volume {
     pub size: u64,
     pub vmid: Option<u32>,
     pub ctime: u64,
+    /// The `#cloud-config` user-data found in an uploaded NoCloud seed ISO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -114,7 +117,13 @@ pub struct Snapshot {
 /// The simulated guest OS, reached through the guest agent.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Guest {
+    /// Files by path; a path ending in `/` marks a directory.
     pub files: BTreeMap<String, String>,
+    /// Set once the guest has run its NoCloud user-data (first boot).
+    #[serde(default)]
+    pub cloud_init_done: bool,
+    #[serde(default)]
+    pub hostname: Option<String>,
     pub exec: BTreeMap<u32, ExecResult>,
     pub next_pid: u32,
 }
@@ -369,6 +378,7 @@ impl State {
                     size: 16 << 30,
                     vmid: Some(vmid),
                     ctime: now,
+                    user_data: None,
                 });
                 st.vms.insert(
                     vmid,

@@ -594,3 +594,79 @@ async fn template_and_clones() {
         .await;
     assert_eq!(r.message(), "VM 101 already exists on node 'proxmox'\n");
 }
+
+/// Runs a command through the guest agent and waits for it.
+async fn guest_exec(api: &common::Api, vmid: u32, argv: &[&str]) -> serde_json::Value {
+    let form: Vec<(&str, &str)> = argv.iter().map(|a| ("command", *a)).collect();
+    let r = api
+        .post(&format!("/nodes/proxmox/qemu/{vmid}/agent/exec"), &form)
+        .await;
+    let pid = r.data()["pid"].as_i64().unwrap().to_string();
+    for _ in 0..200 {
+        let s = api
+            .call(
+                "GET",
+                &format!("/nodes/proxmox/qemu/{vmid}/agent/exec-status"),
+                &[("pid", &pid)],
+            )
+            .await;
+        if s.data()["exited"] == 1 {
+            return s.data().clone();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("exec did not finish");
+}
+
+#[tokio::test]
+async fn nocloud_seed_user_data_runs_on_first_boot() {
+    let api = common::start(SimConfig {
+        time_scale: 0.02,
+        ..SimConfig::for_tests()
+    })
+    .await;
+    let mut iso = vec![0u8; 32768];
+    iso.extend_from_slice(b"CD001 cidata");
+    iso.extend(vec![0u8; 2048]);
+    iso.extend_from_slice(
+        b"#cloud-config\nhostname: app-host\nwrite_files:\n  - path: /opt/naas/stacks/README\n    content: |\n      managed by labwright\nruncmd:\n  - mkdir -p /opt/naas/appdata /opt/naas/logs\n  - [touch, /var/lib/done]\n",
+    );
+    iso.extend(vec![0u8; 4096]);
+    let form = reqwest::multipart::Form::new().text("content", "iso").part(
+        "filename",
+        reqwest::multipart::Part::bytes(iso).file_name("app-host-seed.iso"),
+    );
+    let resp = api
+        .http
+        .post(format!("{}/nodes/proxmox/storage/local/upload", api.base))
+        .header("Authorization", &api.auth)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(api.wait(&v["data"]).await, "OK");
+    api.create_vm(
+        300,
+        &[
+            ("agent", "1"),
+            ("ide2", "local:iso/app-host-seed.iso,media=cdrom"),
+        ],
+    )
+    .await;
+    let s = api.post("/nodes/proxmox/qemu/300/status/start", &[]).await;
+    assert_eq!(api.wait(s.data()).await, "OK");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = guest_exec(&api, 300, &["hostname"]).await;
+    assert_eq!(r["out-data"], "app-host\n");
+    let r = guest_exec(&api, 300, &["cat", "/opt/naas/stacks/README"]).await;
+    assert_eq!(r["out-data"], "managed by labwright\n");
+    for dir in ["/opt/naas/stacks", "/opt/naas/appdata", "/opt/naas/logs"] {
+        let r = guest_exec(&api, 300, &["sh", "-c", &format!("test -d {dir}")]).await;
+        assert_eq!(r["exitcode"], 0, "{dir}");
+    }
+    let r = guest_exec(&api, 300, &["test", "-d", "/opt/naas/media"]).await;
+    assert_eq!(r["exitcode"], 1);
+    let r = guest_exec(&api, 300, &["test", "-f", "/var/lib/done"]).await;
+    assert_eq!(r["exitcode"], 0);
+}

@@ -452,6 +452,7 @@ fn normalise_value(
                     size: 4 << 20,
                     vmid: Some(vmid),
                     ctime: now(),
+                    user_data: None,
                 });
                 p.insert("media".into(), "cdrom".into());
                 return Ok((render_drive(&volid, &p), vols));
@@ -503,6 +504,7 @@ fn normalise_value(
                     size,
                     vmid: Some(vmid),
                     ctime: now(),
+                    user_data: None,
                 });
                 p.insert("size".into(), format_size(size));
                 return Ok((render_drive(&volid, &p), vols));
@@ -1137,6 +1139,7 @@ fn start_task(inner: &Arc<Inner>, node: &str, vmid: u32, user: &str, skiplock: b
                 .get(&node2)
                 .map(|n| n.network.keys().cloned().collect())
                 .unwrap_or_default();
+            let seed = st.vms.get(&vmid).and_then(|vm| seed_user_data(st, vm));
             let vm = st.vm_mut(&node2, vmid)?;
             check_lock(vm, skiplock)?;
             if truthy(vm.conf.get("template")) {
@@ -1158,16 +1161,88 @@ fn start_task(inner: &Arc<Inner>, node: &str, vmid: u32, user: &str, skiplock: b
             vm.paused = false;
             vm.started_at = now();
             vm.agent_ready_at = now_f() + 8.0 * scale;
-            Ok(vec![
-                format!("generating cloud-init ISO");
-                usize::from(
-                    vm.conf
-                        .keys()
-                        .any(|k| k.starts_with("ipconfig") || k == "ciuser")
-                )
-            ])
+            let mut log = vec![];
+            if vm
+                .conf
+                .keys()
+                .any(|k| k.starts_with("ipconfig") || k == "ciuser")
+            {
+                log.push("generating cloud-init ISO".to_string());
+            }
+            if let Some(text) = seed
+                && !vm.guest.cloud_init_done
+            {
+                // The guest's first boot runs its NoCloud user-data.
+                vm.guest.cloud_init_done = true;
+                log.extend(apply_cloud_config(vm, &text));
+            }
+            Ok(log)
         }),
     )
+}
+
+/// The `#cloud-config` of a seed ISO attached as a CD-ROM, if any.
+fn seed_user_data(st: &State, vm: &Vm) -> Option<String> {
+    effective(vm)
+        .iter()
+        .filter(|(k, v)| is_drive(k) && v.contains("media=cdrom"))
+        .filter_map(|(_, v)| v.split(',').next())
+        .find_map(|volid| {
+            st.volumes
+                .iter()
+                .find(|x| x.volid == volid)
+                .and_then(|x| x.user_data.clone())
+        })
+}
+
+/// Applies the parts of a cloud-config the simulated guest understands: `hostname`,
+/// `write_files` (plain or base64), `bootcmd` and `runcmd` (through the tiny shell).
+fn apply_cloud_config(vm: &mut Vm, text: &str) -> Vec<String> {
+    let doc: Value = match serde_saphyr::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return vec![format!("cloud-init: user-data is not valid YAML: {e}")],
+    };
+    let mut log = vec![];
+    if let Some(h) = doc.get("hostname").and_then(Value::as_str) {
+        vm.guest.hostname = Some(h.to_string());
+    }
+    for f in doc
+        .get("write_files")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(path) = f.get("path").and_then(Value::as_str) else {
+            continue;
+        };
+        let raw = f.get("content").and_then(Value::as_str).unwrap_or("");
+        let content = match f.get("encoding").and_then(Value::as_str) {
+            Some("b64" | "base64") => base64::engine::general_purpose::STANDARD
+                .decode(raw.trim())
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default(),
+            _ => raw.to_string(),
+        };
+        vm.guest.files.insert(path.to_string(), content);
+        log.push(format!("cloud-init: wrote {path}"));
+    }
+    for key in ["bootcmd", "runcmd"] {
+        for c in doc.get(key).and_then(Value::as_array).into_iter().flatten() {
+            let (code, _, _) = match c {
+                Value::String(s) => run_script(vm, s, None),
+                Value::Array(a) => {
+                    let argv: Vec<String> = a
+                        .iter()
+                        .map(|x| x.as_str().map_or_else(|| x.to_string(), String::from))
+                        .collect();
+                    run_guest(vm, &argv, None)
+                }
+                _ => continue,
+            };
+            log.push(format!("cloud-init: {key} {c} exited {code}"));
+        }
+    }
+    log
 }
 
 fn power(inner: &Arc<Inner>, r: &Req, kind: &'static str) -> Result<Reply, ApiError> {
@@ -1526,21 +1601,51 @@ fn resize(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
 /// Runs a command in the simulated guest. Understands a handful of shell commands, the
 /// files written with `file-write`, and stdin from `input-data`.
 fn run_guest(vm: &mut Vm, argv: &[String], input: Option<&str>) -> (i64, String, String) {
-    let mut argv: Vec<String> = argv.to_vec();
     if argv.len() >= 3
         && ["sh", "bash", "/bin/sh", "/bin/bash", "/usr/bin/bash"].contains(&argv[0].as_str())
         && argv[1] == "-c"
     {
-        argv = argv[2].split_whitespace().map(String::from).collect();
+        return run_script(vm, &argv[2], input);
     }
+    run_simple(vm, argv, input)
+}
+
+/// A shell script: lines and `;` run in sequence, `&&` stops at the first failure.
+fn run_script(vm: &mut Vm, script: &str, input: Option<&str>) -> (i64, String, String) {
+    let (mut code, mut out, mut err) = (0, String::new(), String::new());
+    for stmt in script
+        .split(['\n', ';'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && !s.starts_with('#'))
+    {
+        for part in stmt.split("&&").map(str::trim).filter(|s| !s.is_empty()) {
+            let words: Vec<String> = part
+                .split_whitespace()
+                .map(|w| w.trim_matches(|c| c == '\'' || c == '"').to_string())
+                .collect();
+            let (c, o, e) = run_simple(vm, &words, input);
+            code = c;
+            out.push_str(&o);
+            err.push_str(&e);
+            if c != 0 {
+                break;
+            }
+        }
+    }
+    (code, out, err)
+}
+
+fn run_simple(vm: &mut Vm, argv: &[String], input: Option<&str>) -> (i64, String, String) {
+    let argv: Vec<String> = argv.to_vec();
     let Some(cmd) = argv.first().cloned() else {
         return (0, String::new(), String::new());
     };
     let args = &argv[1..];
     let name = vm
-        .conf
-        .get("name")
-        .cloned()
+        .guest
+        .hostname
+        .clone()
+        .or_else(|| vm.conf.get("name").cloned())
         .unwrap_or_else(|| format!("vm{}", vm.vmid));
     match cmd.rsplit('/').next().unwrap_or("") {
         "true" | "mkdir" | "chmod" | "chown" | "systemctl"
@@ -1548,7 +1653,19 @@ fn run_guest(vm: &mut Vm, argv: &[String], input: Option<&str>) -> (i64, String,
         {
             (0, "active\n".into(), String::new())
         }
-        "true" | "mkdir" | "chmod" | "chown" | "systemctl" | "sync" | "apt-get" => {
+        "mkdir" => {
+            for d in args.iter().filter(|a| !a.starts_with('-')) {
+                // Each level of the path exists afterwards (mkdir -p semantics).
+                let mut acc = String::new();
+                for seg in d.split('/').filter(|x| !x.is_empty()) {
+                    acc.push('/');
+                    acc.push_str(seg);
+                    vm.guest.files.entry(format!("{acc}/")).or_default();
+                }
+            }
+            (0, String::new(), String::new())
+        }
+        "true" | "chmod" | "chown" | "systemctl" | "sync" | "apt-get" => {
             (0, String::new(), String::new())
         }
         "false" => (1, String::new(), String::new()),
@@ -1636,8 +1753,12 @@ fn run_guest(vm: &mut Vm, argv: &[String], input: Option<&str>) -> (i64, String,
                 .keys()
                 .filter_map(|k| k.strip_prefix(&prefix))
                 .map(|r| r.split('/').next().unwrap_or("").to_string())
+                .filter(|n| !n.is_empty())
                 .collect();
-            if names.is_empty() && !vm.guest.files.contains_key(&dir) {
+            if names.is_empty()
+                && !vm.guest.files.contains_key(&dir)
+                && !vm.guest.files.contains_key(&prefix)
+            {
                 (
                     2,
                     String::new(),
@@ -1899,6 +2020,7 @@ fn clone(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                         size,
                         vmid: Some(newid),
                         ctime: now(),
+                        user_data: None,
                     });
                     log.push(format!(
                         "drive-{k}: transferred {} of {}",

@@ -580,10 +580,8 @@ fn upload(inner: &Arc<Inner>, r: &Req, is_upload: bool) -> Result<Reply, ApiErro
         content.as_str()
     };
     let volid = format!("{id}:{dir}/{filename}");
-    let size = match &r.upload {
-        Some((_, n)) => *n,
-        None => 350 << 20,
-    };
+    let size = r.upload.as_ref().map_or(350 << 20, |u| u.size);
+    let user_data = r.upload.as_ref().and_then(|u| u.user_data.clone());
     if is_upload && r.upload.is_none() {
         return Err(ApiError::param("filename", "missing file upload"));
     }
@@ -621,6 +619,7 @@ fn upload(inner: &Arc<Inner>, r: &Req, is_upload: bool) -> Result<Reply, ApiErro
                 size,
                 vmid: None,
                 ctime: now(),
+                user_data,
             });
             Ok(if is_upload {
                 vec![
@@ -1029,6 +1028,7 @@ fn vzdump(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                             size,
                             vmid: Some(*id),
                             ctime: now(),
+                            user_data: None,
                         });
                         log.push(format!("INFO: Starting Backup of VM {id} (qemu)"));
                         log.push(format!("INFO: creating vzdump archive '{volid}'"));
