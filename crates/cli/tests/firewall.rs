@@ -185,6 +185,19 @@ fn preprod_wave_converges_and_the_client_keeps_access() {
         "{stdout}"
     );
 
+    // Validate re-proves on what the node has, for the address labwright says it
+    // connects from: seen from elsewhere, the same node fails the proof.
+    let out = lab.run(
+        &["validate", &spec.display().to_string()],
+        &[("LABWRIGHT_CLIENT_ADDR", "10.1.1.1")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("labwright client 10.1.1.1/32 would lose tcp/22"),
+        "{}",
+        text(&out)
+    );
+
     // The live decision trail names the rule that lets the admin in, and an outsider
     // meets the DROP policy.
     let sim = |src: &str| {

@@ -207,6 +207,23 @@ pub async fn validate(
     spec: &Spec,
     concurrency: usize,
 ) -> Result<ValidationReport, EngineError> {
+    validate_from(
+        client,
+        spec,
+        concurrency,
+        crate::firewall::client_addr_from_env(),
+    )
+    .await
+}
+
+/// [`validate`], knowing the address the node sees labwright connect from: the
+/// firewall re-proof then covers it too (issue 6).
+pub async fn validate_from(
+    client: &PveClient,
+    spec: &Spec,
+    concurrency: usize,
+    client_addr: Option<std::net::IpAddr>,
+) -> Result<ValidationReport, EngineError> {
     let want = desired(spec);
     let scope = ScanScope {
         vmids: want.vms.keys().copied().collect(),
@@ -230,8 +247,9 @@ pub async fn validate(
     // Firewall wave (issue 6): re-prove management access on what the node has.
     let checks = {
         let mut checks = checks;
-        let addr = crate::firewall::client_addr_from_env();
-        if let Some(fw) = crate::firewall::scan_firewall(client, spec, &observed, addr).await? {
+        if let Some(fw) =
+            crate::firewall::scan_firewall(client, spec, &observed, client_addr).await?
+        {
             checks.extend(crate::firewall::validate_checks(spec, &fw));
         }
         checks

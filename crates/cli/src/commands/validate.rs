@@ -30,7 +30,13 @@ pub fn run(args: &ValidateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let report = rt.block_on(async {
         let conn = target::connect(&args.target).await?;
         ui::info(g, &format!("target: {}", conn.label));
-        let r = labwright_engine::validate(&conn.client, &loaded.spec, 3).await;
+        let r = labwright_engine::validate::validate_from(
+            &conn.client,
+            &loaded.spec,
+            3,
+            conn.client_addr,
+        )
+        .await;
         conn.close().await;
         r.map_err(|e| anyhow::anyhow!("{e}"))
     })?;
