@@ -210,6 +210,33 @@ pub async fn scan(
         .map(|v| (v.vmid, v.node.clone()))
         .collect();
     let conc = scope.concurrency.max(1);
+    // The inventory lags behind new guests and power changes (pvestatd): a guest
+    // started a moment ago is still `stopped` there. The guests a plan is about get
+    // their state from status/current.
+    let wanted_ids: BTreeSet<u32> = wanted.iter().map(|(id, _)| *id).collect();
+    let status_reads: Vec<(u32, String)> = vms
+        .values()
+        .filter(|v| {
+            let known = v.status == "running" || v.status == "stopped";
+            scope.vmids.contains(&v.vmid)
+                || v.is_managed()
+                || (!known && wanted_ids.contains(&v.vmid))
+        })
+        .map(|v| (v.vmid, v.node.clone()))
+        .collect();
+    let statuses: Vec<(
+        u32,
+        Result<labwright_pve::api::qemu::VmStatus, labwright_pve::Error>,
+    )> = stream::iter(status_reads)
+        .map(|(vmid, vnode)| async move { (vmid, client.qemu_status(&vnode, vmid).await) })
+        .buffer_unordered(conc)
+        .collect()
+        .await;
+    for (vmid, s) in statuses {
+        if let (Ok(s), Some(vm)) = (s, vms.get_mut(&vmid)) {
+            vm.status = s.status;
+        }
+    }
     // One request per guest: a running guest's `…/pending` lists every key with its
     // current and pending value (so a hand edit waiting for a reboot is drift too); a
     // stopped guest has nothing pending and its `…/config` carries the digest.
@@ -240,7 +267,6 @@ pub async fn scan(
         .collect()
         .await;
     let mut snapshot_reads = Vec::new();
-    let mut status_reads = Vec::new();
     for (vmid, vnode, cfg) in configs {
         let (cfg, pending_keys) = match cfg {
             Ok(c) => c,
@@ -255,8 +281,7 @@ pub async fn scan(
         };
         if let Some(vm) = vms.get_mut(&vmid) {
             // The inventory lags behind new guests (pvestatd has not seen them yet:
-            // status `unknown`, no lock, tags or name). The config has those; the
-            // power state comes from status/current.
+            // no lock, tags or name). The config has those.
             if let Some(l) = cfg.get("lock").filter(|l| !l.is_empty()) {
                 vm.lock = Some(l.to_string());
             }
@@ -269,9 +294,6 @@ pub async fn scan(
                 && let Some(n) = cfg.get("name")
             {
                 vm.name = n.to_string();
-            }
-            if vm.status != "running" && vm.status != "stopped" {
-                status_reads.push((vmid, vnode.clone()));
             }
             // `parent` is set when the VM has snapshots: only then are they listed.
             if cfg.get("parent").is_some() {
@@ -306,19 +328,6 @@ pub async fn scan(
         }
     }
 
-    let statuses: Vec<(
-        u32,
-        Result<labwright_pve::api::qemu::VmStatus, labwright_pve::Error>,
-    )> = stream::iter(status_reads)
-        .map(|(vmid, vnode)| async move { (vmid, client.qemu_status(&vnode, vmid).await) })
-        .buffer_unordered(conc)
-        .collect()
-        .await;
-    for (vmid, s) in statuses {
-        if let (Ok(s), Some(vm)) = (s, vms.get_mut(&vmid)) {
-            vm.status = s.status;
-        }
-    }
     let backup_jobs = jobs
         .into_iter()
         .map(|j| {
