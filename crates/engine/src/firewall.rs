@@ -1650,10 +1650,11 @@ pub fn plan_firewall(spec: &Spec, obs: &ObservedFirewall, existing: &[Action]) -
             obs.unreadable.join("; ")
         ));
     }
-    // A step in the middle must not take away access the node gives today (access
-    // that is already missing is the end state's business, proved below).
+    // Access only grows along the way: a step must not take away access the node
+    // gives today or that an earlier step gave (access still missing is the end
+    // state's business, proved below).
     let (now_lines, _) = prove_management(&proof_state.config, &node, &sources);
-    let had: BTreeSet<(String, u16)> = now_lines
+    let mut had: BTreeSet<(String, u16)> = now_lines
         .iter()
         .filter(|l| l.ok)
         .map(|l| (l.source.clone(), l.port))
@@ -1675,6 +1676,12 @@ pub fn plan_firewall(spec: &Spec, obs: &ObservedFirewall, existing: &[Action]) -
                         l.failure.as_deref().unwrap_or("access lost")
                     ));
                 }
+                had.extend(
+                    lines
+                        .iter()
+                        .filter(|l| l.ok)
+                        .map(|l| (l.source.clone(), l.port)),
+                );
             }
         }
     }

@@ -386,3 +386,67 @@ fn rule_moves_converge_under_either_moveto_reading() {
         }
     }
 }
+
+#[test]
+fn the_proof_follows_the_node_backend() {
+    let spec = preprod();
+    let mut obs = empty_observed(&spec, Some("192.168.1.50"));
+    let key = "node/proxmox".to_string();
+    obs.options.insert(
+        key.clone(),
+        [("nftables".to_string(), "1".to_string())].into(),
+    );
+    sync_options(
+        &mut obs.config,
+        &FwScope::Node {
+            node: "proxmox".into(),
+        },
+        &obs.options[&key],
+    );
+    let p = plan_firewall(&spec, &obs, &[]);
+    let r = p.report.as_ref().expect("report");
+    assert_eq!(r.backend, "nftables");
+    assert!(r.proof_ok, "{:?}", r.failure);
+}
+
+#[test]
+fn unreadable_rules_refuse_the_proof() {
+    let spec = preprod();
+    let mut obs = empty_observed(&spec, Some("192.168.1.50"));
+    obs.unreadable
+        .push("cluster rule #3: unknown macro 'Foo'".into());
+    let p = plan_firewall(&spec, &obs, &[]);
+    let r = p.report.as_ref().expect("report");
+    assert!(!r.proof_ok);
+    assert!(
+        r.failure
+            .as_deref()
+            .is_some_and(|f| f.contains("cannot read") && f.contains("unknown macro")),
+        "{:?}",
+        r.failure
+    );
+}
+
+#[test]
+fn a_stale_managed_block_is_deleted_and_the_wave_proves() {
+    // The node drops by default and a rule labwright once made blocks the Tailscale
+    // range; the spec no longer has it. The allows go in, the stale rule goes, and
+    // every step keeps (or grows) the access the node gave before.
+    let mut spec = preprod();
+    let mut obs = empty_observed(&spec, Some("192.168.1.50"));
+    obs.options.insert(
+        "cluster".into(),
+        [("enable".to_string(), "1".to_string())].into(),
+    );
+    sync_options(&mut obs.config, &FwScope::Cluster, &obs.options["cluster"]);
+    let old = Rule::parse("IN DROP -source 100.64.0.0/10 # [lw:old-block]").expect("rule");
+    obs.config.cluster.rules.push(old);
+    if let Some(dc) = spec.firewall.as_mut().and_then(|f| f.datacenter.as_mut()) {
+        dc.rules.retain(|r| r.id != "ping-lan");
+    }
+    let p = plan_firewall(&spec, &obs, &[]);
+    let r = p.report.as_ref().expect("report");
+    assert!(r.proof_ok, "{:?}", r.failure);
+    let ids = ids(&p);
+    assert!(ids.contains(&"fw-cluster-rule-old-block-delete"), "{ids:?}");
+}
