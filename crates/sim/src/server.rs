@@ -734,6 +734,10 @@ async fn handle(AxState(inner): AxState<Arc<Inner>>, req: Request) -> Response {
                     (inner.cfg.auth_fail_delay_secs * inner.cfg.time_scale).max(0.0),
                 ))
                 .await;
+                // A failed login reports itself in the body; other 401s have none.
+                if e.message == "authentication failure" {
+                    return error_response(e);
+                }
                 return respond(401, &e.message, None);
             }
             error_response(e)

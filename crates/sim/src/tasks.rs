@@ -110,6 +110,10 @@ pub fn spawn(inner: &Arc<Inner>, spec: Spec, work: Work) -> String {
                 tokio::time::sleep(inner2.scaled(secs)).await;
                 inner2.with_state(|st| {
                     release_config_lock(st, spec.config_lock);
+                    // A task stopped through `DELETE …/tasks/{upid}` does no more work.
+                    if st.tasks.iter().any(|t| t.upid == id && !t.running) {
+                        return Err("received interrupt".to_string());
+                    }
                     if fail {
                         Err(spec
                             .fail_text

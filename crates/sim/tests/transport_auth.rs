@@ -102,6 +102,7 @@ async fn ticket_cookie_and_csrf_flow() {
         )
         .await;
     assert_eq!(r.status, 401);
+    assert_eq!(r.message(), "authentication failure\n");
     let pw = api.sim.root_password();
     let r = api
         .call_as(
