@@ -73,15 +73,6 @@ impl Resp {
 }
 
 impl Api {
-    pub fn with_auth(&self, auth: String) -> Api {
-        Api {
-            sim: unreachable_clone(),
-            http: self.http.clone(),
-            base: self.base.clone(),
-            auth,
-        }
-    }
-
     pub async fn call(&self, method: &str, path: &str, form: &[(&str, &str)]) -> Resp {
         self.call_as(&self.auth, method, path, form).await
     }
@@ -159,10 +150,6 @@ impl Api {
         assert_eq!(r.status, 200, "{:?}", r.body);
         assert_eq!(self.wait(r.data()).await, "OK");
     }
-}
-
-fn unreachable_clone() -> SimHandle {
-    panic!("with_auth is not supported; use call_as")
 }
 
 pub fn urlencode(s: &str) -> String {
