@@ -775,3 +775,34 @@ async fn workers_queue_requests_and_latency_is_added() {
         "one {one:?} three {three:?}"
     );
 }
+
+#[tokio::test]
+async fn large_scenario_spreads_guests_over_nodes() {
+    let api = common::start(SimConfig {
+        scenario: Scenario::Large { nodes: 3, vms: 30 },
+        ..SimConfig::for_tests()
+    })
+    .await;
+    let nodes = api.get("/nodes").await;
+    assert_eq!(nodes.data().as_array().unwrap().len(), 3);
+    let r = api
+        .call("GET", "/cluster/resources", &[("type", "vm")])
+        .await;
+    let vms = r.data().as_array().unwrap();
+    assert_eq!(vms.len(), 30);
+    for n in ["pve1", "pve2", "pve3"] {
+        assert_eq!(vms.iter().filter(|v| v["node"] == n).count(), 10, "{n}");
+    }
+    assert!(
+        vms.iter().any(|v| v["status"] == "running")
+            && vms.iter().any(|v| v["status"] == "stopped")
+    );
+    let c = api.get("/nodes/pve2/qemu/101/config").await;
+    assert_eq!(c.data()["name"], "vm-101");
+    assert_eq!(
+        api.get("/nodes/pve1/qemu/101/config").await.status,
+        500,
+        "VM 101 lives on pve2"
+    );
+    assert_eq!(api.get("/cluster/nextid").await.data(), "130");
+}

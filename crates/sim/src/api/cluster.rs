@@ -105,6 +105,18 @@ pub fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             Ok(json!([]).into())
         }
         ("GET", "/nodes/{node}/dns") => Ok(json!({"search": "lan", "dns1": "192.168.1.1"}).into()),
+        ("GET", "/nodes/{node}/time") => {
+            let t = now();
+            Ok(json!({"time": t, "localtime": t, "timezone": "Etc/UTC"}).into())
+        }
+        ("GET", "/nodes/{node}/hosts") => inner.with_state(|st| {
+            let n = st.nodes.get(&r.node()).ok_or_else(|| ApiError::e500("no such node"))?;
+            let data = format!(
+                "127.0.0.1 localhost.localdomain localhost\n{} {}.lan {}\n\n::1     ip6-localhost ip6-loopback\n",
+                n.ip, n.name, n.name
+            );
+            Ok(json!({"digest": crate::util::sha1_hex(&data), "data": data}).into())
+        }),
         _ => Err(missing(r)),
     }
 }

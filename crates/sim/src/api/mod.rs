@@ -45,6 +45,8 @@ pub const IMPLEMENTED: &[(&str, &str)] = &[
     ("GET", "/pools"),
     ("GET", "/nodes/{node}/lxc"),
     ("GET", "/nodes/{node}/dns"),
+    ("GET", "/nodes/{node}/time"),
+    ("GET", "/nodes/{node}/hosts"),
     // QEMU
     ("GET", "/nodes/{node}/qemu"),
     ("POST", "/nodes/{node}/qemu"),
