@@ -536,6 +536,27 @@ async fn zfs_mirror_from_free_disks() {
         c.data()["scsi1"],
         "tank:vm-100-disk-0,discard=on,iothread=1,size=32G,ssd=1"
     );
+    let r = api
+        .delete(
+            "/nodes/proxmox/disks/zfs/tank",
+            &[("cleanup-config", "1"), ("cleanup-disks", "1")],
+        )
+        .await;
+    assert_eq!(r.message(), "cannot destroy 'tank': pool is busy\n");
+    let d = api.delete("/nodes/proxmox/qemu/100", &[]).await;
+    assert_eq!(api.wait(d.data()).await, "OK");
+    let r = api
+        .delete(
+            "/nodes/proxmox/disks/zfs/tank",
+            &[("cleanup-config", "1"), ("cleanup-disks", "1")],
+        )
+        .await;
+    assert_eq!(api.wait(r.data()).await, "OK");
+    assert_eq!(api.get("/storage/tank").await.status, 500);
+    let l = api
+        .call("GET", "/nodes/proxmox/disks/list", &[("type", "unused")])
+        .await;
+    assert_eq!(l.data().as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]

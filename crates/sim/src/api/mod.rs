@@ -125,6 +125,7 @@ pub const IMPLEMENTED: &[(&str, &str)] = &[
     ("GET", "/nodes/{node}/disks/zfs"),
     ("POST", "/nodes/{node}/disks/zfs"),
     ("GET", "/nodes/{node}/disks/zfs/{name}"),
+    ("DELETE", "/nodes/{node}/disks/zfs/{name}"),
     ("GET", "/cluster/backup"),
     ("POST", "/cluster/backup"),
     ("GET", "/cluster/backup/{id}"),

@@ -52,6 +52,7 @@ pub fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             Ok(Value::Array(n.zpools.iter().map(|p| json!({"name": p.get("name"), "size": p.get("size"), "alloc": 0, "free": p.get("size"), "frag": 0, "dedup": 1.0, "health": "ONLINE"})).collect()).into())
         }),
         ("POST", "/nodes/{node}/disks/zfs") => zfs_create(inner, r),
+        ("DELETE", "/nodes/{node}/disks/zfs/{name}") => zfs_delete(inner, r),
         ("GET", "/nodes/{node}/disks/zfs/{name}") => inner.with_state(|st| {
             let n = st.nodes.get(&r.node()).ok_or_else(|| ApiError::e500("no such node"))?;
             let name = r.s("name");
@@ -779,6 +780,101 @@ fn zfs_create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                 st.storages.insert(name.clone(), s);
             }
             Ok(log)
+        }),
+    );
+    Ok(json!(upid).into())
+}
+
+/// `DELETE …/disks/zfs/{name}`: destroys the pool (a task), optionally wiping the disks
+/// and removing storages that use it.
+fn zfs_delete(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
+    let node = r.node();
+    let name = r.s("name");
+    let cleanup_config = r.flag("cleanup-config");
+    let cleanup_disks = r.flag("cleanup-disks");
+    if cleanup_config {
+        super::require(inner, r, "/storage", "Datastore.Allocate")?;
+    }
+    inner.with_state(|st| {
+        let nd = st
+            .nodes
+            .get(&node)
+            .ok_or_else(|| ApiError::e500("no such node"))?;
+        if !nd
+            .zpools
+            .iter()
+            .any(|p| p.get("name").and_then(Value::as_str) == Some(name.as_str()))
+        {
+            return Err(ApiError::e500(format!("zpool '{name}' does not exist")));
+        }
+        let users: Vec<String> = st
+            .storages
+            .iter()
+            .filter(|(_, c)| {
+                c.get("pool")
+                    .and_then(Value::as_str)
+                    .is_some_and(|p| p.split('/').next() == Some(name.as_str()))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        if st
+            .volumes
+            .iter()
+            .any(|v| users.contains(&v.storage) && v.node == node)
+        {
+            return Err(ApiError::e500(format!(
+                "cannot destroy '{name}': pool is busy"
+            )));
+        }
+        Ok(())
+    })?;
+    let upid = tasks::spawn(
+        inner,
+        Spec {
+            node: node.clone(),
+            kind: "zfsremove",
+            id: name.clone(),
+            user: r.who.full(),
+            secs: 2.0,
+            locks: vec![],
+            fail_text: None,
+            config_lock: None,
+        },
+        Box::new(move |st| {
+            let nd = st.nodes.get_mut(&node).ok_or("no such node")?;
+            let Some(i) = nd
+                .zpools
+                .iter()
+                .position(|p| p.get("name").and_then(Value::as_str) == Some(name.as_str()))
+            else {
+                return Err(format!("zpool '{name}' does not exist"));
+            };
+            let pool = nd.zpools.remove(i);
+            let devices: Vec<String> = pool
+                .get("devices")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default();
+            for d in nd.disks.iter_mut().filter(|d| devices.contains(&d.devpath)) {
+                d.used = if cleanup_disks {
+                    None
+                } else {
+                    Some("ZFS".into())
+                };
+            }
+            if cleanup_config {
+                st.storages.retain(|_, c| {
+                    c.get("pool")
+                        .and_then(Value::as_str)
+                        .is_none_or(|p| p.split('/').next() != Some(name.as_str()))
+                });
+            }
+            Ok(vec![format!("# /sbin/zpool destroy {name}")])
         }),
     );
     Ok(json!(upid).into())
