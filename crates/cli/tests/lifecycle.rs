@@ -993,6 +993,21 @@ fn secrets_never_leak_into_output_files_or_errors() {
             "a failed plan wrote a plan file"
         );
     }
+    // Every run on the spec with the inline secret says why it stopped.
+    let inline_runs: std::collections::BTreeSet<&String> = outputs
+        .iter()
+        .filter(|(w, _)| w.contains(ip.as_str()))
+        .map(|(w, _)| w)
+        .collect();
+    assert!(inline_runs.len() >= 5, "{inline_runs:?}");
+    for w in inline_runs {
+        assert!(
+            outputs
+                .iter()
+                .any(|(w2, t)| w2 == w && t.contains("inline-secret")),
+            "{w}: no inline-secret diagnostic"
+        );
+    }
     assert!(
         outputs.iter().any(|(_, t)| t.contains("401")),
         "the wrong secret was not even refused"
