@@ -516,3 +516,24 @@ fn plan_is_deterministic_and_bound_to_the_scan() {
     assert_ne!(a.id, c.id);
     assert_ne!(a.actions[0].pre_snapshot, c.actions[0].pre_snapshot);
 }
+
+#[test]
+fn power_state_drift_plans_start_or_shutdown() {
+    let mut vm = vm300();
+    vm.status = "stopped".into();
+    let p = plan(
+        &spec(&Knobs::default()),
+        &observed(vec![vm], vec![nightly()]),
+    );
+    assert_eq!(ids(&p), ["vm-300-start"]);
+    assert_eq!(p.actions[0].risk, Risk::Low);
+
+    let k = Knobs {
+        power: "stopped",
+        ..Knobs::default()
+    };
+    let p = plan(&spec(&k), &converged());
+    assert_eq!(ids(&p), ["vm-300-shutdown"]);
+    assert!(p.actions[0].risk >= Risk::Medium);
+    assert!(matches!(p.actions[0].op, Op::ShutdownVm { vmid: 300, .. }));
+}
