@@ -317,7 +317,8 @@ fn nextid(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
         while st.vms.contains_key(&id) {
             id += 1;
         }
-        // PVE returns the id as a string.
+        // A numeric string: PVE returns numbers or numeric strings depending on the path,
+        // so a client that only accepts one of them is caught here.
         Ok(json!(id.to_string()).into())
     })
 }
