@@ -302,7 +302,10 @@ fn client_address(c: &Connected) -> anyhow::Result<Option<std::net::IpAddr>> {
     if c.client_addr.is_some() {
         return Ok(c.client_addr);
     }
-    Ok(local_addr_towards(c.client.api_base()))
+    // Through a tunnel (ssh -L, a local proxy) the local address is loopback, which
+    // says nothing about what the node sees: better unknown (the plan's proof says so)
+    // than a proof that passes for the wrong address.
+    Ok(local_addr_towards(c.client.api_base()).filter(|ip| !ip.is_loopback()))
 }
 
 fn local_addr_towards(url: &str) -> Option<std::net::IpAddr> {

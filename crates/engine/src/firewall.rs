@@ -1030,7 +1030,9 @@ impl FirewallReport {
             self.client_addr
                 .as_ref()
                 .map(|a| format!(", client {a}"))
-                .unwrap_or_else(|| ", client address unknown".into()),
+                .unwrap_or_else(|| {
+                    format!(", client address unknown: set {CLIENT_ADDR_ENV} to cover it")
+                }),
             if self.proof_ok {
                 "PASSED"
             } else if self.proof_skipped {
