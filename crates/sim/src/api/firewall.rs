@@ -76,6 +76,25 @@ pub fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                 .into());
             }
             ("GET", "/cluster/firewall/refs") => return Ok(refs(st, r).into()),
+            ("GET", "/nodes/{node}/qemu/{vmid}/firewall/refs") => {
+                let vm = st.vm(&r.node(), r.vmid())?;
+                let mut out = match refs(st, r) {
+                    Value::Array(a) => a,
+                    _ => vec![],
+                };
+                let want = r.str("type");
+                if want.as_deref() != Some("alias") {
+                    for (n, s) in &vm.fw_ipsets {
+                        out.push(json!({"type": "ipset", "name": n, "ref": format!("+guest/{n}"), "scope": "guest", "comment": s.comment}));
+                    }
+                }
+                if want.as_deref() != Some("ipset") {
+                    for (n, a) in &vm.fw_aliases {
+                        out.push(json!({"type": "alias", "name": n, "ref": format!("guest/{n}"), "scope": "guest", "comment": a.get("comment")}));
+                    }
+                }
+                return Ok(Value::Array(out).into());
+            }
             _ => {}
         }
         if t.ends_with("/options") {

@@ -184,6 +184,25 @@ pub const IMPLEMENTED: &[(&str, &str)] = &[
     ("GET", "/nodes/{node}/qemu/{vmid}/firewall/ipset/{name}"),
     ("POST", "/nodes/{node}/qemu/{vmid}/firewall/ipset/{name}"),
     ("DELETE", "/nodes/{node}/qemu/{vmid}/firewall/ipset/{name}"),
+    (
+        "GET",
+        "/nodes/{node}/qemu/{vmid}/firewall/ipset/{name}/{cidr}",
+    ),
+    (
+        "PUT",
+        "/nodes/{node}/qemu/{vmid}/firewall/ipset/{name}/{cidr}",
+    ),
+    (
+        "DELETE",
+        "/nodes/{node}/qemu/{vmid}/firewall/ipset/{name}/{cidr}",
+    ),
+    ("GET", "/nodes/{node}/qemu/{vmid}/firewall/aliases/{name}"),
+    ("PUT", "/nodes/{node}/qemu/{vmid}/firewall/aliases/{name}"),
+    (
+        "DELETE",
+        "/nodes/{node}/qemu/{vmid}/firewall/aliases/{name}",
+    ),
+    ("GET", "/nodes/{node}/qemu/{vmid}/firewall/refs"),
 ];
 
 pub fn is_implemented(method: &str, path: &str) -> bool {
