@@ -47,7 +47,7 @@ pub enum SimError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("state file {path} is not valid: {source}")]
+    #[error("state file {path} is not valid (start with --reset to discard it): {source}")]
     StateFormat {
         path: PathBuf,
         source: serde_json::Error,
