@@ -291,12 +291,33 @@ async fn run_op(
     }
 }
 
+/// The journal, shared with the actions in flight (a pre-change snapshot is recorded
+/// the moment it exists, not when its action ends).
+struct SharedJournal(std::sync::Mutex<Journal>);
+
+impl SharedJournal {
+    fn record(
+        &self,
+        action: Option<&str>,
+        event: &str,
+        detail: Option<String>,
+    ) -> Result<(), EngineError> {
+        match self.0.lock() {
+            Ok(mut j) => j.record(action, event, detail),
+            Err(_) => Err(EngineError::Refused(
+                "the journal is unusable after a panic".into(),
+            )),
+        }
+    }
+}
+
 async fn run_action(
     client: &PveClient,
     plan: &Plan,
     a: &Action,
     opts: &WaitOptions,
     fw: &crate::firewall::FwApplyOptions,
+    journal: &SharedJournal,
 ) -> Result<Option<(u32, String)>, String> {
     if let Op::Firewall(f) = &a.op {
         crate::firewall::run_firewall_op(client, f, fw).await?;
@@ -310,6 +331,9 @@ async fn run_action(
             _ => None,
         };
         let after = pre_snapshot(client, node, vmid, name, &plan.id, planned, opts).await?;
+        journal
+            .record(Some(&a.id), "snapshot", Some(format!("vm {vmid} {name}")))
+            .map_err(|e| e.to_string())?;
         if let (Some(new), Op::UpdateVm { digest, .. }) = (after, op.to_mut()) {
             *digest = Some(new);
         }
@@ -342,11 +366,12 @@ pub async fn apply(
         }
         return Ok(report);
     }
-    let mut journal = Journal::open(opts.journal_dir.as_deref(), &plan.id)?;
+    let journal = Journal::open(opts.journal_dir.as_deref(), &plan.id)?;
     report.journal = opts
         .journal_dir
         .as_ref()
         .map(|_| journal.path().display().to_string());
+    let journal = SharedJournal(std::sync::Mutex::new(journal));
     journal.record(
         None,
         "apply-start",
@@ -392,8 +417,9 @@ pub async fn apply(
                 progress.started(a);
                 let wait_opts = opts.wait;
                 let fw_opts = &opts.firewall;
+                let journal = &journal;
                 inflight.push(async move {
-                    let r = run_action(client, plan, a, &wait_opts, fw_opts).await;
+                    let r = run_action(client, plan, a, &wait_opts, fw_opts, journal).await;
                     (a, r)
                 });
             }
@@ -407,7 +433,6 @@ pub async fn apply(
         match result {
             Ok(snap) => {
                 if let Some((vmid, name)) = snap {
-                    journal.record(Some(&a.id), "snapshot", Some(format!("vm {vmid} {name}")))?;
                     report.snapshots.push((vmid, name));
                 }
                 journal.record(Some(&a.id), "done", None)?;
