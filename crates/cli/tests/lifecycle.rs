@@ -973,6 +973,50 @@ fn secrets_never_leak_into_output_files_or_errors() {
         cmd.args(&args);
         exec_logged(o, cmd, format!("{args:?}"), ok);
     }
+    // A config.toml profile whose secret comes from a command, and one from a file
+    // others can read (refused), both carrying the canary.
+    let config = embedded.path().join("config/labwright");
+    std::fs::create_dir_all(&config).expect("config dir");
+    let secret_file = embedded.path().join("token.secret");
+    std::fs::write(&secret_file, format!("{CLIENT_CANARY}\n")).expect("secret file");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+    }
+    std::fs::write(
+        config.join("config.toml"),
+        format!(
+            "[targets.cmd]\nurl = \"{url}\"\ntoken-id = \"{tid}\"\ntoken-secret-command = \"echo {CLIENT_CANARY}\"\nfingerprint = \"{fp}\"\n\n\
+             [targets.file]\nurl = \"{url}\"\ntoken-id = \"{tid}\"\ntoken-secret-file = \"{file}\"\nfingerprint = \"{fp}\"\n",
+            url = sim.cred("url"),
+            tid = sim.cred("token_id"),
+            fp = sim.cred("fingerprint"),
+            file = secret_file.display(),
+        ),
+    )
+    .expect("config.toml");
+    for profile in ["cmd", "file"] {
+        for args in [vec!["scan"], vec!["plan", np.as_str(), "-o", "json"]] {
+            let mut cmd = embedded.bare();
+            cmd.args(&args).args(["--target", profile]);
+            exec_logged(o, cmd, format!("{args:?} --target {profile}"), false);
+        }
+    }
+    assert!(
+        outputs
+            .iter()
+            .any(|(w, t)| w.contains("--target file") && t.contains("chmod 600")),
+        "a world-readable secret file was not refused"
+    );
+    assert!(
+        outputs
+            .iter()
+            .any(|(w, t)| w.contains("--target cmd") && t.contains("401")),
+        "the command's secret was not even tried"
+    );
+    let o = &mut outputs;
     for lab in [&wrong, &unreachable_node] {
         let journal = lab.journal_dir().to_string_lossy().to_string();
         let pfile = lab.path().join("plan.json").to_string_lossy().to_string();
@@ -1037,7 +1081,8 @@ fn secrets_never_leak_into_output_files_or_errors() {
     assert!(files.iter().any(|f| f.ends_with("journal.jsonl")));
     assert!(files.iter().any(|f| f.ends_with("sim-process.log")));
     for f in files {
-        if f == inline {
+        // The test's own inputs carry the canaries on purpose.
+        if f == inline || f == secret_file || f == config.join("config.toml") {
             continue;
         }
         let text = String::from_utf8_lossy(&std::fs::read(&f).expect("read file")).into_owned();
