@@ -96,6 +96,33 @@ pub struct ScanScope {
     pub all_configs: bool,
     /// Concurrent requests (pveproxy serves 3 by default).
     pub concurrency: usize,
+    /// Desired power state by VMID (`running`/`stopped`): where the inventory
+    /// disagrees, `status/current` confirms it (the inventory lags behind power
+    /// changes), so a converged lab costs no extra request.
+    pub power: BTreeMap<u32, &'static str>,
+}
+
+impl ScanScope {
+    /// The scope a plan for `spec` needs: its declared guests and their power states.
+    pub fn for_spec(spec: &labwright_spec::Spec, concurrency: usize) -> Self {
+        let want = crate::desired::desired(spec);
+        ScanScope {
+            vmids: want.vms.keys().copied().collect(),
+            all_configs: false,
+            concurrency,
+            power: want
+                .vms
+                .values()
+                .map(|v| {
+                    let p = match v.power {
+                        labwright_spec::model::PowerState::Running => "running",
+                        labwright_spec::model::PowerState::Stopped => "stopped",
+                    };
+                    (v.vmid, p)
+                })
+                .collect(),
+        }
+    }
 }
 
 /// One guest's config read: (vmid, node, config and pending keys).
@@ -218,9 +245,11 @@ pub async fn scan(
         .values()
         .filter(|v| {
             let known = v.status == "running" || v.status == "stopped";
-            scope.vmids.contains(&v.vmid)
-                || v.is_managed()
-                || (!known && wanted_ids.contains(&v.vmid))
+            let disagrees = scope
+                .power
+                .get(&v.vmid)
+                .is_some_and(|want| *want != v.status);
+            (!known && wanted_ids.contains(&v.vmid)) || (known && disagrees)
         })
         .map(|v| (v.vmid, v.node.clone()))
         .collect();

@@ -225,11 +225,7 @@ pub async fn validate_from(
     client_addr: Option<std::net::IpAddr>,
 ) -> Result<ValidationReport, EngineError> {
     let want = desired(spec);
-    let scope = ScanScope {
-        vmids: want.vms.keys().copied().collect(),
-        all_configs: false,
-        concurrency,
-    };
+    let scope = ScanScope::for_spec(spec, concurrency);
     let observed = scan(client, &spec.node.name, &scope).await?;
     let mut checks = checks(spec, &observed);
     checks.extend(bridge_checks(client, spec).await);

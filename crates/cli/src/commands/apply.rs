@@ -167,11 +167,8 @@ async fn run_connected(
 ) -> anyhow::Result<ExitCode> {
     let plan = match saved {
         Some(p) => {
-            let scope = ScanScope {
-                vmids: p.declared_vmids.iter().copied().collect(),
-                all_configs: false,
-                concurrency: 3,
-            };
+            // The same scope the plan was made with, so the fingerprints compare.
+            let scope = ScanScope::for_spec(&loaded.spec, 3);
             let observed = scan(&conn.client, &p.node, &scope)
                 .await
                 .context("scan failed")?;

@@ -11,7 +11,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use comfy_table::{Table, presets};
-use labwright_engine::desired::desired;
 use labwright_engine::firewall::{
     self as fw, FwApplyOptions, ObservedFirewall, compile_spec, post_plan_config,
 };
@@ -187,12 +186,7 @@ fn config_for(
 }
 
 async fn read_live(spec: &Spec, conn: &Connected) -> anyhow::Result<ObservedFirewall> {
-    let want = desired(spec);
-    let scope = ScanScope {
-        vmids: want.vms.keys().copied().collect(),
-        all_configs: false,
-        concurrency: 3,
-    };
+    let scope = ScanScope::for_spec(spec, 3);
     let observed = scan(&conn.client, &spec.node.name, &scope)
         .await
         .context("scan failed")?;

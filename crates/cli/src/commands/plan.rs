@@ -40,11 +40,7 @@ pub async fn compute(
 ) -> anyhow::Result<labwright_engine::Plan> {
     let spec = &loaded.spec;
     let want = desired(spec);
-    let scope = ScanScope {
-        vmids: want.vms.keys().copied().collect(),
-        all_configs: false,
-        concurrency: 3,
-    };
+    let scope = ScanScope::for_spec(spec, 3);
     let started = std::time::Instant::now();
     let observed = scan(&conn.client, &spec.node.name, &scope)
         .await
