@@ -142,8 +142,10 @@ fn start_sim(nodes: u32, vms: u32, latency_ms: u64) -> Sim {
     }
 }
 
-/// A spec declaring the large scenario's guests (`vm-<vmid>`, VMIDs from 100).
-fn large_spec(vms: u32, dir: &Path) -> PathBuf {
+/// A spec declaring the large scenario's guests (`vm-<vmid>`, VMIDs from 100), with
+/// the power states the node reports (`stopped` lists the stopped VMIDs), so the
+/// benchmark measures a lab the spec describes, not one being started.
+fn large_spec(vms: u32, dir: &Path, stopped: &std::collections::BTreeSet<u64>) -> PathBuf {
     let roles: BTreeMap<u32, &str> = [
         (100, "edge-gateway"),
         (150, "firewall-router"),
@@ -158,10 +160,13 @@ fn large_spec(vms: u32, dir: &Path) -> PathBuf {
     );
     for i in 0..vms {
         let vmid = 100 + i;
-        let role = roles
+        let mut role = roles
             .get(&vmid)
             .map(|r| format!(", role: {r}"))
             .unwrap_or_default();
+        if stopped.contains(&u64::from(vmid)) {
+            role.push_str(", power: stopped");
+        }
         s.push_str(&format!(
             "  - {{ vmid: {vmid}, name: vm-{vmid}{role}, cores: 1, memory: 512, disks: {{ scsi0: {{ size: 16G }} }}, nics: {{ net0: {{ bridge: vmbr0 }} }} }}\n"
         ));
@@ -180,8 +185,38 @@ struct Row {
 fn scan_plan_row(vms: u32, latency: u64, runs: usize) -> (Row, f64, u64) {
     let sim = start_sim(8, vms, latency);
     let tmp = tempfile::tempdir().expect("tempdir");
-    let spec = large_spec(vms, tmp.path());
     let c = &sim.creds;
+    let env = |cmd: &mut Command| {
+        cmd.env("LABWRIGHT_PVE_URL", c["url"].as_str().unwrap_or_default())
+            .env(
+                "LABWRIGHT_PVE_TOKEN_ID",
+                c["token_id"].as_str().unwrap_or_default(),
+            )
+            .env(
+                "LABWRIGHT_PVE_TOKEN_SECRET",
+                c["token_secret"].as_str().unwrap_or_default(),
+            )
+            .env(
+                "LABWRIGHT_PVE_FINGERPRINT",
+                c["fingerprint"].as_str().unwrap_or_default(),
+            )
+            .env("NO_COLOR", "1");
+    };
+    let mut inv = Command::new(BIN);
+    inv.args(["scan", "--inventory-only", "-o", "json", "--target", "env"]);
+    env(&mut inv);
+    let out = inv.output().expect("inventory scan");
+    let obs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("scan json");
+    let stopped: std::collections::BTreeSet<u64> = obs["vms"]
+        .as_object()
+        .map(|m| {
+            m.values()
+                .filter(|v| v["status"] == "stopped")
+                .filter_map(|v| v["vmid"].as_u64())
+                .collect()
+        })
+        .unwrap_or_default();
+    let spec = large_spec(vms, tmp.path(), &stopped);
     let mut times = Vec::new();
     let mut requests = 0u64;
     let mut peak = 0u64;
@@ -268,7 +303,7 @@ fn main() {
     {
         use labwright_engine::observed::{Observed, ObservedVm};
         let tmp = tempfile::tempdir().expect("tempdir");
-        let path = large_spec(1000, tmp.path());
+        let path = large_spec(1000, tmp.path(), &Default::default());
         let loaded = labwright_spec::load_file(&path, &|_| None).expect("spec loads");
         let want = labwright_engine::desired::desired(&loaded.spec);
         let mut vms = BTreeMap::new();
