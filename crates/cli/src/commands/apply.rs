@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::common;
 use crate::cli::{GlobalArgs, OutputFormat};
-use crate::target::{self, TargetArgs};
+use crate::target;
 use crate::{exit, ui};
 
 /// Applies the changes that `plan` shows. Asks for confirmation on a terminal; scripts
@@ -40,17 +40,61 @@ pub struct ApplyArgs {
     /// Where the journal is kept.
     #[arg(long, value_name = "DIR", default_value = ".labwright/journal")]
     pub journal_dir: PathBuf,
-    #[command(flatten)]
-    pub target: TargetArgs,
 }
 
 struct Lines {
     start: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
     /// `--quiet`: only failures.
     quiet: bool,
+    /// A progress bar when stderr is a terminal; plain lines otherwise (CI logs).
+    bar: Option<indicatif::ProgressBar>,
 }
 
-#[allow(clippy::print_stderr)]
+impl Lines {
+    fn new(total: usize, quiet: bool) -> Self {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let b = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "  {bar:30.cyan/blue} {pos}/{len} {elapsed_precise} {wide_msg}",
+            ) {
+                b.set_style(style);
+            }
+            b
+        });
+        Lines {
+            start: Default::default(),
+            quiet,
+            bar,
+        }
+    }
+
+    /// One line above the bar (or plain on stderr).
+    #[allow(clippy::print_stderr)]
+    fn line(&self, text: String) {
+        match &self.bar {
+            Some(b) => b.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn running(&self) -> String {
+        self.start
+            .lock()
+            .map(|m| {
+                let mut ids: Vec<&str> = m.keys().map(String::as_str).collect();
+                ids.sort_unstable();
+                ids.join(", ")
+            })
+            .unwrap_or_default()
+    }
+
+    fn done(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
 impl Progress for Lines {
     fn started(&self, a: &Action) {
         if let Ok(mut m) = self.start.lock() {
@@ -61,8 +105,10 @@ impl Progress for Lines {
             .as_ref()
             .map(|s| format!(" (snapshot {s} first)"))
             .unwrap_or_default();
-        if !self.quiet {
-            eprintln!("  → {:<28} {}{snap}", a.id, a.target);
+        if let Some(b) = &self.bar {
+            b.set_message(self.running());
+        } else if !self.quiet {
+            self.line(format!("  → {:<28} {}{snap}", a.id, a.target));
         }
     }
     fn finished(&self, a: &Action, result: Result<(), &str>) {
@@ -70,17 +116,21 @@ impl Progress for Lines {
             .start
             .lock()
             .ok()
-            .and_then(|m| m.get(&a.id).map(|t| t.elapsed().as_secs_f64()))
+            .and_then(|mut m| m.remove(&a.id).map(|t| t.elapsed().as_secs_f64()))
             .unwrap_or_default();
         match result {
             Ok(()) if self.quiet => {}
-            Ok(()) => eprintln!("  ✓ {:<28} {:.1}s", a.id, secs),
-            Err(e) => eprintln!("  ✗ {:<28} {e}", a.id),
+            Ok(()) => self.line(format!("  ✓ {:<28} {:.1}s", a.id, secs)),
+            Err(e) => self.line(format!("  ✗ {:<28} {e}", a.id)),
+        }
+        if let Some(b) = &self.bar {
+            b.inc(1);
+            b.set_message(self.running());
         }
     }
     fn note(&self, line: &str) {
         if !self.quiet {
-            eprintln!("  {line}");
+            self.line(format!("  {line}"));
         }
     }
 }
@@ -148,7 +198,7 @@ pub fn run(args: &ApplyArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     }
     let rt = common::runtime()?;
     rt.block_on(async {
-        let conn = target::connect(&args.target).await?;
+        let conn = target::connect(&g.target).await?;
         ui::info(g, &format!("target: {}", conn.label));
         let result = run_connected(args, g, &loaded, &spec_path, saved, allow_risk, &conn).await;
         conn.close().await;
@@ -230,10 +280,7 @@ async fn run_connected(
         firewall: super::firewall::apply_options(conn),
         ..ApplyOptions::default()
     };
-    let progress = Lines {
-        start: Default::default(),
-        quiet: g.quiet,
-    };
+    let progress = Lines::new(plan.actions.len(), g.quiet);
     let report = tokio::select! {
         r = labwright_engine::apply(&conn.client, &plan, &opts, &progress) => r.map_err(|e| anyhow::anyhow!("{e}"))?,
         _ = tokio::signal::ctrl_c() => {
@@ -244,6 +291,7 @@ async fn run_connected(
             return Ok(ExitCode::from(exit::INTERRUPTED));
         }
     };
+    progress.done();
     let mut out = std::io::stdout().lock();
     match g.output {
         OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,

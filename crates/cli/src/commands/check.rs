@@ -74,7 +74,13 @@ pub fn run(args: &CheckArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let ok = errors == 0 && !(args.strict && warnings > 0);
         if g.output == OutputFormat::Table {
             for d in &diags {
-                if d.severity == Severity::Advice && !g.quiet && g.verbose == 0 {
+                let hidden = match d.severity {
+                    Severity::Advice => g.quiet || g.verbose == 0,
+                    // -q shows errors only, unless --strict makes warnings errors.
+                    Severity::Warning => g.quiet && !args.strict,
+                    Severity::Error => false,
+                };
+                if hidden {
                     continue;
                 }
                 let text = render(

@@ -130,8 +130,6 @@ pub struct SimulateArgs {
     pub iface: Option<String>,
     #[arg(long, value_enum, default_value_t = State::Spec)]
     pub state: State,
-    #[command(flatten)]
-    pub target: TargetArgs,
 }
 
 #[derive(Debug, Args)]
@@ -144,8 +142,6 @@ pub struct MatrixArgs {
     /// check the phase-2 matrix before getting there.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=2))]
     pub phase: Option<u8>,
-    #[command(flatten)]
-    pub target: TargetArgs,
 }
 
 pub fn run(args: &FirewallArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
@@ -231,7 +227,7 @@ fn simulate(a: &SimulateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     if proto.is_icmp() && a.port.is_none() {
         flow.icmp_type = Some("echo-request".into());
     }
-    let (cfg, state) = config_for(spec, a.state, &a.target, g)?;
+    let (cfg, state) = config_for(spec, a.state, &g.target, g)?;
     let backend = Backend::for_node(&cfg, &spec.node.name);
     let d = evaluate(&cfg, &flow, backend);
     let mut out = std::io::stdout().lock();
@@ -486,7 +482,7 @@ fn matrix(a: &MatrixArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let mut spec = loaded.spec.clone();
     let phase = a.phase.unwrap_or(spec.phase.0);
     spec.phase = labwright_spec::model::Phase(phase);
-    let (cfg, state) = config_for(&spec, a.state, &a.target, g)?;
+    let (cfg, state) = config_for(&spec, a.state, &g.target, g)?;
     let backend = Backend::for_node(&cfg, &spec.node.name);
 
     // Rows: segments, Tailscale, management.

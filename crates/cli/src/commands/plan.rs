@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::common;
 use crate::cli::{GlobalArgs, OutputFormat};
-use crate::target::{self, TargetArgs};
+use crate::target;
 use crate::{exit, ui};
 
 /// Scans the node and prints what apply would do, in dependency order. Nothing is
@@ -28,8 +28,6 @@ pub struct PlanArgs {
     /// Exit 0 when there is nothing to do and 2 when there are changes.
     #[arg(long)]
     pub detailed_exitcode: bool,
-    #[command(flatten)]
-    pub target: TargetArgs,
 }
 
 /// Computes a plan for `spec` against the target: shared with apply.
@@ -84,7 +82,7 @@ pub fn run(args: &PlanArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let loaded = common::load_checked(&args.spec, g)?;
     let rt = common::runtime()?;
     let plan = rt.block_on(async {
-        let conn = target::connect(&args.target).await?;
+        let conn = target::connect(&g.target).await?;
         ui::info(g, &format!("target: {}", conn.label));
         let plan = compute(&loaded, &args.spec, &conn).await;
         conn.close().await;

@@ -10,7 +10,7 @@ use labwright_engine::{ScanScope, scan};
 
 use super::common;
 use crate::cli::{GlobalArgs, OutputFormat};
-use crate::target::{self, TargetArgs};
+use crate::target;
 use crate::ui;
 
 /// Reads guests (with their configs), storage and backup jobs in as few requests as
@@ -20,14 +20,12 @@ pub struct ScanArgs {
     /// Only read the inventory (no per-guest config reads).
     #[arg(long)]
     pub inventory_only: bool,
-    #[command(flatten)]
-    pub target: TargetArgs,
 }
 
 pub fn run(args: &ScanArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let rt = common::runtime()?;
     let observed = rt.block_on(async {
-        let conn = target::connect(&args.target).await?;
+        let conn = target::connect(&g.target).await?;
         ui::info(g, &format!("target: {}", conn.label));
         let scope = ScanScope {
             all_configs: !args.inventory_only,

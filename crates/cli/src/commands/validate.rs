@@ -10,7 +10,7 @@ use labwright_engine::CheckStatus;
 
 use super::common;
 use crate::cli::{GlobalArgs, OutputFormat};
-use crate::target::{self, TargetArgs};
+use crate::target;
 use crate::{exit, ui};
 
 /// Re-scans the node: the plan must be empty, guests in their declared power state,
@@ -20,15 +20,13 @@ use crate::{exit, ui};
 pub struct ValidateArgs {
     #[arg(value_name = "SPEC")]
     pub spec: PathBuf,
-    #[command(flatten)]
-    pub target: TargetArgs,
 }
 
 pub fn run(args: &ValidateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let loaded = common::load_checked(&args.spec, g)?;
     let rt = common::runtime()?;
     let report = rt.block_on(async {
-        let conn = target::connect(&args.target).await?;
+        let conn = target::connect(&g.target).await?;
         ui::info(g, &format!("target: {}", conn.label));
         let r = labwright_engine::validate::validate_from(
             &conn.client,
