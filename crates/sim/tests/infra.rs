@@ -167,6 +167,25 @@ async fn firewall_rules_defaults_digest_and_objects() {
         api.get("/cluster/firewall/rules/0").await.data()["dport"],
         "22"
     );
+    // Moving down: PVE inserts before the rule that was at `moveto`, so moveto=2
+    // from 0 lands at index 1, and moveto past the end appends.
+    assert_eq!(
+        api.put("/cluster/firewall/rules/0", &[("moveto", "2")])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        api.get("/cluster/firewall/rules/1").await.data()["dport"],
+        "22",
+        "PVE's moveto semantics (Rules.pm): insert before the original index"
+    );
+    assert_eq!(
+        api.put("/cluster/firewall/rules/1", &[("moveto", "0")])
+            .await
+            .status,
+        200
+    );
     assert_eq!(
         api.get("/cluster/firewall/rules/9").await.message(),
         "no rule at position 9\n"

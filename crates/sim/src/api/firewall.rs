@@ -480,9 +480,22 @@ fn rules(st: &mut State, r: &Req) -> Result<Reply, ApiError> {
             check_digest(r, &*list)?;
             let p = at(list)?;
             if let Some(to) = r.i64("moveto") {
-                let rule = list.remove(p);
-                let to = usize::try_from(to).unwrap_or(0).min(list.len());
-                list.insert(to, rule);
+                // PVE (Rules.pm) rebuilds the list inserting the rule before the
+                // element that was at `moveto` in the *original* list (or at the end),
+                // so moving down lands one place above `moveto`.
+                let len = list.len();
+                let to = usize::try_from(to).unwrap_or(0);
+                if to != p {
+                    let rule = list.remove(p);
+                    let idx = if to >= len {
+                        list.len()
+                    } else if to > p {
+                        to - 1
+                    } else {
+                        to
+                    };
+                    list.insert(idx, rule);
+                }
                 return Ok(Value::Null.into());
             }
             let mut rule = list[p].clone();
