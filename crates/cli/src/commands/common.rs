@@ -102,7 +102,7 @@ pub fn render_plan(plan: &Plan, g: &GlobalArgs) -> String {
             "downtime",
             "pre-snapshot",
             "changes",
-            "after",
+            "depends on",
         ]);
         for (i, a) in plan.actions.iter().enumerate() {
             let changes: Vec<String> = a
