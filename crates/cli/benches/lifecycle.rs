@@ -176,13 +176,99 @@ fn large_spec(vms: u32, dir: &Path, stopped: &std::collections::BTreeSet<u64>) -
     p
 }
 
+/// A venv with proxmoxer, for the peer row (created once under the target folder).
+fn proxmoxer_python() -> Result<PathBuf, String> {
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-proxmoxer-venv");
+    let py = venv.join("bin/python");
+    if !py.exists() {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !ok.success() {
+            return Err("python3 -m venv failed".into());
+        }
+    }
+    let have = Command::new(&py)
+        .args(["-c", "import proxmoxer, requests"])
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !have.success() {
+        let ok = Command::new(&py)
+            .args(["-m", "pip", "install", "--quiet", "proxmoxer", "requests"])
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !ok.success() {
+            return Err("pip install proxmoxer requests failed".into());
+        }
+    }
+    Ok(py)
+}
+
+/// What a user would write with proxmoxer: list nodes, list each node's guests, read
+/// every guest's config one after the other, read the backup jobs.
+const PROXMOXER_SCRIPT: &str = r#"
+import os, sys, time, urllib3
+urllib3.disable_warnings()
+from proxmoxer import ProxmoxAPI
+host = os.environ["PX_HOST"]; port = int(os.environ["PX_PORT"])
+user, token = os.environ["PX_TOKEN_ID"].split("!")
+px = ProxmoxAPI(host, port=port, user=user, token_name=token,
+                token_value=os.environ["PX_SECRET"], verify_ssl=False)
+t = time.time(); n = 0
+for node in px.nodes.get():
+    for vm in px.nodes(node["node"]).qemu.get():
+        px.nodes(node["node"]).qemu(vm["vmid"]).config.get(); n += 1
+px.cluster.backup.get()
+print(f"{time.time() - t:.3f} {n}")
+"#;
+
+/// Runs the proxmoxer script against the simulator: (seconds, guests read).
+fn proxmoxer_row(creds: &serde_json::Value) -> Result<(f64, u64), String> {
+    let py = proxmoxer_python()?;
+    let url = creds["url"].as_str().unwrap_or_default();
+    let hostport = url
+        .trim_start_matches("https://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let (host, port) = hostport.rsplit_once(':').ok_or("bad url")?;
+    let out = Command::new(py)
+        .args(["-c", PROXMOXER_SCRIPT])
+        .env("PX_HOST", host)
+        .env("PX_PORT", port)
+        .env(
+            "PX_TOKEN_ID",
+            creds["token_id"].as_str().unwrap_or_default(),
+        )
+        .env(
+            "PX_SECRET",
+            creds["token_secret"].as_str().unwrap_or_default(),
+        )
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or("failed")
+            .to_string());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace();
+    let secs = it.next().and_then(|v| v.parse().ok()).ok_or("no timing")?;
+    let n = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    Ok((secs, n))
+}
+
 struct Row {
     name: String,
     value: String,
     detail: String,
 }
 
-fn scan_plan_row(vms: u32, latency: u64, runs: usize) -> (Row, f64, u64) {
+fn scan_plan_row(vms: u32, latency: u64, runs: usize, with_peer: bool) -> (Row, Option<Row>) {
     let sim = start_sim(8, vms, latency);
     let tmp = tempfile::tempdir().expect("tempdir");
     let c = &sim.creds;
@@ -251,6 +337,23 @@ fn scan_plan_row(vms: u32, latency: u64, runs: usize) -> (Row, f64, u64) {
         times.push(t.as_secs_f64());
     }
     let med = median(times);
+    let peer = with_peer.then(|| {
+        let (value, detail) = match proxmoxer_row(c) {
+            Ok((secs, n)) => (
+                format!("{secs:.2} s"),
+                format!(
+                    "sequential per-VM config reads ({n}); labwright {:.1}× faster",
+                    secs / med
+                ),
+            ),
+            Err(e) => (String::new(), format!("not measured: {e}")),
+        };
+        Row {
+            name: "same inventory read by a plain proxmoxer script (peer)".into(),
+            value,
+            detail,
+        }
+    });
     let bound = requests as f64 * latency as f64 / 1000.0 / 3.0;
     let ratio = if bound > 0.0 { med / bound } else { 0.0 };
     (
@@ -264,8 +367,7 @@ fn scan_plan_row(vms: u32, latency: u64, runs: usize) -> (Row, f64, u64) {
                 peak as f64 / 1024.0
             ),
         },
-        med,
-        requests,
+        peer,
     )
 }
 
@@ -363,11 +465,17 @@ fn main() {
 
     // Scan + plan against the simulator.
     let runs = if quick { 1 } else { 3 };
-    let (row, _, _) = scan_plan_row(1000, 20, runs);
+    let (row, peer) = scan_plan_row(
+        1000,
+        20,
+        runs,
+        std::env::var_os("LW_BENCH_NO_PEERS").is_none(),
+    );
     rows.push(row);
+    rows.extend(peer);
     if !quick {
         for n in [100, 5000] {
-            let (row, _, _) = scan_plan_row(n, 20, 1);
+            let (row, _) = scan_plan_row(n, 20, 1, false);
             rows.push(row);
         }
     }
