@@ -192,6 +192,7 @@ fn proxmoxer_python() -> Result<PathBuf, String> {
     }
     let have = Command::new(&py)
         .args(["-c", "import proxmoxer, requests"])
+        .stderr(Stdio::null())
         .status()
         .map_err(|e| e.to_string())?;
     if !have.success() {
