@@ -128,6 +128,9 @@ pub fn spawn(inner: &Arc<Inner>, spec: Spec, work: Work) -> String {
         if let Some(cl) = spec.config_lock {
             inner2.with_state(|st| release_config_lock(st, Some(cl)));
         }
+        if result.is_err() && spec.kind == "qmcreate" {
+            inner2.with_state(|st| forget_failed_create(st, &spec.id));
+        }
         drop(guards);
         finish(&inner2, &id, result);
         inner2.persist();
@@ -142,6 +145,21 @@ fn release_config_lock(st: &mut State, lock: Option<(u32, &'static str)>) {
         && vm.conf.get("lock").map(String::as_str) == Some(lock)
     {
         vm.conf.shift_remove("lock");
+    }
+}
+
+/// A create that fails (injected fault, lock timeout, interrupt) cleans up after itself
+/// as qemu-server does: the half-made config (`lock: create`) and its volumes go. Only
+/// a crash of the node leaves a `lock: create` guest behind.
+fn forget_failed_create(st: &mut State, id: &str) {
+    if let Ok(vmid) = id.parse::<u32>()
+        && st
+            .vms
+            .get(&vmid)
+            .is_some_and(|vm| vm.conf.get("lock").map(String::as_str) == Some("create"))
+    {
+        st.vms.remove(&vmid);
+        st.volumes.retain(|v| v.vmid != Some(vmid));
     }
 }
 

@@ -516,6 +516,15 @@ async fn purge_removes_vm_from_backup_jobs_and_task_failure_is_reported() {
         .call("GET", "/nodes/proxmox/tasks", &[("errors", "1")])
         .await;
     assert_eq!(errs.body["total"], 1);
+    // A failed create cleans up as qemu-server does: no `lock: create` guest is left
+    // (found by the chaos soak, seed 110: the leftover blocked every later apply).
+    let r = api.get("/nodes/proxmox/qemu/100/config").await;
+    assert_eq!(r.status, 500, "{:?}", r.body);
+    assert!(r.message().contains("does not exist"), "{}", r.message());
+    assert_eq!(
+        api.get("/nodes/proxmox/qemu").await.data(),
+        &serde_json::json!([])
+    );
 }
 
 #[tokio::test]
