@@ -39,3 +39,61 @@ fn short_chaos_soak_converges_without_invariant_violations() {
     );
     assert_eq!(sum.converged, sum.runs);
 }
+
+/// A journal line.
+fn entry(
+    ts: u64,
+    plan: &str,
+    action: Option<&str>,
+    event: &str,
+    detail: Option<&str>,
+) -> serde_json::Value {
+    serde_json::json!({"ts": ts, "plan": plan, "action": action, "event": event, "detail": detail})
+}
+
+fn task(kind: &str, id: u32, status: &str, start: u64) -> serde_json::Value {
+    serde_json::json!({"type": kind, "id": id.to_string(), "exitstatus": status, "starttime": start, "running": false})
+}
+
+#[test]
+fn journal_check_accepts_a_killed_session_then_a_clean_one() {
+    let st = serde_json::json!({
+        "tasks": [task("qmcreate", 100, "OK", 10), task("qmstart", 100, "OK", 21)],
+        "backup_jobs": {},
+    });
+    let j = vec![
+        entry(10, "a", None, "apply-start", Some("2 actions")),
+        entry(10, "a", Some("vm-100-create"), "start", None),
+        // killed here; the create task ran on
+        entry(20, "b", None, "apply-start", Some("1 actions")),
+        entry(20, "b", Some("vm-100-start"), "start", None),
+        entry(21, "b", Some("vm-100-start"), "done", None),
+        entry(21, "b", None, "apply-end", Some("ok")),
+    ];
+    let mut v = Vec::new();
+    soak_support::check_journal(&j, &st, Some(0), &mut v);
+    assert_eq!(v, Vec::<String>::new());
+}
+
+#[test]
+fn journal_check_flags_done_without_start_fake_done_and_missing_end() {
+    let st = serde_json::json!({"tasks": [task("qmcreate", 100, "unable to create VM 100 - command failed", 10)], "backup_jobs": {}});
+    let j = vec![
+        entry(10, "a", None, "apply-start", None),
+        entry(10, "a", Some("vm-100-create"), "done", None),
+        entry(10, "a", Some("backup-nightly-create"), "start", None),
+        entry(10, "a", Some("backup-nightly-create"), "done", None),
+        entry(20, "b", None, "apply-start", None),
+    ];
+    let mut v = Vec::new();
+    soak_support::check_journal(&j, &st, None, &mut v);
+    let all = v.join("\n");
+    assert!(
+        all.contains("`done` of vm-100-create without a preceding `start`"),
+        "{all}"
+    );
+    assert!(all.contains("no successful qmcreate of 100"), "{all}");
+    assert!(all.contains("no backup job `nightly`"), "{all}");
+    assert!(all.contains("session 0 has no apply-end"), "{all}");
+    assert!(all.contains("session 1 has no apply-end"), "{all}");
+}

@@ -104,6 +104,9 @@ pub struct Chaos {
     pub kill_after_events: usize,
     /// …plus this delay.
     pub kill_delay_ms: u64,
+    /// Right after the kill, apply once more against the still faulty node, while the
+    /// killed run's tasks may still hold their VM locks.
+    pub resume_under_faults: bool,
 }
 
 impl Chaos {
@@ -134,6 +137,7 @@ impl Chaos {
             latency_ms: r.pick(&[0, 0, 5, 20, 50]),
             kill_after_events: r.range(1, events - 1) as usize,
             kill_delay_ms: r.range(0, 250),
+            resume_under_faults: r.chance(0.3),
         }
     }
 
@@ -636,7 +640,7 @@ fn chaos_apply(
 
 /// Checks the journal against the node's task list. `chaos_segment`: index of the
 /// apply session of the killed run (the only one allowed to lack `apply-end`).
-fn check_journal(
+pub fn check_journal(
     journal: &[Value],
     st: &Value,
     killed_segment: Option<usize>,
@@ -878,6 +882,17 @@ fn run_inner(
         .filter(|e| e["event"] == "apply-start")
         .count();
     let killed_segment = (killed && segments_after > segments_before).then(|| segments_after - 1);
+    if chaos.resume_under_faults {
+        let o = lab.apply(&sim, &spec)?;
+        notes.push(format!(
+            "apply right after the kill, under faults: {}",
+            o.brief()
+        ));
+        if !matches!(o.code, 0 | 1) {
+            out.violations
+                .push(format!("apply under faults: exit {} (want 0 or 1)", o.code));
+        }
+    }
     // The node's tasks run on without the client; then faults off.
     drain_tasks(&lab.state, Duration::from_secs(60))?;
     sim.stop();
@@ -1120,7 +1135,7 @@ pub fn soak(
         if cfg.verbose {
             let c = Chaos::from_seed(seed);
             println!(
-                "seed {seed:>5} {:<5} err {:.2}@{:<8} drop {:.2} taskfail {:.2} slow {:.1}x{:<2} lat {:>2}ms kill@{}+{}ms: {} reruns {} {:.1}s{}",
+                "seed {seed:>5} {:<5} err {:.2}@{:<8} drop {:.2} taskfail {:.2} slow {:.1}x{:<2} lat {:>2}ms kill@{}+{}ms{}: {} reruns {} {:.1}s{}",
                 format!("{:?}", o.mode).to_lowercase(),
                 c.error_rate,
                 c.error_class,
@@ -1131,6 +1146,11 @@ pub fn soak(
                 c.latency_ms,
                 c.kill_after_events,
                 c.kill_delay_ms,
+                if c.resume_under_faults {
+                    " +resume"
+                } else {
+                    ""
+                },
                 if o.killed {
                     "killed".to_string()
                 } else {
