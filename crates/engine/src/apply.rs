@@ -29,6 +29,8 @@ pub struct ApplyOptions {
     pub wait: WaitOptions,
     /// Firewall probes and the proof override (issue 6).
     pub firewall: crate::firewall::FwApplyOptions,
+    /// The spec and secret resolver seed steps render from (issue 5).
+    pub bootstrap: crate::bootstrap::BootApplyOptions,
 }
 
 impl Default for ApplyOptions {
@@ -41,6 +43,7 @@ impl Default for ApplyOptions {
             concurrency: 3,
             wait: WaitOptions::default(),
             firewall: crate::firewall::FwApplyOptions::default(),
+            bootstrap: crate::bootstrap::BootApplyOptions::default(),
         }
     }
 }
@@ -198,6 +201,9 @@ async fn run_op(
         Op::Firewall(_) => Err(labwright_pve::Error::Config(
             "firewall actions run through run_action".into(),
         )),
+        Op::Bootstrap(_) => Err(labwright_pve::Error::Config(
+            "bootstrap steps run through run_action".into(),
+        )),
         Op::CreateVm {
             node,
             vmid,
@@ -317,6 +323,7 @@ async fn run_action(
     a: &Action,
     opts: &WaitOptions,
     fw: &crate::firewall::FwApplyOptions,
+    boot: &crate::bootstrap::BootApplyOptions,
     journal: &SharedJournal,
 ) -> Result<Option<(u32, String)>, String> {
     if let Op::Firewall(f) = &a.op {
@@ -338,6 +345,11 @@ async fn run_action(
             *digest = Some(new);
         }
         snap = Some((vmid, name.clone()));
+    }
+    if let Op::Bootstrap(b) = op.as_ref() {
+        // Issue 5: seeds need the spec and the secret resolver.
+        crate::bootstrap::run_boot_op(client, b, boot, opts).await?;
+        return Ok(snap);
     }
     run_op(client, &op, opts).await.map_err(|e| e.to_string())?;
     Ok(snap)
@@ -417,9 +429,11 @@ pub async fn apply(
                 progress.started(a);
                 let wait_opts = opts.wait;
                 let fw_opts = &opts.firewall;
+                let boot_opts = &opts.bootstrap;
                 let journal = &journal;
                 inflight.push(async move {
-                    let r = run_action(client, plan, a, &wait_opts, fw_opts, journal).await;
+                    let r =
+                        run_action(client, plan, a, &wait_opts, fw_opts, boot_opts, journal).await;
                     (a, r)
                 });
             }

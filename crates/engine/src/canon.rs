@@ -60,7 +60,8 @@ pub fn observed_value(key: &str, raw: Option<&str>, desired: &str) -> String {
                 "pc".into()
             }
         }
-        "description" => raw.trim().to_string(),
+        // labwright's `labwright-seed:` line is its own record, not drift (issue 5).
+        "description" => crate::bootstrap::strip_seed_marker(raw).trim().to_string(),
         k if k.starts_with("net") => match NetDevice::parse(raw) {
             Ok(n) => {
                 let want_mac = desired

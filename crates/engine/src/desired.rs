@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use labwright_spec::Spec;
-use labwright_spec::model::{BackupJob, BackupSelection, Bios, Machine, OsSource, PowerState, Vm};
+use labwright_spec::model::{BackupJob, BackupSelection, Bios, Machine, PowerState, Vm};
 
 /// The tag every VM labwright manages carries: ownership without a state file.
 pub const OWNER_TAG: &str = "lw-managed";
@@ -165,20 +165,8 @@ fn vm_desired(spec: &Spec, vm: &Vm) -> DesiredVm {
             },
         );
     }
-    let mut unsupported = Vec::new();
-    if let Some(os) = &vm.os {
-        let what = match os {
-            OsSource::CloudImage(_) => "cloud image import",
-            OsSource::HaosImage(_) => "HAOS image import",
-            OsSource::Iso(_) => "installer ISO attach",
-        };
-        unsupported.push(format!(
-            "{what}: not applied by this version (disks are created blank)"
-        ));
-    }
-    if vm.bootstrap.is_some() {
-        unsupported.push("guest bootstrap (cloud-init seed): not applied by this version".into());
-    }
+    // OS images and guest bootstrap are planned by crate::bootstrap (issue 5).
+    let unsupported = Vec::new();
     DesiredVm {
         vmid: vm.vmid,
         name: vm.name.clone(),

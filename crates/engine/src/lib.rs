@@ -5,6 +5,7 @@
 //! simulator.
 
 pub mod apply;
+pub mod bootstrap;
 pub mod canon;
 pub mod desired;
 pub mod firewall;

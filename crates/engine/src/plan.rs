@@ -67,6 +67,8 @@ pub struct Change {
 pub enum Op {
     /// Firewall wave (issue 6): see `crate::firewall`.
     Firewall(crate::firewall::FwOp),
+    /// Guest bootstrap (issue 5): OS images, seeds; see `crate::bootstrap`.
+    Bootstrap(crate::bootstrap::BootOp),
     CreateVm {
         node: String,
         vmid: u32,
@@ -123,6 +125,7 @@ impl Op {
         };
         match self {
             Op::Firewall(f) => f.api_calls(),
+            Op::Bootstrap(b) => b.api_calls(),
             Op::CreateVm { node, vmid, params } => {
                 vec![format!(
                     "POST /nodes/{node}/qemu vmid={vmid} {}",
@@ -193,6 +196,7 @@ impl Op {
             | Op::ShutdownVm { node, vmid }
             | Op::RebootVm { node, vmid }
             | Op::DestroyVm { node, vmid } => Some((node, *vmid)),
+            Op::Bootstrap(b) => b.vm(),
             _ => None,
         }
     }
@@ -358,6 +362,18 @@ pub fn plan_with_firewall(
             });
         }
     }
+    // Guest bootstrap (issue 5): OS images, seeds and re-seeds; see crate::bootstrap.
+    crate::bootstrap::plan_bootstrap(
+        spec,
+        &want,
+        observed,
+        crate::bootstrap::PlanOut {
+            actions: &mut ctx.actions,
+            blocked: &mut ctx.blocked,
+            notes: &mut ctx.notes,
+            plan_tag: &ctx.plan_tag,
+        },
+    );
     for job in want.backup_jobs.values() {
         plan_backup_job(&mut ctx, &want, job, observed.backup_jobs.get(&job.id));
     }
@@ -827,10 +843,11 @@ fn plan_update(ctx: &mut Ctx<'_>, want: &Desired, vm: &DesiredVm, obs: &Observed
             });
             last = Some(format!("vm-{}-reboot", vm.vmid));
         }
-    } else if !obs.pending.is_empty() && running {
+    } else if !crate::bootstrap::reboot_pending(obs).is_empty() && running {
         // The config already says what the spec says, but part of it waits for a
-        // restart (an apply interrupted before its reboot, or a hand edit).
-        let keys: Vec<String> = obs.pending.iter().cloned().collect();
+        // restart (an apply interrupted before its reboot, or a hand edit). A seed CD
+        // pending removal does not count (issue 5: see crate::bootstrap).
+        let keys: Vec<String> = crate::bootstrap::reboot_pending(obs).into_iter().collect();
         let id = format!("vm-{}-reboot", vm.vmid);
         ctx.actions.push(Action {
             id: id.clone(),

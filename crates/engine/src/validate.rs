@@ -250,6 +250,21 @@ pub async fn validate_from(
         }
         checks
     };
+    // Guest bootstrap (issue 5): checks inside the guests, then the seeds go.
+    let mut checks = checks;
+    checks.extend(
+        crate::bootstrap::guest_checks(
+            client,
+            spec,
+            &observed,
+            &crate::bootstrap::GuestCheckOptions::from_env(),
+        )
+        .await,
+    );
+    let ok = checks.iter().all(|c| c.status != CheckStatus::Fail);
+    checks.extend(
+        crate::bootstrap::cleanup_seeds(client, spec, &observed, ok, &WaitOptions::default()).await,
+    );
     let ok = checks.iter().all(|c| c.status != CheckStatus::Fail);
     let mut report = ValidationReport {
         ok,

@@ -278,6 +278,8 @@ async fn run_connected(
         journal_dir: (!args.dry_run).then(|| args.journal_dir.clone()),
         concurrency: 3,
         firewall: super::firewall::apply_options(conn),
+        // Seeds are rendered from the spec at apply time; the auth key is read here only.
+        bootstrap: labwright_engine::bootstrap::BootApplyOptions::for_spec(loaded.spec.clone()),
         ..ApplyOptions::default()
     };
     let progress = Lines::new(plan.actions.len(), g.quiet);
