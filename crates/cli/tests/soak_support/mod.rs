@@ -118,9 +118,10 @@ impl Chaos {
             Mode::Fresh
         };
         // Journal entries of an uninterrupted chaos apply: apply-start, start/done per
-        // action (and the snapshot), apply-end.
+        // action (and the snapshot), apply-end. Fresh: 2 image downloads, and per VM
+        // create, disk grow, seed (not HAOS) and start, plus the backup job.
         let events = match mode {
-            Mode::Fresh => 16,
+            Mode::Fresh => 30,
             Mode::Drift => 7,
         };
         Chaos {
@@ -374,18 +375,32 @@ fn tasks(st: &Value) -> Vec<&Value> {
 }
 
 /// Waits until no task of the simulator runs (a killed client leaves its tasks
-/// running on the node, as PVE does).
-fn drain_tasks(state: &Path, limit: Duration) -> Result<(), String> {
+/// running on the node, as PVE does) and the state stayed the same for `quiet`: a
+/// request the killed client sent may still be queued or sleeping in the simulator,
+/// and start a task after the first look.
+fn drain_tasks(state: &Path, limit: Duration, quiet: Duration) -> Result<(), String> {
     let deadline = Instant::now() + limit;
+    let mut last: Option<(String, Instant)> = None;
     loop {
-        let st = sim_state(state)?;
+        let text = std::fs::read_to_string(state.join("state.json"))
+            .map_err(|e| format!("read state.json: {e}"))?;
+        let st: Value = serde_json::from_str(&text).map_err(|e| format!("state.json: {e}"))?;
         let running: Vec<String> = tasks(&st)
             .iter()
             .filter(|t| t["running"] == true)
             .map(|t| format!("{} {}", t["type"], t["id"]))
             .collect();
         if running.is_empty() {
-            return Ok(());
+            match &last {
+                Some((prev, since)) if *prev == text => {
+                    if since.elapsed() >= quiet {
+                        return Ok(());
+                    }
+                }
+                _ => last = Some((text, Instant::now())),
+            }
+        } else {
+            last = None;
         }
         if Instant::now() > deadline {
             return Err(format!("tasks still running after {limit:?}: {running:?}"));
@@ -427,6 +442,8 @@ struct Lab {
     journal_dir: PathBuf,
     cfg: SoakConfig,
     sim_starts: usize,
+    /// How long the simulator's state must stay unchanged before it counts as idle.
+    quiet: Duration,
 }
 
 impl Lab {
@@ -843,6 +860,7 @@ fn run_inner(
         journal_dir: dir.join("journal"),
         cfg: cfg.clone(),
         sim_starts: 0,
+        quiet: Duration::from_millis(300 + 4 * chaos.latency_ms),
     };
     let nas_text = std::fs::read_to_string(repo_root().join("specs/nas.desired.yaml"))
         .map_err(|e| format!("harness: read nas spec: {e}"))?;
@@ -862,7 +880,7 @@ fn run_inner(
                     return Err("drift setup: the nas spec did not converge without faults".into());
                 }
             }
-            drain_tasks(&lab.state, Duration::from_secs(60))?;
+            drain_tasks(&lab.state, Duration::from_secs(60), lab.quiet)?;
             sim.stop();
             p
         }
@@ -897,7 +915,7 @@ fn run_inner(
         }
     }
     // The node's tasks run on without the client; then faults off.
-    drain_tasks(&lab.state, Duration::from_secs(60))?;
+    drain_tasks(&lab.state, Duration::from_secs(60), lab.quiet)?;
     sim.stop();
     let sim = lab.start_sim(&[])?;
     if sim.cred("fingerprint") != fp || sim.cred("token_secret") != secret {
@@ -957,7 +975,7 @@ fn run_inner(
             .unwrap_or_default()
     };
     let (expired, kept) = (pairs("expiredSnapshots"), pairs("keptSnapshots"));
-    drain_tasks(&lab.state, Duration::from_secs(60))?;
+    drain_tasks(&lab.state, Duration::from_secs(60), lab.quiet)?;
     sim.stop();
     let st = sim_state(&lab.state)?;
 
