@@ -426,3 +426,35 @@ fn auth_key_never_leaks_into_outputs_plans_or_journal() {
         assert!(!text.contains(CANARY), "{} holds the key", f.display());
     }
 }
+
+/// The spec's HTTP checks run through a guest agent: `{vm:NAME}` becomes that guest's
+/// address, and a probe the guest cannot run is a failed, explained check.
+#[test]
+fn http_validation_checks_run_through_the_guest_agent() {
+    let lab = Lab::new();
+    let with_checks = lab.spec_copy("nas.desired.yaml", |t| {
+        format!(
+            "{t}\nvalidationChecks:\n  - name: plex\n    http: {{ url: \"http://{{vm:app-host}}:32400/web\", expectStatus: 200, fromVm: edge-gateway }}\n  - name: ha-from-node\n    http: {{ url: \"http://{{vm:home-assistant}}:8123/\" }}\n"
+        )
+    });
+    apply(&lab, &with_checks).expect_code(0, "apply");
+    let started = Instant::now();
+    let (_, report) = validate(&lab, &with_checks);
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "validate waited"
+    );
+    let plex = check(&report, "check plex");
+    let detail = plex["detail"].as_str().unwrap_or_default();
+    // The simulated guest has no curl: a failure that says so, with the address filled in.
+    assert_eq!(plex["status"], "fail", "{plex}");
+    assert!(detail.contains("curl"), "{plex}");
+    let node_side = check(&report, "check ha-from-node");
+    assert_eq!(node_side["status"], "skipped", "{node_side}");
+    assert!(
+        node_side["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("fromVm")),
+        "{node_side}"
+    );
+}

@@ -1534,6 +1534,149 @@ async fn tailscale_check(
     }
 }
 
+/// The first IPv4 address (not loopback) the guest agent of `vmid` reports.
+async fn guest_ipv4(client: &PveClient, node: &str, vmid: u32) -> Result<String, String> {
+    let ifs = client
+        .agent_network_interfaces(node, vmid)
+        .await
+        .map_err(|e| first_line(&e.to_string()))?;
+    ifs.iter()
+        .filter(|i| i.name != "lo")
+        .flat_map(|i| i.ip_addresses.iter())
+        .find(|a| a.ip_address_type == "ipv4" && !a.ip_address.starts_with("127."))
+        .map(|a| a.ip_address.clone())
+        .ok_or_else(|| "the guest agent reports no IPv4 address".to_string())
+}
+
+/// The spec's `validationChecks` (HTTP status checks). A check with `fromVm` runs
+/// `curl` inside that VM through its guest agent; `{vm:NAME}` in the URL becomes the
+/// address NAME's agent reports. A check without `fromVm` would run from the node's
+/// side, which labwright cannot reach without SSH: it is reported as skipped.
+pub async fn http_checks(
+    client: &PveClient,
+    spec: &Spec,
+    observed: &Observed,
+    opts: &GuestCheckOptions,
+) -> Vec<Check> {
+    let mut out = Vec::new();
+    for c in &spec.validation_checks {
+        if c.phase.is_some_and(|p| p > spec.phase) {
+            continue;
+        }
+        let name = format!("check {}", c.name);
+        let Some(http) = &c.http else {
+            out.push(guest_check(
+                name,
+                CheckStatus::Skipped,
+                "skipped: no probe declared",
+            ));
+            continue;
+        };
+        if !opts.enabled {
+            out.push(guest_check(
+                name,
+                CheckStatus::Skipped,
+                "skipped: in-guest checks are off (LABWRIGHT_GUEST_CHECKS=off)",
+            ));
+            continue;
+        }
+        let Some(from) = &http.from_vm else {
+            out.push(guest_check(
+                name,
+                CheckStatus::Skipped,
+                format!(
+                    "skipped: {} would be fetched from the node's side, which labwright cannot reach without SSH; set `fromVm` to run it through a guest agent",
+                    http.url
+                ),
+            ));
+            continue;
+        };
+        let vm_of = |n: &str| {
+            spec.vms
+                .iter()
+                .find(|v| v.name == n)
+                .and_then(|v| observed.vms.get(&v.vmid).map(|o| (v.vmid, o.node.clone())))
+        };
+        let Some((from_id, from_node)) = vm_of(from) else {
+            out.push(guest_check(
+                name,
+                CheckStatus::Fail,
+                format!("`fromVm: {from}` is not a VM on the node"),
+            ));
+            continue;
+        };
+        // `{vm:NAME}` → the address NAME's guest agent reports.
+        let mut url = http.url.clone();
+        let mut bad = None;
+        while let Some(start) = url.find("{vm:") {
+            let Some(len) = url[start..].find('}') else {
+                bad = Some("an unclosed `{vm:` in the URL".to_string());
+                break;
+            };
+            let target = url[start + 4..start + len].to_string();
+            let addr = match vm_of(&target) {
+                None => Err(format!("`{target}` is not a VM on the node")),
+                Some((id, node)) => guest_ipv4(client, &node, id).await,
+            };
+            match addr {
+                Ok(a) => url.replace_range(start..start + len + 1, &a),
+                Err(e) => {
+                    bad = Some(format!("address of {target}: {e}"));
+                    break;
+                }
+            }
+        }
+        if let Some(why) = bad {
+            out.push(guest_check(name, CheckStatus::Fail, why));
+            continue;
+        }
+        let argv = [
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "10",
+            "-w",
+            "%{http_code}",
+            url.as_str(),
+        ];
+        out.push(
+            match exec(client, &from_node, from_id, &argv, opts.exec_timeout).await {
+                Ok((_, o, e)) => {
+                    let got = o.trim().parse::<u16>().ok();
+                    match got {
+                        Some(code) if code == http.expect_status => guest_check(
+                            name,
+                            CheckStatus::Pass,
+                            format!("{url} answered {code} (from {from})"),
+                        ),
+                        Some(code) => guest_check(
+                            name,
+                            CheckStatus::Fail,
+                            format!(
+                                "{url} answered {code}, expected {} (from {from})",
+                                http.expect_status
+                            ),
+                        ),
+                        None => guest_check(
+                            name,
+                            CheckStatus::Fail,
+                            format!("curl {url} in {from} gave no status: {}", first_line(&e)),
+                        ),
+                    }
+                }
+                Err(e) => guest_check(
+                    name,
+                    CheckStatus::Fail,
+                    format!("could not run curl in {from}: {}", first_line(&e)),
+                ),
+            },
+        );
+    }
+    out
+}
+
 /// After a passing validate: detaches each declared VM's seed CD and deletes the seed
 /// volume, so the auth key no longer sits on the node. Reported as checks, so the
 /// output says what happened; when validate did not pass, the seeds are kept (and

@@ -229,17 +229,16 @@ pub async fn validate_from(
     let observed = scan(client, &spec.node.name, &scope).await?;
     let mut checks = checks(spec, &observed);
     checks.extend(bridge_checks(client, spec).await);
-    for c in &spec.validation_checks {
-        if c.phase.is_some_and(|p| p > spec.phase) {
-            continue;
-        }
-        checks.push(Check {
-            name: format!("check {}", c.name),
-            status: CheckStatus::Skipped,
-            detail: "HTTP checks run through the guest agent, which arrives with guest bootstrap"
-                .into(),
-        });
-    }
+    // The spec's HTTP checks run through a guest agent (issue 5: crate::bootstrap).
+    checks.extend(
+        crate::bootstrap::http_checks(
+            client,
+            spec,
+            &observed,
+            &crate::bootstrap::GuestCheckOptions::from_env(),
+        )
+        .await,
+    );
     // Firewall wave (issue 6): re-prove management access on what the node has.
     let checks = {
         let mut checks = checks;
