@@ -458,3 +458,39 @@ fn http_validation_checks_run_through_the_guest_agent() {
         "{node_side}"
     );
 }
+
+/// Editing a seeded VM's description keeps the seed record: no re-seed follows.
+#[test]
+fn description_edit_keeps_the_seed_record() {
+    let lab = Lab::new();
+    let nas = spec("nas.desired.yaml");
+    apply(&lab, &nas).expect_code(0, "apply");
+    let edited = lab.spec_copy("nas.desired.yaml", |t| {
+        let old = "    description: Docker + Compose host; stacks under /opt/naas.\n";
+        assert_eq!(t.matches(old).count(), 1);
+        t.replace(old, "    description: Docker host for the stacks.\n")
+    });
+    let plan = plan_json(&lab, &edited);
+    assert_eq!(action_ids(&plan), ["vm-300-update"]);
+    let call = action(&plan, "vm-300-update")["apiCalls"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(call.contains("labwright-seed: lw-300-"), "{call}");
+    let out = run_with_key(
+        &lab,
+        &[
+            "apply",
+            &edited.to_string_lossy(),
+            "--yes",
+            "--journal-dir",
+            &lab.journal_dir().to_string_lossy(),
+        ],
+    );
+    out.expect_code(0, "apply the description");
+    let again = run_with_key(
+        &lab,
+        &["plan", &edited.to_string_lossy(), "--detailed-exitcode"],
+    );
+    again.expect_code(0, "no re-seed after a description edit");
+}

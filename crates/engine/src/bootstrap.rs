@@ -1783,6 +1783,31 @@ mod tests {
     }
 
     #[test]
+    fn a_seed_cd_pending_removal_needs_no_reboot() {
+        let mut obs = ObservedVm {
+            vmid: 100,
+            node: "proxmox".into(),
+            name: "edge-gateway".into(),
+            status: "running".into(),
+            tags: Vec::new(),
+            lock: None,
+            template: false,
+            config: Some(BTreeMap::from([("memory".to_string(), "2048".to_string())])),
+            digest: None,
+            pending: BTreeSet::from(["ide2".to_string()]),
+            tool_snapshots: Vec::new(),
+        };
+        assert!(reboot_pending(&obs).is_empty());
+        obs.pending.insert("memory".into());
+        assert_eq!(reboot_pending(&obs), BTreeSet::from(["memory".to_string()]));
+        // A CD that is being attached (present in the config) does count.
+        if let Some(c) = obs.config.as_mut() {
+            c.insert("ide2".into(), "local:iso/x.iso,media=cdrom".into());
+        }
+        assert!(reboot_pending(&obs).contains("ide2"));
+    }
+
+    #[test]
     fn import_syntax() {
         assert_eq!(
             import_value("local-lvm:16,cache=none,discard=on", "local:import/d.qcow2"),
