@@ -494,3 +494,28 @@ fn description_edit_keeps_the_seed_record() {
     );
     again.expect_code(0, "no re-seed after a description edit");
 }
+
+/// An image that cannot be fetched holds the whole VM back instead of creating it blank.
+#[test]
+fn image_storage_without_import_content_holds_the_vm_back() {
+    let lab = Lab::new();
+    let bad = lab.spec_copy("nas.desired.yaml", |t| {
+        let old = "        version: \"12\"\n    bootstrap:\n      user: { name: loic }\n      tailscale:";
+        assert_eq!(t.matches(old).count(), 1);
+        t.replace(
+            old,
+            "        version: \"12\"\n        storage: local-lvm\n    bootstrap:\n      user: { name: loic }\n      tailscale:",
+        )
+    });
+    let plan = plan_json(&lab, &bad);
+    let ids = action_ids(&plan);
+    assert!(!ids.iter().any(|a| a.starts_with("vm-100-")), "{ids:?}");
+    assert!(ids.contains(&"vm-300-create".to_string()), "{ids:?}");
+    let held = plan["blocked"].to_string();
+    assert!(
+        held.contains("vm/100 edge-gateway")
+            && held.contains("import")
+            && held.contains("not created"),
+        "{held}"
+    );
+}

@@ -368,7 +368,19 @@ pub fn plan_bootstrap(spec: &Spec, want: &Desired, observed: &Observed, out: Pla
             continue;
         };
         match observed.vms.get(&dvm.vmid) {
-            None => plan_new_vm(spec, want, dvm, vm, actions, blocked, notes),
+            None => {
+                let before = blocked.len();
+                plan_new_vm(spec, want, observed, dvm, vm, actions, blocked, notes);
+                if blocked.len() > before {
+                    // Nothing half-built: a VM whose OS or seed cannot be provided is
+                    // not created blank (it could not get its image afterwards).
+                    let prefix = format!("vm-{}-", dvm.vmid);
+                    actions.retain(|a| !a.id.starts_with(&prefix));
+                    for h in &mut blocked[before..] {
+                        h.unblock.push_str(" (the VM is not created until then)");
+                    }
+                }
+            }
             Some(obs) => plan_existing_vm(spec, dvm, vm, obs, actions, blocked, plan_tag),
         }
     }
@@ -473,6 +485,7 @@ fn insert_after(actions: &mut Vec<Action>, after: &str, a: Action) {
 fn plan_new_vm(
     spec: &Spec,
     want: &Desired,
+    observed: &Observed,
     dvm: &DesiredVm,
     vm: &Vm,
     actions: &mut Vec<Action>,
@@ -517,6 +530,16 @@ fn plan_new_vm(
                 .clone()
                 .unwrap_or_else(|| DEFAULT_IMAGE_STORAGE.to_string());
             let slot = img.disk.clone().unwrap_or_else(|| "scsi0".to_string());
+            if let Err(why) = storage_takes(observed, &want.node, &storage, "import") {
+                blocked.push(Held {
+                    target,
+                    reason: format!("OS image: {why}"),
+                    unblock: format!(
+                        "enable the `import` content type on storage `{storage}` (Datacenter → Storage), or name another storage in `os.*.storage`"
+                    ),
+                });
+                return;
+            }
             let volid = format!("{storage}:import/{filename}");
             let dl = plan_download(
                 actions,
@@ -644,6 +667,17 @@ fn plan_new_vm(
         }
     }
     if needs_seed(vm) {
+        let storage = iso_storage(spec);
+        if let Err(why) = storage_takes(observed, &want.node, &storage, "iso") {
+            blocked.push(Held {
+                target,
+                reason: format!("guest bootstrap: the seed goes to `{storage}`: {why}"),
+                unblock: format!(
+                    "enable the `iso` content type on storage `{storage}`, or set `node.isoStorage`"
+                ),
+            });
+            return;
+        }
         match plan_seed(spec, vm, &SeedOptions::default()) {
             Err(e) => {
                 blocked.push(Held {
@@ -653,7 +687,6 @@ fn plan_new_vm(
                 });
             }
             Ok(sp) => {
-                let storage = iso_storage(spec);
                 let id = format!("vm-{vmid}-seed");
                 let mut a = blank_action(
                     id.clone(),
@@ -721,6 +754,32 @@ fn seed_changes(a: &mut Action, sp: &labwright_cloudinit::SeedPlan, storage: &st
         "user-data (redacted)",
         sp.user_data_redacted.clone(),
     ));
+}
+
+/// Whether `storage` on `node` accepts `content`, as far as the scan knows. An
+/// unknown content list is not held against it (the node decides at apply).
+fn storage_takes(
+    observed: &Observed,
+    node: &str,
+    storage: &str,
+    content: &str,
+) -> Result<(), String> {
+    if observed.storages.is_empty() {
+        return Ok(());
+    }
+    let Some(st) = observed
+        .storages
+        .iter()
+        .find(|s| s.id == storage && (s.node == node || s.node.is_empty()))
+    else {
+        return Err(format!("storage `{storage}` is not on node `{node}`"));
+    };
+    match &st.content {
+        Some(c) if !c.split(',').any(|x| x.trim() == content) => Err(format!(
+            "storage `{storage}` does not take `{content}` content (it has: {c})"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// NIC slot → MAC, from a VM config (what PVE assigned at create).
