@@ -97,3 +97,18 @@ fn journal_check_flags_done_without_start_fake_done_and_missing_end() {
     assert!(all.contains("session 0 has no apply-end"), "{all}");
     assert!(all.contains("session 1 has no apply-end"), "{all}");
 }
+
+/// Seed 110 found that a create failed by the simulator left a `lock: create` guest
+/// that held back every later apply (fixed in the simulator: a failed create cleans up
+/// as qemu-server does). Replays the run.
+#[test]
+fn soak_seed_110_failed_create_then_kill_converges() {
+    let o = soak_support::run_seed(110, &SoakConfig::default());
+    assert!(
+        o.violations.is_empty(),
+        "{:#?}\nnotes: {:#?}",
+        o.violations,
+        o.notes
+    );
+    assert!(o.reruns.is_some());
+}

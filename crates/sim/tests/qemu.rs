@@ -516,8 +516,31 @@ async fn purge_removes_vm_from_backup_jobs_and_task_failure_is_reported() {
         .call("GET", "/nodes/proxmox/tasks", &[("errors", "1")])
         .await;
     assert_eq!(errs.body["total"], 1);
-    // A failed create cleans up as qemu-server does: no `lock: create` guest is left
-    // (found by the chaos soak, seed 110: the leftover blocked every later apply).
+}
+
+/// Chaos soak, seed 110: a create failed by fault injection left VM 100 behind with
+/// only `lock: create`, which held back every later apply. qemu-server removes the
+/// half-made config when a create fails; only a crash leaves the lock.
+#[tokio::test]
+async fn soak_seed_110_failed_create_leaves_no_locked_guest() {
+    let api = common::start(SimConfig {
+        faults: Faults {
+            task_failure_rate: 1.0,
+            ..Faults::default()
+        },
+        ..SimConfig::for_tests()
+    })
+    .await;
+    let r = api
+        .post(
+            "/nodes/proxmox/qemu",
+            &[("vmid", "100"), ("scsi0", "local-lvm:4")],
+        )
+        .await;
+    assert_eq!(
+        api.wait(r.data()).await,
+        "unable to create VM 100 - command failed"
+    );
     let r = api.get("/nodes/proxmox/qemu/100/config").await;
     assert_eq!(r.status, 500, "{:?}", r.body);
     assert!(r.message().contains("does not exist"), "{}", r.message());
@@ -525,6 +548,8 @@ async fn purge_removes_vm_from_backup_jobs_and_task_failure_is_reported() {
         api.get("/nodes/proxmox/qemu").await.data(),
         &serde_json::json!([])
     );
+    // The VMID is free again.
+    assert_eq!(api.get("/cluster/nextid").await.data(), "100");
 }
 
 #[tokio::test]
