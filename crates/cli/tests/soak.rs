@@ -3,6 +3,8 @@
 //! injected by the simulator, apply SIGKILLed at a seeded point, faults off, re-apply
 //! until converged, and every invariant checked.
 
+#![allow(clippy::print_stdout)]
+
 mod soak_support;
 
 use std::time::Duration;
