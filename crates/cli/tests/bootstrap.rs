@@ -519,3 +519,42 @@ fn image_storage_without_import_content_holds_the_vm_back() {
         "{held}"
     );
 }
+
+/// A re-seed leaves the previous seed on storage; a passing validate removes it too.
+#[test]
+fn passing_validate_removes_the_seed_a_reseed_replaced() {
+    let lab = Lab::new();
+    let nas = spec("nas.desired.yaml");
+    apply(&lab, &nas).expect_code(0, "apply");
+    let changed = lab.spec_copy("nas.desired.yaml", |t| {
+        let old = "      docker:\n        compose: true\n";
+        t.replace(
+            old,
+            "      packages: [htop]\n      docker:\n        compose: true\n",
+        )
+    });
+    let cp = changed.to_string_lossy().to_string();
+    let journal = lab.journal_dir().to_string_lossy().to_string();
+    run_with_key(&lab, &["apply", &cp, "--yes", "--journal-dir", &journal])
+        .expect_code(0, "re-seed");
+    let mut cmd = lab.cmd(&["validate", &cp, "-o", "json"]);
+    cmd.env("LABWRIGHT_GUEST_CHECKS", "off");
+    let out = common::run(cmd);
+    out.expect_code(0, "validate");
+    let report = out.json();
+    assert_eq!(
+        check(&report, "vm/300 app-host stale seed removed")["status"],
+        "pass",
+        "{report:#}"
+    );
+    let mut files = Vec::new();
+    all_files(&lab.sim_state(), &mut files);
+    for f in files {
+        let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap_or_default()).into_owned();
+        assert!(
+            !text.contains(CANARY),
+            "{} still holds the key",
+            f.display()
+        );
+    }
+}

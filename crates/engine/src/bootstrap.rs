@@ -1796,6 +1796,67 @@ pub async fn cleanup_seeds(
             ),
         });
     }
+    // Seeds no VM has attached any more (a re-seed's predecessor, an apply that failed
+    // after the upload) still hold a key: they go too, once validate passes.
+    let seeded: BTreeMap<u32, String> = spec
+        .vms
+        .iter()
+        .filter(|v| want.vms.contains_key(&v.vmid) && needs_seed(v))
+        .map(|v| (v.vmid, v.name.clone()))
+        .collect();
+    if !ok || seeded.is_empty() {
+        return out;
+    }
+    let attached: BTreeSet<String> = observed
+        .vms
+        .values()
+        .filter_map(|v| v.config.as_ref())
+        .flat_map(|c| c.values())
+        .filter_map(|v| v.split(',').next().map(str::to_string))
+        .collect();
+    let list = match client
+        .storage_content(&want.node, &storage, Some("iso"), None)
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => {
+            out.push(guest_check(
+                "stale seeds".into(),
+                CheckStatus::Fail,
+                format!(
+                    "cannot list {storage} to remove stale seeds: {}",
+                    first_line(&e.to_string())
+                ),
+            ));
+            return out;
+        }
+    };
+    for vol in list {
+        let Some((vmid, name)) = seeded.iter().find(|(id, _)| {
+            vol.volid
+                .starts_with(&format!("{storage}:iso/lw-seed-{id}-"))
+        }) else {
+            continue;
+        };
+        if attached.contains(&vol.volid) {
+            continue;
+        }
+        let cname = format!("vm/{vmid} {name} stale seed removed");
+        out.push(
+            match delete_volume(client, &want.node, &storage, &vol.volid, wait).await {
+                Ok(()) => guest_check(
+                    cname,
+                    CheckStatus::Pass,
+                    format!("deleted {} (no VM had it attached)", vol.volid),
+                ),
+                Err(e) => guest_check(
+                    cname,
+                    CheckStatus::Fail,
+                    format!("{e}; remove it by hand: `pvesm free {}`", vol.volid),
+                ),
+            },
+        );
+    }
     out
 }
 
