@@ -558,3 +558,48 @@ fn passing_validate_removes_the_seed_a_reseed_replaced() {
         );
     }
 }
+
+/// An installer ISO is fetched by the node when it has a URL and attached as `ide2`.
+#[test]
+fn installer_iso_is_downloaded_and_attached() {
+    let lab = Lab::new();
+    let iso = lab.spec_copy("nas.desired.yaml", |t| {
+        let old = "      haosImage:\n        url: https://github.com/home-assistant/operating-system/releases/download/16.3/haos_ova-16.3.qcow2.xz\n        checksum: sha256:0000000000000000000000000000000000000000000000000000000000000000\n        version: \"16.3\"\n";
+        assert_eq!(t.matches(old).count(), 1);
+        t.replace(
+            old,
+            "      iso:\n        volume: local:iso/installer-1.0.iso\n        url: https://example.org/installer-1.0.iso\n        checksum: sha256:1111111111111111111111111111111111111111111111111111111111111111\n",
+        )
+    });
+    let plan = plan_json(&lab, &iso);
+    let dl = action(&plan, "image-installer-1-0-iso-download");
+    assert!(
+        dl["apiCalls"]
+            .to_string()
+            .contains("content=iso filename=installer-1.0.iso"),
+        "{dl:#}"
+    );
+    let create = action(&plan, "vm-400-create")["apiCalls"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        create.contains("ide2=local:iso/installer-1.0.iso,media=cdrom")
+            && create.contains("boot=order=scsi0;ide2"),
+        "{create}"
+    );
+    apply(&lab, &iso).expect_code(0, "apply");
+    let again = run_with_key(
+        &lab,
+        &["plan", &iso.to_string_lossy(), "--detailed-exitcode"],
+    );
+    again.expect_code(0, "plan after the install media is attached");
+    let scan = lab.scan_json();
+    assert!(
+        scan["vms"]["400"]["config"]["ide2"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("local:iso/installer-1.0.iso")),
+        "{}",
+        scan["vms"]["400"]["config"]
+    );
+}
