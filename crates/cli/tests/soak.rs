@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use soak_support::{Mode, SoakConfig, soak};
 
-/// Seeds picked to cover both modes and kills early and late in the apply.
-const SEEDS: &[u64] = &[1, 2, 3, 4, 5];
+/// Seeds picked from the long soak's log to cover both modes, kills early and late in
+/// the apply, and a resume under faults right after the kill (5, 12).
+const SEEDS: &[u64] = &[5, 12, 14, 17, 31];
 
 #[test]
 fn short_chaos_soak_converges_without_invariant_violations() {
@@ -60,7 +61,12 @@ fn task(kind: &str, id: u32, status: &str, start: u64) -> serde_json::Value {
 #[test]
 fn journal_check_accepts_a_killed_session_then_a_clean_one() {
     let st = serde_json::json!({
-        "tasks": [task("qmcreate", 100, "OK", 10), task("qmstart", 100, "OK", 21)],
+        "tasks": [
+            task("qmcreate", 100, "OK", 10),
+            task("qmstart", 100, "OK", 21),
+            task("resize", 100, "OK", 20),
+            serde_json::json!({"type": "download", "id": "", "exitstatus": "OK", "starttime": 20}),
+        ],
         "backup_jobs": {},
     });
     let j = vec![
@@ -68,6 +74,10 @@ fn journal_check_accepts_a_killed_session_then_a_clean_one() {
         entry(10, "a", Some("vm-100-create"), "start", None),
         // killed here; the create task ran on
         entry(20, "b", None, "apply-start", Some("1 actions")),
+        entry(20, "b", Some("image-debian-12-download"), "start", None),
+        entry(20, "b", Some("image-debian-12-download"), "done", None),
+        entry(20, "b", Some("vm-100-grow-scsi0"), "start", None),
+        entry(20, "b", Some("vm-100-grow-scsi0"), "done", None),
         entry(20, "b", Some("vm-100-start"), "start", None),
         entry(21, "b", Some("vm-100-start"), "done", None),
         entry(21, "b", None, "apply-end", Some("ok")),
@@ -85,6 +95,12 @@ fn journal_check_flags_done_without_start_fake_done_and_missing_end() {
         entry(10, "a", Some("vm-100-create"), "done", None),
         entry(10, "a", Some("backup-nightly-create"), "start", None),
         entry(10, "a", Some("backup-nightly-create"), "done", None),
+        entry(15, "c", None, "apply-start", None),
+        entry(15, "c", Some("vm-100-grow-scsi0"), "start", None),
+        entry(15, "c", Some("vm-100-grow-scsi0"), "done", None),
+        entry(15, "c", Some("image-debian-12-download"), "start", None),
+        entry(15, "c", Some("image-debian-12-download"), "done", None),
+        entry(15, "c", None, "apply-end", Some("ok")),
         entry(20, "b", None, "apply-start", None),
     ];
     let mut v = Vec::new();
@@ -97,7 +113,12 @@ fn journal_check_flags_done_without_start_fake_done_and_missing_end() {
     assert!(all.contains("no successful qmcreate of 100"), "{all}");
     assert!(all.contains("no backup job `nightly`"), "{all}");
     assert!(all.contains("session 0 has no apply-end"), "{all}");
-    assert!(all.contains("session 1 has no apply-end"), "{all}");
+    assert!(all.contains("no successful resize of 100"), "{all}");
+    assert!(
+        all.contains("image-debian-12-download done but no successful download"),
+        "{all}"
+    );
+    assert!(all.contains("session 2 has no apply-end"), "{all}");
 }
 
 /// Seed 110 found that a create failed by the simulator left a `lock: create` guest

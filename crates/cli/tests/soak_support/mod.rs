@@ -766,6 +766,24 @@ pub fn check_journal(
                         "journal: snapshot of {action} but no successful qmsnapshot of {id}"
                     ));
                 }
+                ("done", Some(id), _)
+                    if action.contains("-grow-") && ok_tasks("resize", id, start_ts) == 0 =>
+                {
+                    v.push(format!(
+                        "journal: {action} done but no successful resize of {id}"
+                    ));
+                }
+                // A download is planned while a create still imports the image and
+                // skipped when the volume is there: any successful download counts.
+                ("done", None, "download")
+                    if !tasks(st)
+                        .iter()
+                        .any(|t| t["type"] == "download" && t["exitstatus"] == "OK") =>
+                {
+                    v.push(format!(
+                        "journal: {action} done but no successful download task"
+                    ));
+                }
                 ("done", None, "create") => {
                     if let Some(job) = action
                         .strip_prefix("backup-")
