@@ -1344,150 +1344,159 @@ pub async fn guest_checks(
     opts: &GuestCheckOptions,
 ) -> Vec<Check> {
     let want = crate::desired::desired(spec);
-    let mut out = Vec::new();
+    // One VM's checks never wait for another's agent: the VMs are checked together.
+    let mut jobs = Vec::new();
     for dvm in want.vms.values() {
-        let Some(vm) = spec.vms.iter().find(|v| v.vmid == dvm.vmid) else {
-            continue;
-        };
-        if !opts.enabled && (vm.bootstrap.is_some() || vm.os.is_some()) {
-            out.push(guest_check(
-                format!("vm/{} {} guest", vm.vmid, vm.name),
-                CheckStatus::Skipped,
-                "skipped: in-guest checks are off (LABWRIGHT_GUEST_CHECKS=off)",
-            ));
-            continue;
-        }
-        let is_haos = matches!(vm.os, Some(OsSource::HaosImage(_)));
-        if vm.bootstrap.is_none() && !is_haos {
-            continue;
-        }
-        let name = format!("vm/{} {}", vm.vmid, vm.name);
-        let Some(obs) = observed.vms.get(&vm.vmid) else {
-            continue;
-        };
-        if !vm.agent {
-            out.push(guest_check(
-                format!("{name} guest"),
-                CheckStatus::Skipped,
-                "skipped: no agent (`agent: false` in the spec); nothing can be checked inside the guest",
-            ));
-            continue;
-        }
-        if obs.status != "running" {
-            out.push(guest_check(
-                format!("{name} guest"),
-                CheckStatus::Skipped,
-                format!("skipped: the VM is {}", obs.status),
-            ));
-            continue;
-        }
-        match wait_agent(client, &obs.node, vm.vmid, opts).await {
-            Ok(true) => out.push(guest_check(
-                format!("{name} guest agent"),
-                CheckStatus::Pass,
-                "answers (agent/ping)",
-            )),
-            Ok(false) => {
-                out.push(guest_check(
-                    format!("{name} guest agent"),
-                    CheckStatus::Skipped,
-                    "skipped: no agent (the VM has no guest agent configured on the node)",
-                ));
-                continue;
-            }
-            Err(why) => {
-                out.push(guest_check(
-                    format!("{name} guest agent"),
-                    CheckStatus::Fail,
-                    format!(
-                        "{why}; the in-guest checks did not run (is qemu-guest-agent installed and the seed attached? see `cloud-init status` on the console)"
-                    ),
-                ));
-                continue;
-            }
-        }
-        if is_haos {
-            out.push(guest_check(
-                format!("{name} Home Assistant on 8123"),
-                CheckStatus::Skipped,
-                "skipped: the 8123 probe runs from the node's side, which labwright cannot reach without SSH yet; open http://<ha address>:8123/ once",
-            ));
-            continue;
-        }
-        let Some(b) = &vm.bootstrap else { continue };
-        if let Some(_ts) = &b.tailscale {
-            out.push(tailscale_check(client, spec, vm, &obs.node, &name, opts).await);
-        }
-        if let Some(d) = &b.docker {
-            let argv: &[&str] = if d.compose {
-                &["docker", "compose", "version"]
-            } else {
-                &["docker", "version"]
+        jobs.push(async move {
+            let mut out = Vec::new();
+            let Some(vm) = spec.vms.iter().find(|v| v.vmid == dvm.vmid) else {
+                return out;
             };
-            let what = argv.join(" ");
-            out.push(
-                match exec(client, &obs.node, vm.vmid, argv, opts.exec_timeout).await {
-                    Ok((0, o, _)) => guest_check(
-                        format!("{name} {what}"),
-                        CheckStatus::Pass,
-                        if o.trim().is_empty() {
-                            "exit 0".to_string()
-                        } else {
-                            first_line(&o)
-                        },
-                    ),
-                    Ok((c, _, e)) => guest_check(
-                        format!("{name} {what}"),
+            if !opts.enabled && (vm.bootstrap.is_some() || vm.os.is_some()) {
+                out.push(guest_check(
+                    format!("vm/{} {} guest", vm.vmid, vm.name),
+                    CheckStatus::Skipped,
+                    "skipped: in-guest checks are off (LABWRIGHT_GUEST_CHECKS=off)",
+                ));
+                return out;
+            }
+            let is_haos = matches!(vm.os, Some(OsSource::HaosImage(_)));
+            if vm.bootstrap.is_none() && !is_haos {
+                return out;
+            }
+            let name = format!("vm/{} {}", vm.vmid, vm.name);
+            let Some(obs) = observed.vms.get(&vm.vmid) else {
+                return out;
+            };
+            if !vm.agent {
+                out.push(guest_check(
+                    format!("{name} guest"),
+                    CheckStatus::Skipped,
+                    "skipped: no agent (`agent: false` in the spec); nothing can be checked inside the guest",
+                ));
+                return out;
+            }
+            if obs.status != "running" {
+                out.push(guest_check(
+                    format!("{name} guest"),
+                    CheckStatus::Skipped,
+                    format!("skipped: the VM is {}", obs.status),
+                ));
+                return out;
+            }
+            match wait_agent(client, &obs.node, vm.vmid, opts).await {
+                Ok(true) => out.push(guest_check(
+                    format!("{name} guest agent"),
+                    CheckStatus::Pass,
+                    "answers (agent/ping)",
+                )),
+                Ok(false) => {
+                    out.push(guest_check(
+                        format!("{name} guest agent"),
+                        CheckStatus::Skipped,
+                        "skipped: no agent (the VM has no guest agent configured on the node)",
+                    ));
+                    return out;
+                }
+                Err(why) => {
+                    out.push(guest_check(
+                        format!("{name} guest agent"),
                         CheckStatus::Fail,
-                        format!("exit {c}: {}", first_line(&e)),
-                    ),
-                    Err(e) => guest_check(
-                        format!("{name} {what}"),
-                        CheckStatus::Fail,
-                        format!("could not run: {}", first_line(&e)),
-                    ),
-                },
-            );
-        }
-        let dirs = naas_dirs(vm);
-        if !dirs.is_empty() {
-            let script = dirs
-                .iter()
-                .map(|d| format!("test -d {d}"))
-                .collect::<Vec<_>>()
-                .join(" && ");
-            let root = dirs.first().cloned().unwrap_or_default();
-            let cname = format!("{name} {root} folders");
-            out.push(
-                match exec(
-                    client,
-                    &obs.node,
-                    vm.vmid,
-                    &["sh", "-c", &script],
-                    opts.exec_timeout,
-                )
-                .await
-                {
-                    Ok((0, _, _)) => guest_check(
-                        cname,
-                        CheckStatus::Pass,
-                        format!("{} folders exist", dirs.len()),
-                    ),
-                    Ok((c, _, _)) => guest_check(
-                        cname,
-                        CheckStatus::Fail,
-                        format!("missing (test -d exit {c}); expected {}", dirs.join(" ")),
-                    ),
-                    Err(e) => guest_check(
-                        cname,
-                        CheckStatus::Fail,
-                        format!("could not run: {}", first_line(&e)),
-                    ),
-                },
-            );
-        }
+                        format!(
+                            "{why}; the in-guest checks did not run (is qemu-guest-agent installed and the seed attached? see `cloud-init status` on the console)"
+                        ),
+                    ));
+                    return out;
+                }
+            }
+            if is_haos {
+                out.push(guest_check(
+                    format!("{name} Home Assistant on 8123"),
+                    CheckStatus::Skipped,
+                    "skipped: the 8123 probe runs from the node's side, which labwright cannot reach without SSH yet; open http://<ha address>:8123/ once",
+                ));
+                return out;
+            }
+            let Some(b) = &vm.bootstrap else { return out };
+            if let Some(_ts) = &b.tailscale {
+                out.push(tailscale_check(client, spec, vm, &obs.node, &name, opts).await);
+            }
+            if let Some(d) = &b.docker {
+                let argv: &[&str] = if d.compose {
+                    &["docker", "compose", "version"]
+                } else {
+                    &["docker", "version"]
+                };
+                let what = argv.join(" ");
+                out.push(
+                    match exec(client, &obs.node, vm.vmid, argv, opts.exec_timeout).await {
+                        Ok((0, o, _)) => guest_check(
+                            format!("{name} {what}"),
+                            CheckStatus::Pass,
+                            if o.trim().is_empty() {
+                                "exit 0".to_string()
+                            } else {
+                                first_line(&o)
+                            },
+                        ),
+                        Ok((c, _, e)) => guest_check(
+                            format!("{name} {what}"),
+                            CheckStatus::Fail,
+                            format!("exit {c}: {}", first_line(&e)),
+                        ),
+                        Err(e) => guest_check(
+                            format!("{name} {what}"),
+                            CheckStatus::Fail,
+                            format!("could not run: {}", first_line(&e)),
+                        ),
+                    },
+                );
+            }
+            let dirs = naas_dirs(vm);
+            if !dirs.is_empty() {
+                let script = dirs
+                    .iter()
+                    .map(|d| format!("test -d {d}"))
+                    .collect::<Vec<_>>()
+                    .join(" && ");
+                let root = dirs.first().cloned().unwrap_or_default();
+                let cname = format!("{name} {root} folders");
+                out.push(
+                    match exec(
+                        client,
+                        &obs.node,
+                        vm.vmid,
+                        &["sh", "-c", &script],
+                        opts.exec_timeout,
+                    )
+                    .await
+                    {
+                        Ok((0, _, _)) => guest_check(
+                            cname,
+                            CheckStatus::Pass,
+                            format!("{} folders exist", dirs.len()),
+                        ),
+                        Ok((c, _, _)) => guest_check(
+                            cname,
+                            CheckStatus::Fail,
+                            format!("missing (test -d exit {c}); expected {}", dirs.join(" ")),
+                        ),
+                        Err(e) => guest_check(
+                            cname,
+                            CheckStatus::Fail,
+                            format!("could not run: {}", first_line(&e)),
+                        ),
+                    },
+                );
+            }
+            out
+        });
     }
-    out
+    futures_util::future::join_all(jobs)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 async fn tailscale_check(
