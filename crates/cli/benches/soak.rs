@@ -10,7 +10,8 @@
 //! Variables: `LW_SOAK_RUNS` (default 300), `LW_SOAK_MAX_SECS` (default 1500: no run
 //! starts after that), `LW_SOAK_FIRST_SEED` (default 1; seeds are consecutive),
 //! `LW_SOAK_SEED` (one seed only), `LW_SOAK_TIME_SCALE` (simulator time scale, default
-//! 0.02). The folder of a failed run is kept and printed. Exit status 1 when any run
+//! 0.02), `LW_SOAK_KEEP=1` (keep every run's folder). The folder of a failed run is
+//! kept and printed. Exit status 1 when any run
 //! violated an invariant.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -28,6 +29,7 @@ fn main() -> std::process::ExitCode {
     if let Some(ts) = var::<f64>("LW_SOAK_TIME_SCALE") {
         cfg.time_scale = ts;
     }
+    cfg.keep_all = var::<u8>("LW_SOAK_KEEP") == Some(1);
     let (first, runs) = match var::<u64>("LW_SOAK_SEED") {
         Some(seed) => (seed, 1),
         None => (

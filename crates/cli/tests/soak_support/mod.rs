@@ -173,6 +173,8 @@ pub struct SoakConfig {
     pub cmd_timeout: Duration,
     /// Keep the folder of a failed run (state, journal, logs) for a look.
     pub keep_failed: bool,
+    /// Keep every run's folder (`LW_SOAK_KEEP=1`).
+    pub keep_all: bool,
     /// Print one line per run.
     pub verbose: bool,
 }
@@ -183,6 +185,7 @@ impl Default for SoakConfig {
             time_scale: 0.02,
             cmd_timeout: Duration::from_secs(120),
             keep_failed: true,
+            keep_all: false,
             verbose: true,
         }
     }
@@ -855,12 +858,11 @@ pub fn run_seed(seed: u64, cfg: &SoakConfig) -> RunOutcome {
         out.violations.push(e);
     }
     out.secs = started.elapsed().as_secs_f64();
-    if !out.violations.is_empty() {
-        let _ = std::fs::write(tmp.path().join("soak-notes.txt"), notes.join("\n"));
-        out.notes = notes;
-        if cfg.keep_failed {
-            out.kept = Some(tmp.keep());
-        }
+    let failed = !out.violations.is_empty();
+    let _ = std::fs::write(tmp.path().join("soak-notes.txt"), notes.join("\n"));
+    out.notes = notes;
+    if cfg.keep_all || (failed && cfg.keep_failed) {
+        out.kept = Some(tmp.keep());
     }
     out
 }
