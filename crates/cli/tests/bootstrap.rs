@@ -198,7 +198,6 @@ fn apply_then_validate_runs_in_guest_checks_and_replans_empty() {
 /// The issue's "must show": every in-guest check passes for 100 and 300, the seed is
 /// removed, and the second plan is empty.
 #[test]
-#[ignore = "the simulated guest runs neither `tailscale` nor `install -d` yet (simulator gap, reported with issue 5)"]
 fn every_in_guest_check_passes_and_the_seed_is_removed() {
     let lab = Lab::new();
     let nas = spec("nas.desired.yaml");

@@ -124,8 +124,26 @@ pub struct Guest {
     pub cloud_init_done: bool,
     #[serde(default)]
     pub hostname: Option<String>,
+    /// SHA-1 of the user-data last run: a new seed (new instance) runs again, as
+    /// cloud-init does when the instance-id changes.
+    #[serde(default)]
+    pub seed_digest: Option<String>,
+    /// Debian packages installed by cloud-init's `packages:`.
+    #[serde(default)]
+    pub packages: std::collections::BTreeSet<String>,
+    /// `tailscale up` succeeded: the node's tailnet state.
+    #[serde(default)]
+    pub tailscale: Option<TailscaleState>,
     pub exec: BTreeMap<u32, ExecResult>,
     pub next_pid: u32,
+}
+
+/// What `tailscale status --json` reports once the guest joined.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct TailscaleState {
+    pub hostname: String,
+    pub routes: Vec<String>,
+    pub accept_routes: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

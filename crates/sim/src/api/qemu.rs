@@ -1169,12 +1169,15 @@ fn start_task(inner: &Arc<Inner>, node: &str, vmid: u32, user: &str, skiplock: b
             {
                 log.push("generating cloud-init ISO".to_string());
             }
-            if let Some(text) = seed
-                && !vm.guest.cloud_init_done
-            {
-                // The guest's first boot runs its NoCloud user-data.
-                vm.guest.cloud_init_done = true;
-                log.extend(apply_cloud_config(vm, &text));
+            if let Some(text) = seed {
+                // cloud-init runs a seed once per instance: the first boot, and again
+                // when a different seed (a new instance-id) is attached.
+                let digest = sha1_hex(&text);
+                if vm.guest.seed_digest.as_deref() != Some(digest.as_str()) {
+                    vm.guest.cloud_init_done = true;
+                    vm.guest.seed_digest = Some(digest);
+                    log.extend(apply_cloud_config(vm, &text));
+                }
             }
             Ok(log)
         }),
@@ -1225,6 +1228,18 @@ fn apply_cloud_config(vm: &mut Vm, text: &str) -> Vec<String> {
         };
         vm.guest.files.insert(path.to_string(), content);
         log.push(format!("cloud-init: wrote {path}"));
+    }
+    // `packages:` installs from Debian and the sources in `apt.sources`; the simulated
+    // mirror has every package name it is asked for.
+    for p in doc
+        .get("packages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        vm.guest.packages.insert(p.to_string());
+        log.push(format!("cloud-init: installed {p}"));
     }
     for key in ["bootcmd", "runcmd"] {
         for c in doc.get(key).and_then(Value::as_array).into_iter().flatten() {
@@ -1610,29 +1625,164 @@ fn run_guest(vm: &mut Vm, argv: &[String], input: Option<&str>) -> (i64, String,
     run_simple(vm, argv, input)
 }
 
-/// A shell script: lines and `;` run in sequence, `&&` stops at the first failure.
+/// A shell script: lines and `;` run in sequence, `&&` stops at the first failure,
+/// `if C; then A; else B; fi` branches on C's exit code, and redirections
+/// (`>/dev/null`, `2>&1`) are accepted and ignored.
 fn run_script(vm: &mut Vm, script: &str, input: Option<&str>) -> (i64, String, String) {
-    let (mut code, mut out, mut err) = (0, String::new(), String::new());
-    for stmt in script
-        .split(['\n', ';'])
-        .map(str::trim)
-        .filter(|s| !s.is_empty() && !s.starts_with('#'))
-    {
-        for part in stmt.split("&&").map(str::trim).filter(|s| !s.is_empty()) {
-            let words: Vec<String> = part
-                .split_whitespace()
-                .map(|w| w.trim_matches(|c| c == '\'' || c == '"').to_string())
-                .collect();
-            let (c, o, e) = run_simple(vm, &words, input);
-            code = c;
-            out.push_str(&o);
-            err.push_str(&e);
-            if c != 0 {
-                break;
+    let mut acc = (0, String::new(), String::new());
+    for line in script.lines() {
+        let stmts: Vec<&str> = line
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && !s.starts_with('#'))
+            .collect();
+        let mut i = 0;
+        while i < stmts.len() {
+            let stmt = stmts[i];
+            if let Some(cond) = stmt.strip_prefix("if ") {
+                // Collect `then …`, optional `else …`, up to `fi`.
+                let (mut then_part, mut else_part, mut in_else) = (Vec::new(), Vec::new(), false);
+                let mut j = i + 1;
+                while j < stmts.len() && stmts[j] != "fi" {
+                    let s = stmts[j];
+                    if let Some(rest) = s.strip_prefix("then ") {
+                        then_part.push(rest);
+                    } else if let Some(rest) = s.strip_prefix("else ") {
+                        in_else = true;
+                        else_part.push(rest);
+                    } else if in_else {
+                        else_part.push(s);
+                    } else {
+                        then_part.push(s);
+                    }
+                    j += 1;
+                }
+                let (c, _, _) = run_chain(vm, cond, input);
+                for s in if c == 0 { then_part } else { else_part } {
+                    acc = merge(acc, run_chain(vm, s, input));
+                }
+                i = j + 1;
+                continue;
             }
+            acc = merge(acc, run_chain(vm, stmt, input));
+            i += 1;
+        }
+    }
+    acc
+}
+
+fn merge(acc: (i64, String, String), next: (i64, String, String)) -> (i64, String, String) {
+    (next.0, acc.1 + &next.1, acc.2 + &next.2)
+}
+
+/// `a && b && c`: stops at the first failure.
+fn run_chain(vm: &mut Vm, stmt: &str, input: Option<&str>) -> (i64, String, String) {
+    let (mut code, mut out, mut err) = (0, String::new(), String::new());
+    for part in stmt.split("&&").map(str::trim).filter(|s| !s.is_empty()) {
+        let words: Vec<String> = part
+            .split_whitespace()
+            .filter(|w| !w.starts_with('>') && !w.starts_with("2>") && !w.starts_with("1>"))
+            .map(|w| w.trim_matches(|c| c == '\'' || c == '"').to_string())
+            .collect();
+        let (c, o, e) = run_simple(vm, &words, input);
+        code = c;
+        out.push_str(&o);
+        err.push_str(&e);
+        if c != 0 {
+            break;
         }
     }
     (code, out, err)
+}
+
+/// `--name=value` or `--name value` from a tailscale command line.
+fn flag_value(args: &[String], name: &str) -> Option<String> {
+    let long = format!("--{name}");
+    args.iter().enumerate().find_map(|(i, a)| {
+        a.strip_prefix(&format!("{long}="))
+            .map(str::to_string)
+            .or_else(|| (a == &long).then(|| args.get(i + 1).cloned()).flatten())
+    })
+}
+
+/// The simulated `tailscale` CLI: `up` needs a readable auth key that looks like one,
+/// `set` needs a joined node, `status [--json]` reports what was joined.
+fn run_tailscale(vm: &mut Vm, args: &[String]) -> (i64, String, String) {
+    let routes = |v: Option<String>| -> Vec<String> {
+        v.map(|r| {
+            r.split(',')
+                .filter(|x| !x.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    match args.first().map(String::as_str) {
+        Some("status") => {
+            let json = args.iter().any(|a| a == "--json");
+            match (&vm.guest.tailscale, json) {
+                (Some(ts), true) => (
+                    0,
+                    json!({"BackendState": "Running",
+                           "Self": {"HostName": ts.hostname, "Online": true,
+                                    "PrimaryRoutes": ts.routes}})
+                    .to_string()
+                        + "\n",
+                    String::new(),
+                ),
+                (Some(ts), false) => (
+                    0,
+                    format!("100.64.0.2  {}  linux  -\n", ts.hostname),
+                    String::new(),
+                ),
+                (None, true) => (
+                    0,
+                    json!({"BackendState": "NeedsLogin"}).to_string() + "\n",
+                    String::new(),
+                ),
+                (None, false) => (1, "Logged out.\n".into(), String::new()),
+            }
+        }
+        Some("up") => {
+            let key = flag_value(args, "authkey").unwrap_or_default();
+            let value = match key.strip_prefix("file:") {
+                Some(path) => vm.guest.files.get(path).cloned().unwrap_or_default(),
+                None => key,
+            };
+            if !value.trim().starts_with("tskey-") {
+                return (
+                    1,
+                    String::new(),
+                    "backend error: invalid key: unable to validate API key\n".into(),
+                );
+            }
+            let hostname = flag_value(args, "hostname")
+                .or_else(|| vm.guest.hostname.clone())
+                .unwrap_or_default();
+            vm.guest.tailscale = Some(crate::state::TailscaleState {
+                hostname,
+                routes: routes(flag_value(args, "advertise-routes")),
+                accept_routes: flag_value(args, "accept-routes").is_some_and(|v| v == "true"),
+            });
+            (0, String::new(), String::new())
+        }
+        Some("set") => {
+            let Some(ts) = vm.guest.tailscale.as_mut() else {
+                return (1, String::new(), "not logged in\n".into());
+            };
+            if let Some(h) = flag_value(args, "hostname") {
+                ts.hostname = h;
+            }
+            if let Some(r) = flag_value(args, "advertise-routes") {
+                ts.routes = routes(Some(r));
+            }
+            if let Some(a) = flag_value(args, "accept-routes") {
+                ts.accept_routes = a == "true";
+            }
+            (0, String::new(), String::new())
+        }
+        _ => (0, String::new(), String::new()),
+    }
 }
 
 fn run_simple(vm: &mut Vm, argv: &[String], input: Option<&str>) -> (i64, String, String) {
@@ -1685,6 +1835,56 @@ fn run_simple(vm: &mut Vm, argv: &[String], input: Option<&str>) -> (i64, String
         ),
         "whoami" => (0, "root\n".into(), String::new()),
         "cloud-init" => (0, "status: done\n".into(), String::new()),
+        "tailscale" | "tailscaled" if !vm.guest.packages.contains("tailscale") => {
+            (127, String::new(), format!("sh: 1: {cmd}: not found\n"))
+        }
+        "tailscale" => run_tailscale(vm, args),
+        "docker"
+            if !vm.guest.packages.contains("docker-ce")
+                && !args.is_empty()
+                && args[0] == "compose" =>
+        {
+            (127, String::new(), "sh: 1: docker: not found\n".into())
+        }
+        "docker"
+            if args.first().is_some_and(|a| a == "compose")
+                && args.get(1).is_some_and(|a| a == "version") =>
+        {
+            if vm.guest.packages.contains("docker-compose-plugin") {
+                (0, "Docker Compose version v2.29.7\n".into(), String::new())
+            } else {
+                (
+                    1,
+                    String::new(),
+                    "docker: 'compose' is not a docker command.\n".into(),
+                )
+            }
+        }
+        "install" if args.iter().any(|a| a == "-d") => {
+            // install -d [-m MODE] [-o USER] [-g GROUP] DIR…: option values are skipped.
+            let mut skip = false;
+            for a in args {
+                if skip {
+                    skip = false;
+                    continue;
+                }
+                if matches!(a.as_str(), "-m" | "-o" | "-g") {
+                    skip = true;
+                    continue;
+                }
+                if a.starts_with('-') {
+                    continue;
+                }
+                let mut acc = String::new();
+                for seg in a.split('/').filter(|x| !x.is_empty()) {
+                    acc.push('/');
+                    acc.push_str(seg);
+                    vm.guest.files.entry(format!("{acc}/")).or_default();
+                }
+            }
+            (0, String::new(), String::new())
+        }
+        "usermod" | "sysctl" | "groupadd" => (0, String::new(), String::new()),
         "docker" if args.first().is_some_and(|a| a == "--version") => (
             0,
             "Docker version 27.3.1, build ce12230\n".into(),
