@@ -602,3 +602,40 @@ fn installer_iso_is_downloaded_and_attached() {
         scan["vms"]["400"]["config"]
     );
 }
+
+/// A bad seed leaves the guest un-bootstrapped: with a value that is not a Tailscale
+/// auth key, the simulated `tailscale up` fails, validate fails with an explanation
+/// on the Tailscale check, and the seed (holding the value) stays for inspection.
+#[test]
+fn a_rejected_auth_key_fails_validate_with_an_explanation() {
+    let lab = Lab::new();
+    let nas = spec("nas.desired.yaml");
+    let bad = |args: &[&str]| {
+        let mut cmd = lab.cmd(args);
+        cmd.env("TAILSCALE_AUTHKEY", "not-a-tailscale-key")
+            .env_remove("LABWRIGHT_GUEST_CHECKS");
+        common::run(cmd)
+    };
+    bad(&[
+        "apply",
+        &nas.to_string_lossy(),
+        "--yes",
+        "--journal-dir",
+        &lab.journal_dir().to_string_lossy(),
+    ])
+    .expect_code(0, "apply (the key is only checked by the guest)");
+    let out = bad(&["validate", &nas.to_string_lossy(), "-o", "json"]);
+    out.expect_code(1, "validate must fail");
+    let report = out.json();
+    let ts = check(&report, "vm/100 edge-gateway tailscale");
+    assert_eq!(ts["status"], "fail", "{ts}");
+    // Docker on app-host does not depend on the key and still passes.
+    assert_eq!(
+        check(&report, "vm/300 app-host docker compose version")["status"],
+        "pass"
+    );
+    assert!(
+        !report.to_string().contains("not-a-tailscale-key"),
+        "the key value must not appear in the report"
+    );
+}
