@@ -271,7 +271,7 @@ fn passing_validate_removes_the_seed_and_the_key_leaves_the_node() {
     again.expect_code(0, "plan after the seed is gone");
 }
 
-/// Without the auth key, apply stops at the seed and names the reference.
+/// Without the auth key, apply refuses before writing anything and names the reference.
 #[test]
 fn missing_auth_key_fails_apply_naming_the_reference() {
     let lab = Lab::new();
@@ -288,9 +288,19 @@ fn missing_auth_key_fails_apply_naming_the_reference() {
     out.expect_code(1, "apply without TAILSCALE_AUTHKEY");
     let all = format!("{}{}", out.stdout, out.stderr);
     assert!(all.contains("env:TAILSCALE_AUTHKEY"), "{all}");
+    assert!(all.contains("nothing was applied"), "{all}");
     assert!(
-        all.contains("FAILED vm-100-seed") || all.contains("FAILED vm-300-seed"),
-        "{all}"
+        !lab.journal_dir().join("journal.jsonl").exists(),
+        "a refused apply writes no journal"
+    );
+    // Nothing reached the node: no guest was created.
+    let mut scan = lab.cmd(&["scan", "-o", "json", "-q"]);
+    scan.env_remove("TAILSCALE_AUTHKEY");
+    let observed = common::run(scan).json();
+    assert_eq!(
+        observed["vms"].as_object().map_or(0, |m| m.len()),
+        0,
+        "{observed:#}"
     );
     // The plan itself needs no secret.
     let mut cmd = lab.cmd(&["plan", &nas.to_string_lossy(), "-q"]);

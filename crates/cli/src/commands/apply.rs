@@ -135,6 +135,57 @@ impl Progress for Lines {
     }
 }
 
+/// Every secret a seed will need is readable before anything is written: a missing
+/// `TAILSCALE_AUTHKEY` must not stop an apply half-way. Values are only checked for
+/// presence, never printed.
+fn preflight_secrets(spec: &labwright_spec::Spec, plan: &Plan) -> anyhow::Result<()> {
+    use labwright_spec::types::SecretRef;
+    let mut missing = Vec::new();
+    for a in plan
+        .actions
+        .iter()
+        .filter(|a| a.kind == "vm.seed" || a.kind == "vm.reseed")
+    {
+        let Some(vmid) = a.op.vm().map(|(_, id)| id) else {
+            continue;
+        };
+        let Some(vm) = spec.vms.iter().find(|v| v.vmid == vmid) else {
+            continue;
+        };
+        let Some(ts) = vm.bootstrap.as_ref().and_then(|b| b.tailscale.as_ref()) else {
+            continue;
+        };
+        let Some(r) = ts
+            .auth_key
+            .as_ref()
+            .or(spec.tailscale.as_ref().and_then(|t| t.auth_key.as_ref()))
+        else {
+            continue;
+        };
+        let ok = match r {
+            SecretRef::Env(name) => std::env::var(name).is_ok_and(|v| !v.trim().is_empty()),
+            SecretRef::File(path) => {
+                let p = match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+                    (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+                    _ => PathBuf::from(path),
+                };
+                std::fs::read_to_string(p).is_ok_and(|v| !v.trim().is_empty())
+            }
+            SecretRef::Inline { .. } => false,
+        };
+        if !ok && !missing.contains(&r.to_string()) {
+            missing.push(r.to_string());
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "secret(s) {} needed by the guest seeds cannot be read; nothing was applied (export the variable or create the file, then run apply again)",
+        missing.join(", ")
+    )
+}
+
 fn is_plan_file(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "json")
 }
@@ -260,6 +311,9 @@ async fn run_connected(
     labwright_engine::apply::check_risk(&plan, allow_risk).map_err(|e| anyhow::anyhow!("{e}"))?;
     labwright_engine::apply::check_destroy(&plan, args.allow_destroy)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !args.dry_run {
+        preflight_secrets(&loaded.spec, &plan)?;
+    }
     if !args.dry_run && !args.yes {
         if !std::io::stdin().is_terminal() {
             bail!(
