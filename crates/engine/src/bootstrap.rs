@@ -1231,7 +1231,7 @@ impl GuestCheckOptions {
     }
 }
 
-fn guest_check(name: String, status: CheckStatus, detail: impl Into<String>) -> Check {
+pub(crate) fn guest_check(name: String, status: CheckStatus, detail: impl Into<String>) -> Check {
     Check {
         name,
         status,
@@ -1240,7 +1240,7 @@ fn guest_check(name: String, status: CheckStatus, detail: impl Into<String>) -> 
 }
 
 /// Runs `argv` in the guest: (exit code, stdout, stderr), or why it could not run.
-async fn exec(
+pub(crate) async fn exec(
     client: &PveClient,
     node: &str,
     vmid: u32,
@@ -1258,7 +1258,7 @@ async fn exec(
     ))
 }
 
-fn first_line(s: &str) -> String {
+pub(crate) fn first_line(s: &str) -> String {
     let l = s
         .lines()
         .find(|l| !l.trim().is_empty())
@@ -1305,7 +1305,7 @@ fn naas_dirs(vm: &Vm) -> Vec<String> {
 }
 
 /// Waits for the agent to answer. `Ok(false)`: the VM has no agent configured.
-async fn wait_agent(
+pub(crate) async fn wait_agent(
     client: &PveClient,
     node: &str,
     vmid: u32,
@@ -1410,11 +1410,10 @@ pub async fn guest_checks(
                 }
             }
             if is_haos {
-                out.push(guest_check(
-                    format!("{name} Home Assistant on 8123"),
-                    CheckStatus::Skipped,
-                    "skipped: the 8123 probe runs from the node's side, which labwright cannot reach without SSH yet; open http://<ha address>:8123/ once",
-                ));
+                out.push(
+                    crate::probe::haos_check(client, spec, observed, vm, &obs.node, &name, opts)
+                        .await,
+                );
                 return out;
             }
             let Some(b) = &vm.bootstrap else { return out };
@@ -1603,7 +1602,11 @@ async fn tailscale_check(
 }
 
 /// The first IPv4 address (not loopback) the guest agent of `vmid` reports.
-async fn guest_ipv4(client: &PveClient, node: &str, vmid: u32) -> Result<String, String> {
+pub(crate) async fn guest_ipv4(
+    client: &PveClient,
+    node: &str,
+    vmid: u32,
+) -> Result<String, String> {
     let ifs = client
         .agent_network_interfaces(node, vmid)
         .await
@@ -1618,8 +1621,8 @@ async fn guest_ipv4(client: &PveClient, node: &str, vmid: u32) -> Result<String,
 
 /// The spec's `validationChecks` (HTTP status checks). A check with `fromVm` runs
 /// `curl` inside that VM through its guest agent; `{vm:NAME}` in the URL becomes the
-/// address NAME's agent reports. A check without `fromVm` would run from the node's
-/// side, which labwright cannot reach without SSH: it is reported as skipped.
+/// address NAME's agent reports. A check without `fromVm` runs from the node's side of
+/// the LAN: through a guest on the target's bridge (crate::probe::lan_vantage).
 pub async fn http_checks(
     client: &PveClient,
     spec: &Spec,
@@ -1648,22 +1651,43 @@ pub async fn http_checks(
             ));
             continue;
         }
-        let Some(from) = &http.from_vm else {
-            out.push(guest_check(
-                name,
-                CheckStatus::Skipped,
-                format!(
-                    "skipped: {} would be fetched from the node's side, which labwright cannot reach without SSH; set `fromVm` to run it through a guest agent",
-                    http.url
-                ),
-            ));
-            continue;
-        };
         let vm_of = |n: &str| {
             spec.vms
                 .iter()
                 .find(|v| v.name == n)
                 .and_then(|v| observed.vms.get(&v.vmid).map(|o| (v.vmid, o.node.clone())))
+        };
+        // Without `fromVm`, the probe runs "from the node's side": a LAN guest on the
+        // target's bridge (crate::probe), named in the output.
+        let (from, picked) = match &http.from_vm {
+            Some(f) => (f.clone(), false),
+            None => {
+                let target = http
+                    .url
+                    .split_once("{vm:")
+                    .and_then(|(_, r)| r.split_once('}'))
+                    .and_then(|(t, _)| spec.vms.iter().find(|v| v.name == t));
+                match crate::probe::lan_vantage(spec, observed, target) {
+                    Some(v) => (v.name.clone(), true),
+                    None => {
+                        out.push(guest_check(
+                            name,
+                            CheckStatus::Skipped,
+                            format!(
+                                "skipped: {} is fetched from the node's side of the LAN, and no running guest with a cloud image and an agent is there to run it; set `fromVm`",
+                                http.url
+                            ),
+                        ));
+                        continue;
+                    }
+                }
+            }
+        };
+        let from = from.as_str();
+        let from_label = if picked {
+            format!("{from}, the LAN vantage point")
+        } else {
+            from.to_string()
         };
         let Some((from_id, from_node)) = vm_of(from) else {
             out.push(guest_check(
@@ -1698,46 +1722,25 @@ pub async fn http_checks(
             out.push(guest_check(name, CheckStatus::Fail, why));
             continue;
         }
-        let argv = [
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "--max-time",
-            "10",
-            "-w",
-            "%{http_code}",
-            url.as_str(),
-        ];
         out.push(
-            match exec(client, &from_node, from_id, &argv, opts.exec_timeout).await {
-                Ok((_, o, e)) => {
-                    let got = o.trim().parse::<u16>().ok();
-                    match got {
-                        Some(code) if code == http.expect_status => guest_check(
-                            name,
-                            CheckStatus::Pass,
-                            format!("{url} answered {code} (from {from})"),
-                        ),
-                        Some(code) => guest_check(
-                            name,
-                            CheckStatus::Fail,
-                            format!(
-                                "{url} answered {code}, expected {} (from {from})",
-                                http.expect_status
-                            ),
-                        ),
-                        None => guest_check(
-                            name,
-                            CheckStatus::Fail,
-                            format!("curl {url} in {from} gave no status: {}", first_line(&e)),
-                        ),
-                    }
-                }
+            match crate::probe::curl_status(client, &from_node, from_id, &url, opts).await {
+                Ok(code) if code == http.expect_status => guest_check(
+                    name,
+                    CheckStatus::Pass,
+                    format!("{url} answered {code} (from {from_label})"),
+                ),
+                Ok(code) => guest_check(
+                    name,
+                    CheckStatus::Fail,
+                    format!(
+                        "{url} answered {code}, expected {} (from {from_label})",
+                        http.expect_status
+                    ),
+                ),
                 Err(e) => guest_check(
                     name,
                     CheckStatus::Fail,
-                    format!("could not run curl in {from}: {}", first_line(&e)),
+                    format!("curl {url} in {from_label} gave no status: {e}"),
                 ),
             },
         );

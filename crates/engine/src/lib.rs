@@ -12,6 +12,7 @@ pub mod firewall;
 pub mod journal;
 pub mod observed;
 pub mod plan;
+mod probe;
 pub mod redact;
 pub mod validate;
 

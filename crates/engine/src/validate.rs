@@ -229,16 +229,6 @@ pub async fn validate_from(
     let observed = scan(client, &spec.node.name, &scope).await?;
     let mut checks = checks(spec, &observed);
     checks.extend(bridge_checks(client, spec).await);
-    // The spec's HTTP checks run through a guest agent (issue 5: crate::bootstrap).
-    checks.extend(
-        crate::bootstrap::http_checks(
-            client,
-            spec,
-            &observed,
-            &crate::bootstrap::GuestCheckOptions::from_env(),
-        )
-        .await,
-    );
     // Firewall wave (issue 6): re-prove management access on what the node has.
     let checks = {
         let mut checks = checks;
@@ -253,6 +243,17 @@ pub async fn validate_from(
     let mut checks = checks;
     checks.extend(
         crate::bootstrap::guest_checks(
+            client,
+            spec,
+            &observed,
+            &crate::bootstrap::GuestCheckOptions::from_env(),
+        )
+        .await,
+    );
+    // The spec's HTTP checks run through a guest agent, after the guests' own checks
+    // waited for them to come up (issue 5: crate::bootstrap, crate::probe).
+    checks.extend(
+        crate::bootstrap::http_checks(
             client,
             spec,
             &observed,

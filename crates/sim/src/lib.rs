@@ -20,6 +20,7 @@ mod auth;
 pub mod calendar;
 pub mod formats;
 mod fweval;
+mod guestnet;
 pub mod schema;
 mod server;
 pub mod state;

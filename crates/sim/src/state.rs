@@ -28,6 +28,9 @@ pub struct State {
     pub next_pid: u32,
     /// Seeded counter used for MACs, UUIDs of configs and similar.
     pub serial: u64,
+    /// DHCP leases of the guests' LAN: `bridge/mac` → IPv4 (crate::guestnet).
+    #[serde(default)]
+    pub leases: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -73,6 +76,9 @@ pub struct Volume {
     /// The `#cloud-config` user-data found in an uploaded NoCloud seed ISO.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_data: Option<String>,
+    /// The image a disk was imported from (`import-from`): tells what the guest boots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -397,6 +403,7 @@ impl State {
                     vmid: Some(vmid),
                     ctime: now,
                     user_data: None,
+                    imported_from: None,
                 });
                 st.vms.insert(
                     vmid,

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::missing;
 use crate::formats::{format_size, parse_property_string, parse_size, parse_volid, split_list};
+use crate::guestnet::Lan;
 use crate::schema::{PVal, prop_format, qemu_config_prop, typed_config_value};
 use crate::server::{ApiError, Inner, Reply, Req};
 use crate::state::{ExecResult, Snapshot, State, Vm, Volume};
@@ -453,6 +454,7 @@ fn normalise_value(
                     vmid: Some(vmid),
                     ctime: now(),
                     user_data: None,
+                    imported_from: None,
                 });
                 p.insert("media".into(), "cdrom".into());
                 return Ok((render_drive(&volid, &p), vols));
@@ -495,6 +497,14 @@ fn normalise_value(
                     None => (gib * (1u64 << 30) as f64) as u64,
                 };
                 let volid = next_disk_name(st, &storage, vmid, "");
+                // The disk keeps its source image (or the one its source came from).
+                let imported_from = import.as_ref().map(|src| {
+                    st.volumes
+                        .iter()
+                        .find(|v| &v.volid == src)
+                        .and_then(|v| v.imported_from.clone())
+                        .unwrap_or_else(|| src.clone())
+                });
                 st.volumes.push(Volume {
                     node: node.into(),
                     storage: storage.clone(),
@@ -505,6 +515,7 @@ fn normalise_value(
                     vmid: Some(vmid),
                     ctime: now(),
                     user_data: None,
+                    imported_from,
                 });
                 p.insert("size".into(), format_size(size));
                 return Ok((render_drive(&volid, &p), vols));
@@ -1244,13 +1255,13 @@ fn apply_cloud_config(vm: &mut Vm, text: &str) -> Vec<String> {
     for key in ["bootcmd", "runcmd"] {
         for c in doc.get(key).and_then(Value::as_array).into_iter().flatten() {
             let (code, _, _) = match c {
-                Value::String(s) => run_script(vm, s, None),
+                Value::String(s) => run_script(vm, &Lan::default(), s, None),
                 Value::Array(a) => {
                     let argv: Vec<String> = a
                         .iter()
                         .map(|x| x.as_str().map_or_else(|| x.to_string(), String::from))
                         .collect();
-                    run_guest(vm, &argv, None)
+                    run_guest(vm, &Lan::default(), &argv, None)
                 }
                 _ => continue,
             };
@@ -1615,20 +1626,25 @@ fn resize(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
 
 /// Runs a command in the simulated guest. Understands a handful of shell commands, the
 /// files written with `file-write`, and stdin from `input-data`.
-fn run_guest(vm: &mut Vm, argv: &[String], input: Option<&str>) -> (i64, String, String) {
+fn run_guest(
+    vm: &mut Vm,
+    lan: &Lan,
+    argv: &[String],
+    input: Option<&str>,
+) -> (i64, String, String) {
     if argv.len() >= 3
         && ["sh", "bash", "/bin/sh", "/bin/bash", "/usr/bin/bash"].contains(&argv[0].as_str())
         && argv[1] == "-c"
     {
-        return run_script(vm, &argv[2], input);
+        return run_script(vm, lan, &argv[2], input);
     }
-    run_simple(vm, argv, input)
+    run_simple(vm, lan, argv, input)
 }
 
 /// A shell script: lines and `;` run in sequence, `&&` stops at the first failure,
 /// `if C; then A; else B; fi` branches on C's exit code, and redirections
 /// (`>/dev/null`, `2>&1`) are accepted and ignored.
-fn run_script(vm: &mut Vm, script: &str, input: Option<&str>) -> (i64, String, String) {
+fn run_script(vm: &mut Vm, lan: &Lan, script: &str, input: Option<&str>) -> (i64, String, String) {
     let mut acc = (0, String::new(), String::new());
     for line in script.lines() {
         let stmts: Vec<&str> = line
@@ -1657,14 +1673,14 @@ fn run_script(vm: &mut Vm, script: &str, input: Option<&str>) -> (i64, String, S
                     }
                     j += 1;
                 }
-                let (c, _, _) = run_chain(vm, cond, input);
+                let (c, _, _) = run_chain(vm, lan, cond, input);
                 for s in if c == 0 { then_part } else { else_part } {
-                    acc = merge(acc, run_chain(vm, s, input));
+                    acc = merge(acc, run_chain(vm, lan, s, input));
                 }
                 i = j + 1;
                 continue;
             }
-            acc = merge(acc, run_chain(vm, stmt, input));
+            acc = merge(acc, run_chain(vm, lan, stmt, input));
             i += 1;
         }
     }
@@ -1676,7 +1692,7 @@ fn merge(acc: (i64, String, String), next: (i64, String, String)) -> (i64, Strin
 }
 
 /// `a && b && c`: stops at the first failure.
-fn run_chain(vm: &mut Vm, stmt: &str, input: Option<&str>) -> (i64, String, String) {
+fn run_chain(vm: &mut Vm, lan: &Lan, stmt: &str, input: Option<&str>) -> (i64, String, String) {
     let (mut code, mut out, mut err) = (0, String::new(), String::new());
     for part in stmt.split("&&").map(str::trim).filter(|s| !s.is_empty()) {
         let words: Vec<String> = part
@@ -1684,7 +1700,7 @@ fn run_chain(vm: &mut Vm, stmt: &str, input: Option<&str>) -> (i64, String, Stri
             .filter(|w| !w.starts_with('>') && !w.starts_with("2>") && !w.starts_with("1>"))
             .map(|w| w.trim_matches(|c| c == '\'' || c == '"').to_string())
             .collect();
-        let (c, o, e) = run_simple(vm, &words, input);
+        let (c, o, e) = run_simple(vm, lan, &words, input);
         code = c;
         out.push_str(&o);
         err.push_str(&e);
@@ -1785,7 +1801,12 @@ fn run_tailscale(vm: &mut Vm, args: &[String]) -> (i64, String, String) {
     }
 }
 
-fn run_simple(vm: &mut Vm, argv: &[String], input: Option<&str>) -> (i64, String, String) {
+fn run_simple(
+    vm: &mut Vm,
+    lan: &Lan,
+    argv: &[String],
+    input: Option<&str>,
+) -> (i64, String, String) {
     let argv: Vec<String> = argv.to_vec();
     let Some(cmd) = argv.first().cloned() else {
         return (0, String::new(), String::new());
@@ -1885,6 +1906,8 @@ fn run_simple(vm: &mut Vm, argv: &[String], input: Option<&str>) -> (i64, String
             (0, String::new(), String::new())
         }
         "usermod" | "sysctl" | "groupadd" => (0, String::new(), String::new()),
+        // curl is in Debian's cloud images; it reaches the other guests on the LAN.
+        "curl" => crate::guestnet::curl(lan, args),
         "docker" if args.first().is_some_and(|a| a == "--version") => (
             0,
             "Docker version 27.3.1, build ce12230\n".into(),
@@ -1983,6 +2006,12 @@ fn agent(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
     let vmid = r.vmid();
     let cmd = r.template.rsplit('/').next().unwrap_or("").to_string();
     inner.with_state(|st| {
+        // The LAN view (leases, open ports) is taken before borrowing the guest.
+        let (lan, addrs) = match cmd.as_str() {
+            "exec" => (crate::guestnet::lan_view(st, inner.cfg.time_scale), Vec::new()),
+            "network-get-interfaces" => (Lan::default(), crate::guestnet::guest_addrs(st, vmid)),
+            _ => (Lan::default(), Vec::new()),
+        };
         let vm = st.vm_mut(&node, vmid)?;
         if !vm.conf.get("agent").is_some_and(|a| agent_enabled(a)) {
             return Err(ApiError::e500("No QEMU guest agent configured"));
@@ -2008,20 +2037,9 @@ fn agent(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
                     "ip-addresses": [{"ip-address": "127.0.0.1", "ip-address-type": "ipv4", "prefix": 8},
                                       {"ip-address": "::1", "ip-address-type": "ipv6", "prefix": 128}],
                     "statistics": {"rx-bytes": 0, "rx-packets": 0, "tx-bytes": 0, "tx-packets": 0, "rx-errs": 0, "tx-errs": 0, "rx-dropped": 0, "tx-dropped": 0}})];
-                let mut nets: Vec<(&String, &String)> = vm.conf.iter().filter(|(k, _)| k.starts_with("net")).collect();
-                nets.sort();
-                for (i, (k, v)) in nets.iter().enumerate() {
-                    let idx = &k[3..];
-                    let mac = v.split(',').next().and_then(|p| p.split_once('=')).map(|x| x.1.to_lowercase()).unwrap_or_default();
-                    let ipconf = vm.conf.get(&format!("ipconfig{idx}")).cloned().unwrap_or_default();
-                    let (ip, prefix) = ipconf
-                        .split(',')
-                        .find_map(|p| p.strip_prefix("ip="))
-                        .and_then(|c| c.split_once('/'))
-                        .map(|(a, p)| (a.to_string(), p.parse::<u32>().unwrap_or(24)))
-                        .unwrap_or_else(|| (format!("192.168.1.{}", 100 + (vmid % 150)), 24));
-                    ifs.push(json!({"name": format!("eth{i}"), "hardware-address": mac,
-                        "ip-addresses": [{"ip-address": ip, "ip-address-type": "ipv4", "prefix": prefix}],
+                for a in &addrs {
+                    ifs.push(json!({"name": a.ifname, "hardware-address": a.mac,
+                        "ip-addresses": [{"ip-address": a.ip.to_string(), "ip-address-type": "ipv4", "prefix": a.prefix}],
                         "statistics": {"rx-bytes": 1_234_567, "rx-packets": 4321, "tx-bytes": 765_432, "tx-packets": 2345, "rx-errs": 0, "tx-errs": 0, "rx-dropped": 0, "tx-dropped": 0}}));
                 }
                 Ok(json!({"result": ifs}).into())
@@ -2035,7 +2053,7 @@ fn agent(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
                 if argv.is_empty() {
                     return Err(ApiError::param("command", "property is missing and it is not optional"));
                 }
-                let (code, out, err) = run_guest(vm, &argv, r.str("input-data").as_deref());
+                let (code, out, err) = run_guest(vm, &lan, &argv, r.str("input-data").as_deref());
                 vm.guest.next_pid = vm.guest.next_pid.max(1000) + 1;
                 let pid = vm.guest.next_pid;
                 vm.guest.exec.insert(pid, ExecResult { exitcode: code, out, err, done_at: now_f() + 0.5 * inner.cfg.time_scale });
@@ -2205,11 +2223,11 @@ fn clone(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                         continue;
                     };
                     let storage = target_storage.clone().filter(|_| full).unwrap_or(storage);
-                    let size = st
+                    let (size, imported_from) = st
                         .volumes
                         .iter()
                         .find(|x| x.volid == file)
-                        .map_or(0, |x| x.size);
+                        .map_or((0, None), |x| (x.size, x.imported_from.clone()));
                     let volid = next_disk_name(st, &storage, newid, "");
                     st.volumes.push(Volume {
                         node: node2.clone(),
@@ -2221,6 +2239,7 @@ fn clone(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                         vmid: Some(newid),
                         ctime: now(),
                         user_data: None,
+                        imported_from,
                     });
                     log.push(format!(
                         "drive-{k}: transferred {} of {}",

@@ -621,6 +621,7 @@ fn upload(inner: &Arc<Inner>, r: &Req, is_upload: bool) -> Result<Reply, ApiErro
                 vmid: None,
                 ctime: now(),
                 user_data,
+                imported_from: None,
             });
             Ok(if is_upload {
                 vec![
@@ -1125,6 +1126,7 @@ fn vzdump(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                             vmid: Some(*id),
                             ctime: now(),
                             user_data: None,
+                            imported_from: None,
                         });
                         log.push(format!("INFO: Starting Backup of VM {id} (qemu)"));
                         log.push(format!("INFO: creating vzdump archive '{volid}'"));
