@@ -70,7 +70,7 @@ pub enum BootOp {
         url: String,
         checksum_algorithm: Option<String>,
         checksum: Option<String>,
-        /// Decompression done by the node (`xz`, `gz`, `zst`).
+        /// Decompression done by the node (ISO content only: gz, lzo, zst, bz2).
         compression: Option<String>,
     },
     /// Grows an imported boot disk to the declared size (never shrinks).
@@ -257,16 +257,25 @@ pub fn iso_storage(spec: &Spec) -> String {
         .unwrap_or_else(|| DEFAULT_ISO_STORAGE.to_string())
 }
 
-/// File name on the node and the decompression the node must do, from an image URL.
-fn image_file(url: &str) -> Result<(String, Option<String>), String> {
+/// What PVE's `download-url` can decompress, and only into ISO content
+/// (pve-storage `decompressor_info('iso', …)`): an `import` image must be plain.
+pub const NODE_DECOMPRESSES: [&str; 4] = ["gz", "lzo", "zst", "bz2"];
+
+/// Compression suffixes seen on published images.
+const COMPRESSED: [&str; 8] = ["xz", "gz", "zst", "bz2", "lzo", "zip", "7z", "lz4"];
+
+/// The file name on the node, from an image URL (cloud image or HAOS, `import` content).
+/// A compressed image is refused: the node cannot decompress into `import`.
+fn image_file(url: &str) -> Result<String, String> {
     let path = url.split(['?', '#']).next().unwrap_or_default();
     let name = path.rsplit('/').next().unwrap_or_default();
-    let (name, compression) = match name.rsplit_once('.') {
-        Some((stem, "xz")) => (stem, Some("xz")),
-        Some((stem, "gz")) => (stem, Some("gz")),
-        Some((stem, "zst")) => (stem, Some("zst")),
-        _ => (name, None),
-    };
+    if let Some((_, ext)) = name.rsplit_once('.')
+        && COMPRESSED.contains(&ext)
+    {
+        return Err(format!(
+            "`{name}` is {ext}-compressed and PVE's download-url cannot decompress into `import` content (it decompresses gz, lzo, zst and bz2, for ISO storage only); decompress it once, serve the plain image on your LAN and point the URL there (docs/runbooks/install-haos.md)"
+        ));
+    }
     let ok_ext = [".qcow2", ".raw", ".vmdk", ".img"]
         .iter()
         .any(|e| name.ends_with(e));
@@ -276,15 +285,28 @@ fn image_file(url: &str) -> Result<(String, Option<String>), String> {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'));
     if !ok_ext || !ok_chars {
         return Err(format!(
-            "the image URL must end in a file name like `x.qcow2`, `x.raw` or `x.vmdk` (optionally `.xz`, `.gz`, `.zst`); got `{name}`"
+            "the image URL must end in a file name like `x.qcow2`, `x.raw`, `x.img` or `x.vmdk`; got `{name}`"
         ));
     }
     // PVE's import content takes .qcow2/.raw/.vmdk/.ova; a raw `.img` is stored as .raw.
-    let name = match name.strip_suffix(".img") {
+    Ok(match name.strip_suffix(".img") {
         Some(stem) => format!("{stem}.raw"),
         None => name.to_string(),
-    };
-    Ok((name, compression.map(str::to_string)))
+    })
+}
+
+/// The decompression the node does for an installer ISO fetched from `url`, or why it
+/// cannot: `Ok(None)` for a plain file.
+fn iso_compression(url: &str) -> Result<Option<String>, String> {
+    let path = url.split(['?', '#']).next().unwrap_or_default();
+    let name = path.rsplit('/').next().unwrap_or_default();
+    match name.rsplit_once('.') {
+        Some((_, ext)) if NODE_DECOMPRESSES.contains(&ext) => Ok(Some(ext.to_string())),
+        Some((_, ext)) if COMPRESSED.contains(&ext) => Err(format!(
+            "`{name}` is {ext}-compressed; PVE's download-url decompresses only gz, lzo, zst and bz2"
+        )),
+        _ => Ok(None),
+    }
 }
 
 /// `sha512:<hex>` → (`sha512`, `<hex>`).
@@ -459,7 +481,7 @@ fn plan_download(
         a.changes.push(change(
             "decompression",
             format!(
-                "{c}, done by the node (download-url `compression`, PVE ≥ 9); on an older node decompress the image by hand into {storage}:{content}/{filename}"
+                "{c}, done by the node (download-url `compression`) before it stores {storage}:{content}/{filename}"
             ),
         ));
     }
@@ -503,7 +525,7 @@ fn plan_new_vm(
         None => {}
         Some(OsSource::CloudImage(img)) | Some(OsSource::HaosImage(img)) => {
             let is_haos = matches!(vm.os, Some(OsSource::HaosImage(_)));
-            let (filename, compression) = match image_file(&img.url) {
+            let filename = match image_file(&img.url) {
                 Ok(f) => f,
                 Err(why) => {
                     blocked.push(Held {
@@ -549,7 +571,7 @@ fn plan_new_vm(
                 &filename,
                 &img.url,
                 Some(checksum),
-                compression,
+                None,
             );
             let Some(create) = find_action(actions, &create_id) else {
                 return;
@@ -657,8 +679,26 @@ fn plan_new_vm(
                         return;
                     }
                 };
+                let compression = match iso_compression(url) {
+                    Ok(c) => c,
+                    Err(why) => {
+                        blocked.push(Held {
+                            target,
+                            reason: format!("installer ISO: {why}"),
+                            unblock: "point `os.iso.url` at a plain or gz/zst/bz2 file".into(),
+                        });
+                        return;
+                    }
+                };
                 let dl = plan_download(
-                    actions, &want.node, &storage, "iso", &file, url, checksum, None,
+                    actions,
+                    &want.node,
+                    &storage,
+                    "iso",
+                    &file,
+                    url,
+                    checksum,
+                    compression,
                 );
                 if let Some(create) = find_action(actions, &create_id) {
                     create.depends_on.push(dl);
@@ -1877,15 +1917,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn image_names_and_compression() {
+    fn image_names_and_compression_the_node_can_do() {
         assert_eq!(
             image_file("https://x/y/debian-12-genericcloud-amd64.qcow2"),
-            Ok(("debian-12-genericcloud-amd64.qcow2".into(), None))
+            Ok("debian-12-genericcloud-amd64.qcow2".into())
         );
         assert_eq!(
-            image_file("https://github.com/a/16.3/haos_ova-16.3.qcow2.xz"),
-            Ok(("haos_ova-16.3.qcow2".into(), Some("xz".into())))
+            image_file("http://192.168.1.50:8000/haos_ova-16.3.img?x=1"),
+            Ok("haos_ova-16.3.raw".into())
         );
+        // PVE cannot decompress into `import` content: refused, with the way out.
+        let e =
+            image_file("https://github.com/a/16.3/haos_ova-16.3.qcow2.xz").expect_err("xz refused");
+        assert!(
+            e.contains("xz-compressed") && e.contains("install-haos.md"),
+            "{e}"
+        );
+        assert!(image_file("https://x/y/img.qcow2.gz").is_err());
+        assert_eq!(
+            iso_compression("https://x/OPNsense-25.7-dvd-amd64.iso.bz2"),
+            Ok(Some("bz2".into()))
+        );
+        assert_eq!(iso_compression("https://x/debian-12.iso"), Ok(None));
+        assert!(iso_compression("https://x/a.iso.xz").is_err());
         assert!(image_file("https://x/y/image.iso").is_err());
         assert!(image_file("https://x/y/").is_err());
     }

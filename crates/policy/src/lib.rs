@@ -116,6 +116,11 @@ pub const RULES: &[RuleInfo] = &[
         summary: "Guest bootstrap (cloud-init) needs a cloud-image OS source.",
     },
     RuleInfo {
+        id: "image-source",
+        severity: Severity::Error,
+        summary: "OS images are files the node can fetch itself: no xz/zip for `import` images (PVE decompresses gz/lzo/zst/bz2, for ISOs only).",
+    },
+    RuleInfo {
         id: "vm-resources",
         severity: Severity::Error,
         summary: "VM cores, memory and disk sizes are within what PVE accepts.",

@@ -239,6 +239,48 @@ pub(crate) fn run(ctx: &mut Ctx<'_>) {
             }
         }
 
+        // image-source: what download-url can do (pve-storage: decompression only into
+        // ISO content, and only gz/lzo/zst/bz2).
+        let image = match &vm.os {
+            Some(OsSource::CloudImage(img)) => Some(("cloudImage", img.url.as_str(), false)),
+            Some(OsSource::HaosImage(img)) => Some(("haosImage", img.url.as_str(), false)),
+            Some(OsSource::Iso(iso)) => iso.url.as_deref().map(|u| ("iso", u, true)),
+            None => None,
+        };
+        if let Some((kind, url, is_iso)) = image {
+            let file = url
+                .split(['?', '#'])
+                .next()
+                .unwrap_or_default()
+                .rsplit('/')
+                .next()
+                .unwrap_or_default();
+            let ext = file.rsplit_once('.').map(|(_, e)| e).unwrap_or_default();
+            let node_can = ["gz", "lzo", "zst", "bz2"].contains(&ext);
+            let compressed = node_can || ["xz", "zip", "7z", "lz4"].contains(&ext);
+            if compressed && !(is_iso && node_can) {
+                let why = if is_iso {
+                    format!(
+                        "`{file}` is {ext}-compressed; the node decompresses only gz, lzo, zst and bz2"
+                    )
+                } else {
+                    format!(
+                        "`{file}` is {ext}-compressed, and the node cannot decompress an image it imports (download-url decompresses gz/lzo/zst/bz2, for ISO storage only)"
+                    )
+                };
+                ctx.emit(
+                    Diagnostic::error("image-source", why)
+                        .label("the node cannot fetch this as is")
+                        .help(if kind == "haosImage" {
+                            "decompress it once (`unxz haos_ova-*.qcow2.xz`), serve the .qcow2 on your LAN (e.g. `python3 -m http.server 8000` on the admin PC), point `url` at it and put the decompressed file's sha256 in `checksum` (docs/runbooks/install-haos.md)"
+                        } else {
+                            "point `url` at the plain image (most distributions publish one), or serve a decompressed copy on your LAN; the checksum is the plain file's"
+                        }),
+                    &vp.key("os").key(kind).key("url"),
+                );
+            }
+        }
+
         // bootstrap-source
         if let Some(b) = &vm.bootstrap {
             let cloud = matches!(vm.os, Some(OsSource::CloudImage(_)));

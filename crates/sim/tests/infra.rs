@@ -481,6 +481,37 @@ async fn storage_upload_download_and_checks() {
         )
         .await;
     assert_eq!(api.wait(r.data()).await, "OK");
+    // The node decompresses gz/lzo/zst/bz2 and only into ISO content (pve-storage), so
+    // HAOS's .qcow2.xz cannot be fetched into `import` by the node.
+    for (content, file, comp, want) in [
+        (
+            "import",
+            "haos.qcow2",
+            "xz",
+            "decompression not supported for import",
+        ),
+        (
+            "import",
+            "d2.qcow2",
+            "gz",
+            "decompression not supported for import",
+        ),
+        ("iso", "x2.iso", "xz", "no decompression method found"),
+        ("iso", "opnsense.iso", "bz2", "OK"),
+    ] {
+        let r = api
+            .post(
+                "/nodes/proxmox/storage/local/download-url",
+                &[
+                    ("url", "https://example.invalid/file"),
+                    ("filename", file),
+                    ("content", content),
+                    ("compression", comp),
+                ],
+            )
+            .await;
+        assert_eq!(api.wait(r.data()).await, want, "{content} {comp}");
+    }
     let st = api.get("/nodes/proxmox/storage").await;
     assert_eq!(st.data().as_array().unwrap().len(), 3);
     assert_eq!(st.data()[0]["active"], 1);

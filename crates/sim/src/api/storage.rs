@@ -592,6 +592,9 @@ fn upload(inner: &Arc<Inner>, r: &Req, is_upload: bool) -> Result<Reply, ApiErro
         ("download", 5.0)
     };
     let url = r.s("url");
+    // The worker's checks (pve-storage's download_url): the node decompresses gz, lzo,
+    // zst and bz2, and only into ISO content.
+    let compression = r.str("compression").filter(|_| !is_upload);
     let node2 = node.clone();
     let upid = tasks::spawn(
         inner,
@@ -610,6 +613,14 @@ fn upload(inner: &Arc<Inner>, r: &Req, is_upload: bool) -> Result<Reply, ApiErro
             config_lock: None,
         },
         Box::new(move |st| {
+            if let Some(c) = &compression {
+                if content != "iso" {
+                    return Err(format!("decompression not supported for {content}"));
+                }
+                if !matches!(c.as_str(), "gz" | "lzo" | "zst" | "bz2") {
+                    return Err("no decompression method found".to_string());
+                }
+            }
             st.volumes.retain(|v| v.volid != volid);
             st.volumes.push(Volume {
                 node: node2,
