@@ -1205,11 +1205,12 @@ async fn delete_volume(
     volid: &str,
     wait: &WaitOptions,
 ) -> Result<(), String> {
-    match client.storage_delete_volume(node, storage, volid).await {
-        Ok(upid) => wait_opt(client, upid, wait).await?,
-        Err(e) if e.to_string().contains("invalid UPID") => {}
-        Err(e) => return Err(format!("delete {volid}: {e}")),
-    }
+    let upid = client
+        .storage_delete_volume(node, storage, volid)
+        .await
+        .map_err(|e| format!("delete {volid}: {e}"))?;
+    wait_opt(client, upid, wait).await?;
+    // The listing confirms it: a seed left behind would keep the auth key on the node.
     let start = Instant::now();
     let mut delay = Duration::from_millis(50);
     loop {

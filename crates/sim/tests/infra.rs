@@ -445,6 +445,28 @@ async fn storage_upload_download_and_checks() {
         .await;
     assert_eq!(c.data()[0]["volid"], "local:iso/seed.iso");
     assert_eq!(c.data()[0]["size"], 4096);
+    // Deleting it is a task whose id is the storage (Content.pm: `[<vmid>@]<storage>`),
+    // never the volid: a UPID cannot hold its `:`.
+    let d = api
+        .call(
+            "DELETE",
+            "/nodes/proxmox/storage/local/content/local%3Aiso%2Fseed.iso",
+            &[],
+        )
+        .await;
+    let upid = d.data().as_str().unwrap_or_default().to_string();
+    let fields: Vec<&str> = upid.split(':').collect();
+    assert_eq!(fields.len(), 9, "{upid}");
+    assert_eq!((fields[5], fields[6]), ("imgdel", "local"), "{upid}");
+    assert_eq!(api.wait(d.data()).await, "OK");
+    let c = api
+        .call(
+            "GET",
+            "/nodes/proxmox/storage/local/content",
+            &[("content", "iso")],
+        )
+        .await;
+    assert_eq!(c.data().as_array().map(Vec::len), Some(0));
     let r = api
         .post(
             "/nodes/proxmox/storage/local-lvm/download-url",

@@ -517,12 +517,26 @@ fn content_delete(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         }
         Ok(())
     })?;
+    let owner_id = inner.with_state(|st| {
+        let owner = st
+            .volumes
+            .iter()
+            .find(|v| v.volid == volid)
+            .and_then(|v| v.vmid);
+        let storage = volid.split(':').next().unwrap_or_default().to_string();
+        match owner {
+            Some(vmid) => format!("{vmid}@{storage}"),
+            None => storage,
+        }
+    });
     let upid = tasks::spawn(
         inner,
         Spec {
             node: r.node(),
             kind: "imgdel",
-            id: volid.clone(),
+            // pve-storage Content.pm: the worker id is `<ownervm>@<storage>` or the
+            // storage (a volid holds `:`, which a UPID cannot).
+            id: owner_id,
             user: r.who.full(),
             secs: 0.5,
             locks: vec![],
