@@ -704,3 +704,78 @@ async fn nocloud_seed_user_data_runs_on_first_boot() {
     let r = guest_exec(&api, 300, &["test", "-f", "/var/lib/done"]).await;
     assert_eq!(r["exitcode"], 0);
 }
+
+/// Drives on a running VM follow qemu-server: a CD-ROM's medium is swapped live; new
+/// SCSI drives are hot-plugged and removed live (into `unusedN`); IDE/SATA drives are
+/// never hot-plugged, so adding or removing one waits for the next start; a CD-ROM
+/// cannot become a disk.
+#[tokio::test]
+async fn drive_hotplug_follows_qemu_server() {
+    let api = common::start_default().await;
+    api.create_vm(100, &[("ide2", "local:iso/a.iso,media=cdrom")])
+        .await;
+    let s = api.post("/nodes/proxmox/qemu/100/status/start", &[]).await;
+    assert_eq!(api.wait(s.data()).await, "OK");
+    let put = |form: Vec<(&'static str, &'static str)>| {
+        let api = &api;
+        async move { api.put("/nodes/proxmox/qemu/100/config", &form).await }
+    };
+    let current = || async {
+        api.call("GET", "/nodes/proxmox/qemu/100/config", &[("current", "1")])
+            .await
+            .data()
+            .clone()
+    };
+    let r = put(vec![("ide2", "local:iso/b.iso,media=cdrom")]).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        current().await["ide2"],
+        "local:iso/b.iso,media=cdrom",
+        "swapped live"
+    );
+    let r = put(vec![("scsi1", "local-lvm:1")]).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert!(
+        current().await["scsi1"].as_str().is_some(),
+        "SCSI hot-plugged"
+    );
+    let r = put(vec![("sata1", "local-lvm:1")]).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert!(
+        current().await.get("sata1").is_none(),
+        "SATA waits for a start"
+    );
+    let r = put(vec![("delete", "ide2")]).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert!(current().await.get("ide2").is_some(), "IDE removal waits");
+    let p = api.get("/nodes/proxmox/qemu/100/pending").await;
+    assert!(
+        p.data()
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["key"] == "ide2" && e["delete"] == 1),
+        "{:?}",
+        p.body
+    );
+    let r = put(vec![("delete", "scsi1")]).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let cur = current().await;
+    assert!(cur.get("scsi1").is_none(), "SCSI unplugged live");
+    assert!(
+        cur["unused0"]
+            .as_str()
+            .unwrap()
+            .starts_with("local-lvm:vm-100-disk-"),
+        "{cur}"
+    );
+    let r = put(vec![("ide0", "local:iso/c.iso,media=cdrom")]).await;
+    assert_eq!(r.status, 200);
+    let s = api.post("/nodes/proxmox/qemu/100/status/stop", &[]).await;
+    assert_eq!(api.wait(s.data()).await, "OK");
+    let s = api.post("/nodes/proxmox/qemu/100/status/start", &[]).await;
+    assert_eq!(api.wait(s.data()).await, "OK");
+    let r = put(vec![("ide0", "local-lvm:1")]).await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert_eq!(r.err("ide0"), "unable to change media type");
+}

@@ -814,10 +814,16 @@ impl ConfigUpdate {
         }
         let mut unused_new = vec![];
         let mut destroyed: Vec<String> = vec![];
+        // qemu-server's vmconfig_hotplug_pending / vmconfig_update_disk: with `disk`
+        // hotplug, SCSI/VirtIO drives are plugged and unplugged live, IDE/SATA never;
+        // a CD-ROM's medium is swapped live on any bus; anything else waits.
+        let disk_hot = hot.iter().any(|h| h == "disk");
+        let live_bus = |k: &str| !(k.starts_with("ide") || k.starts_with("sata"));
         for k in deletes {
             let immediate = !running
                 || is_fast_plug(k)
                 || (k.starts_with("net") && hot.iter().any(|h| h == "network"))
+                || (is_drive(k) && disk_hot && live_bus(k))
                 || k == "lock";
             if immediate {
                 if let Some(old) = vm.conf.shift_remove(k) {
@@ -845,10 +851,20 @@ impl ConfigUpdate {
             vm.conf.insert(format!("unused{n}"), f);
         }
         for (k, v) in normalised {
+            let cd = |x: &str| x.contains("media=cdrom");
+            let old = vm.conf.get(&k).cloned();
+            if running
+                && is_drive(&k)
+                && let Some(o) = &old
+                && cd(o) != cd(&v)
+            {
+                return Err(ApiError::param(&k, "unable to change media type"));
+            }
             let immediate = !running
                 || is_fast_plug(&k)
                 || (k.starts_with("net") && hot.iter().any(|h| h == "network"))
-                || (is_drive(&k) && !vm.conf.contains_key(&k) && hot.iter().any(|h| h == "disk"));
+                || (is_drive(&k) && old.is_none() && disk_hot && live_bus(&k))
+                || (is_drive(&k) && old.as_deref().is_some_and(cd) && cd(&v));
             if immediate {
                 vm.conf.insert(k.clone(), v);
                 vm.pending.shift_remove(&k);
