@@ -305,7 +305,8 @@ impl PropertyString {
                 continue;
             }
             if let Some((key, value)) = part.split_once('=') {
-                if key.is_empty() || value.is_empty() {
+                // A blank key (`  =1`) could never be printed back (see `set`).
+                if key.trim().is_empty() || value.is_empty() {
                     return Err(PropError::MissingKey);
                 }
                 if entries.contains_key(key) {

@@ -190,7 +190,7 @@ pub fn mask_secrets(text: &str) -> String {
 /// YAML forbids tabs in indentation; say so plainly at the tab itself.
 fn check_tabs(text: &str) -> Option<Diagnostic> {
     let mut offset = 0;
-    for (i, line) in text.split_inclusive('\n').enumerate() {
+    for (i, line) in yaml_lines(text).enumerate() {
         let indent: usize = line
             .find(|c: char| c != ' ' && c != '\t')
             .unwrap_or(line.len());
@@ -275,13 +275,33 @@ fn yaml_error(e: &serde_saphyr::Error, text: &str) -> Diagnostic {
     Diagnostic::error(rule, msg).with_span(span).help(help)
 }
 
+/// The lines of `text`, each with its line break, split where the YAML parser counts
+/// a new line: at `\n`, `\r\n` and a lone `\r`.
+fn yaml_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = match rest.find(['\n', '\r']) {
+            Some(i) if rest[i..].starts_with("\r\n") => i + 2,
+            Some(i) => i + 1,
+            None => rest.len(),
+        };
+        let (line, tail) = rest.split_at(end);
+        rest = tail;
+        Some(line)
+    })
+}
+
 /// Byte offset of a 1-based line and character column.
 fn offset_of(text: &str, line: usize, column: usize) -> usize {
     let mut off = 0;
-    for (i, l) in text.split_inclusive('\n').enumerate() {
+    for (i, l) in yaml_lines(text).enumerate() {
         if i + 1 == line {
             let col_bytes: usize = l
                 .chars()
+                .take_while(|&c| c != '\n' && c != '\r')
                 .take(column.saturating_sub(1))
                 .map(char::len_utf8)
                 .sum();
@@ -292,14 +312,13 @@ fn offset_of(text: &str, line: usize, column: usize) -> usize {
     text.len()
 }
 
+/// Length of the token at `offset`: at least the character there, nothing at the end.
 fn token_len(text: &str, offset: usize) -> usize {
-    text.get(offset..)
-        .map(|r| {
-            r.find(|c: char| c.is_whitespace() || c == ',' || c == ']' || c == '}')
-                .unwrap_or(r.len())
-        })
-        .unwrap_or(0)
-        .max(1)
+    let rest = text.get(offset..).unwrap_or_default();
+    let token = rest
+        .find(|c: char| c.is_whitespace() || c == ',' || c == ']' || c == '}')
+        .unwrap_or(rest.len());
+    token.max(rest.chars().next().map_or(0, char::len_utf8))
 }
 
 fn convert_path(p: &serde_path_to_error::Path) -> YamlPath {

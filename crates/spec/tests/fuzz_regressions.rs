@@ -1,0 +1,50 @@
+//! Inputs the `spec_load` fuzz target (fuzz/, docs/fuzzing.md) found, each named after
+//! its libFuzzer artifact and embedded as minimised by `-minimize_crash`.
+
+use labwright_spec::{SrcSpan, load_str};
+
+fn env(_: &str) -> Option<String> {
+    None
+}
+
+/// Line and 1-based character column of a byte offset, counting line breaks as YAML
+/// does (`\n`, `\r\n`, lone `\r`).
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let (mut line, mut col, mut prev_cr) = (1, 1, false);
+    for c in text[..offset].chars() {
+        match c {
+            '\n' if prev_cr => {}
+            '\n' | '\r' => (line, col) = (line + 1, 1),
+            _ => col += 1,
+        }
+        prev_cr = c == '\r';
+    }
+    (line, col)
+}
+
+/// The span of the first diagnostic, checked to lie in the text at its line:column.
+fn first_span(text: &str) -> SrcSpan {
+    let failure = load_str("fuzz.yaml", text, &env).expect_err("must not load");
+    let d = failure.diagnostics.first().expect("a diagnostic");
+    let s = d.span.expect("a span");
+    assert!(s.offset + s.len <= text.len(), "{d:?} ends past the text");
+    assert_eq!(line_col(text, s.offset), (s.line, s.column), "{d:?}");
+    s
+}
+
+/// A lone `\r` is a line break to the YAML parser, which reported the NUL at 2:1; the
+/// loader mapped line 2 by `\n` only, put the span past the end of the text (offset 2,
+/// length 1 in a 2-byte file) and miette could not draw it.
+#[test]
+fn crash_615962ed4ce1fab14db3ece97e6fff5b604f33c8() {
+    let s = first_span("\r\0");
+    assert_eq!((s.line, s.column, s.offset, s.len), (2, 1, 1, 1));
+}
+
+/// The tab check counted lines by `\n` only: with a lone `\r` before it, the tab on
+/// YAML line 3 was reported on line 2.
+#[test]
+fn crash_5533d7071a4fc8b315cbb24ace07b53901a32ae6() {
+    let s = first_span("\rd\n\t");
+    assert_eq!((s.line, s.column, s.offset, s.len), (3, 1, 3, 1));
+}
