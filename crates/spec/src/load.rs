@@ -479,7 +479,17 @@ fn interpolate(
                 {
                     let before = &raw[..pos];
                     sp.offset += pos;
-                    sp.column += before.chars().count();
+                    // A multi-line scalar: the `${` may sit on a later line.
+                    let breaks = yaml_lines(before)
+                        .filter(|l| l.ends_with(['\n', '\r']))
+                        .count();
+                    match before.rfind(['\n', '\r']) {
+                        Some(last) if breaks > 0 => {
+                            sp.line += breaks;
+                            sp.column = before[last + 1..].chars().count() + 1;
+                        }
+                        _ => sp.column += before.chars().count(),
+                    }
                     sp.len = err.needle.len();
                 }
                 diags.push(

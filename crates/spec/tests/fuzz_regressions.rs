@@ -48,3 +48,18 @@ fn crash_5533d7071a4fc8b315cbb24ace07b53901a32ae6() {
     let s = first_span("\rd\n\t");
     assert_eq!((s.line, s.column, s.offset, s.len), (3, 1, 3, 1));
 }
+
+/// An unset-variable error inside a multi-line plain scalar (`t ${`, folded from two
+/// lines) was placed by adding the characters before the `${` to the column, line
+/// break included: 1:3 instead of 2:1.
+#[test]
+fn crash_196a45eb48e612956f8b96384ce90a4454fb485f() {
+    let s = first_span("t\n${");
+    assert_eq!((s.line, s.column, s.offset, s.len), (2, 1, 2, 2));
+    // The artifact as found (a mutated bad spec): `- ${…}` continues the plain
+    // scalar of line 2.
+    let text =
+        "# expect: env-unset 8:le:\n  authKey:tAccessCidrs?\n    - ${LW_TEST_SURELY_UNSp,}\n";
+    let s = first_span(text);
+    assert_eq!((s.line, s.column, s.offset), (3, 7, 56));
+}
