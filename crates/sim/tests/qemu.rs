@@ -187,6 +187,16 @@ async fn digest_pending_and_hotplug() {
         .clone();
     assert_eq!(mem["value"], "2048");
     assert_eq!(mem["pending"], "4096");
+    // The loaded config carries its digest, so `/pending` lists it (what optimistic
+    // locking of a running guest's update relies on).
+    let listed = p
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"] == "digest")
+        .map(|e| e["value"].clone());
+    assert_eq!(listed, Some(eff.data()["digest"].clone()));
     // A second NIC is hot-plugged.
     let r = api
         .post(

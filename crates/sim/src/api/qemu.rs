@@ -301,30 +301,32 @@ fn pending(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
         keys.extend(vm.pending_delete.iter().cloned());
         keys.sort();
         keys.dedup();
-        let out: Vec<Value> = keys
-            .iter()
-            .filter(|k| *k != "lock" || vm.conf.contains_key("lock"))
-            .map(|k| {
-                let mut e = json!({"key": k});
-                let ty = |v: &String| {
-                    if k == "cipassword" {
-                        json!("**********")
-                    } else {
-                        typed_config_value(qemu_config_prop(k), v)
+        // config_with_pending_array walks the loaded config, which carries `digest`.
+        let mut out: Vec<Value> = vec![json!({"key": "digest", "value": digest(vm)})];
+        out.extend(
+            keys.iter()
+                .filter(|k| *k != "lock" || vm.conf.contains_key("lock"))
+                .map(|k| {
+                    let mut e = json!({"key": k});
+                    let ty = |v: &String| {
+                        if k == "cipassword" {
+                            json!("**********")
+                        } else {
+                            typed_config_value(qemu_config_prop(k), v)
+                        }
+                    };
+                    if let Some(v) = vm.conf.get(k) {
+                        e["value"] = ty(v);
                     }
-                };
-                if let Some(v) = vm.conf.get(k) {
-                    e["value"] = ty(v);
-                }
-                if let Some(p) = vm.pending.get(k) {
-                    e["pending"] = ty(p);
-                }
-                if vm.pending_delete.contains(k) {
-                    e["delete"] = json!(1);
-                }
-                e
-            })
-            .collect();
+                    if let Some(p) = vm.pending.get(k) {
+                        e["pending"] = ty(p);
+                    }
+                    if vm.pending_delete.contains(k) {
+                        e["delete"] = json!(1);
+                    }
+                    e
+                }),
+        );
         Ok(Value::Array(out).into())
     })
 }
