@@ -1122,3 +1122,41 @@ fn secrets_never_leak_into_output_files_or_errors() {
         }
     }
 }
+
+/// A saved plan names its spec by absolute path, so `apply plan.json` works from
+/// another directory than the one `plan` ran in.
+#[test]
+fn saved_plan_applies_from_another_directory() {
+    let lab = Lab::new();
+    lab.spec_copy("nas.desired.yaml", |t| t);
+    let p = lab.path().join("p.json");
+    lab.run(&[
+        "plan",
+        "nas.desired.yaml",
+        "--out",
+        &p.to_string_lossy(),
+        "-q",
+    ])
+    .expect_code(0, "plan --out with a relative spec path");
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).expect("plan file")).expect("json");
+    assert!(
+        saved["specPath"]
+            .as_str()
+            .is_some_and(|s| Path::new(s).is_absolute() && s.ends_with("nas.desired.yaml")),
+        "{}",
+        saved["specPath"]
+    );
+    let elsewhere = lab.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).expect("mkdir");
+    let journal = lab.journal_dir().to_string_lossy().to_string();
+    let mut cmd = lab.cmd(&[
+        "apply",
+        &p.to_string_lossy(),
+        "--yes",
+        "--journal-dir",
+        &journal,
+    ]);
+    cmd.current_dir(&elsewhere);
+    common::run(cmd).expect_code(0, "apply from another directory");
+}

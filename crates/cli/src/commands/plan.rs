@@ -73,7 +73,9 @@ pub async fn compute(
         }
     }
     let text = std::fs::read(spec_path).unwrap_or_default();
-    plan.spec_path = Some(spec_path.display().to_string());
+    // Absolute, so that `apply plan.json` works from any directory.
+    let abs = std::fs::canonicalize(spec_path).unwrap_or_else(|_| spec_path.to_path_buf());
+    plan.spec_path = Some(abs.display().to_string());
     plan.spec_sha256 = Some(hex::encode(Sha256::digest(&text)));
     Ok(plan)
 }
