@@ -426,7 +426,9 @@ pub(crate) fn build_rustls_config(
             }))
             .with_no_client_auth(),
         TlsMode::Insecure => {
-            tracing::warn!(
+            // The caller warns the user (`PveClient::is_insecure`); a second warning
+            // here would print the same thing twice.
+            tracing::debug!(
                 "TLS certificate verification is DISABLED (--insecure); anyone on the path can impersonate the Proxmox node"
             );
             builder
