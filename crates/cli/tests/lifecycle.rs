@@ -1160,3 +1160,44 @@ fn saved_plan_applies_from_another_directory() {
     cmd.current_dir(&elsewhere);
     common::run(cmd).expect_code(0, "apply from another directory");
 }
+
+/// The text plan is one block per action (id, type, target, risk, downtime, changes,
+/// rollback), readable on a narrow terminal; long seed files are cut short there and
+/// complete in `-o json`.
+#[test]
+fn text_plan_is_one_block_per_action() {
+    let lab = Lab::new();
+    let nas = spec("nas.desired.yaml");
+    let np = nas.to_string_lossy().to_string();
+    let out = lab.run(&["plan", &np]);
+    out.expect_code(0, "plan");
+    let json = lab.plan_json(&nas);
+    let ids = action_ids(&json);
+    assert_eq!(ids.len(), PHASE0_ACTIONS.len());
+    for (i, id) in ids.iter().enumerate() {
+        let head = format!("{:>2}. {id} (", i + 1);
+        let block = out
+            .stdout
+            .split("\n\n")
+            .find(|b| b.trim_start_matches('\n').starts_with(&head))
+            .unwrap_or_else(|| panic!("no block `{head}` in\n{}", out.stdout));
+        assert!(
+            block.contains("risk ") && block.contains("rollback: "),
+            "{block}"
+        );
+    }
+    assert!(out.stdout.contains("more line(s)"), "{}", out.stdout);
+    let user_data = action(&json, "vm-100-seed")["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["field"] == "user-data (redacted)")
+        .and_then(|c| c["after"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        user_data.lines().count() > 20,
+        "JSON keeps the whole seed: {user_data}"
+    );
+    assert!(!out.stdout.contains("┆"), "no wide table in text output");
+}

@@ -69,7 +69,71 @@ fn table(g: &GlobalArgs) -> Table {
     t
 }
 
-/// Renders a plan as a table or Markdown (JSON is the plan itself).
+/// How many changes of one action the text layout shows (JSON has them all).
+const SHOWN_CHANGES: usize = 8;
+
+fn change_line(c: &labwright_engine::plan::Change) -> String {
+    match (&c.before, &c.after) {
+        (None, Some(v)) => format!("+ {}={v}", c.field),
+        (Some(b), Some(v)) => format!("~ {}: {b} → {v}", c.field),
+        (Some(b), None) => format!("- {}={b}", c.field),
+        (None, None) => format!("  {}", c.field),
+    }
+}
+
+/// The text layout of a plan's actions: one block per action, like `terraform plan`,
+/// so it reads on an 80-column terminal where a nine-column table does not.
+fn render_actions_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    let width = plan.actions.len().to_string().len();
+    for (i, a) in plan.actions.iter().enumerate() {
+        let pad = " ".repeat(width + 2);
+        out.push_str(&format!(
+            "\n{:>width$}. {} ({}) → {}\n",
+            i + 1,
+            a.id,
+            a.kind,
+            a.target
+        ));
+        out.push_str(&format!(
+            "{pad}risk {} · downtime: {}\n",
+            a.risk, a.expected_downtime
+        ));
+        if let Some(snap) = &a.pre_snapshot {
+            out.push_str(&format!("{pad}pre-snapshot: {snap}\n"));
+        }
+        if !a.depends_on.is_empty() {
+            out.push_str(&format!("{pad}after: {}\n", a.depends_on.join(", ")));
+        }
+        for c in a.changes.iter().take(SHOWN_CHANGES) {
+            // Multi-line values (seed files) stay indented under their change, cut
+            // short: the whole text is in `-o json`.
+            let full = change_line(c);
+            let lines: Vec<&str> = full.lines().collect();
+            let mut shown = lines
+                .iter()
+                .take(6)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(&format!("\n{pad}    "));
+            if lines.len() > 6 {
+                shown.push_str(&format!("\n{pad}    … {} more line(s)", lines.len() - 6));
+            }
+            let line = shown;
+            out.push_str(&format!("{pad}{}\n", line.trim_end()));
+        }
+        let more = a.changes.len().saturating_sub(SHOWN_CHANGES);
+        if more > 0 {
+            out.push_str(&format!(
+                "{pad}… {more} more change(s) (`-o json` lists them all)\n"
+            ));
+        }
+        out.push_str(&format!("{pad}rollback: {}\n", a.rollback_hint));
+    }
+    out
+}
+
+/// Renders a plan as text blocks or a Markdown table (JSON is the plan itself).
 pub fn render_plan(plan: &Plan, g: &GlobalArgs) -> String {
     let mut out = String::new();
     let md = g.output == OutputFormat::Markdown;
@@ -91,7 +155,9 @@ pub fn render_plan(plan: &Plan, g: &GlobalArgs) -> String {
             .map(|r| format!(", highest risk {r}"))
             .unwrap_or_default()
     ));
-    if !plan.actions.is_empty() {
+    if !plan.actions.is_empty() && !md {
+        out.push_str(&render_actions_text(plan));
+    } else if !plan.actions.is_empty() {
         let mut t = table(g);
         t.set_header([
             "#",
