@@ -386,9 +386,16 @@ pub fn plan_with_firewall(
         if vm.is_managed() {
             plan_destroy(&mut ctx, vm);
         } else {
+            // The inventory's stats lag behind: a guest created a moment ago has no
+            // name or status in `/cluster/resources` yet.
+            let name = if vm.name.is_empty() {
+                "(name not reported yet)".to_string()
+            } else {
+                format!("`{}`", vm.name)
+            };
             foreign.push(format!(
-                "VM {} `{}` ({}) on {}",
-                vm.vmid, vm.name, vm.status, vm.node
+                "VM {} {name} ({}) on {}",
+                vm.vmid, vm.status, vm.node
             ));
         }
     }

@@ -485,6 +485,21 @@ fn foreign_guests_are_listed_and_never_touched() {
         "{:?}",
         p.foreign
     );
+    // Created a moment ago: the inventory has no name for it yet, and says so.
+    let mut fresh = vm300();
+    fresh.vmid = 998;
+    fresh.name = String::new();
+    fresh.tags = Vec::new();
+    fresh.config = None;
+    let p = plan(
+        &spec(&Knobs::default()),
+        &observed(vec![vm300(), fresh], vec![nightly()]),
+    );
+    assert!(
+        p.foreign[0].starts_with("VM 998 (name not reported yet)"),
+        "{:?}",
+        p.foreign
+    );
 }
 
 #[test]
