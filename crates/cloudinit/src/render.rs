@@ -508,7 +508,9 @@ impl Model {
             doc.insert("apt".into(), json!({ "sources": Value::Object(sources) }));
         }
 
-        let mut packages = vec!["qemu-guest-agent".to_string()];
+        // curl: `validate` probes the LAN from here (Home Assistant's 8123, the spec's
+        // HTTP checks); Debian's cloud images usually carry it, this makes sure.
+        let mut packages = vec!["qemu-guest-agent".to_string(), "curl".to_string()];
         if self.tailscale.is_some() {
             packages.push("tailscale".into());
         }
