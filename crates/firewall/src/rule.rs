@@ -548,7 +548,7 @@ impl Rule {
         rule.log = api_str(obj, "log")?
             .map(|s| LogLevel::parse(&s))
             .transpose()?;
-        rule.comment = api_str(obj, "comment")?
+        rule.comment = api_text(obj, "comment")?
             .map(|c| c.trim().to_string())
             .filter(|c| !c.is_empty());
         rule.enable = match obj.get("enable") {
@@ -621,10 +621,15 @@ pub fn rules_from_api_json(v: &Value) -> Result<Vec<Rule>, FirewallError> {
     Ok(rules.into_iter().map(|(_, _, r)| r).collect())
 }
 
+/// A value field: empty or `-` (PVE's "unset") means absent.
 fn api_str(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, FirewallError> {
+    Ok(api_text(obj, key)?.filter(|s| !s.is_empty() && s != "-"))
+}
+
+/// A free-text field (`comment`) as stored: `-` is text like any other.
+fn api_text(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, FirewallError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.is_empty() || s == "-" => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
         Some(other) => Err(FirewallError::InvalidApiRule(format!(
