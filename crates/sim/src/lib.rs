@@ -70,6 +70,9 @@ pub struct Faults {
     pub error_class: Option<String>,
     /// Probability that the connection is cut after a request was received.
     pub drop_rate: f64,
+    /// Probability that a write (POST/PUT/DELETE) is carried out but its reply is lost:
+    /// the connection is cut after the work, so the client cannot know it happened.
+    pub lost_reply_rate: f64,
     /// Probability that a task fails (with a realistic exit status).
     pub task_failure_rate: f64,
     /// Probability that a task runs `slow_task_factor` times longer.

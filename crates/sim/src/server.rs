@@ -969,6 +969,10 @@ async fn process(inner: &Arc<Inner>, req: Request) -> Result<Response, ApiError>
     let result = crate::api::dispatch(inner, &r).await;
     if method != "GET" {
         inner.persist();
+        // The worst network fault for a client: the write happened, the reply is gone.
+        if result.is_ok() && f.lost_reply_rate > 0.0 && inner.roll() < f.lost_reply_rate {
+            return Ok(dropped_response());
+        }
     }
     result.map(ok_response)
 }

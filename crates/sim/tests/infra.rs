@@ -840,6 +840,42 @@ async fn faults_are_reproducible_with_a_seed() {
     assert!(broken, "the connection is cut mid-reply");
 }
 
+/// A lost reply: the write is carried out, the client sees a cut connection; reads are
+/// never affected.
+#[tokio::test]
+async fn lost_reply_carries_out_the_write_and_cuts_the_reply() {
+    let api = common::start(SimConfig {
+        faults: Faults {
+            lost_reply_rate: 1.0,
+            ..Faults::default()
+        },
+        ..SimConfig::for_tests()
+    })
+    .await;
+    let res = api
+        .http
+        .post(format!("{}/nodes/proxmox/qemu", api.base))
+        .header("Authorization", &api.auth)
+        .form(&[("vmid", "120"), ("name", "lost")])
+        .send()
+        .await;
+    let broken = match res {
+        Err(_) => true,
+        Ok(r) => r.text().await.is_err(),
+    };
+    assert!(broken, "the reply of the write is lost");
+    let mut seen = false;
+    for _ in 0..200 {
+        let c = api.get("/nodes/proxmox/qemu/120/config").await;
+        if c.status == 200 && c.data()["name"] == "lost" && c.data().get("lock").is_none() {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(seen, "the create was carried out");
+}
+
 #[tokio::test]
 async fn workers_queue_requests_and_latency_is_added() {
     async fn elapsed(workers: usize) -> Duration {

@@ -59,6 +59,10 @@ pub struct SimArgs {
     /// Probability that a connection is cut after the request was received.
     #[arg(long, value_name = "P", default_value_t = 0.0)]
     pub fault_drop_rate: f64,
+    /// Probability that a write is carried out but its reply is lost (connection cut
+    /// after the work).
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub fault_lost_reply_rate: f64,
     /// Probability that a task fails with a realistic exit status.
     #[arg(long, value_name = "P", default_value_t = 0.0)]
     pub fault_task_failure_rate: f64,
@@ -91,6 +95,7 @@ impl SimArgs {
                 error_rate: self.fault_error_rate,
                 error_class: self.fault_error_class.clone(),
                 drop_rate: self.fault_drop_rate,
+                lost_reply_rate: self.fault_lost_reply_rate,
                 task_failure_rate: self.fault_task_failure_rate,
                 slow_task_rate: self.fault_slow_task_rate,
                 slow_task_factor: self.fault_slow_task_factor,

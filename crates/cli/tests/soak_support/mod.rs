@@ -96,6 +96,9 @@ pub struct Chaos {
     pub error_rate: f64,
     pub error_class: &'static str,
     pub drop_rate: f64,
+    /// Writes carried out whose reply is lost (added after the first soak: drawn from
+    /// its own stream so that the other settings of a seed stay what they were).
+    pub lost_reply_rate: f64,
     pub task_failure_rate: f64,
     pub slow_task_rate: f64,
     pub slow_task_factor: f64,
@@ -139,6 +142,7 @@ impl Chaos {
             kill_after_events: r.range(1, events - 1) as usize,
             kill_delay_ms: r.range(0, 250),
             resume_under_faults: r.chance(0.3),
+            lost_reply_rate: Rng::new(seed ^ 0x1057_0e91).pick(&[0.0, 0.0, 0.05, 0.15]),
         }
     }
 
@@ -154,6 +158,8 @@ impl Chaos {
             self.error_class.into(),
             "--fault-drop-rate".into(),
             self.drop_rate.to_string(),
+            "--fault-lost-reply-rate".into(),
+            self.lost_reply_rate.to_string(),
             "--fault-task-failure-rate".into(),
             self.task_failure_rate.to_string(),
             "--fault-slow-task-rate".into(),
@@ -1176,11 +1182,12 @@ pub fn soak(
         if cfg.verbose {
             let c = Chaos::from_seed(seed);
             println!(
-                "seed {seed:>5} {:<5} err {:.2}@{:<8} drop {:.2} taskfail {:.2} slow {:.1}x{:<2} lat {:>2}ms kill@{}+{}ms{}: {} reruns {} {:.1}s{}",
+                "seed {seed:>5} {:<5} err {:.2}@{:<8} drop {:.2} lost {:.2} taskfail {:.2} slow {:.1}x{:<2} lat {:>2}ms kill@{}+{}ms{}: {} reruns {} {:.1}s{}",
                 format!("{:?}", o.mode).to_lowercase(),
                 c.error_rate,
                 c.error_class,
                 c.drop_rate,
+                c.lost_reply_rate,
                 c.task_failure_rate,
                 c.slow_task_rate,
                 c.slow_task_factor,
