@@ -122,6 +122,23 @@ pub struct WaitOptions {
     pub stop_on_timeout: bool,
 }
 
+/// The delay before the next status poll. Most tasks (create, start, config) end
+/// within seconds and the next action waits for them, so polling stays brisk at first
+/// (an ended task is seen within 250 ms), then backs off to `max_interval` for long
+/// ones (downloads), doubling from `initial_interval`.
+pub(crate) fn next_poll_delay(delay: Duration, waited: Duration, opts: &WaitOptions) -> Duration {
+    let cap = if waited < BRISK_PHASE {
+        opts.max_interval.min(BRISK_INTERVAL)
+    } else {
+        opts.max_interval
+    };
+    delay.saturating_mul(2).min(cap)
+}
+
+/// How long a task is polled at most every [`BRISK_INTERVAL`].
+const BRISK_PHASE: Duration = Duration::from_secs(20);
+const BRISK_INTERVAL: Duration = Duration::from_millis(250);
+
 impl Default for WaitOptions {
     fn default() -> Self {
         Self {
@@ -280,7 +297,7 @@ impl PveClient {
             }
             let remaining = opts.timeout.saturating_sub(waited);
             tokio::time::sleep(delay.min(remaining)).await;
-            delay = delay.saturating_mul(2).min(opts.max_interval);
+            delay = next_poll_delay(delay, waited, &opts);
         }
     }
 
@@ -288,5 +305,41 @@ impl PveClient {
     pub async fn wait_upid_str(&self, upid: &str, opts: WaitOptions) -> Result<TaskStatus, Error> {
         let upid = Upid::parse(upid)?;
         self.wait_task(&upid, opts).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polls_briskly_for_short_tasks_then_backs_off() {
+        let o = WaitOptions::default();
+        let ms = Duration::from_millis;
+        let mut d = o.initial_interval;
+        let mut seen = vec![d];
+        for waited in [0, 50, 150, 350, 600, 850] {
+            d = next_poll_delay(d, ms(waited), &o);
+            seen.push(d);
+        }
+        assert_eq!(
+            seen,
+            [ms(50), ms(100), ms(200), ms(250), ms(250), ms(250), ms(250)]
+        );
+        // A long task (a download) is polled at `max_interval` once past the brisk phase.
+        assert_eq!(next_poll_delay(ms(250), BRISK_PHASE, &o), ms(500));
+        assert_eq!(
+            next_poll_delay(ms(800), Duration::from_secs(60), &o),
+            o.max_interval
+        );
+        // A caller's smaller cap wins everywhere.
+        let tight = WaitOptions {
+            max_interval: ms(100),
+            ..WaitOptions::default()
+        };
+        assert_eq!(
+            next_poll_delay(ms(100), Duration::from_secs(60), &tight),
+            ms(100)
+        );
     }
 }
