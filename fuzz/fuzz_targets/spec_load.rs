@@ -115,7 +115,8 @@ fn check_masking(text: &str, masked: &str) {
         let is_ref = value.starts_with("env:")
             || value.starts_with("file:")
             || (value.starts_with("${") && value.ends_with('}'));
-        if is_ref || raw.contains('\n') {
+        let is_null = matches!(raw, "~" | "null" | "Null" | "NULL");
+        if is_ref || is_null || raw.contains('\n') {
             continue;
         }
         let shown = masked.get(span.offset..span.offset + span.len);

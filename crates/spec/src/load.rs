@@ -162,7 +162,11 @@ pub fn mask_secrets(text: &str) -> String {
         let is_ref = value.starts_with("env:")
             || value.starts_with("file:")
             || (value.starts_with("${") && value.ends_with('}'));
-        if (is_secret_key(key) && !is_ref && !raw.contains('\n')) || value.starts_with("tskey-") {
+        // An explicit null hides nothing, and must stay null like an empty value.
+        let is_null = matches!(raw, "~" | "null" | "Null" | "NULL");
+        if (is_secret_key(key) && !is_ref && !is_null && !raw.contains('\n'))
+            || value.starts_with("tskey-")
+        {
             spans.push(span);
         }
     }

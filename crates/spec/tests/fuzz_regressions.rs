@@ -1,7 +1,8 @@
 //! Inputs the `spec_load` fuzz target (fuzz/, docs/fuzzing.md) found, each named after
 //! its libFuzzer artifact and embedded as minimised by `-minimize_crash`.
 
-use labwright_spec::{SrcSpan, load_str};
+use labwright_spec::load::mask_secrets;
+use labwright_spec::{SrcSpan, load_str, to_yaml};
 
 fn env(_: &str) -> Option<String> {
     None
@@ -62,4 +63,33 @@ fn crash_196a45eb48e612956f8b96384ce90a4454fb485f() {
         "# expect: env-unset 8:le:\n  authKey:tAccessCidrs?\n    - ${LW_TEST_SURELY_UNSp,}\n";
     let s = first_span(text);
     assert_eq!((s.line, s.column, s.offset), (3, 7, 56));
+}
+
+/// `{ port: 443, topasswd }` under `router.portForwards` (free-form objects): a key
+/// that looks like a secret with an implicit null value. Serialised as
+/// `topasswd: null`, the reload masked `null` to `xxxx` and the model changed in the
+/// round trip (the same masking made `authKey: ~` an inline secret). Explicit nulls
+/// carry no secret and are no longer masked.
+#[test]
+fn crash_1be63e8e5211d3f6b879cca7e2b9d2826a203ca0() {
+    assert_eq!(
+        mask_secrets("password: ~\ntoken: null\n"),
+        "password: ~\ntoken: null\n"
+    );
+    assert_eq!(mask_secrets("password: hunter2\n"), "password: xxxxxxx\n");
+    let text = "\
+apiVersion: labwright/v1
+kind: Homelab
+metadata: { name: t, owner: me }
+node: { name: proxmox, address: 192.168.1.10 }
+router:
+  vm: firewall-router
+  interfaces: {}
+  portForwards:
+    - { port: 443, topasswd }
+";
+    let loaded = load_str("fuzz.yaml", text, &env).expect("loads");
+    let yaml = to_yaml(&loaded.spec).expect("serialises");
+    let again = load_str("roundtrip.yaml", &yaml, &env).expect("reloads");
+    assert_eq!(loaded.spec, again.spec, "{yaml}");
 }
