@@ -89,7 +89,8 @@ pub fn load_file(path: &Path, env: EnvLookup<'_>) -> Result<Loaded, LoadFailure>
 pub fn load_str(name: &str, text: &str, env: EnvLookup<'_>) -> Result<Loaded, LoadFailure> {
     // Inline secrets are masked before anything reads the text, so no snippet, error
     // message or model value can ever carry them.
-    let masked = mask_secrets(text);
+    let (masked, index_of_input) = mask_with_index(text);
+    let unchanged = masked == text;
     let text = masked.as_str();
     let source = SourceFile {
         name: name.to_string(),
@@ -115,7 +116,11 @@ pub fn load_str(name: &str, text: &str, env: EnvLookup<'_>) -> Result<Loaded, Lo
                 .help("start with `apiVersion: labwright/v1` and `kind: Homelab`"),
         ));
     }
-    let index = PathIndex::build(text);
+    let index = if unchanged {
+        index_of_input
+    } else {
+        PathIndex::build(text)
+    };
     let mut diags = Vec::new();
     interpolate(&mut tree, &YamlPath::root(), env, &index, text, &mut diags);
     if !diags.is_empty() {
@@ -149,6 +154,13 @@ fn is_secret_key(key: &str) -> bool {
 /// Replaces inline secret values with `*` (same length, so every position stays
 /// right). References (`env:`, `file:`) and `${VAR}` stay readable.
 pub fn mask_secrets(text: &str) -> String {
+    mask_with_index(text).0
+}
+
+/// [`mask_secrets`], also handing back the position index it built of `text`: when
+/// nothing was masked (the usual spec, whose secrets are references) the loader reuses
+/// it instead of building it a second time (half of `check`'s work, docs/benchmarks.md).
+fn mask_with_index(text: &str) -> (String, PathIndex) {
     let index = PathIndex::build(text);
     let mut spans: Vec<SrcSpan> = Vec::new();
     for (path, span) in index.values() {
@@ -188,7 +200,7 @@ pub fn mask_secrets(text: &str) -> String {
         let stars = "x".repeat(end - pos);
         masked.replace_range(pos..end, &stars);
     }
-    masked
+    (masked, index)
 }
 
 /// YAML forbids tabs in indentation; say so plainly at the tab itself.
