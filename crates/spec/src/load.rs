@@ -194,8 +194,10 @@ fn mask_with_index(text: &str) -> (String, PathIndex) {
     }
     let mut masked = String::from_utf8(out).unwrap_or_else(|_| text.to_string());
     while let Some(pos) = masked.find("tskey-") {
+        // A key is `tskey-` + letters, digits and dashes: stop at anything else, so a
+        // key inside a flow collection (`{note: x tskey-…}`) keeps its closing bracket.
         let end = masked[pos..]
-            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ',')
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
             .map_or(masked.len(), |e| pos + e);
         let stars = "x".repeat(end - pos);
         masked.replace_range(pos..end, &stars);
