@@ -38,7 +38,9 @@ pub mod render;
 pub mod secret;
 
 pub use iso::{SeedIso, VOLUME_LABEL, build_iso, iso_bytes};
-pub use render::{Seed, SeedOptions, SeedPlan, SensitiveText, needs_seed, plan_seed, render_seed};
+pub use render::{
+    Seed, SeedOptions, SeedPlan, SensitiveText, naas_dirs, needs_seed, plan_seed, render_seed,
+};
 pub use secret::{EnvFileResolver, SecretError, SecretResolver, SecretValue};
 
 /// Why a seed could not be rendered or built. No variant ever holds a secret value:

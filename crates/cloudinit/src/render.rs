@@ -36,6 +36,8 @@ use labwright_spec::types::{Cidr, SecretRef};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use labwright_spec::model::NaasLayout;
+
 use crate::Error;
 use crate::secret::{SecretResolver, SecretValue, check_token};
 
@@ -366,25 +368,13 @@ impl Model {
                 };
                 check_user(&ou).map_err(|why| invalid("naas owner", &owner, why))?;
                 check_user(&og).map_err(|why| invalid("naas owner group", &owner, why))?;
-                let mut dirs = vec![
-                    root.to_string(),
-                    format!("{root}/stacks"),
-                    format!("{root}/appdata"),
-                    format!("{root}/logs"),
-                ];
                 for s in &n.stacks {
                     check_stack(s).map_err(|why| invalid("stack name", s, why))?;
-                    for parent in ["stacks", "appdata"] {
-                        let d = format!("{root}/{parent}/{s}");
-                        if !dirs.contains(&d) {
-                            dirs.push(d);
-                        }
-                    }
                 }
                 Some(NaasModel {
                     owner_user: ou,
                     owner_group: og,
-                    dirs,
+                    dirs: naas_dirs(n),
                 })
             }
         };
@@ -784,4 +774,26 @@ fn check_mac(s: &str) -> Result<String, &'static str> {
     } else {
         Err("a MAC address is six hex pairs separated by `:`")
     }
+}
+
+/// The folders of the `/opt/naas` layout in creation order: the root, `stacks`,
+/// `appdata`, `logs`, then each stack's folder under `stacks` and `appdata`. The seed
+/// creates them and `validate` checks exactly these.
+pub fn naas_dirs(n: &NaasLayout) -> Vec<String> {
+    let root = n.root.trim_end_matches('/');
+    let mut dirs = vec![
+        root.to_string(),
+        format!("{root}/stacks"),
+        format!("{root}/appdata"),
+        format!("{root}/logs"),
+    ];
+    for s in &n.stacks {
+        for parent in ["stacks", "appdata"] {
+            let d = format!("{root}/{parent}/{s}");
+            if !dirs.contains(&d) {
+                dirs.push(d);
+            }
+        }
+    }
+    dirs
 }

@@ -1326,23 +1326,13 @@ fn expected_routes(spec: &Spec, vm: &Vm) -> Vec<Cidr> {
         .collect()
 }
 
-/// Folders the `/opt/naas` layout must have.
+/// Folders the `/opt/naas` layout must have: the ones the seed creates.
 fn naas_dirs(vm: &Vm) -> Vec<String> {
-    let Some(n) = vm.bootstrap.as_ref().and_then(|b| b.naas.as_ref()) else {
-        return Vec::new();
-    };
-    let root = n.root.trim_end_matches('/');
-    let mut dirs = vec![
-        root.to_string(),
-        format!("{root}/stacks"),
-        format!("{root}/appdata"),
-        format!("{root}/logs"),
-    ];
-    for s in &n.stacks {
-        dirs.push(format!("{root}/stacks/{s}"));
-        dirs.push(format!("{root}/appdata/{s}"));
-    }
-    dirs
+    vm.bootstrap
+        .as_ref()
+        .and_then(|b| b.naas.as_ref())
+        .map(labwright_cloudinit::naas_dirs)
+        .unwrap_or_default()
 }
 
 /// Waits for the agent to answer. `Ok(false)`: the VM has no agent configured.

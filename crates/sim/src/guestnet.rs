@@ -160,7 +160,9 @@ fn lease(st: &mut State, node: &str, bridge: &str, mac: &str, vmid: u32) -> (Ipv
     let last = u32::from(net.broadcast()).saturating_sub(1);
     let taken: std::collections::BTreeSet<String> = st.leases.values().cloned().collect();
     let mut pick = None;
-    for h in (base.saturating_add(100)..=last).chain(base.saturating_add(2)..base + 100) {
+    for h in (base.saturating_add(100)..=last)
+        .chain(base.saturating_add(2)..base.saturating_add(100).min(last.saturating_add(1)))
+    {
         let ip = Ipv4Addr::from(h);
         if Some(ip) == node_ip || Some(ip) == gw || taken.contains(&ip.to_string()) {
             continue;
@@ -430,5 +432,15 @@ mod tests {
         assert_eq!(guest_addrs(&mut st, 300)[0].ip, Ipv4Addr::new(10, 0, 0, 5));
         vm_on(&mut st, 500, "virtio=BC:24:11:00:00:05,bridge=vmbr9");
         assert!(guest_addrs(&mut st, 500)[0].ip.is_link_local());
+        // A small subnet never hands out an address past its last host.
+        let mut small = crate::state::Obj::new();
+        small.insert("cidr".into(), serde_json::json!("10.9.9.1/30"));
+        if let Some(n) = st.nodes.get_mut("proxmox") {
+            n.network.insert("vmbr5".into(), small);
+        }
+        vm_on(&mut st, 600, "virtio=BC:24:11:00:00:06,bridge=vmbr5");
+        vm_on(&mut st, 601, "virtio=BC:24:11:00:00:07,bridge=vmbr5");
+        assert_eq!(guest_addrs(&mut st, 600)[0].ip, Ipv4Addr::new(10, 9, 9, 2));
+        assert!(guest_addrs(&mut st, 601)[0].ip.is_link_local(), "pool full");
     }
 }

@@ -11,21 +11,8 @@ use assert_cmd::Command;
 use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
 
-/// Variables a developer's shell may carry that would change what a test sees.
-const SCRUB: &[&str] = &[
-    "LABWRIGHT_PVE_URL",
-    "LABWRIGHT_PVE_TOKEN_ID",
-    "LABWRIGHT_PVE_TOKEN_SECRET",
-    "LABWRIGHT_PVE_FINGERPRINT",
-    "LABWRIGHT_TARGET",
-    "LABWRIGHT_SIM_STATE",
-    "LABWRIGHT_SIM_SCENARIO",
-    "LABWRIGHT_SIM_TIME_SCALE",
-    "LABWRIGHT_LOG",
-    "TAILSCALE_AUTHKEY",
-    "NO_COLOR",
-    "CLICOLOR_FORCE",
-];
+mod scrub;
+use scrub::SCRUB;
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")

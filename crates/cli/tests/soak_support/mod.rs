@@ -32,21 +32,9 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_labwright");
 
-/// Variables a developer's shell may carry that would change what a run sees.
-const SCRUB: &[&str] = &[
-    "LABWRIGHT_PVE_URL",
-    "LABWRIGHT_PVE_TOKEN_ID",
-    "LABWRIGHT_PVE_TOKEN_SECRET",
-    "LABWRIGHT_PVE_FINGERPRINT",
-    "LABWRIGHT_TARGET",
-    "LABWRIGHT_SIM_STATE",
-    "LABWRIGHT_SIM_SCENARIO",
-    "LABWRIGHT_SIM_TIME_SCALE",
-    "LABWRIGHT_LOG",
-    "TAILSCALE_AUTHKEY",
-    "NO_COLOR",
-    "CLICOLOR_FORCE",
-];
+#[path = "../common/scrub.rs"]
+mod scrub;
+use scrub::SCRUB;
 
 const VMIDS: [u32; 3] = [100, 300, 400];
 
