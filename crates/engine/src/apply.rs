@@ -6,14 +6,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use labwright_pve::api::backup::BackupJobParams;
-use labwright_pve::api::qemu::ShutdownOptions;
-use labwright_pve::{Params, PveClient, Upid, WaitOptions};
+use labwright_pve::PveClient;
 
-use crate::EngineError;
+use crate::action::{Action, ActionId, ActionKind, Risk};
+use crate::error::{EngineError, StepError};
 use crate::journal::Journal;
-use crate::plan::{Action, Op, Plan, Risk};
+use crate::op::{ExecCx, Op};
+use crate::plan::Plan;
+use crate::settings::Settings;
 
+/// What the user approved for this apply (the engine's [`Settings`] say how it runs).
 #[derive(Clone, Debug)]
 pub struct ApplyOptions {
     /// Print what would be done; call nothing that writes.
@@ -24,13 +26,8 @@ pub struct ApplyOptions {
     pub allow_destroy: bool,
     /// Where the journal goes (`None` = no journal).
     pub journal_dir: Option<PathBuf>,
-    /// Actions in flight at once.
-    pub concurrency: usize,
-    pub wait: WaitOptions,
-    /// Firewall probes and the proof override (issue 6).
-    pub firewall: crate::firewall::FwApplyOptions,
-    /// The spec and secret resolver seed steps render from (issue 5).
-    pub bootstrap: crate::bootstrap::BootApplyOptions,
+    /// The spec and secret resolver seed steps render from.
+    pub seeds: crate::bootstrap::SeedSource,
 }
 
 impl Default for ApplyOptions {
@@ -40,10 +37,7 @@ impl Default for ApplyOptions {
             allow_destroy: false,
             allow_risk: Risk::Medium,
             journal_dir: None,
-            concurrency: 3,
-            wait: WaitOptions::default(),
-            firewall: crate::firewall::FwApplyOptions::default(),
-            bootstrap: crate::bootstrap::BootApplyOptions::default(),
+            seeds: crate::bootstrap::SeedSource::default(),
         }
     }
 }
@@ -97,11 +91,11 @@ pub fn check_risk(plan: &Plan, allow: Risk) -> Result<(), EngineError> {
 
 /// Refuses destructive actions unless `--allow-destroy` was given.
 pub fn check_destroy(plan: &Plan, allowed: bool) -> Result<(), EngineError> {
-    let destroys: Vec<&str> = plan
+    let destroys: Vec<String> = plan
         .actions
         .iter()
-        .filter(|a| matches!(a.op, Op::DestroyVm { .. }))
-        .map(|a| a.id.as_str())
+        .filter(|a| a.kind == ActionKind::VmDestroy)
+        .map(|a| a.id.to_string())
         .collect();
     if destroys.is_empty() || allowed {
         return Ok(());
@@ -112,46 +106,28 @@ pub fn check_destroy(plan: &Plan, allowed: bool) -> Result<(), EngineError> {
     )))
 }
 
-fn params(pairs: &[(String, String)]) -> Params {
-    let mut p = Params::new();
-    for (k, v) in pairs {
-        p.insert(k.clone(), v.as_str());
-    }
-    p
-}
-
-async fn wait(
-    client: &PveClient,
-    upid: Option<Upid>,
-    opts: &WaitOptions,
-) -> Result<(), labwright_pve::Error> {
-    if let Some(u) = upid {
-        client.wait_task(&u, *opts).await?;
-    }
-    Ok(())
-}
-
 /// Takes the pre-change snapshot and checks it exists before going on. A snapshot
 /// left by an interrupted run of the same plan is verified and reused.
 async fn pre_snapshot(
-    client: &PveClient,
+    cx: &ExecCx<'_>,
     node: &str,
     vmid: u32,
     name: &str,
     plan: &str,
     expect_digest: Option<&str>,
-    opts: &WaitOptions,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, StepError> {
+    let client = cx.client;
+    let list_what = format!("list the snapshots of VM {vmid}");
     let list = client
         .qemu_snapshots(node, vmid)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(StepError::ctx(&list_what))?;
     let digest_now = |what: &'static str| async move {
         client
             .qemu_config_current(node, vmid)
             .await
             .map(|c| c.digest)
-            .map_err(|e| format!("{what}: {e}"))
+            .map_err(StepError::ctx(format!("{what} of VM {vmid}")))
     };
     if !list.iter().any(|s| s.name == name) {
         // The snapshot rewrites the config file (new digest): check first that the
@@ -159,141 +135,36 @@ async fn pre_snapshot(
         if let Some(want) = expect_digest
             && digest_now("read the config").await?.as_deref() != Some(want)
         {
-            return Err(format!(
+            return Err(StepError::Refused(format!(
                 "VM {vmid} changed since the plan was made; run `labwright plan` again"
-            ));
+            )));
         }
         let desc = format!(
             "labwright pre-change snapshot (plan {plan}); expires after a successful validate"
         );
+        let what = format!("snapshot {name}");
         let upid = client
             .qemu_snapshot_create(node, vmid, name, Some(&desc), false)
             .await
-            .map_err(|e| format!("snapshot {name}: {e}"))?;
+            .map_err(StepError::ctx(&what))?;
         client
-            .wait_task(&upid, *opts)
+            .wait_task(&upid, cx.wait)
             .await
-            .map_err(|e| format!("snapshot {name}: {e}"))?;
+            .map_err(StepError::ctx(&what))?;
         let list = client
             .qemu_snapshots(node, vmid)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(StepError::ctx(&list_what))?;
         if !list.iter().any(|s| s.name == name) {
-            return Err(format!(
+            return Err(StepError::Refused(format!(
                 "snapshot {name} was reported done but is not listed; refusing to go on"
-            ));
+            )));
         }
     }
     // The update that follows is sent with the digest the snapshot left.
     match expect_digest {
         Some(_) => digest_now("read the config after the snapshot").await,
         None => Ok(None),
-    }
-}
-
-async fn run_op(
-    client: &PveClient,
-    op: &Op,
-    opts: &WaitOptions,
-) -> Result<(), labwright_pve::Error> {
-    match op {
-        // Firewall steps need the probe options: run_action runs them.
-        Op::Firewall(_) => Err(labwright_pve::Error::Config(
-            "firewall actions run through run_action".into(),
-        )),
-        Op::Bootstrap(_) => Err(labwright_pve::Error::Config(
-            "bootstrap steps run through run_action".into(),
-        )),
-        Op::CreateVm {
-            node,
-            vmid,
-            params: p,
-        } => {
-            let upid = client.qemu_create(node, *vmid, params(p)).await?;
-            wait(client, Some(upid), opts).await
-        }
-        Op::UpdateVm {
-            node,
-            vmid,
-            set,
-            delete,
-            digest,
-        } => {
-            let del: Vec<&str> = delete.iter().map(String::as_str).collect();
-            let upid = client
-                .qemu_update_config_async(node, *vmid, params(set), &del, digest.as_deref())
-                .await?;
-            wait(client, upid, opts).await
-        }
-        Op::ResizeDisk {
-            node,
-            vmid,
-            disk,
-            size,
-        } => {
-            let upid = client.qemu_resize(node, *vmid, disk, size, None).await?;
-            wait(client, upid, opts).await
-        }
-        Op::StartVm { node, vmid } => {
-            let upid = client.qemu_start(node, *vmid).await?;
-            wait(client, Some(upid), opts).await
-        }
-        Op::ShutdownVm { node, vmid } => {
-            let upid = client
-                .qemu_shutdown(
-                    node,
-                    *vmid,
-                    ShutdownOptions {
-                        timeout: Some(120),
-                        force_stop: true,
-                    },
-                )
-                .await?;
-            wait(client, Some(upid), opts).await
-        }
-        Op::RebootVm { node, vmid } => {
-            let upid = client.qemu_reboot(node, *vmid, Some(120)).await?;
-            wait(client, Some(upid), opts).await
-        }
-        Op::DestroyVm { node, vmid } => {
-            if let Ok(st) = client.qemu_status(node, *vmid).await
-                && st.is_running()
-            {
-                let upid = client.qemu_stop(node, *vmid, false).await?;
-                wait(client, Some(upid), opts).await?;
-            }
-            let upid = client
-                .qemu_delete(
-                    node,
-                    *vmid,
-                    labwright_pve::api::qemu::DestroyOptions {
-                        purge: true,
-                        destroy_unreferenced_disks: true,
-                        skiplock: false,
-                    },
-                )
-                .await?;
-            wait(client, Some(upid), opts).await
-        }
-        Op::CreateBackupJob { id, params: p } => {
-            let job = BackupJobParams {
-                extra: params(p),
-                ..Default::default()
-            };
-            client.backup_job_create(id, &job).await
-        }
-        Op::UpdateBackupJob {
-            id,
-            params: p,
-            delete,
-        } => {
-            let job = BackupJobParams {
-                extra: params(p),
-                ..Default::default()
-            };
-            let del: Vec<&str> = delete.iter().map(String::as_str).collect();
-            client.backup_job_update(id, &job, &del).await
-        }
     }
 }
 
@@ -318,40 +189,26 @@ impl SharedJournal {
 }
 
 async fn run_action(
-    client: &PveClient,
+    cx: &ExecCx<'_>,
     plan: &Plan,
     a: &Action,
-    opts: &WaitOptions,
-    fw: &crate::firewall::FwApplyOptions,
-    boot: &crate::bootstrap::BootApplyOptions,
     journal: &SharedJournal,
-) -> Result<Option<(u32, String)>, String> {
-    if let Op::Firewall(f) = &a.op {
-        crate::firewall::run_firewall_op(client, f, fw).await?;
-        return Ok(None);
-    }
+) -> Result<Option<(u32, String)>, StepError> {
     let mut snap = None;
     let mut op = std::borrow::Cow::Borrowed(&a.op);
     if let (Some(name), Some((node, vmid))) = (&a.pre_snapshot, a.op.vm()) {
         let planned = match &a.op {
-            Op::UpdateVm { digest, .. } => digest.as_deref(),
+            Op::Vm(v) => v.planned_digest(),
             _ => None,
         };
-        let after = pre_snapshot(client, node, vmid, name, &plan.id, planned, opts).await?;
-        journal
-            .record(Some(&a.id), "snapshot", Some(format!("vm {vmid} {name}")))
-            .map_err(|e| e.to_string())?;
-        if let (Some(new), Op::UpdateVm { digest, .. }) = (after, op.to_mut()) {
-            *digest = Some(new);
+        let after = pre_snapshot(cx, node, vmid, name, &plan.id, planned).await?;
+        journal.record(Some(&a.id.to_string()), "snapshot", Some(format!("vm {vmid} {name}")))?;
+        if let (Some(new), Op::Vm(v)) = (after, op.to_mut()) {
+            v.set_digest(new);
         }
         snap = Some((vmid, name.clone()));
     }
-    if let Op::Bootstrap(b) = op.as_ref() {
-        // Issue 5: seeds need the spec and the secret resolver.
-        crate::bootstrap::run_boot_op(client, b, boot, opts).await?;
-        return Ok(snap);
-    }
-    run_op(client, &op, opts).await.map_err(|e| e.to_string())?;
+    op.run(cx).await?;
     Ok(snap)
 }
 
@@ -360,10 +217,18 @@ pub async fn apply(
     client: &PveClient,
     plan: &Plan,
     opts: &ApplyOptions,
+    settings: &Settings,
     progress: &dyn Progress,
 ) -> Result<ApplyReport, EngineError> {
     check_risk(plan, opts.allow_risk)?;
-    crate::firewall::check_plan_proof(plan, opts.firewall.unsafe_skip_proof)?;
+    check_destroy(plan, opts.allow_destroy)?;
+    crate::firewall::check_plan_proof(plan, settings.unsafe_skip_proof)?;
+    let cx = ExecCx {
+        client,
+        settings,
+        wait: settings.wait,
+        seeds: &opts.seeds,
+    };
     let mut report = ApplyReport {
         plan: plan.id.clone(),
         dry_run: opts.dry_run,
@@ -374,7 +239,7 @@ pub async fn apply(
             for call in &a.api_calls {
                 progress.note(&format!("would run {}: {call}", a.id));
             }
-            report.not_run.push(a.id.clone());
+            report.not_run.push(a.id.to_string());
         }
         return Ok(report);
     }
@@ -390,26 +255,26 @@ pub async fn apply(
         Some(format!("{} actions", plan.actions.len())),
     )?;
 
-    let by_id: BTreeMap<&str, &Action> = plan.actions.iter().map(|a| (a.id.as_str(), a)).collect();
-    let mut done: BTreeSet<&str> = BTreeSet::new();
-    let mut started: BTreeSet<&str> = BTreeSet::new();
+    let by_id: BTreeMap<&ActionId, &Action> = plan.actions.iter().map(|a| (&a.id, a)).collect();
+    let mut done: BTreeSet<&ActionId> = BTreeSet::new();
+    let mut started: BTreeSet<&ActionId> = BTreeSet::new();
     let mut locked_storages: BTreeSet<String> = BTreeSet::new();
     let mut failed = false;
     let mut inflight = FuturesUnordered::new();
-    let conc = opts.concurrency.max(1);
+    let conc = settings.concurrency.max(1);
     loop {
         if !failed {
             for a in &plan.actions {
                 if inflight.len() >= conc {
                     break;
                 }
-                if started.contains(a.id.as_str()) {
+                if started.contains(&a.id) {
                     continue;
                 }
                 let deps_ok = a
                     .depends_on
                     .iter()
-                    .all(|d| done.contains(d.as_str()) || !by_id.contains_key(d.as_str()));
+                    .all(|d| done.contains(d) || !by_id.contains_key(d));
                 let lock_free = a
                     .storage_lock
                     .as_ref()
@@ -420,20 +285,17 @@ pub async fn apply(
                 if let Some(s) = &a.storage_lock {
                     locked_storages.insert(s.clone());
                 }
-                started.insert(a.id.as_str());
+                started.insert(&a.id);
                 journal.record(
-                    Some(&a.id),
+                    Some(&a.id.to_string()),
                     "start",
                     a.pre_snapshot.clone().map(|s| format!("pre-snapshot {s}")),
                 )?;
                 progress.started(a);
-                let wait_opts = opts.wait;
-                let fw_opts = &opts.firewall;
-                let boot_opts = &opts.bootstrap;
                 let journal = &journal;
+                let cx = &cx;
                 inflight.push(async move {
-                    let r =
-                        run_action(client, plan, a, &wait_opts, fw_opts, boot_opts, journal).await;
+                    let r = run_action(cx, plan, a, journal).await;
                     (a, r)
                 });
             }
@@ -449,22 +311,23 @@ pub async fn apply(
                 if let Some((vmid, name)) = snap {
                     report.snapshots.push((vmid, name));
                 }
-                journal.record(Some(&a.id), "done", None)?;
+                journal.record(Some(&a.id.to_string()), "done", None)?;
                 progress.finished(a, Ok(()));
-                done.insert(a.id.as_str());
-                report.done.push(a.id.clone());
+                done.insert(&a.id);
+                report.done.push(a.id.to_string());
             }
             Err(e) => {
-                journal.record(Some(&a.id), "failed", Some(e.clone()))?;
+                let e = e.to_string();
+                journal.record(Some(&a.id.to_string()), "failed", Some(e.clone()))?;
                 progress.finished(a, Err(&e));
-                report.failed.push((a.id.clone(), e));
+                report.failed.push((a.id.to_string(), e));
                 failed = true;
             }
         }
     }
     for a in &plan.actions {
-        if !done.contains(a.id.as_str()) && !report.failed.iter().any(|(id, _)| id == &a.id) {
-            report.not_run.push(a.id.clone());
+        if !done.contains(&a.id) && !report.failed.iter().any(|(id, _)| a.id == id.as_str()) {
+            report.not_run.push(a.id.to_string());
         }
     }
     journal.record(

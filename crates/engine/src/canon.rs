@@ -5,7 +5,6 @@
 
 use labwright_pve::vmconfig::{AgentConfig, NetDevice};
 
-use crate::desired::{canonical_tags, split_tags};
 
 /// The YAML spelling of an enum value (`virtio`, `zstd`).
 pub fn enum_name<T: serde::Serialize>(v: &T) -> String {
@@ -13,6 +12,32 @@ pub fn enum_name<T: serde::Serialize>(v: &T) -> String {
         Ok(serde_json::Value::String(s)) => s,
         _ => String::new(),
     }
+}
+
+/// PVE's booleans are `0`/`1` in configs and parameters.
+pub fn b01(v: bool) -> String {
+    if v { "1".into() } else { "0".into() }
+}
+
+/// Estimated restart time of a guest (shutdown + boot), for downtime figures.
+pub const REBOOT_SECONDS: u32 = 60;
+
+/// Canonical tag list: lowercase, sorted, deduplicated, `;`-joined (PVE's order is
+/// whatever the UI last wrote; comparing sorted sets avoids perpetual diffs).
+pub fn canonical_tags<'a>(tags: impl IntoIterator<Item = &'a str>) -> String {
+    let mut v: Vec<String> = tags
+        .into_iter()
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    v.sort();
+    v.dedup();
+    v.join(";")
+}
+
+/// Splits a PVE tag string (`a;b`, `a,b` or `a b`).
+pub fn split_tags(s: &str) -> impl Iterator<Item = &str> {
+    s.split([';', ',', ' ']).filter(|t| !t.is_empty())
 }
 
 fn bool01(v: &str) -> String {

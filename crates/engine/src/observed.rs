@@ -11,7 +11,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::EngineError;
-use crate::desired::{OWNER_TAG, split_tags};
+use crate::canon::split_tags;
+use crate::desired::OWNER_TAG;
 
 /// Prefix of every snapshot labwright takes; nothing else is ever deleted.
 pub const SNAPSHOT_PREFIX: &str = "lw-";
@@ -83,6 +84,9 @@ pub struct Observed {
     pub vms: BTreeMap<u32, ObservedVm>,
     pub storages: Vec<ObservedStorage>,
     pub backup_jobs: BTreeMap<String, ObservedBackupJob>,
+    /// The node's bridges, when the scan read its network (`None`: not read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridges: Option<BTreeSet<String>>,
     /// Requests the scan made (benchmarks compare it with the lower bound).
     pub requests: u64,
 }
@@ -100,6 +104,8 @@ pub struct ScanScope {
     /// disagrees, `status/current` confirms it (the inventory lags behind power
     /// changes), so a converged lab costs no extra request.
     pub power: BTreeMap<u32, &'static str>,
+    /// Read the node's bridges (one request): VMs and declared bridges need them.
+    pub network: bool,
 }
 
 impl ScanScope {
@@ -107,6 +113,7 @@ impl ScanScope {
     pub fn for_spec(spec: &labwright_spec::Spec, concurrency: usize) -> Self {
         let want = crate::desired::desired(spec);
         ScanScope {
+            network: !want.vms.is_empty() || !spec.networks.bridges.is_empty(),
             vmids: want.vms.keys().copied().collect(),
             all_configs: false,
             concurrency,
@@ -183,11 +190,30 @@ pub async fn scan(
     scope: &ScanScope,
 ) -> Result<Observed, EngineError> {
     let before = client.request_count();
-    let (version, resources, jobs) = tokio::join!(
+    let network = async {
+        if scope.network {
+            Some(client.network_list(node, None).await)
+        } else {
+            None
+        }
+    };
+    let (version, resources, jobs, network) = tokio::join!(
         client.version(),
         client.cluster_resources(None),
-        client.backup_jobs()
+        client.backup_jobs(),
+        network
     );
+    let bridges = match network {
+        None => None,
+        Some(Ok(list)) => Some(
+            list.ifaces
+                .into_iter()
+                .filter(|i| i.iface_type.eq_ignore_ascii_case("bridge") || i.iface_type == "OVSBridge")
+                .map(|i| i.iface)
+                .collect(),
+        ),
+        Some(Err(e)) => return Err(EngineError::api("read the node's network", e)),
+    };
     let version = version.ok().map(|v| v.version);
     let resources = resources.map_err(|e| EngineError::api("read the inventory", e))?;
     let jobs = jobs.map_err(|e| EngineError::api("read backup jobs", e))?;
@@ -385,6 +411,7 @@ pub async fn scan(
         vms,
         storages,
         backup_jobs,
+        bridges,
         requests: client.request_count().saturating_sub(before),
     })
 }
@@ -421,6 +448,9 @@ impl Observed {
                 j.prune,
                 j.comment
             ));
+        }
+        if let Some(b) = &self.bridges {
+            h.update(format!("bridges {b:?};"));
         }
         hex::encode(&h.finalize()[..16])
     }

@@ -10,7 +10,7 @@ use labwright_pve::PveClient;
 use labwright_spec::Spec;
 use labwright_spec::model::{OsSource, Vm};
 
-use crate::bootstrap::{GuestCheckOptions, exec, first_line, guest_check, guest_ipv4, wait_agent};
+use crate::agent::{GuestCheckOptions, exec, first_line, guest_check, guest_ipv4, wait_agent};
 use crate::observed::Observed;
 use crate::validate::{Check, CheckStatus};
 

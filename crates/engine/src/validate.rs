@@ -5,12 +5,13 @@
 
 use std::collections::BTreeSet;
 
-use labwright_pve::{PveClient, WaitOptions};
+use labwright_pve::PveClient;
 use labwright_spec::Spec;
-use labwright_spec::model::PowerState;
 use serde::Serialize;
 
 use crate::EngineError;
+use crate::plan::PlanCx;
+use crate::settings::Settings;
 use crate::desired::desired;
 use crate::observed::{Observed, ScanScope, scan};
 use crate::plan::plan;
@@ -41,7 +42,7 @@ pub struct ValidationReport {
     pub kept_snapshots: Vec<(u32, String)>,
 }
 
-fn check(name: impl Into<String>, ok: bool, detail: impl Into<String>) -> Check {
+pub(crate) fn check(name: impl Into<String>, ok: bool, detail: impl Into<String>) -> Check {
     Check {
         name: name.into(),
         status: if ok {
@@ -67,7 +68,7 @@ pub fn checks(spec: &Spec, observed: &Observed) -> Vec<Check> {
                 "pending: {}",
                 p.actions
                     .iter()
-                    .map(|a| a.id.as_str())
+                    .map(|a| a.id.to_string())
                     .collect::<Vec<_>>()
                     .join(", ")
             )
@@ -81,87 +82,15 @@ pub fn checks(spec: &Spec, observed: &Observed) -> Vec<Check> {
         });
     }
     let want = desired(spec);
-    for vm in want.vms.values() {
-        let name = format!("vm/{} {}", vm.vmid, vm.name);
-        let Some(obs) = observed.vms.get(&vm.vmid) else {
-            out.push(check(format!("{name} exists"), false, "not on the node"));
-            continue;
-        };
-        let want_state = match vm.power {
-            PowerState::Running => "running",
-            PowerState::Stopped => "stopped",
-        };
-        out.push(check(
-            format!("{name} is {want_state}"),
-            obs.status == want_state,
-            format!("node says {}", obs.status),
-        ));
-        // The hard constraints, judged on the node's config, not on the spec.
-        if let Some(cfg) = &obs.config {
-            let mut bad = Vec::new();
-            for (k, v) in cfg {
-                if k.starts_with("net")
-                    && k[3..].chars().all(|c| c.is_ascii_digit())
-                    && !v.starts_with("virtio")
-                {
-                    bad.push(format!("{k} is not VirtIO"));
-                }
-                if k.starts_with("scsi")
-                    && k[4..].chars().all(|c| c.is_ascii_digit())
-                    && !v.contains("media=cdrom")
-                {
-                    let cache = v
-                        .split(',')
-                        .find_map(|p| p.strip_prefix("cache="))
-                        .unwrap_or("none");
-                    if cache != "none" {
-                        bad.push(format!("{k} cache={cache}"));
-                    }
-                }
-            }
-            if !cfg
-                .get("scsihw")
-                .is_some_and(|s| s.starts_with("virtio-scsi"))
-            {
-                bad.push("controller is not VirtIO SCSI".into());
-            }
-            if let Some(tags) = cfg.get("tags") {
-                for t in crate::desired::split_tags(tags) {
-                    if labwright_spec::types::check_tag(t).is_err() {
-                        bad.push(format!("tag `{t}` is invalid"));
-                    }
-                }
-            }
-            out.push(check(
-                format!("{name} meets the build standards"),
-                bad.is_empty(),
-                if bad.is_empty() {
-                    "VirtIO NIC and SCSI, cache=none, valid tags".to_string()
-                } else {
-                    bad.join("; ")
-                },
-            ));
-        }
-    }
-    for job in want.backup_jobs.values() {
-        let name = format!("backup job {}", job.id);
-        match observed.backup_jobs.get(&job.id) {
-            None => out.push(check(name, false, "absent on the node")),
-            Some(o) => out.push(check(
-                format!("{name} retention"),
-                o.prune == job.prune,
-                format!(
-                    "node: {}; spec: {}",
-                    if o.prune.is_empty() {
-                        "(none)"
-                    } else {
-                        &o.prune
-                    },
-                    job.prune
-                ),
-            )),
-        }
-    }
+    let cx = PlanCx {
+        spec,
+        want: &want,
+        observed,
+        firewall: None,
+        plan_tag: "",
+    };
+    out.extend(crate::vm::validate::validate(&cx));
+    out.extend(crate::backup_job::validate(&cx));
     out
 }
 
@@ -178,7 +107,7 @@ async fn bridge_checks(client: &PveClient, spec: &Spec) -> Vec<Check> {
     if active.is_empty() {
         return Vec::new();
     }
-    match client.network_list(&spec.node.name, None).await {
+    match client.network_list(spec.node_name(), None).await {
         Err(e) => vec![Check {
             name: "bridges".into(),
             status: CheckStatus::Fail,
@@ -205,35 +134,18 @@ async fn bridge_checks(client: &PveClient, spec: &Spec) -> Vec<Check> {
 pub async fn validate(
     client: &PveClient,
     spec: &Spec,
-    concurrency: usize,
-) -> Result<ValidationReport, EngineError> {
-    validate_from(
-        client,
-        spec,
-        concurrency,
-        crate::firewall::client_addr_from_env(),
-    )
-    .await
-}
-
-/// [`validate`], knowing the address the node sees labwright connect from: the
-/// firewall re-proof then covers it too (issue 6).
-pub async fn validate_from(
-    client: &PveClient,
-    spec: &Spec,
-    concurrency: usize,
-    client_addr: Option<std::net::IpAddr>,
+    settings: &Settings,
 ) -> Result<ValidationReport, EngineError> {
     let want = desired(spec);
-    let scope = ScanScope::for_spec(spec, concurrency);
-    let observed = scan(client, &spec.node.name, &scope).await?;
+    let scope = ScanScope::for_spec(spec, settings.concurrency);
+    let observed = scan(client, spec.node_name(), &scope).await?;
     let mut checks = checks(spec, &observed);
     checks.extend(bridge_checks(client, spec).await);
     // Firewall wave (issue 6): re-prove management access on what the node has.
     let checks = {
         let mut checks = checks;
         if let Some(fw) =
-            crate::firewall::scan_firewall(client, spec, &observed, client_addr).await?
+            crate::firewall::scan_firewall(client, spec, &observed, settings.client_addr).await?
         {
             checks.extend(crate::firewall::validate_checks(spec, &fw));
         }
@@ -246,7 +158,7 @@ pub async fn validate_from(
             client,
             spec,
             &observed,
-            &crate::bootstrap::GuestCheckOptions::from_env(),
+            &settings.guest,
         )
         .await,
     );
@@ -257,13 +169,13 @@ pub async fn validate_from(
             client,
             spec,
             &observed,
-            &crate::bootstrap::GuestCheckOptions::from_env(),
+            &settings.guest,
         )
         .await,
     );
     let ok = checks.iter().all(|c| c.status != CheckStatus::Fail);
     checks.extend(
-        crate::bootstrap::cleanup_seeds(client, spec, &observed, ok, &WaitOptions::default()).await,
+        crate::bootstrap::cleanup_seeds(client, spec, &observed, ok, &settings.wait).await,
     );
     let ok = checks.iter().all(|c| c.status != CheckStatus::Fail);
     let mut report = ValidationReport {
@@ -287,7 +199,7 @@ pub async fn validate_from(
                 .await
             {
                 Ok(upid) => client
-                    .wait_task(&upid, WaitOptions::default())
+                    .wait_task(&upid, settings.wait)
                     .await
                     .map(|_| ()),
                 Err(e) => Err(e),

@@ -3,11 +3,13 @@
 //! diagnostics every later stage reports through.
 
 pub mod diag;
+pub mod elements;
 pub mod load;
 pub mod model;
 pub mod path;
 pub mod types;
 
+pub use elements::{Element, ElementKind};
 pub use diag::{Diagnostic, Severity, SourceFile, SrcSpan};
 pub use load::{LoadFailure, Loaded, load_file, load_str, process_env};
 pub use model::Spec;

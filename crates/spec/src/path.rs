@@ -280,3 +280,9 @@ mod tests {
         assert_eq!((f.line, f.column), (2, 10));
     }
 }
+
+impl serde::Serialize for YamlPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}

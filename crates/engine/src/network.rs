@@ -1,0 +1,177 @@
+//! The host-network kind, for now: the node's bridges are read (one request) and
+//! compared with the declared ones; labwright does not create bridges yet, so a
+//! missing one is held with the way out, and so is every action that needs a bridge
+//! or a storage the node lacks — `apply` never starts what it knows will fail.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use labwright_spec::model::Phase;
+
+use crate::action::{ActionId, Held, vm_target};
+use crate::plan::{PlanCx, PlanOut};
+
+pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
+    let spec = cx.spec;
+    let now = spec.phase;
+    let Some(bridges) = &cx.observed.bridges else {
+        // Not read (a hand-built scan): nothing to compare, nothing held.
+        for e in spec.elements() {
+            if matches!(
+                e.kind,
+                labwright_spec::ElementKind::Bridge | labwright_spec::ElementKind::Segment
+            ) {
+                out.own(&e.path);
+            }
+        }
+        return;
+    };
+    for (name, b) in &spec.networks.bridges {
+        if b.phase > now {
+            continue;
+        }
+        let path = labwright_spec::YamlPath::root()
+            .key("networks")
+            .key("bridges")
+            .key(name.clone());
+        if bridges.contains(name) {
+            out.own(&path);
+        } else {
+            let mut h = Held::new(
+                format!("bridge `{name}`"),
+                format!("the node has no bridge `{name}` and labwright does not create bridges yet"),
+                format!(
+                    "create `{name}` on the node (Node → System → Network → Create → Linux Bridge{}) and plan again, or keep the lab in an earlier phase",
+                    if b.ports.is_empty() { ", no ports, no address" } else { "" }
+                ),
+            );
+            h.elements.push(path.to_string());
+            out.blocked.push(h);
+        }
+    }
+    for (name, s) in &spec.networks.segments {
+        if s.phase > now {
+            continue;
+        }
+        let path = labwright_spec::YamlPath::root()
+            .key("networks")
+            .key("segments")
+            .key(name.clone());
+        if bridges.contains(&s.bridge) {
+            out.own(&path);
+        } else {
+            let mut h = Held::new(
+                format!("segment `{name}`"),
+                format!("its bridge `{}` is not on the node", s.bridge),
+                format!("create bridge `{}` first", s.bridge),
+            );
+            h.elements.push(path.to_string());
+            out.blocked.push(h);
+        }
+    }
+    hold_unrunnable(cx, out, bridges, now);
+}
+
+/// Holds every action of a VM that needs a bridge or a storage the node does not have,
+/// and whatever depends on those actions.
+fn hold_unrunnable(cx: &PlanCx<'_>, out: &mut PlanOut, bridges: &BTreeSet<String>, now: Phase) {
+    let storages: BTreeSet<&str> = cx
+        .observed
+        .storages
+        .iter()
+        .filter(|s| s.node == cx.observed.node || s.node.is_empty())
+        .map(|s| s.id.as_str())
+        .collect();
+    let mut why: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for vm in &cx.spec.vms {
+        if vm.phase > now || !cx.want.vms.contains_key(&vm.vmid) {
+            continue;
+        }
+        for (slot, nic) in &vm.nics {
+            let b = nic.bridge_in(now);
+            if !bridges.contains(b) {
+                why.entry(vm.vmid)
+                    .or_default()
+                    .push(format!("{slot} is on bridge `{b}`, which the node does not have"));
+            }
+        }
+        if !storages.is_empty()
+            && let Some(d) = cx.want.vms.get(&vm.vmid)
+        {
+            let mut needed: BTreeSet<&str> = d.disks.values().map(|x| x.storage.as_str()).collect();
+            needed.insert(d.storage.as_str());
+            for s in needed {
+                if !storages.contains(s) && !cx.observed.vms.contains_key(&vm.vmid) {
+                    why.entry(vm.vmid)
+                        .or_default()
+                        .push(format!("its disks go to storage `{s}`, which the node does not have"));
+                }
+            }
+        }
+    }
+    if why.is_empty() {
+        return;
+    }
+    let mut removed: BTreeSet<ActionId> = BTreeSet::new();
+    out.actions.retain(|a| {
+        let gone = a.id.vmid().is_some_and(|v| why.contains_key(&v))
+            || a.op.vm().is_some_and(|(_, v)| why.contains_key(&v));
+        if gone {
+            removed.insert(a.id.clone());
+        }
+        !gone
+    });
+    // Whatever waits for a held action waits with it, and says so.
+    let mut waiting = Vec::new();
+    loop {
+        let before = removed.len();
+        out.actions.retain(|a| {
+            let on: Vec<String> = a
+                .depends_on
+                .iter()
+                .filter(|d| removed.contains(*d))
+                .map(ToString::to_string)
+                .collect();
+            if on.is_empty() {
+                return true;
+            }
+            removed.insert(a.id.clone());
+            let mut h = Held::new(
+                a.target.clone(),
+                format!("{} waits for {}, which is held", a.id, on.join(", ")),
+                "it is planned once what it waits for can run",
+            );
+            h.elements = a.elements.clone();
+            waiting.push(h);
+            false
+        });
+        if removed.len() == before {
+            break;
+        }
+    }
+    // Downloads nobody needs any more.
+    let needed: BTreeSet<ActionId> = out
+        .actions
+        .iter()
+        .flat_map(|a| a.depends_on.iter().cloned())
+        .collect();
+    out.actions
+        .retain(|a| !matches!(a.id, ActionId::Image { .. }) || needed.contains(&a.id));
+    for (i, vm) in cx.spec.vms.iter().enumerate() {
+        let Some(reasons) = why.get(&vm.vmid) else {
+            continue;
+        };
+        let mut h = Held::new(
+            vm_target(vm.vmid, &vm.name),
+            format!("{}: its actions would fail", reasons.join("; ")),
+            "create what it needs on the node first (see the held bridge or storage), then plan again",
+        );
+        h.elements.push(
+            labwright_spec::YamlPath::root()
+                .key("vms")
+                .index(i)
+                .to_string(),
+        );
+        out.blocked.push(h);
+    }
+    out.blocked.extend(waiting);
+}

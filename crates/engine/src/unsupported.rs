@@ -1,0 +1,45 @@
+//! Kinds the engine does not manage yet (phase 1 storage, the phase 2 router and its
+//! matrix, Tailscale routes through a guest labwright does not bootstrap): each is held
+//! with what the user can do meanwhile, so a plan never pretends they were handled.
+//! When a kind gets its own module, its arm here goes.
+
+use labwright_spec::ElementKind as K;
+
+use crate::action::Held;
+use crate::plan::{PlanCx, PlanOut, kind_words};
+
+pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
+    let spec = cx.spec;
+    for e in spec.elements() {
+        // Children (router interfaces, matrix flows) are held with their parent.
+        let child = matches!(e.kind, K::RouterInterface | K::PortForward | K::MatrixFlow);
+        if child || e.phase > spec.phase || out.owned.contains(&e.path.to_string()) {
+            continue;
+        }
+        let way_out = match e.kind {
+            K::ZfsPool => {
+                "create the pool on the node (Node → Disks → ZFS) with the declared devices; labwright will only read it until pools are supported"
+            }
+            K::Dataset => "create it on the node with `zfs create`",
+            K::StorageEntry => "add it under Datacenter → Storage",
+            K::Migration => "move the data by hand (rsync, then switch the path)",
+            K::Router => {
+                "install and configure the router VM by hand (docs/runbooks) and keep `router:` for the record"
+            }
+            K::Matrix => {
+                "the segment matrix is enforced by the router: configure its rules by hand; `labwright firewall matrix` shows what they must allow"
+            }
+            K::TailscaleRoute => {
+                "advertise the route from the guest (`tailscale up --advertise-routes=…`) and approve it in the Tailscale admin console"
+            }
+            _ => continue,
+        };
+        let mut h = Held::new(
+            e.label.clone(),
+            format!("{} is not managed by labwright yet (not supported yet)", kind_words(e.kind)),
+            way_out,
+        );
+        h.elements.push(e.path.to_string());
+        out.blocked.push(h);
+    }
+}
