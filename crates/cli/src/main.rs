@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod exit;
+mod settings;
 mod target;
 mod ui;
 

@@ -98,12 +98,22 @@ pub enum JobStep {
 /// `image-debian-12-qcow2-download`, `fw-dc-rule-mgmt-admin`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ActionId {
-    Vm { vmid: u32, step: VmStep },
-    BackupJob { job: String, step: JobStep },
+    Vm {
+        vmid: u32,
+        step: VmStep,
+    },
+    BackupJob {
+        job: String,
+        step: JobStep,
+    },
     /// An image the node downloads, keyed by its file-name slug.
-    Image { slug: String },
+    Image {
+        slug: String,
+    },
     /// A firewall object, keyed by the firewall kind's own key (`dc-rule-x`).
-    Firewall { key: String },
+    Firewall {
+        key: String,
+    },
 }
 
 impl ActionId {

@@ -202,7 +202,11 @@ async fn run_action(
             _ => None,
         };
         let after = pre_snapshot(cx, node, vmid, name, &plan.id, planned).await?;
-        journal.record(Some(&a.id.to_string()), "snapshot", Some(format!("vm {vmid} {name}")))?;
+        journal.record(
+            Some(&a.id.to_string()),
+            "snapshot",
+            Some(format!("vm {vmid} {name}")),
+        )?;
         if let (Some(new), Op::Vm(v)) = (after, op.to_mut()) {
             v.set_digest(new);
         }

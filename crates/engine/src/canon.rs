@@ -5,7 +5,6 @@
 
 use labwright_pve::vmconfig::{AgentConfig, NetDevice};
 
-
 /// The YAML spelling of an enum value (`virtio`, `zstd`).
 pub fn enum_name<T: serde::Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {

@@ -38,10 +38,16 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
         } else {
             let mut h = Held::new(
                 format!("bridge `{name}`"),
-                format!("the node has no bridge `{name}` and labwright does not create bridges yet"),
+                format!(
+                    "the node has no bridge `{name}` and labwright does not create bridges yet"
+                ),
                 format!(
                     "create `{name}` on the node (Node → System → Network → Create → Linux Bridge{}) and plan again, or keep the lab in an earlier phase",
-                    if b.ports.is_empty() { ", no ports, no address" } else { "" }
+                    if b.ports.is_empty() {
+                        ", no ports, no address"
+                    } else {
+                        ""
+                    }
                 ),
             );
             h.elements.push(path.to_string());
@@ -89,9 +95,9 @@ fn hold_unrunnable(cx: &PlanCx<'_>, out: &mut PlanOut, bridges: &BTreeSet<String
         for (slot, nic) in &vm.nics {
             let b = nic.bridge_in(now);
             if !bridges.contains(b) {
-                why.entry(vm.vmid)
-                    .or_default()
-                    .push(format!("{slot} is on bridge `{b}`, which the node does not have"));
+                why.entry(vm.vmid).or_default().push(format!(
+                    "{slot} is on bridge `{b}`, which the node does not have"
+                ));
             }
         }
         if !storages.is_empty()
@@ -101,9 +107,9 @@ fn hold_unrunnable(cx: &PlanCx<'_>, out: &mut PlanOut, bridges: &BTreeSet<String
             needed.insert(d.storage.as_str());
             for s in needed {
                 if !storages.contains(s) && !cx.observed.vms.contains_key(&vm.vmid) {
-                    why.entry(vm.vmid)
-                        .or_default()
-                        .push(format!("its disks go to storage `{s}`, which the node does not have"));
+                    why.entry(vm.vmid).or_default().push(format!(
+                        "its disks go to storage `{s}`, which the node does not have"
+                    ));
                 }
             }
         }

@@ -208,7 +208,9 @@ pub async fn scan(
         Some(Ok(list)) => Some(
             list.ifaces
                 .into_iter()
-                .filter(|i| i.iface_type.eq_ignore_ascii_case("bridge") || i.iface_type == "OVSBridge")
+                .filter(|i| {
+                    i.iface_type.eq_ignore_ascii_case("bridge") || i.iface_type == "OVSBridge"
+                })
                 .map(|i| i.iface)
                 .collect(),
         ),

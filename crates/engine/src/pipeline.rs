@@ -18,9 +18,11 @@ use crate::settings::Settings;
 /// A plan and what the caller should show about how it was made.
 pub struct Planned {
     pub plan: Plan,
-    /// Lines for stderr (scan figures, the proof's summary when it failed, the
+    /// Figures for the log (scan size, requests, time).
+    pub info: Vec<String>,
+    /// Lines a person must see on stderr (the proof's summary when it failed, the
     /// loud warning when the proof was skipped).
-    pub log: Vec<String>,
+    pub warnings: Vec<String>,
 }
 
 /// Scans the node and plans `spec`. A plan whose lockout proof failed is refused
@@ -33,7 +35,7 @@ pub async fn plan_spec(
     let scope = ScanScope::for_spec(spec, settings.concurrency);
     let started = Instant::now();
     let observed = scan(client, spec.node_name(), &scope).await?;
-    let mut log = vec![format!(
+    let info = vec![format!(
         "scanned {} guests with {} requests in {} ms",
         observed.vms.len(),
         observed.requests,
@@ -41,7 +43,8 @@ pub async fn plan_spec(
     )];
     let fw = crate::firewall::scan_firewall(client, spec, &observed, settings.client_addr).await?;
     let mut plan = plan_with_firewall(spec, &observed, fw.as_ref());
-    gate_proof(&mut plan, settings, &mut log)?;
+    let mut warnings = Vec::new();
+    gate_proof(&mut plan, settings, &mut warnings)?;
     // The ssd-backup-space warning again, with the storage's real figures.
     let want = crate::desired::desired(spec);
     for job in want.backup_jobs.values() {
@@ -58,11 +61,19 @@ pub async fn plan_spec(
             ));
         }
     }
-    Ok(Planned { plan, log })
+    Ok(Planned {
+        plan,
+        info,
+        warnings,
+    })
 }
 
 /// Refuses a plan whose lockout proof failed, unless the unsafe switch is set.
-fn gate_proof(plan: &mut Plan, settings: &Settings, log: &mut Vec<String>) -> Result<(), EngineError> {
+fn gate_proof(
+    plan: &mut Plan,
+    settings: &Settings,
+    log: &mut Vec<String>,
+) -> Result<(), EngineError> {
     let touches = plan
         .actions
         .iter()
@@ -73,8 +84,8 @@ fn gate_proof(plan: &mut Plan, settings: &Settings, log: &mut Vec<String>) -> Re
     if report.proof_ok || !touches {
         return Ok(());
     }
-    log.extend(report.summary());
     if settings.unsafe_skip_proof {
+        log.extend(report.summary());
         report.proof_skipped = true;
         log.push(format!(
             "warning: {} is set: the lockout proof FAILED and is being ignored. This can cut you off the node; recovery: {}",
@@ -88,8 +99,12 @@ fn gate_proof(plan: &mut Plan, settings: &Settings, log: &mut Vec<String>) -> Re
         return Ok(());
     }
     Err(EngineError::Refused(format!(
-        "refusing this plan: the lockout proof failed.\n{}\nNothing was applied.",
-        report.failure.clone().unwrap_or_else(|| "(no detail)".into())
+        "{}\nrefusing this plan: the lockout proof failed.\n{}\nNothing was applied.",
+        report.summary().join("\n"),
+        report
+            .failure
+            .clone()
+            .unwrap_or_else(|| "(no detail)".into())
     )))
 }
 
@@ -104,7 +119,8 @@ pub async fn check_fresh(
     let scope = ScanScope::for_spec(spec, settings.concurrency);
     let observed = scan(client, &saved.node, &scope).await?;
     let fw = crate::firewall::scan_firewall(client, spec, &observed, settings.client_addr).await?;
-    let now = crate::firewall::combined_fingerprint(&observed.fingerprint(&scope.vmids), fw.as_ref());
+    let now =
+        crate::firewall::combined_fingerprint(&observed.fingerprint(&scope.vmids), fw.as_ref());
     if now != saved.scan_fingerprint {
         return Err(EngineError::Refused(format!(
             "the saved plan {} is stale: the node changed since it was made (scan {} → {}); run `labwright plan` again",

@@ -163,11 +163,7 @@ pub fn plan(spec: &Spec, observed: &Observed) -> Plan {
 }
 
 /// [`plan`] with the node's firewall, when the spec declares one.
-pub fn plan_with_firewall(
-    spec: &Spec,
-    observed: &Observed,
-    fw: Option<&ObservedFirewall>,
-) -> Plan {
+pub fn plan_with_firewall(spec: &Spec, observed: &Observed, fw: Option<&ObservedFirewall>) -> Plan {
     let want = desired(spec);
     let declared: BTreeSet<u32> = want.vms.keys().copied().collect();
     let fingerprint = observed.fingerprint(&declared);

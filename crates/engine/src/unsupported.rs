@@ -36,7 +36,10 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
         };
         let mut h = Held::new(
             e.label.clone(),
-            format!("{} is not managed by labwright yet (not supported yet)", kind_words(e.kind)),
+            format!(
+                "{} is not managed by labwright yet (not supported yet)",
+                kind_words(e.kind)
+            ),
             way_out,
         );
         h.elements.push(e.path.to_string());

@@ -10,11 +10,11 @@ use labwright_spec::Spec;
 use serde::Serialize;
 
 use crate::EngineError;
-use crate::plan::PlanCx;
-use crate::settings::Settings;
 use crate::desired::desired;
 use crate::observed::{Observed, ScanScope, scan};
+use crate::plan::PlanCx;
 use crate::plan::plan;
+use crate::settings::Settings;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -153,30 +153,13 @@ pub async fn validate(
     };
     // Guest bootstrap (issue 5): checks inside the guests, then the seeds go.
     let mut checks = checks;
-    checks.extend(
-        crate::bootstrap::guest_checks(
-            client,
-            spec,
-            &observed,
-            &settings.guest,
-        )
-        .await,
-    );
+    checks.extend(crate::bootstrap::guest_checks(client, spec, &observed, &settings.guest).await);
     // The spec's HTTP checks run through a guest agent, after the guests' own checks
     // waited for them to come up (issue 5: crate::bootstrap, crate::probe).
-    checks.extend(
-        crate::bootstrap::http_checks(
-            client,
-            spec,
-            &observed,
-            &settings.guest,
-        )
-        .await,
-    );
+    checks.extend(crate::bootstrap::http_checks(client, spec, &observed, &settings.guest).await);
     let ok = checks.iter().all(|c| c.status != CheckStatus::Fail);
-    checks.extend(
-        crate::bootstrap::cleanup_seeds(client, spec, &observed, ok, &settings.wait).await,
-    );
+    checks
+        .extend(crate::bootstrap::cleanup_seeds(client, spec, &observed, ok, &settings.wait).await);
     let ok = checks.iter().all(|c| c.status != CheckStatus::Fail);
     let mut report = ValidationReport {
         ok,
@@ -198,10 +181,7 @@ pub async fn validate(
                 .qemu_snapshot_delete(&vm.node, vm.vmid, snap, false)
                 .await
             {
-                Ok(upid) => client
-                    .wait_task(&upid, settings.wait)
-                    .await
-                    .map(|_| ()),
+                Ok(upid) => client.wait_task(&upid, settings.wait).await.map(|_| ()),
                 Err(e) => Err(e),
             };
             match res {

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use labwright_engine::observed::{Observed, ObservedBackupJob, ObservedVm};
 use labwright_engine::plan::{Op, Plan, Risk, plan};
+use labwright_engine::vm::VmOp;
 
 struct Knobs {
     memory: &'static str,
@@ -168,6 +169,7 @@ fn observed(vms: Vec<ObservedVm>, jobs: Vec<ObservedBackupJob>) -> Observed {
         vms: vms.into_iter().map(|v| (v.vmid, v)).collect(),
         storages: Vec::new(),
         backup_jobs: jobs.into_iter().map(|j| (j.id.clone(), j)).collect(),
+        bridges: None,
         requests: 0,
     }
 }
@@ -176,8 +178,8 @@ fn converged() -> Observed {
     observed(vec![vm300()], vec![nightly()])
 }
 
-fn ids(p: &Plan) -> Vec<&str> {
-    p.actions.iter().map(|a| a.id.as_str()).collect()
+fn ids(p: &Plan) -> Vec<String> {
+    p.actions.iter().map(|a| a.id.to_string()).collect()
 }
 
 fn with_config(mut vm: ObservedVm, key: &str, value: &str) -> ObservedVm {
@@ -195,9 +197,9 @@ fn empty_node_plans_creates_start_and_backup_job() {
         ["vm-300-create", "vm-300-start", "backup-nightly-create"]
     );
     let create = &p.actions[0];
-    assert_eq!(create.kind, "vm.create");
+    assert_eq!(create.kind.to_string(), "vm.create");
     assert_eq!(create.storage_lock.as_deref(), Some("local-lvm"));
-    let Op::CreateVm { vmid, params, .. } = &create.op else {
+    let Op::Vm(VmOp::CreateVm { vmid, params, .. }) = &create.op else {
         panic!("create op: {:?}", create.op)
     };
     assert_eq!(*vmid, 300);
@@ -307,7 +309,7 @@ fn disk_shrink_is_held_back_and_grow_is_a_resize() {
     };
     let p = plan(&spec(&k), &converged());
     assert_eq!(ids(&p), ["vm-300-resize-scsi0"]);
-    let Op::ResizeDisk { disk, size, .. } = &p.actions[0].op else {
+    let Op::Vm(VmOp::ResizeDisk { disk, size, .. }) = &p.actions[0].op else {
         panic!("{:?}", p.actions[0].op)
     };
     assert_eq!((disk.as_str(), size.as_str()), ("scsi0", "80G"));
@@ -322,7 +324,7 @@ fn memory_change_on_running_vm_is_update_and_reboot_with_pre_snapshot() {
     let p = plan(&spec(&k), &converged());
     assert_eq!(ids(&p), ["vm-300-update", "vm-300-reboot"]);
     let u = &p.actions[0];
-    assert_eq!(u.kind, "vm.update");
+    assert_eq!(u.kind.to_string(), "vm.update");
     assert_eq!(u.risk, Risk::Medium);
     let snap = u.pre_snapshot.as_deref().expect("pre-snapshot");
     assert!(snap.starts_with("lw-"), "{snap}");
@@ -337,7 +339,7 @@ fn memory_change_on_running_vm_is_update_and_reboot_with_pre_snapshot() {
     assert_eq!(u.changes[0].field, "memory");
     assert_eq!(u.changes[0].before.as_deref(), Some("8192"));
     assert_eq!(u.changes[0].after.as_deref(), Some("12288"));
-    let Op::UpdateVm { set, digest, .. } = &u.op else {
+    let Op::Vm(VmOp::UpdateVm { set, digest, .. }) = &u.op else {
         panic!("{:?}", u.op)
     };
     assert_eq!(set, &[("memory".to_string(), "12288".to_string())]);
@@ -347,7 +349,7 @@ fn memory_change_on_running_vm_is_update_and_reboot_with_pre_snapshot() {
         Some("66b6a2e76361808cdd946817748837f8b14b8075")
     );
     let r = &p.actions[1];
-    assert_eq!(r.kind, "vm.reboot");
+    assert_eq!(r.kind.to_string(), "vm.reboot");
     assert_eq!(r.depends_on, ["vm-300-update"]);
     assert_eq!(r.risk, Risk::Medium);
 }
@@ -550,5 +552,8 @@ fn power_state_drift_plans_start_or_shutdown() {
     let p = plan(&spec(&k), &converged());
     assert_eq!(ids(&p), ["vm-300-shutdown"]);
     assert!(p.actions[0].risk >= Risk::Medium);
-    assert!(matches!(p.actions[0].op, Op::ShutdownVm { vmid: 300, .. }));
+    assert!(matches!(
+        p.actions[0].op,
+        Op::Vm(VmOp::ShutdownVm { vmid: 300, .. })
+    ));
 }

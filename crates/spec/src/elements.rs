@@ -91,11 +91,21 @@ impl Spec {
         let mut out = Vec::new();
         for (name, s) in &self.networks.segments {
             let p = root.key("networks").key("segments").key(name.clone());
-            out.push(Element::new(p, K::Segment, format!("segment `{name}`"), s.phase));
+            out.push(Element::new(
+                p,
+                K::Segment,
+                format!("segment `{name}`"),
+                s.phase,
+            ));
         }
         for (name, b) in &self.networks.bridges {
             let p = root.key("networks").key("bridges").key(name.clone());
-            out.push(Element::new(p, K::Bridge, format!("bridge `{name}`"), b.phase));
+            out.push(Element::new(
+                p,
+                K::Bridge,
+                format!("bridge `{name}`"),
+                b.phase,
+            ));
         }
         for (i, vm) in self.vms.iter().enumerate() {
             let vp = root.key("vms").index(i);
@@ -128,17 +138,32 @@ impl Spec {
         }
         for (i, j) in self.backup_jobs().enumerate() {
             let p = root.key("backups").key("jobs").index(i);
-            out.push(Element::new(p, K::BackupJob, format!("backup job `{}`", j.id), j.phase));
+            out.push(Element::new(
+                p,
+                K::BackupJob,
+                format!("backup job `{}`", j.id),
+                j.phase,
+            ));
         }
         if let Some(st) = &self.storage {
             let sp = root.key("storage");
             for (i, x) in st.zfs_pools.iter().enumerate() {
                 let p = sp.key("zfsPools").index(i);
-                out.push(Element::new(p, K::ZfsPool, format!("ZFS pool `{}`", x.name), x.phase));
+                out.push(Element::new(
+                    p,
+                    K::ZfsPool,
+                    format!("ZFS pool `{}`", x.name),
+                    x.phase,
+                ));
             }
             for (i, x) in st.datasets.iter().enumerate() {
                 let p = sp.key("datasets").index(i);
-                out.push(Element::new(p, K::Dataset, format!("dataset `{}`", x.name), x.phase));
+                out.push(Element::new(
+                    p,
+                    K::Dataset,
+                    format!("dataset `{}`", x.name),
+                    x.phase,
+                ));
             }
             for (i, x) in st.pve_storages.iter().enumerate() {
                 let p = sp.key("pveStorages").index(i);
@@ -155,11 +180,21 @@ impl Spec {
             let fp = root.key("firewall");
             for name in fw.aliases.keys() {
                 let p = fp.key("aliases").key(name.clone());
-                out.push(Element::new(p, K::FirewallAlias, format!("alias `{name}`"), Phase(0)));
+                out.push(Element::new(
+                    p,
+                    K::FirewallAlias,
+                    format!("alias `{name}`"),
+                    Phase(0),
+                ));
             }
             for name in fw.ipsets.keys() {
                 let p = fp.key("ipsets").key(name.clone());
-                out.push(Element::new(p, K::FirewallIpset, format!("ipset `{name}`"), Phase(0)));
+                out.push(Element::new(
+                    p,
+                    K::FirewallIpset,
+                    format!("ipset `{name}`"),
+                    Phase(0),
+                ));
             }
             for (name, rules) in &fw.security_groups {
                 let gp = fp.key("securityGroups").key(name.clone());
@@ -176,15 +211,30 @@ impl Spec {
                 let Some(l) = l else { continue };
                 let lp = fp.key(level);
                 let label = format!("{level} firewall options");
-                out.push(Element::new(lp.key("options"), K::FirewallOptions, label, Phase(0)));
+                out.push(Element::new(
+                    lp.key("options"),
+                    K::FirewallOptions,
+                    label,
+                    Phase(0),
+                ));
                 for (i, r) in l.rules.iter().enumerate() {
                     let label = format!("{level} firewall rule `{}`", r.id);
-                    out.push(Element::new(lp.key("rules").index(i), K::FirewallRule, label, Phase(0)));
+                    out.push(Element::new(
+                        lp.key("rules").index(i),
+                        K::FirewallRule,
+                        label,
+                        Phase(0),
+                    ));
                 }
             }
             if let Some(m) = &fw.matrix {
                 let mp = fp.key("matrix");
-                out.push(Element::new(mp.clone(), K::Matrix, "segment matrix".into(), m.phase));
+                out.push(Element::new(
+                    mp.clone(),
+                    K::Matrix,
+                    "segment matrix".into(),
+                    m.phase,
+                ));
                 for (list, flows) in [("allow", &m.allow), ("deny", &m.deny)] {
                     for (i, f) in flows.iter().enumerate() {
                         let label = format!("matrix {list} {} → {}", f.from, f.to);
@@ -205,7 +255,12 @@ impl Spec {
         }
         if let Some(r) = &self.router {
             let rp = root.key("router");
-            out.push(Element::new(rp.clone(), K::Router, format!("router `{}`", r.vm), r.phase));
+            out.push(Element::new(
+                rp.clone(),
+                K::Router,
+                format!("router `{}`", r.vm),
+                r.phase,
+            ));
             for name in r.interfaces.keys() {
                 let p = rp.key("interfaces").key(name.clone());
                 let label = format!("router interface `{name}`");
@@ -220,7 +275,12 @@ impl Spec {
         for (i, c) in self.validation_checks.iter().enumerate() {
             let p = root.key("validationChecks").index(i);
             let label = format!("validation check `{}`", c.name);
-            out.push(Element::new(p, K::ValidationCheck, label, c.phase.unwrap_or_default()));
+            out.push(Element::new(
+                p,
+                K::ValidationCheck,
+                label,
+                c.phase.unwrap_or_default(),
+            ));
         }
         out
     }

@@ -9,8 +9,8 @@ pub mod model;
 pub mod path;
 pub mod types;
 
-pub use elements::{Element, ElementKind};
 pub use diag::{Diagnostic, Severity, SourceFile, SrcSpan};
+pub use elements::{Element, ElementKind};
 pub use load::{LoadFailure, Loaded, load_file, load_str, process_env};
 pub use model::Spec;
 pub use path::{PathIndex, YamlPath};

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Args;
 use labwright_engine::plan::{Action, Plan, Risk};
-use labwright_engine::{ApplyOptions, Progress, ScanScope, scan};
+use labwright_engine::{ApplyOptions, Progress};
 use labwright_spec::model::ExecutionMode;
 use sha2::{Digest, Sha256};
 
@@ -98,7 +98,7 @@ impl Lines {
 impl Progress for Lines {
     fn started(&self, a: &Action) {
         if let Ok(mut m) = self.start.lock() {
-            m.insert(a.id.clone(), Instant::now());
+            m.insert(a.id.to_string(), Instant::now());
         }
         let snap = a
             .pre_snapshot
@@ -116,7 +116,10 @@ impl Progress for Lines {
             .start
             .lock()
             .ok()
-            .and_then(|mut m| m.remove(&a.id).map(|t| t.elapsed().as_secs_f64()))
+            .and_then(|mut m| {
+                m.remove(&a.id.to_string())
+                    .map(|t| t.elapsed().as_secs_f64())
+            })
             .unwrap_or_default();
         match result {
             Ok(()) if self.quiet => {}
@@ -141,28 +144,8 @@ impl Progress for Lines {
 fn preflight_secrets(spec: &labwright_spec::Spec, plan: &Plan) -> anyhow::Result<()> {
     use labwright_spec::types::SecretRef;
     let mut missing = Vec::new();
-    for a in plan
-        .actions
-        .iter()
-        .filter(|a| a.kind == "vm.seed" || a.kind == "vm.reseed")
-    {
-        let Some(vmid) = a.op.vm().map(|(_, id)| id) else {
-            continue;
-        };
-        let Some(vm) = spec.vms.iter().find(|v| v.vmid == vmid) else {
-            continue;
-        };
-        let Some(ts) = vm.bootstrap.as_ref().and_then(|b| b.tailscale.as_ref()) else {
-            continue;
-        };
-        let Some(r) = ts
-            .auth_key
-            .as_ref()
-            .or(spec.tailscale.as_ref().and_then(|t| t.auth_key.as_ref()))
-        else {
-            continue;
-        };
-        let ok = match r {
+    for r in labwright_engine::pipeline::secrets_needed(spec, plan) {
+        let ok = match &r {
             SecretRef::Env(name) => std::env::var(name).is_ok_and(|v| !v.trim().is_empty()),
             SecretRef::File(path) => {
                 let p = match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
@@ -173,7 +156,7 @@ fn preflight_secrets(spec: &labwright_spec::Spec, plan: &Plan) -> anyhow::Result
             }
             SecretRef::Inline { .. } => false,
         };
-        if !ok && !missing.contains(&r.to_string()) {
+        if !ok {
             missing.push(r.to_string());
         }
     }
@@ -206,10 +189,7 @@ fn confirm(plan: &Plan) -> anyhow::Result<bool> {
 }
 
 pub fn run(args: &ApplyArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let allow_risk: Risk = args
-        .allow_risk
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!(e))?;
+    let allow_risk: Risk = args.allow_risk.parse()?;
     // A saved plan carries its spec's path and hash; the spec is re-checked either way.
     let (spec_path, saved): (PathBuf, Option<Plan>) = if is_plan_file(&args.input) {
         let text = std::fs::read_to_string(&args.input)
@@ -266,36 +246,15 @@ async fn run_connected(
     allow_risk: Risk,
     conn: &target::Connected,
 ) -> anyhow::Result<ExitCode> {
+    let settings = crate::settings::for_target(conn)?;
     let plan = match saved {
         Some(p) => {
-            // The same scope the plan was made with, so the fingerprints compare.
-            let scope = ScanScope::for_spec(&loaded.spec, 3);
-            let observed = scan(&conn.client, &p.node, &scope)
+            labwright_engine::pipeline::check_fresh(&conn.client, &loaded.spec, &p, &settings)
                 .await
-                .context("scan failed")?;
-            let fw = labwright_engine::firewall::scan_firewall(
-                &conn.client,
-                &loaded.spec,
-                &observed,
-                conn.client_addr,
-            )
-            .await
-            .context("firewall scan failed")?;
-            let now = labwright_engine::firewall::combined_fingerprint(
-                &observed.fingerprint(&scope.vmids),
-                fw.as_ref(),
-            );
-            if now != p.scan_fingerprint {
-                bail!(
-                    "the saved plan {} is stale: the node changed since it was made (scan {} → {}); run `labwright plan` again",
-                    p.id,
-                    &p.scan_fingerprint[..8.min(p.scan_fingerprint.len())],
-                    &now[..8.min(now.len())]
-                );
-            }
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             p
         }
-        None => super::plan::compute(loaded, spec_path, conn).await?,
+        None => super::plan::compute(loaded, spec_path, conn, g).await?,
     };
     // -q hides the plan, unless it is about to be confirmed by a person.
     let shown = GlobalArgs {
@@ -330,15 +289,12 @@ async fn run_connected(
         allow_destroy: args.allow_destroy,
         allow_risk,
         journal_dir: (!args.dry_run).then(|| args.journal_dir.clone()),
-        concurrency: 3,
-        firewall: super::firewall::apply_options(conn),
         // Seeds are rendered from the spec at apply time; the auth key is read here only.
-        bootstrap: labwright_engine::bootstrap::BootApplyOptions::for_spec(loaded.spec.clone()),
-        ..ApplyOptions::default()
+        seeds: labwright_engine::bootstrap::SeedSource::for_spec(loaded.spec.clone()),
     };
     let progress = Lines::new(plan.actions.len(), g.quiet);
     let report = tokio::select! {
-        r = labwright_engine::apply(&conn.client, &plan, &opts, &progress) => r.map_err(|e| anyhow::anyhow!("{e}"))?,
+        r = labwright_engine::apply(&conn.client, &plan, &opts, &settings, &progress) => r.map_err(|e| anyhow::anyhow!("{e}"))?,
         _ = tokio::signal::ctrl_c() => {
             ui::note(&format!(
                 "interrupted: the journal in {} records what was done; run `labwright apply` again to resume",
@@ -374,7 +330,7 @@ async fn run_connected(
                 }
                 for (id, e) in &report.failed {
                     writeln!(out, "FAILED {id}: {e}")?;
-                    if let Some(a) = plan.actions.iter().find(|a| &a.id == id) {
+                    if let Some(a) = plan.actions.iter().find(|a| a.id == id.as_str()) {
                         writeln!(out, "  rollback: {}", a.rollback_hint)?;
                     }
                 }

@@ -103,7 +103,14 @@ fn render_actions_text(plan: &Plan) -> String {
             out.push_str(&format!("{pad}pre-snapshot: {snap}\n"));
         }
         if !a.depends_on.is_empty() {
-            out.push_str(&format!("{pad}after: {}\n", a.depends_on.join(", ")));
+            out.push_str(&format!(
+                "{pad}after: {}\n",
+                a.depends_on
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         for c in a.changes.iter().take(SHOWN_CHANGES) {
             // Multi-line values (seed files) stay indented under their change, cut
@@ -189,14 +196,18 @@ pub fn render_plan(plan: &Plan, g: &GlobalArgs) -> String {
             }
             t.add_row([
                 (i + 1).to_string(),
-                a.id.clone(),
-                a.kind.clone(),
+                a.id.to_string(),
+                a.kind.to_string(),
                 a.target.clone(),
                 a.risk.to_string(),
                 a.expected_downtime.clone(),
                 a.pre_snapshot.clone().unwrap_or_else(|| "—".into()),
                 if md { ch.replace('\n', "<br>") } else { ch },
-                a.depends_on.join(", "),
+                a.depends_on
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ]);
         }
         out.push_str(&t.to_string());

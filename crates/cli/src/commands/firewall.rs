@@ -6,15 +6,11 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use comfy_table::{Table, presets};
-use labwright_engine::firewall::{
-    self as fw, FwApplyOptions, ObservedFirewall, compile_spec, post_plan_config,
-};
-use labwright_engine::plan::{Op, Plan};
+use labwright_engine::firewall::{self as fw, ObservedFirewall, compile_spec, post_plan_config};
 use labwright_engine::{ScanScope, scan};
 use labwright_firewall::{
     Backend, FirewallConfig, Flow, Protocol, Target, classify_flows, evaluate,
@@ -28,56 +24,6 @@ use super::common;
 use crate::cli::{GlobalArgs, OutputFormat};
 use crate::target::{self, Connected, TargetArgs};
 use crate::{exit, ui};
-
-/// Refuses a plan whose lockout proof failed (unless the dangerous test switch is
-/// set, which is then shown loudly in the plan).
-pub fn gate_plan(plan: &mut Plan) -> anyhow::Result<()> {
-    let touches = plan.actions.iter().any(|a| matches!(a.op, Op::Firewall(_)));
-    let Some(report) = plan.firewall.as_mut() else {
-        return Ok(());
-    };
-    if report.proof_ok || !touches {
-        return Ok(());
-    }
-    for line in report.summary() {
-        ui::note(&line);
-    }
-    if fw::skip_proof_requested() {
-        report.proof_skipped = true;
-        ui::warn(&format!(
-            "{} is set: the lockout proof FAILED and is being ignored. This can cut you off the node; recovery: {}",
-            fw::SKIP_PROOF_ENV,
-            fw::RUNBOOK
-        ));
-        plan.notes.push(format!(
-            "DANGER: lockout proof failed and was skipped ({})",
-            fw::SKIP_PROOF_ENV
-        ));
-        return Ok(());
-    }
-    bail!(
-        "refusing this plan: the lockout proof failed.\n{}\nNothing was applied.",
-        report
-            .failure
-            .clone()
-            .unwrap_or_else(|| "(no detail)".into())
-    )
-}
-
-/// Probes over a fresh client after each firewall step; a real node needs ~10 s
-/// before `pve-firewall` enforces a change (the simulator enforces at once).
-pub fn apply_options(conn: &Connected) -> FwApplyOptions {
-    let default = if conn.is_sim() { 0 } else { 11 };
-    let secs = std::env::var("LABWRIGHT_FW_PROBE_SETTLE_SECS")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(default);
-    FwApplyOptions {
-        probe: Some(conn.config.clone()),
-        settle: Duration::from_secs(secs),
-        unsafe_skip_proof: fw::skip_proof_requested(),
-    }
-}
 
 /// Ask the firewall model questions without changing anything.
 #[derive(Debug, Args)]

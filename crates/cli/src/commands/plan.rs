@@ -6,8 +6,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use labwright_engine::desired::desired;
-use labwright_engine::{ScanScope, scan};
 use sha2::{Digest, Sha256};
 
 use super::common;
@@ -35,43 +33,20 @@ pub async fn compute(
     loaded: &labwright_spec::Loaded,
     spec_path: &std::path::Path,
     conn: &target::Connected,
+    g: &GlobalArgs,
 ) -> anyhow::Result<labwright_engine::Plan> {
-    let spec = &loaded.spec;
-    let want = desired(spec);
-    let scope = ScanScope::for_spec(spec, 3);
-    let started = std::time::Instant::now();
-    let observed = scan(&conn.client, &spec.node.name, &scope)
+    let settings = crate::settings::for_target(conn)?;
+    let planned = labwright_engine::pipeline::plan_spec(&conn.client, &loaded.spec, &settings)
         .await
-        .context("scan failed")?;
-    tracing::info!(
-        "scanned {} guests with {} requests in {} ms",
-        observed.vms.len(),
-        observed.requests,
-        started.elapsed().as_millis()
-    );
-    // Firewall wave (issue 6): the firewall is read only when the spec declares one;
-    // a plan whose lockout proof fails is refused here.
-    let fw =
-        labwright_engine::firewall::scan_firewall(&conn.client, spec, &observed, conn.client_addr)
-            .await
-            .context("firewall scan failed")?;
-    let mut plan = labwright_engine::plan_with_firewall(spec, &observed, fw.as_ref());
-    super::firewall::gate_plan(&mut plan)?;
-    // The ssd-backup-space warning again, with the storage's real figures.
-    for job in want.backup_jobs.values() {
-        if labwright_policy::is_system_ssd_storage(spec, &job.storage)
-            && let Some((free, total)) = observed.storage_free(&job.storage)
-        {
-            let gib = |b: u64| b as f64 / 1073741824.0;
-            plan.notes.push(format!(
-                "ssd-backup-space: backup job `{}` writes to `{}` on the system SSD: {:.1} GiB free of {:.1} GiB",
-                job.id,
-                job.storage,
-                gib(free),
-                gib(total)
-            ));
-        }
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for line in &planned.info {
+        tracing::info!("{line}");
     }
+    for line in &planned.warnings {
+        ui::warn(line);
+    }
+    let _ = g;
+    let mut plan = planned.plan;
     let text = std::fs::read(spec_path).unwrap_or_default();
     // Absolute, so that `apply plan.json` works from any directory.
     let abs = std::fs::canonicalize(spec_path).unwrap_or_else(|_| spec_path.to_path_buf());
@@ -86,7 +61,7 @@ pub fn run(args: &PlanArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let plan = rt.block_on(async {
         let conn = target::connect(&g.target).await?;
         ui::info(g, &format!("target: {}", conn.label));
-        let plan = compute(&loaded, &args.spec, &conn).await;
+        let plan = compute(&loaded, &args.spec, &conn, g).await;
         conn.close().await;
         plan
     })?;

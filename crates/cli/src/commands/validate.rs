@@ -28,15 +28,14 @@ pub fn run(args: &ValidateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let report = rt.block_on(async {
         let conn = target::connect(&g.target).await?;
         ui::info(g, &format!("target: {}", conn.label));
-        let r = labwright_engine::validate::validate_from(
-            &conn.client,
-            &loaded.spec,
-            3,
-            conn.client_addr,
-        )
-        .await;
+        let r = match crate::settings::for_target(&conn) {
+            Ok(settings) => labwright_engine::validate(&conn.client, &loaded.spec, &settings)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}")),
+            Err(e) => Err(e),
+        };
         conn.close().await;
-        r.map_err(|e| anyhow::anyhow!("{e}"))
+        r
     })?;
     let mut out = std::io::stdout().lock();
     match g.output {

@@ -29,7 +29,6 @@ pub struct DesiredBackupJob {
     pub comment: Option<String>,
 }
 
-
 pub fn job_desired(spec: &Spec, job: &BackupJob) -> DesiredBackupJob {
     let r = &job.retention;
     let mut prune: Vec<String> = Vec::new();
@@ -75,7 +74,6 @@ pub fn job_desired(spec: &Spec, job: &BackupJob) -> DesiredBackupJob {
         comment: job.comment.clone(),
     }
 }
-
 
 /// What the executor does for a backup-job action.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -145,8 +143,51 @@ impl Step for JobOp {
 /// The kind's part of a plan: each declared job of this phase created or updated
 /// (behind `allowBackupChanges`), undeclared jobs listed as foreign.
 pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
-    for job in cx.want.backup_jobs.values() {
-        plan_job(cx, out, &cx.want.node, job, cx.observed.backup_jobs.get(&job.id));
+    let root = labwright_spec::YamlPath::root();
+    let storages: Vec<&str> = cx
+        .observed
+        .storages
+        .iter()
+        .filter(|s| s.node == cx.observed.node || s.node.is_empty())
+        .map(|s| s.id.as_str())
+        .collect();
+    for (i, spec_job) in cx.spec.backup_jobs().enumerate() {
+        let Some(job) = cx.want.backup_jobs.get(&spec_job.id) else {
+            continue;
+        };
+        let path = root.key("backups").key("jobs").index(i).to_string();
+        out.own(&path);
+        let (a0, h0) = (out.actions.len(), out.blocked.len());
+        if !storages.is_empty() && !storages.contains(&job.storage.as_str()) {
+            out.blocked.push(Held::new(
+                format!("backup-job/{}", job.id),
+                format!(
+                    "its storage `{}` is not on the node, so PVE would refuse the job",
+                    job.storage
+                ),
+                format!(
+                    "add storage `{}` on the node (Datacenter → Storage) or point the job at an existing one",
+                    job.storage
+                ),
+            ));
+        } else {
+            let have = cx.observed.backup_jobs.get(&job.id);
+            plan_job(cx, out, &cx.want.node, job, have);
+        }
+        for a in &mut out.actions[a0..] {
+            a.elements.push(path.clone());
+        }
+        for h in &mut out.blocked[h0..] {
+            h.elements.push(path.clone());
+        }
+    }
+    // A migration of a job's target is carried out by the job's new storage.
+    if let Some(st) = &cx.spec.storage {
+        for (i, m) in st.migrations.iter().enumerate() {
+            if m.from.starts_with("backup-job:") && m.phase <= cx.spec.phase {
+                out.own(root.key("storage").key("migrations").index(i));
+            }
+        }
     }
     for job in cx.observed.backup_jobs.keys() {
         if !cx.want.backup_jobs.contains_key(job) {
@@ -332,7 +373,7 @@ pub(crate) fn plan_job(
                     changes,
                     depends_on: vm_deps,
                     api_calls: Vec::new(),
-            elements: Vec::new(),
+                    elements: Vec::new(),
                     storage_lock: None,
                     op: Op::BackupJob(JobOp::Update {
                         id: j.id.clone(),

@@ -1,6 +1,5 @@
 //! Image URLs and checksums: what the node can fetch and unpack itself.
 
-
 /// What PVE's `download-url` can decompress, and only into ISO content
 /// (pve-storage `decompressor_info('iso', …)`): an `import` image must be plain.
 pub const NODE_DECOMPRESSES: [&str; 4] = ["gz", "lzo", "zst", "bz2"];

@@ -36,12 +36,12 @@ use labwright_spec::model::{OsSource, PowerState, Vm};
 use labwright_spec::types::Cidr;
 use serde::{Deserialize, Serialize};
 
+use crate::action::{Action, Change, Held, Risk};
+use crate::agent::{GuestCheckOptions, exec, first_line, guest_check, guest_ipv4, wait_agent};
 use crate::canon::Effect;
 use crate::desired::{Desired, DesiredVm};
 use crate::observed::{Observed, ObservedVm};
-use crate::action::{Action, Change, Held, Risk};
 use crate::op::Op;
-use crate::agent::{GuestCheckOptions, exec, first_line, guest_check, guest_ipv4, wait_agent};
 use crate::validate::{Check, CheckStatus};
 
 /// The description line that records the seed a VM was given.

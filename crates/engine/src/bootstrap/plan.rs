@@ -81,7 +81,11 @@ pub(crate) fn plan(cx: &crate::plan::PlanCx<'_>, out: &mut crate::plan::PlanOut)
     // Validation checks run at validate time, through a guest agent.
     for (i, c) in spec.validation_checks.iter().enumerate() {
         if c.phase.unwrap_or_default() <= spec.phase {
-            out.own(labwright_spec::YamlPath::root().key("validationChecks").index(i));
+            out.own(
+                labwright_spec::YamlPath::root()
+                    .key("validationChecks")
+                    .index(i),
+            );
         }
     }
 }

@@ -11,7 +11,11 @@ pub(crate) fn policy(v: Option<&String>) -> Option<Verdict> {
 }
 
 /// Mirrors raw options into the evaluator's model.
-pub(crate) fn sync_options(cfg: &mut FirewallConfig, scope: &FwScope, map: &BTreeMap<String, String>) {
+pub(crate) fn sync_options(
+    cfg: &mut FirewallConfig,
+    scope: &FwScope,
+    map: &BTreeMap<String, String>,
+) {
     match scope {
         FwScope::Cluster => {
             let o = &mut cfg.cluster.options;
@@ -251,7 +255,11 @@ pub(crate) fn slug(s: &str) -> String {
 /// Sources a VM allowlist `from:` stands for: segments and `tailscale` become shared
 /// datacenter aliases (so every VM's rules name the same object), `management` the
 /// declared management CIDRs.
-pub(crate) fn allow_sources(spec: &Spec, from: &str, d: &mut DesiredFw) -> Result<Vec<String>, String> {
+pub(crate) fn allow_sources(
+    spec: &Spec,
+    from: &str,
+    d: &mut DesiredFw,
+) -> Result<Vec<String>, String> {
     let declared_alias = spec
         .firewall
         .as_ref()

@@ -24,7 +24,11 @@ pub(crate) struct Pending {
     pub(crate) phase: u8,
 }
 
-pub(crate) fn change(field: impl Into<String>, before: Option<String>, after: Option<String>) -> Change {
+pub(crate) fn change(
+    field: impl Into<String>,
+    before: Option<String>,
+    after: Option<String>,
+) -> Change {
     Change {
         field: field.into(),
         before,
@@ -414,17 +418,17 @@ pub fn plan_firewall(spec: &Spec, obs: &ObservedFirewall, existing: &[Action]) -
         model_step(&mut st, &scope, &step);
         let (id, reason) = if k == "enable" {
             (
-                "fw-cluster-enable".to_string(),
+                "cluster-enable".to_string(),
                 "the datacenter firewall switch differs from the spec (switched after rules are in place)",
             )
         } else if v == "ACCEPT" {
             (
-                "fw-cluster-policy-in".to_string(),
+                "cluster-policy-in".to_string(),
                 "the inbound policy differs from the spec (an ACCEPT policy goes before the switch)",
             )
         } else {
             (
-                "fw-cluster-policy-in".to_string(),
+                "cluster-policy-in".to_string(),
                 "the inbound policy differs from the spec (applied last, after the allows exist)",
             )
         };

@@ -94,7 +94,11 @@ pub(crate) async fn move_rule(
     }
 }
 
-pub(crate) async fn run_step(client: &PveClient, scope: &FwScope, step: &FwStep) -> Result<(), String> {
+pub(crate) async fn run_step(
+    client: &PveClient,
+    scope: &FwScope,
+    step: &FwStep,
+) -> Result<(), String> {
     let ps = scope.pve();
     let e = |what: String| move |err: labwright_pve::Error| format!("{what}: {err}");
     match step {

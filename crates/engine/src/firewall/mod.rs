@@ -21,7 +21,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-
 use ipnet::IpNet;
 use labwright_firewall::{
     Alias, Backend, DecidedBy, FirewallConfig, GuestFirewall, GuestNic, Ipset, IpsetEntry,
@@ -35,8 +34,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::EngineError;
-use crate::error::StepError;
 use crate::canon::Effect;
+use crate::error::StepError;
 use crate::observed::Observed;
 use crate::plan::{Action, Change, Held, Op, Plan, Risk};
 
@@ -234,20 +233,19 @@ impl FwOp {
 // ---------------------------------------------------------------------------
 
 /// The firewall as the node has it: raw options (for the diff) and the evaluator's
-
 mod audit;
+mod desired;
 mod diff;
 mod exec;
 mod observe;
 mod proof;
-mod desired;
 
 pub use audit::*;
 pub use diff::*;
-pub(crate) use exec::*;
+
+pub use desired::*;
 pub use observe::*;
 pub use proof::*;
-pub use desired::*;
 
 #[cfg(test)]
 mod tests;

@@ -63,7 +63,11 @@ pub(crate) fn pve_rule_json(r: &FirewallRule) -> Value {
     Value::Object(m)
 }
 
-pub(crate) fn read_rules(list: &[FirewallRule], level: &str, unreadable: &mut Vec<String>) -> Vec<Rule> {
+pub(crate) fn read_rules(
+    list: &[FirewallRule],
+    level: &str,
+    unreadable: &mut Vec<String>,
+) -> Vec<Rule> {
     let mut sorted: Vec<&FirewallRule> = list.iter().collect();
     sorted.sort_by_key(|r| r.pos.unwrap_or(u32::MAX));
     let mut out = Vec::new();

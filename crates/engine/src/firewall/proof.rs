@@ -299,7 +299,6 @@ pub fn prove_management(
 // Diff → actions
 // ---------------------------------------------------------------------------
 
-
 /// The plan may be applied: its proof passed, or the dangerous skip switch is set.
 pub fn check_plan_proof(plan: &Plan, skip: bool) -> Result<(), EngineError> {
     let touches = plan.actions.iter().any(|a| matches!(a.op, Op::Firewall(_)));

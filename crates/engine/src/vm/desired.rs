@@ -38,7 +38,6 @@ pub struct DesiredDisk {
     pub options: BTreeMap<String, String>,
 }
 
-
 pub fn vm_desired(spec: &Spec, vm: &Vm) -> DesiredVm {
     let storage = spec
         .node

@@ -179,7 +179,7 @@ fn plan_create(cx: &PlanCx<'_>, out: &mut PlanOut, want: &Desired, vm: &DesiredV
             }],
             depends_on: vec![id],
             api_calls: Vec::new(),
-        elements: vm_elements(cx, vm.vmid),
+            elements: vm_elements(cx, vm.vmid),
             storage_lock: None,
             op: Op::Vm(VmOp::StartVm {
                 node: want.node.clone(),
@@ -189,7 +189,13 @@ fn plan_create(cx: &PlanCx<'_>, out: &mut PlanOut, want: &Desired, vm: &DesiredV
     }
 }
 
-fn plan_update(cx: &PlanCx<'_>, out: &mut PlanOut, want: &Desired, vm: &DesiredVm, obs: &ObservedVm) {
+fn plan_update(
+    cx: &PlanCx<'_>,
+    out: &mut PlanOut,
+    want: &Desired,
+    vm: &DesiredVm,
+    obs: &ObservedVm,
+) {
     let target = vm_target(vm.vmid, &vm.name);
     if obs.node != want.node {
         out.notes.push(format!(
@@ -361,7 +367,7 @@ fn plan_update(cx: &PlanCx<'_>, out: &mut PlanOut, want: &Desired, vm: &DesiredV
             changes: changes.clone(),
             depends_on: Vec::new(),
             api_calls: Vec::new(),
-        elements: vm_elements(cx, vm.vmid),
+            elements: vm_elements(cx, vm.vmid),
             storage_lock: None,
             op: Op::Vm(VmOp::UpdateVm {
                 node: node.clone(),
@@ -390,7 +396,7 @@ fn plan_update(cx: &PlanCx<'_>, out: &mut PlanOut, want: &Desired, vm: &DesiredV
                 changes: Vec::new(),
                 depends_on: vec![id],
                 api_calls: Vec::new(),
-        elements: vm_elements(cx, vm.vmid),
+                elements: vm_elements(cx, vm.vmid),
                 storage_lock: None,
                 op: Op::Vm(VmOp::RebootVm {
                     node: node.clone(),
@@ -461,7 +467,7 @@ fn plan_update(cx: &PlanCx<'_>, out: &mut PlanOut, want: &Desired, vm: &DesiredV
             }],
             depends_on: last.iter().cloned().collect(),
             api_calls: Vec::new(),
-        elements: vm_elements(cx, vm.vmid),
+            elements: vm_elements(cx, vm.vmid),
             storage_lock: None,
             op: Op::Vm(VmOp::ResizeDisk {
                 node: node.clone(),
@@ -492,7 +498,7 @@ fn plan_update(cx: &PlanCx<'_>, out: &mut PlanOut, want: &Desired, vm: &DesiredV
             }],
             depends_on: last.iter().cloned().collect(),
             api_calls: Vec::new(),
-        elements: vm_elements(cx, vm.vmid),
+            elements: vm_elements(cx, vm.vmid),
             storage_lock: None,
             op: Op::Vm(VmOp::StartVm {
                 node: node.clone(),
@@ -518,7 +524,7 @@ fn plan_update(cx: &PlanCx<'_>, out: &mut PlanOut, want: &Desired, vm: &DesiredV
             }],
             depends_on: last.iter().cloned().collect(),
             api_calls: Vec::new(),
-        elements: vm_elements(cx, vm.vmid),
+            elements: vm_elements(cx, vm.vmid),
             storage_lock: None,
             op: Op::Vm(VmOp::ShutdownVm {
                 node: node.clone(),
@@ -551,7 +557,6 @@ fn reboot_fields(changes: &[Change]) -> String {
         .collect();
     f.join(", ")
 }
-
 
 /// The VM kind's part of a plan: every declared VM of this phase created or brought
 /// in line, managed guests no longer declared destroyed (behind two approvals), and
@@ -594,7 +599,12 @@ pub(crate) fn vm_elements(cx: &PlanCx<'_>, vmid: u32) -> Vec<String> {
         .vms
         .iter()
         .position(|v| v.vmid == vmid)
-        .map(|i| labwright_spec::YamlPath::root().key("vms").index(i).to_string())
+        .map(|i| {
+            labwright_spec::YamlPath::root()
+                .key("vms")
+                .index(i)
+                .to_string()
+        })
         .into_iter()
         .collect()
 }
