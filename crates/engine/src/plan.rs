@@ -3,7 +3,7 @@
 //! deferred or in place). The plan is data (serialisable), so it can be saved,
 //! reviewed and applied later against the scan it was made from.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use labwright_spec::{ElementKind, Spec};
 use serde::{Deserialize, Serialize};
@@ -216,12 +216,11 @@ pub fn plan_with_firewall(spec: &Spec, observed: &Observed, fw: Option<&Observed
 /// supported yet" here, so a kind missing from [`KINDS`] shows up in the plan instead
 /// of vanishing from it.
 fn account(spec: &Spec, out: &mut PlanOut) -> Vec<ElementState> {
-    let mut in_actions: BTreeMap<String, ()> = BTreeMap::new();
-    for a in &out.actions {
-        for e in &a.elements {
-            in_actions.insert(e.clone(), ());
-        }
-    }
+    let in_actions: BTreeSet<String> = out
+        .actions
+        .iter()
+        .flat_map(|a| a.elements.iter().cloned())
+        .collect();
     let mut in_held: BTreeSet<String> = out
         .blocked
         .iter()
@@ -244,25 +243,26 @@ fn account(spec: &Spec, out: &mut PlanOut) -> Vec<ElementState> {
             ElementStatus::Deferred
         } else if in_held.contains(&path) {
             ElementStatus::Held
-        } else if in_actions.contains_key(&path) {
+        } else if in_actions.contains(&path) {
             ElementStatus::Planned
-        } else if out.owned.contains(&path)
-            || e.parent.as_ref().is_some_and(|p| {
-                let p = p.to_string();
-                out.owned.contains(&p) && !in_held.contains(&p)
-            })
-        {
-            // A VM's disks and NICs go with the VM.
-            match e.parent.as_ref().map(ToString::to_string) {
-                Some(p) if in_actions.contains_key(&p) => ElementStatus::Planned,
-                _ => ElementStatus::InPlace,
-            }
         } else if e
             .parent
             .as_ref()
             .is_some_and(|p| in_held.contains(&p.to_string()))
         {
+            // A held VM holds its disks, NICs and allow entries with it.
             ElementStatus::Held
+        } else if out.owned.contains(&path)
+            || e
+                .parent
+                .as_ref()
+                .is_some_and(|p| out.owned.contains(&p.to_string()))
+        {
+            // A VM's disks and NICs go with the VM.
+            match e.parent.as_ref().map(ToString::to_string) {
+                Some(p) if in_actions.contains(&p) => ElementStatus::Planned,
+                _ => ElementStatus::InPlace,
+            }
         } else {
             let mut h = Held::new(
                 e.label.clone(),
