@@ -866,6 +866,7 @@ fn main() {
             vms,
             storages: Vec::new(),
             backup_jobs: BTreeMap::new(),
+            bridges: None,
             requests: 0,
         };
         let iters = if quick { 3 } else { 20 };

@@ -151,7 +151,9 @@ fn check_plan(name: &str, phase: u8, text: &str, plan: &Value) {
     }
     for (path, own_phase) in &declared {
         let Some(state) = states.get(path) else {
-            panic!("{name} phase {phase}: `{path}` is declared but the plan does not account for it");
+            panic!(
+                "{name} phase {phase}: `{path}` is declared but the plan does not account for it"
+            );
         };
         let status = state["status"].as_str().unwrap_or_default();
         let later = *own_phase > spec_phase;
@@ -249,7 +251,11 @@ fn phase_two_on_spare_disks_applies_what_it_can_and_holds_the_rest() {
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("vm/150 firewall-router"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("vm/150 firewall-router"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("ZFS pool `tank`"), "{}", out.stderr);
     // The VM that needs nothing missing was built.
     let plan = {

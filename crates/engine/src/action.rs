@@ -233,13 +233,13 @@ impl<'de> Deserialize<'de> for ActionId {
 
 impl PartialEq<str> for ActionId {
     fn eq(&self, other: &str) -> bool {
-        self.to_string() == other
+        other.parse::<ActionId>().is_ok_and(|o| &o == self)
     }
 }
 
 impl PartialEq<&str> for ActionId {
     fn eq(&self, other: &&str) -> bool {
-        self.to_string() == *other
+        *self == **other
     }
 }
 

@@ -31,26 +31,6 @@ impl Default for GuestCheckOptions {
     }
 }
 
-impl GuestCheckOptions {
-    /// The defaults, with `LABWRIGHT_AGENT_WAIT_SECS` overriding the agent wait (a
-    /// first boot that installs packages takes minutes on a real node).
-    pub fn from_env() -> Self {
-        let mut o = Self::default();
-        if let Some(s) = std::env::var("LABWRIGHT_AGENT_WAIT_SECS")
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-        {
-            o.agent_wait = Duration::from_secs(s);
-        }
-        if std::env::var("LABWRIGHT_GUEST_CHECKS")
-            .is_ok_and(|v| matches!(v.trim(), "off" | "0" | "false" | "no"))
-        {
-            o.enabled = false;
-        }
-        o
-    }
-}
-
 pub(crate) fn guest_check(name: String, status: CheckStatus, detail: impl Into<String>) -> Check {
     Check {
         name,

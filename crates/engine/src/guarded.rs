@@ -15,7 +15,7 @@ pub const RUNBOOK: &str = "docs/runbooks/firewall-lockout.md";
 
 /// `GET /version` over a brand-new client (new TCP and TLS connection): what a new
 /// SSH or browser session would meet. No retries: a refused connection is the answer.
-pub async fn probe_fresh(cfg: &ClientConfig) -> Result<String, String> {
+pub(crate) async fn probe_fresh(cfg: &ClientConfig) -> Result<String, String> {
     let mut c = cfg
         .clone()
         .retry(RetryPolicy::none())

@@ -253,8 +253,7 @@ fn account(spec: &Spec, out: &mut PlanOut) -> Vec<ElementState> {
             // A held VM holds its disks, NICs and allow entries with it.
             ElementStatus::Held
         } else if out.owned.contains(&path)
-            || e
-                .parent
+            || e.parent
                 .as_ref()
                 .is_some_and(|p| out.owned.contains(&p.to_string()))
         {

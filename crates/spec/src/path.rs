@@ -55,6 +55,12 @@ impl fmt::Display for YamlPath {
     }
 }
 
+impl serde::Serialize for YamlPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 struct Entry {
     key: Option<SrcSpan>,
@@ -278,11 +284,5 @@ mod tests {
             .value(&YamlPath::root().key("a").key("b").index(1))
             .expect("flow");
         assert_eq!((f.line, f.column), (2, 10));
-    }
-}
-
-impl serde::Serialize for YamlPath {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
     }
 }
