@@ -598,7 +598,7 @@ async fn template_and_clones() {
         .await;
     assert_eq!(
         r.message(),
-        "Linked clone feature is not supported for drive 'scsi0'\n"
+        "Linked clone feature is not supported for 'local-lvm:vm-9000-disk-0' (scsi0)\n"
     );
     let r = api.post("/nodes/proxmox/qemu/9000/template", &[]).await;
     assert_eq!(api.wait(r.data()).await, "OK");
