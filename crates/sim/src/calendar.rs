@@ -26,8 +26,20 @@ fn weekday(i: &str) -> Res<'_, ()> {
     }
     let word = &i[..end];
     const DAYS: &[&str] = &[
-        "monday", "mon", "tuesday", "tue", "wednesday", "wed", "thursday", "thu", "friday",
-        "fri", "saturday", "sat", "sunday", "sun",
+        "monday",
+        "mon",
+        "tuesday",
+        "tue",
+        "wednesday",
+        "wed",
+        "thursday",
+        "thu",
+        "friday",
+        "fri",
+        "saturday",
+        "sat",
+        "sunday",
+        "sun",
     ];
     if DAYS.contains(&word.to_ascii_lowercase().as_str()) {
         Ok((&i[end..], ()))
@@ -228,7 +240,11 @@ mod tests {
             ("mon-fri 02:00", "-fri 02:00", "Nom(Eof)"),
             ("foo", "foo", "Context(\"weekday\")"),
             ("sat 2:61", "2:61", "Nom(Eof)"),
-            ("2024-13-01", "2024-13-01", "Context(\"date or time specification\")"),
+            (
+                "2024-13-01",
+                "2024-13-01",
+                "Context(\"date or time specification\")",
+            ),
             ("mon,foo", ",foo", "Nom(Eof)"),
             ("mon..foo", "..foo", "Nom(Eof)"),
             ("12:", "12:", "Context(\"date or time specification\")"),
@@ -239,7 +255,13 @@ mod tests {
                 "{ev}"
             );
         }
-        for ok in ["mon 24:00", "2024-01-01", "*-*-1 0:0", "mon,wed..fri 1,2..5/2:00", "hourly UTC"] {
+        for ok in [
+            "mon 24:00",
+            "2024-01-01",
+            "*-*-1 0:0",
+            "mon,wed..fri 1,2..5/2:00",
+            "hourly UTC",
+        ] {
             assert!(parse(ok).is_ok(), "{ok}");
         }
     }

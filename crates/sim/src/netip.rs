@@ -358,15 +358,24 @@ mod tests {
         );
         err("10.0.0.1-fe80::1", "Not a valid IPv4 address fe80::1");
         err("fe80::zz", "Invalid IP address fe80::zz");
-        err("10.0.0.1/24", "Invalid prefix 00001010000000000000000000000001/24");
+        err(
+            "10.0.0.1/24",
+            "Invalid prefix 00001010000000000000000000000001/24",
+        );
         err("256.1.1.1", "Invalid quad in IP address 256.1.1.1 - 256");
         err(
             "10.0.0.5-10.0.0.1",
             "Begin address is greater than End address 10.0.0.5 - 10.0.0.1",
         );
-        err("1.2.3.4/33", "Prefix length 33 is longer than IP address (32)");
+        err(
+            "1.2.3.4/33",
+            "Prefix length 33 is longer than IP address (32)",
+        );
         err("abc", "Invalid chars in IP abc");
         err("1..2", "Empty quad in IP address 1..2");
-        err("1.2.3.4/0", "Invalid prefix 00000001000000100000001100000100/0");
+        err(
+            "1.2.3.4/0",
+            "Invalid prefix 00000001000000100000001100000100/0",
+        );
     }
 }

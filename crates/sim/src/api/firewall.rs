@@ -247,7 +247,9 @@ fn ipset_exists(st: &State, name: &str, vmid: Option<u32>) -> bool {
 /// unless the reference says `dc/`, then the cluster's unless it says `guest/`.
 fn alias_lookup<'a>(st: &'a State, scope: &str, name: &str, vmid: Option<u32>) -> Option<&'a Obj> {
     let key = name.to_lowercase();
-    let guest = vmid.and_then(|v| st.vms.get(&v)).and_then(|vm| vm.fw_aliases.get(&key));
+    let guest = vmid
+        .and_then(|v| st.vms.get(&v))
+        .and_then(|vm| vm.fw_aliases.get(&key));
     let dc = st.fw.aliases.get(&key);
     let mut e = None;
     if scope != "dc/" {

@@ -15,7 +15,9 @@ use crate::server::{ApiError, Inner, Reply, Req};
 use crate::state::{ExecResult, State, Vm, Volume};
 use crate::tasks::{self, Spec, vm_lock};
 
-use super::snapshot::{snap_exists, snapshot_create, snapshot_delete, snapshot_list, snapshot_rollback};
+use super::snapshot::{
+    snap_exists, snapshot_create, snapshot_delete, snapshot_list, snapshot_rollback,
+};
 use crate::util::{mac_for, now, now_f, render_conf, sha1_hex, truthy, uuid_for};
 
 /// Request keys of create/config that are not VM options.
@@ -752,7 +754,11 @@ fn default_boot_order(conf: &IndexMap<String, String>) -> Option<String> {
     let mut devs: Vec<String> = vec![];
     devs.extend(first(false).cloned());
     devs.extend(first(true).cloned());
-    devs.extend((0..32).map(|i| format!("net{i}")).find(|k| conf.contains_key(k)));
+    devs.extend(
+        (0..32)
+            .map(|i| format!("net{i}"))
+            .find(|k| conf.contains_key(k)),
+    );
     if devs.is_empty() {
         None
     } else {
@@ -1458,7 +1464,11 @@ fn resize(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                 None => (false, size.as_str()),
             };
             let amount = parse_size(num).ok_or_else(|| "internal error".to_string())?;
-            let new = if plus { cur.saturating_add(amount) } else { amount };
+            let new = if plus {
+                cur.saturating_add(amount)
+            } else {
+                amount
+            };
             if new < cur {
                 return Err("shrinking disks is not supported".into());
             }
@@ -1473,7 +1483,11 @@ fn resize(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             props.insert("size".into(), format_size(new));
             vm.conf.insert(disk.clone(), render_drive(&volid, &props));
             Ok(match lv {
-                Some((vg, name)) => vec![format!("  Size of logical volume {vg}/{name} changed from {} to {}.", lvm_size(cur), lvm_size(new))],
+                Some((vg, name)) => vec![format!(
+                    "  Size of logical volume {vg}/{name} changed from {} to {}.",
+                    lvm_size(cur),
+                    lvm_size(new)
+                )],
                 None => vec![],
             })
         }),
@@ -1489,7 +1503,10 @@ pub(super) fn alloc_log_name(st: &State, volid: &str) -> Option<(String, String)
     match cfg.get("type").and_then(Value::as_str) {
         Some("lvm" | "lvmthin") => {
             let vg = cfg.get("vgname").and_then(Value::as_str).unwrap_or("pve");
-            Some((vg.to_string(), name.rsplit('/').next().unwrap_or(&name).to_string()))
+            Some((
+                vg.to_string(),
+                name.rsplit('/').next().unwrap_or(&name).to_string(),
+            ))
         }
         _ => None,
     }
@@ -2029,7 +2046,11 @@ fn clone(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         // feature, which LVM-thin/ZFS/dir volumes only have for base (template) volumes.
         if !full {
             let base = match &snapname {
-                Some(sn) => src.snapshots.get(sn).map(|s| s.conf.clone()).unwrap_or_default(),
+                Some(sn) => src
+                    .snapshots
+                    .get(sn)
+                    .map(|s| s.conf.clone())
+                    .unwrap_or_default(),
                 None => src.conf.clone(),
             };
             let mut keys: Vec<&String> = base.keys().filter(|k| is_drive(k)).collect();
@@ -2042,7 +2063,11 @@ fn clone(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                 let file = v.split(',').next().unwrap_or("");
                 let vol = parse_volid(file).map(|(_, v)| v).unwrap_or_default();
                 if !vol.starts_with("base-") && !vol.contains("/base-") {
-                    let snap = if snapname.is_some() { " a snapshot of" } else { "" };
+                    let snap = if snapname.is_some() {
+                        " a snapshot of"
+                    } else {
+                        ""
+                    };
                     return Err(ApiError::e500(format!(
                         "Linked clone feature is not supported for{snap} '{file}' ({k})"
                     )));

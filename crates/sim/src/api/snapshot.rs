@@ -16,7 +16,8 @@ use crate::util::{now, now_f, truthy, uuid_for};
 /// The machine and CPU a running VM was started with (what `runningmachine` and
 /// `runningcpu` record for a RAM snapshot).
 const RUNNING_MACHINE: &str = "pc-i440fx-10.1+pve0";
-const RUNNING_CPU: &str = "qemu64,+aes,enforce,+kvm_pv_eoi,+kvm_pv_unhalt,+pni,+popcnt,+sse4.1,+sse4.2,+ssse3";
+const RUNNING_CPU: &str =
+    "qemu64,+aes,enforce,+kvm_pv_eoi,+kvm_pv_unhalt,+pni,+popcnt,+sse4.1,+sse4.2,+ssse3";
 
 pub(super) fn snap_exists(inner: &Inner, r: &Req) -> Result<Snapshot, ApiError> {
     inner.with_state(|st| {
@@ -90,7 +91,9 @@ fn vmstate_storage(st: &State, conf: &IndexMap<String, String>) -> String {
         let Some(cfg) = st.storages.get(&sid) else {
             continue;
         };
-        let is_shared = cfg.get("shared").is_some_and(|v| v == &json!(1) || v == "1");
+        let is_shared = cfg
+            .get("shared")
+            .is_some_and(|v| v == &json!(1) || v == "1");
         let dst = if is_shared { &mut shared } else { &mut local };
         if dst.is_none() || cfg.get("path").is_some() {
             *dst = Some(sid);
@@ -105,7 +108,10 @@ fn save_vmstate(st: &mut State, vm: &Vm, snap: &str, log: &mut Vec<String>) -> S
     let sid = vmstate_storage(st, &vm.conf);
     let mem_mib = super::cluster::vm_maxmem(vm.conf.get("memory")) >> 20;
     let size = (mem_mib * 2 + 500) << 20;
-    let path_based = st.storages.get(&sid).is_some_and(|c| c.get("path").is_some());
+    let path_based = st
+        .storages
+        .get(&sid)
+        .is_some_and(|c| c.get("path").is_some());
     let name = format!("vm-{}-state-{snap}", vm.vmid);
     let volid = if path_based {
         format!("{sid}:{}/{name}.raw", vm.vmid)
@@ -261,7 +267,10 @@ pub(super) fn snapshot_rollback(inner: &Arc<Inner>, r: &Req) -> Result<Reply, Ap
                 conf.shift_remove(k);
             }
             if conf.contains_key("vmgenid") {
-                conf.insert("vmgenid".into(), uuid_for(serial + 7, 0x5eed ^ u64::from(vmid)));
+                conf.insert(
+                    "vmgenid".into(),
+                    uuid_for(serial + 7, 0x5eed ^ u64::from(vmid)),
+                );
             }
             conf.insert("parent".into(), name.clone());
             vm.conf = conf;

@@ -391,8 +391,13 @@ fn activate(st: &State, node: &str, id: &str, cfg: &Obj) -> Result<(), String> {
                 .all(|k| cfg.get(*k).is_none_or(|v| v != "0"));
             let exists = path == "/var/lib/vz"
                 || path.starts_with("/var/lib/vz/")
-                || st.storages.values().any(|c| c.get("path").and_then(Value::as_str) == Some(path.as_str()))
-                || pools.iter().any(|p| path == format!("/{p}") || path.starts_with(&format!("/{p}/")));
+                || st
+                    .storages
+                    .values()
+                    .any(|c| c.get("path").and_then(Value::as_str) == Some(path.as_str()))
+                || pools
+                    .iter()
+                    .any(|p| path == format!("/{p}") || path.starts_with(&format!("/{p}/")));
             if exists || may_create {
                 Ok(())
             } else {
@@ -1319,11 +1324,14 @@ fn vzdump(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                     Some(vm) => {
                         let size = crate::api::qemu::disk_sizes(&vm.conf) / 10;
                         let notes = notes_template.as_ref().map(|t| {
-                            t.replace("{{guestname}}", vm.conf.get("name").map_or("", |s| s.as_str()))
-                                .replace("{{vmid}}", &id.to_string())
-                                .replace("{{node}}", &node2)
-                                .replace("{{cluster}}", cluster.as_deref().unwrap_or(""))
-                                .replace("\\n", "\n")
+                            t.replace(
+                                "{{guestname}}",
+                                vm.conf.get("name").map_or("", |s| s.as_str()),
+                            )
+                            .replace("{{vmid}}", &id.to_string())
+                            .replace("{{node}}", &node2)
+                            .replace("{{cluster}}", cluster.as_deref().unwrap_or(""))
+                            .replace("\\n", "\n")
                         });
                         let volid = format!("{storage}:backup/vzdump-qemu-{id}-{ts}.vma.zst");
                         st.volumes.push(Volume {
