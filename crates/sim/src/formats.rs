@@ -1,7 +1,7 @@
 //! PVE's named formats and property strings (formats.md §4, §7, §8), reimplemented from the
 //! written rules. Every message carries PVE's exact text, including trailing newlines.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::OnceLock;
 
 use indexmap::IndexMap;
@@ -562,68 +562,6 @@ fn is_icmp_name(s: &str) -> bool {
     ICMP_TYPES.split(' ').any(|x| x == s) || ICMPV6_TYPES.split(' ').any(|x| x == s)
 }
 
-/// Net::IP-like parse of one firewall address element; `Err` is Net::IP's message.
-fn netip_check(s: &str, clear_host_bits: bool) -> Result<bool, String> {
-    // Returns Ok(is_v6).
-    if let Some((a, b)) = s.split_once('-') {
-        let is6 = a.contains(':');
-        netip_check(a, false)?;
-        netip_check(b, false)?;
-        let ord = match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
-            (Ok(x), Ok(y)) => x > y,
-            _ => false,
-        };
-        if ord {
-            return Err(format!(
-                "Begin address is greater than End address {a} - {b}"
-            ));
-        }
-        return Ok(is6);
-    }
-    let (addr, prefix) = match s.split_once('/') {
-        Some((a, p)) => (a, Some(p)),
-        None => (s, None),
-    };
-    let is6 = addr.contains(':');
-    if is6 {
-        if !ipv6_ok(addr) {
-            return Err(format!("Invalid chars in IP {s}"));
-        }
-    } else {
-        if addr.chars().any(|c| !c.is_ascii_digit() && c != '.') {
-            return Err(format!("Invalid chars in IP {s}"));
-        }
-        for q in addr.split('.') {
-            if q.parse::<u32>().map_or(true, |n| n > 255) {
-                return Err(format!("Invalid quad in IP address {addr} - {q}"));
-            }
-        }
-        if !ipv4_ok(addr) {
-            return Err(format!("Invalid chars in IP {s}"));
-        }
-    }
-    if let Some(p) = prefix {
-        let max = if is6 { 128 } else { 32 };
-        let p: u32 = p.parse().map_err(|_| format!("Invalid chars in IP {s}"))?;
-        if p > max {
-            return Err(format!(
-                "Prefix length {p} is longer than IP address ({max})"
-            ));
-        }
-        if !clear_host_bits
-            && !is6
-            && let Ok(ip) = addr.parse::<Ipv4Addr>()
-        {
-            let bits = u32::from(ip);
-            let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
-            if bits & !mask != 0 {
-                return Err(format!("Invalid prefix {bits:032b}/{p}"));
-            }
-        }
-    }
-    Ok(is6)
-}
-
 fn ports_check(v: &str, dport: bool) -> Result<(), String> {
     if v.is_empty() {
         return Ok(());
@@ -740,18 +678,22 @@ fn check_code(name: &str, v: &str) -> Result<(), String> {
             return Err(format!("invalid network interface name '{v}'\n"));
         }
         "pve-vlan-id-or-range" => {
+            // pve_verify_vlan_id_or_range: the start tag is checked first, each tag
+            // is named on its own; an end of "0" is Perl-false and not checked.
             let Some(c) = vlan_re().captures(v) else {
                 return Err(format!("invalid VLAN configuration '{v}'\n"));
             };
-            let a: u32 = c[1].parse().unwrap_or(0);
-            if !(2..=4094).contains(&a) {
-                return Err(format!("invalid VLAN tag '{v}'\n"));
-            }
-            if let Some(b) = c.get(2) {
-                let b: u32 = b.as_str().parse().unwrap_or(0);
-                if !(2..=4094).contains(&b) {
-                    return Err(format!("invalid VLAN tag '{v}'\n"));
+            let tag_ok = |t: &str| {
+                let n: f64 = t.parse().unwrap_or(f64::MAX);
+                if (2.0..=4094.0).contains(&n) {
+                    Ok(n)
+                } else {
+                    Err(format!("invalid VLAN tag '{t}'\n"))
                 }
+            };
+            let a = tag_ok(&c[1])?;
+            if let Some(b) = c.get(2).map(|m| m.as_str()).filter(|b| *b != "0") {
+                let b = tag_ok(b)?;
                 if a >= b {
                     return Err(format!(
                         "VLAN range must go from lower to higher tag '{v}'\n"
@@ -850,13 +792,19 @@ fn check_code(name: &str, v: &str) -> Result<(), String> {
             }
         }
         "pve-cpuset" => {
-            for p in v.split(',') {
+            // CpuSet::parse_cpuset over Perl's `split /,/`, which drops trailing empty
+            // fields: `0-3,` is `0-3`, while `,0-3` or `0,,1` have an empty part.
+            let mut parts: Vec<&str> = v.split(',').collect();
+            while parts.last().is_some_and(|p| p.is_empty()) {
+                parts.pop();
+            }
+            for p in parts {
                 let ok = cpuset_re().captures(p).is_some_and(|c| {
                     let a: u64 = c[1].parse().unwrap_or(0);
                     c.get(2)
                         .is_none_or(|b| b.as_str().parse::<u64>().is_ok_and(|b| a <= b))
                 });
-                if !ok && !v.is_empty() {
+                if !ok {
                     return Err("unable to parse cpuset option\n".into());
                 }
             }
@@ -933,24 +881,7 @@ fn check_code(name: &str, v: &str) -> Result<(), String> {
                 }
                 return Ok(());
             }
-            let items: Vec<&str> = v.split(',').collect();
-            if items.iter().any(|i| i.is_empty()) {
-                return Err("extraneous commas in list\n".into());
-            }
-            let mut fam = None;
-            for i in &items {
-                let is6 =
-                    netip_check(i, false).map_err(|e| format!("invalid IP address: {e}\n"))?;
-                if fam.is_some_and(|f| f != is6) {
-                    return Err(format!(
-                        "detected mixed ipv4/ipv6 addresses in address list '{v}'\n"
-                    ));
-                }
-                fam = Some(is6);
-                if items.len() > 1 && i.contains('-') {
-                    return Err("you can't use a range in a list\n".into());
-                }
-            }
+            crate::netip::address_list(v).map_err(|e| format!("{e}\n"))?;
         }
         "pve-fw-dport-spec" => ports_check(v, true)?,
         "pve-fw-sport-spec" => ports_check(v, false)?,

@@ -21,6 +21,7 @@ pub mod calendar;
 pub mod formats;
 mod fweval;
 mod guestnet;
+pub mod netip;
 pub mod schema;
 mod server;
 pub mod state;

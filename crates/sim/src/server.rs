@@ -38,6 +38,8 @@ pub struct Inner {
     pub ticket_key: String,
     pub flocks: Mutex<HashMap<String, u64>>,
     pub fingerprint: String,
+    /// `certificates/info` entries: the cluster CA, then the served node certificate.
+    pub cert_info: Vec<Value>,
     pub state_file: Option<PathBuf>,
     pub persist_lock: Mutex<()>,
 }
@@ -432,6 +434,13 @@ pub async fn start(cfg: SimConfig) -> Result<SimHandle, SimError> {
         ticket_key,
         flocks: Mutex::new(HashMap::new()),
         fingerprint,
+        cert_info: [
+            (certs.ca_pem.as_str(), "pve-root-ca.pem"),
+            (certs.leaf_pem.as_str(), "pve-ssl.pem"),
+        ]
+        .iter()
+        .filter_map(|(pem, f)| crate::tls::describe(pem, f))
+        .collect(),
         state_file,
         persist_lock: Mutex::new(()),
         cfg,

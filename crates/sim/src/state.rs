@@ -79,6 +79,9 @@ pub struct Volume {
     /// The image a disk was imported from (`import-from`): tells what the guest boots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imported_from: Option<String>,
+    /// Backup notes (`<archive>.notes`, from vzdump's `notes-template`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -404,6 +407,7 @@ impl State {
                     ctime: now,
                     user_data: None,
                     imported_from: None,
+                    ..Default::default()
                 });
                 st.vms.insert(
                     vmid,

@@ -69,12 +69,30 @@ pub fn spawn(inner: &Arc<Inner>, spec: Spec, work: Work) -> String {
         (upid, pid)
     });
     let _ = pid;
-    if let Some((vmid, lock)) = spec.config_lock {
-        inner.with_state(|st| {
-            if let Some(vm) = st.vms.get_mut(&vmid) {
-                vm.conf.entry("lock".into()).or_insert_with(|| lock.into());
+    // Tasks that set a config lock (snapshot, rollback, snapshot-delete) hold the VM's
+    // flock only while they check and set `lock:` (pve-guest-common's
+    // AbstractConfig::snapshot_* "prepare" step); the long part runs under the config
+    // lock alone, so a stop arriving meanwhile fails with "VM is locked (snapshot)"
+    // instead of waiting. When the flocks are free the prepare step happens at once.
+    let mut prepared = None;
+    if let Some(cl) = spec.config_lock {
+        let taken = match inner.flocks.lock() {
+            Ok(mut f) if spec.locks.iter().all(|(k, _, _)| !f.contains_key(k)) => {
+                for (k, _, _) in &spec.locks {
+                    f.insert(k.clone(), 0);
+                }
+                true
             }
-        });
+            _ => false,
+        };
+        if taken {
+            prepared = Some(inner.with_state(|st| set_config_lock(st, cl)));
+            if let Ok(mut f) = inner.flocks.lock() {
+                for (k, _, _) in &spec.locks {
+                    f.remove(k);
+                }
+            }
+        }
     }
     let inner2 = inner.clone();
     let id = upid.clone();
@@ -91,25 +109,38 @@ pub fn spawn(inner: &Arc<Inner>, spec: Spec, work: Work) -> String {
         let fail = f.task_failure_rate > 0.0 && inner2.roll() < f.task_failure_rate;
         let mut guards = Vec::new();
         let mut lock_err = None;
-        for (key, shown, timeout) in &spec.locks {
-            match inner2.flock(key, *timeout).await {
-                Ok(g) => guards.push(g),
-                Err(()) => {
-                    lock_err = Some(if let Some(name) = shown.strip_prefix("cfs:") {
-                        format!("cfs-lock '{name}' error: got lock request timeout")
-                    } else {
-                        format!("can't lock file '{shown}' - got timeout")
-                    });
-                    break;
+        if prepared.is_none() {
+            for (key, shown, timeout) in &spec.locks {
+                match inner2.flock(key, *timeout).await {
+                    Ok(g) => guards.push(g),
+                    Err(()) => {
+                        lock_err = Some(if let Some(name) = shown.strip_prefix("cfs:") {
+                            format!("cfs-lock '{name}' error: got lock request timeout")
+                        } else {
+                            format!("can't lock file '{shown}' - got timeout")
+                        });
+                        break;
+                    }
                 }
             }
+            if lock_err.is_none()
+                && let Some(cl) = spec.config_lock
+            {
+                prepared = Some(inner2.with_state(|st| set_config_lock(st, cl)));
+                guards.clear();
+            }
+        }
+        let mut own_lock = spec.config_lock;
+        if let Some(Err(e)) = prepared {
+            lock_err = Some(e);
+            own_lock = None;
         }
         let result = match lock_err {
             Some(e) => Err(e),
             None => {
                 tokio::time::sleep(inner2.scaled(secs)).await;
                 inner2.with_state(|st| {
-                    release_config_lock(st, spec.config_lock);
+                    release_config_lock(st, own_lock);
                     // A task stopped through `DELETE …/tasks/{upid}` does no more work.
                     if st.tasks.iter().any(|t| t.upid == id && !t.running) {
                         return Err("received interrupt".to_string());
@@ -125,8 +156,8 @@ pub fn spawn(inner: &Arc<Inner>, spec: Spec, work: Work) -> String {
                 })
             }
         };
-        if let Some(cl) = spec.config_lock {
-            inner2.with_state(|st| release_config_lock(st, Some(cl)));
+        if own_lock.is_some() {
+            inner2.with_state(|st| release_config_lock(st, own_lock));
         }
         if result.is_err() && spec.kind == "qmcreate" {
             inner2.with_state(|st| forget_failed_create(st, &spec.id));
@@ -136,6 +167,19 @@ pub fn spawn(inner: &Arc<Inner>, spec: Spec, work: Work) -> String {
         inner2.persist();
     });
     upid
+}
+
+/// The prepare step of a config-locked task: refuse when the VM is locked already
+/// (`VM is locked (…)`), otherwise set this task's lock.
+fn set_config_lock(st: &mut State, (vmid, lock): (u32, &'static str)) -> Result<(), String> {
+    let Some(vm) = st.vms.get_mut(&vmid) else {
+        return Ok(());
+    };
+    if let Some(l) = vm.conf.get("lock") {
+        return Err(format!("VM is locked ({l})"));
+    }
+    vm.conf.insert("lock".into(), lock.into());
+    Ok(())
 }
 
 /// Drops the config lock a task set, unless someone else's lock replaced it.

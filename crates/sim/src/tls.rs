@@ -35,6 +35,10 @@ impl CertSet {
         ca.distinguished_name = dn;
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        // pve-cluster: the CA is valid for ten years, node certificates for two.
+        let now = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
+        ca.not_before = now;
+        ca.not_after = now + time::Duration::days(3650);
         let ca_key = KeyPair::generate().map_err(err)?;
         let issuer = CertifiedIssuer::self_signed(ca, ca_key).map_err(err)?;
 
@@ -50,10 +54,12 @@ impl CertSet {
             }
         }
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, format!("{node}.lan"));
         dn.push(DnType::OrganizationalUnitName, "PVE Cluster Node");
         dn.push(DnType::OrganizationName, "Proxmox Virtual Environment");
+        dn.push(DnType::CommonName, format!("{node}.lan"));
         leaf.distinguished_name = dn;
+        leaf.not_before = now;
+        leaf.not_after = now + time::Duration::days(730);
         let leaf_key = KeyPair::generate().map_err(err)?;
         let cert = leaf.signed_by(&leaf_key, &issuer).map_err(err)?;
         Ok(CertSet {
@@ -117,6 +123,77 @@ impl CertSet {
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(cfg))
     }
+}
+
+/// One entry of `GET /nodes/{node}/certificates/info`, read back from the certificate
+/// itself (PVE::Certificate::get_certificate_info): names in OpenSSL's one-line form,
+/// validity as epoch seconds, SANs, SHA-256 fingerprint and the PEM.
+pub fn describe(pem: &str, filename: &str) -> Option<serde_json::Value> {
+    use x509_parser::extensions::GeneralName;
+    use x509_parser::oid_registry as oids;
+    let der = pem_body(pem);
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
+    let oneline = |name: &x509_parser::x509::X509Name<'_>| {
+        let mut out = String::new();
+        for rdn in name.iter() {
+            for a in rdn.iter() {
+                let oid = a.attr_type();
+                let key = if *oid == oids::OID_X509_COMMON_NAME {
+                    "CN"
+                } else if *oid == oids::OID_X509_ORGANIZATION_NAME {
+                    "O"
+                } else if *oid == oids::OID_X509_ORGANIZATIONAL_UNIT {
+                    "OU"
+                } else if *oid == oids::OID_X509_COUNTRY_NAME {
+                    "C"
+                } else {
+                    continue;
+                };
+                out.push_str(&format!("/{key}={}", a.as_str().unwrap_or("")));
+            }
+        }
+        out
+    };
+    let fp = Sha256::digest(&der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let mut v = serde_json::json!({
+        "filename": filename,
+        "fingerprint": fp,
+        "issuer": oneline(cert.issuer()),
+        "subject": oneline(cert.subject()),
+        "notbefore": cert.validity().not_before.timestamp(),
+        "notafter": cert.validity().not_after.timestamp(),
+        "public-key-type": match cert.public_key().parsed() {
+            Ok(x509_parser::public_key::PublicKey::RSA(_)) => "rsaEncryption",
+            Ok(x509_parser::public_key::PublicKey::EC(_)) => "id-ecPublicKey",
+            _ => "unknown",
+        },
+        "public-key-bits": cert.public_key().parsed().map(|k| k.key_size()).unwrap_or(0),
+        "pem": pem,
+    });
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        let names: Vec<String> = san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|g| match g {
+                GeneralName::DNSName(d) => Some((*d).to_string()),
+                GeneralName::IPAddress(b) => match b.len() {
+                    4 => Some(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string()),
+                    16 => <[u8; 16]>::try_from(*b)
+                        .ok()
+                        .map(|a| std::net::Ipv6Addr::from(a).to_string()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        v["san"] = serde_json::json!(names);
+    }
+    Some(v)
 }
 
 /// The base64 body of the first PEM block.

@@ -212,7 +212,17 @@ async fn firewall_rules_defaults_digest_and_objects() {
             ],
         )
         .await;
-    assert_eq!(r.err("dport"), "protocol 'icmp' does not support ports");
+    // pve-firewall (since 2023): ICMP rules take a dport (an ICMP type or number);
+    // the protocol makes the rule IPv4-only.
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        api.get("/cluster/firewall/rules/0").await.data()["ipversion"],
+        4
+    );
+    assert_eq!(
+        api.delete("/cluster/firewall/rules/0", &[]).await.status,
+        200
+    );
     let r = api
         .post(
             "/cluster/firewall/rules",

@@ -187,16 +187,10 @@ fn node_status(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
     })
 }
 
+/// The certificates actually served: PVE lists `pve-root-ca.pem` and the node's
+/// `pve-ssl.pem` (and `pveproxy-ssl.pem` when a custom one is installed).
 fn cert_info(inner: &Inner, _r: &Req) -> Value {
-    json!([{
-        "filename": "pve-ssl.pem",
-        "fingerprint": inner.fingerprint,
-        "issuer": "/CN=Proxmox Virtual Environment/OU=labwright-sim/O=PVE Cluster Manager CA",
-        "subject": "/OU=PVE Cluster Node/O=Proxmox Virtual Environment/CN=proxmox.lan",
-        "public-key-type": "ecdsa", "public-key-bits": 256,
-        "notbefore": 1_735_689_600u64, "notafter": 4_102_444_800u64,
-        "san": ["127.0.0.1", "localhost", "proxmox", "proxmox.lan"],
-    }])
+    Value::Array(inner.cert_info.clone())
 }
 
 fn resources(inner: &Inner, r: &Req) -> Value {
@@ -213,8 +207,16 @@ fn resources(inner: &Inner, r: &Req) -> Value {
                 }
                 let id = format!("qemu/{}", vm.vmid);
                 if now_f() - vm.created_at < lag {
-                    // pvestatd has not seen the new guest yet (RRD lag).
-                    out.push(json!({"id": id, "vmid": vm.vmid, "node": vm.node, "type": "qemu", "status": "unknown"}));
+                    // pvestatd has not seen the new guest yet (RRD lag), but `lock` and
+                    // `tags` come from the config (the cluster's vmlist), at once.
+                    let mut e = json!({"id": id, "vmid": vm.vmid, "node": vm.node, "type": "qemu", "status": "unknown"});
+                    if let Some(tags) = vm.conf.get("tags") {
+                        e["tags"] = json!(tags);
+                    }
+                    if let Some(l) = vm.conf.get("lock") {
+                        e["lock"] = json!(l);
+                    }
+                    out.push(e);
                     continue;
                 }
                 let maxmem = vm_maxmem(vm.conf.get("memory"));

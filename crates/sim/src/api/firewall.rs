@@ -233,52 +233,56 @@ const PORT_PROTOS: &[&str] = &[
     "tcp", "udp", "udplite", "dccp", "sctp", "6", "17", "136", "33", "132",
 ];
 
+/// pve-firewall's ipset lookup in `verify_rule`: the set must be defined in the
+/// cluster or in the guest's own firewall config (a `dc/`/`guest/` scope does not
+/// matter for the check); `management` and `blacklist` exist only when defined.
 fn ipset_exists(st: &State, name: &str, vmid: Option<u32>) -> bool {
-    let (scope, n) = match name.split_once('/') {
-        Some((s, n)) => (Some(s), n),
-        None => (None, name),
-    };
-    let dc = st.fw.ipsets.contains_key(n) || n == "management" || n == "blacklist";
+    st.fw.ipsets.contains_key(name)
+        || vmid
+            .and_then(|v| st.vms.get(&v))
+            .is_some_and(|vm| vm.fw_ipsets.contains_key(name))
+}
+
+/// An alias as the rule sees it (names are case-insensitive): the guest's own first
+/// unless the reference says `dc/`, then the cluster's unless it says `guest/`.
+fn alias_lookup<'a>(st: &'a State, scope: &str, name: &str, vmid: Option<u32>) -> Option<&'a Obj> {
+    let key = name.to_lowercase();
     let guest = vmid
         .and_then(|v| st.vms.get(&v))
-        .is_some_and(|vm| vm.fw_ipsets.contains_key(n));
-    match scope {
-        Some("dc") => dc,
-        Some("guest") => guest,
-        Some(_) => false,
-        None => dc || guest,
+        .and_then(|vm| vm.fw_aliases.get(&key));
+    let dc = st.fw.aliases.get(&key);
+    let mut e = None;
+    if scope != "dc/" {
+        e = guest;
     }
+    if scope != "guest/" && e.is_none() {
+        e = dc;
+    }
+    e
 }
 
 fn alias_exists(st: &State, name: &str, vmid: Option<u32>) -> bool {
-    let (scope, n) = match name.split_once('/') {
-        Some((s, n)) => (Some(s), n),
-        None => (None, name),
-    };
-    let dc = st.fw.aliases.contains_key(n) || n == "local_network";
-    let guest = vmid
-        .and_then(|v| st.vms.get(&v))
-        .is_some_and(|vm| vm.fw_aliases.contains_key(n));
-    match scope {
-        Some("dc") => dc,
-        Some("guest") => guest,
-        Some(_) => false,
-        None => dc || guest,
-    }
+    let n = name
+        .strip_prefix("dc/")
+        .or_else(|| name.strip_prefix("guest/"))
+        .unwrap_or(name)
+        .to_lowercase();
+    st.fw.aliases.contains_key(&n)
+        || vmid
+            .and_then(|v| st.vms.get(&v))
+            .is_some_and(|vm| vm.fw_aliases.contains_key(&n))
 }
 
-fn family(spec: &str) -> Option<bool> {
-    if spec.starts_with('+')
-        || spec.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-            && !spec.contains(':')
-            && !spec.contains('.')
-    {
-        return None;
-    }
-    Some(spec.contains(':'))
+fn name_pattern(s: &str) -> bool {
+    let mut c = s.chars();
+    c.next().is_some_and(|x| x.is_ascii_alphabetic())
+        && s.len() >= 2
+        && c.all(|x| x.is_ascii_alphanumeric() || x == '-' || x == '_')
 }
 
-/// `verify_rule`: cross-field checks after the schema (formats.md §9).
+/// `verify_rule` of pve-firewall, in its order: the first problem is raised as a
+/// parameter error on its field; address families are collected from the protocol,
+/// the address lists and the aliases used, and stored as the rule's `ipversion`.
 fn verify_rule(st: &State, rule: &mut Obj, env: Env, vmid: Option<u32>) -> Result<(), ApiError> {
     let s = |rule: &Obj, k: &str| {
         rule.get(k)
@@ -288,66 +292,56 @@ fn verify_rule(st: &State, rule: &mut Obj, env: Env, vmid: Option<u32>) -> Resul
     };
     let ty = s(rule, "type").ok_or_else(|| ApiError::param("type", "missing property"))?;
     let action = s(rule, "action").ok_or_else(|| ApiError::param("action", "missing property"))?;
-    let allowed: &[&str] = match env {
-        Env::Cluster | Env::Host => &["in", "out", "forward", "group"],
-        Env::Vm => &["in", "out", "group"],
-        Env::Group => &["in", "out", "forward"],
+    let (allowed, env_name): (&[&str], &str) = match env {
+        Env::Cluster => (&["in", "out", "forward", "group"], "cluster"),
+        Env::Host => (&["in", "out", "forward", "group"], "host"),
+        Env::Vm => (&["in", "out", "group"], "vm"),
+        Env::Group => (&["in", "out", "forward"], "group"),
     };
     if !allowed.contains(&ty.as_str()) {
-        if ty == "group" && env == Env::Group {
-            return Err(ApiError::param("type", "security groups not allowed"));
-        }
-        let e = match env {
-            Env::Cluster => "cluster",
-            Env::Host => "host",
-            Env::Vm => "vm",
-            Env::Group => "group",
-        };
         return Err(ApiError::param(
             "type",
-            format!("invalid rule type '{ty}' for rule_env '{e}'"),
+            format!("invalid rule type '{ty}' for rule_env '{env_name}'"),
         ));
     }
     if ty == "group" {
-        if !action
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
+        if !name_pattern(&action) {
             return Err(ApiError::param(
                 "action",
                 "invalid characters in security group name",
             ));
         }
-        if !st.fw.groups.contains_key(&action) {
-            return Err(ApiError::param(
-                "action",
-                format!("no such security group '{action}'"),
-            ));
-        }
     } else {
-        if !["ACCEPT", "DROP", "REJECT"].contains(&action.as_str()) {
-            return Err(ApiError::param(
-                "action",
-                format!("unknown action '{action}'"),
-            ));
-        }
         if ty == "forward" && action == "REJECT" {
             return Err(ApiError::param(
                 "action",
                 "cannot define REJECT rules on forward chain",
             ));
         }
+        if !["ACCEPT", "DROP", "REJECT"].contains(&action.as_str()) {
+            return Err(ApiError::param(
+                "action",
+                format!("unknown action '{action}'"),
+            ));
+        }
     }
-    if let Some(iface) = s(rule, "iface")
-        && env == Env::Vm
-        && !iface
-            .strip_prefix("net")
-            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
-    {
-        return Err(ApiError::param(
-            "iface",
-            "value does not match the regex pattern 'net\\d+'",
-        ));
+    if let Some(iface) = s(rule, "iface") {
+        if env == Env::Group {
+            return Err(ApiError::param(
+                "type",
+                "parameter -i not allowed for this rule type",
+            ));
+        }
+        if env == Env::Vm
+            && !iface
+                .strip_prefix("net")
+                .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+        {
+            return Err(ApiError::param(
+                "iface",
+                "value does not match the regex pattern 'net\\d+'",
+            ));
+        }
     }
     if let Some(m) = s(rule, "macro") {
         let canon = MACROS
@@ -361,35 +355,43 @@ fn verify_rule(st: &State, rule: &mut Obj, env: Env, vmid: Option<u32>) -> Resul
             None => return Err(ApiError::param("macro", format!("unknown macro '{m}'"))),
         }
     }
+    let mut ipversion: Option<u8> = None;
+    let mixed = "detected mixed ipv4/ipv6 addresses in rule";
+    let set_version = |v: u8, ipversion: &mut Option<u8>| -> Result<(), String> {
+        if ipversion.is_some_and(|x| x != v) {
+            return Err(mixed.to_string());
+        }
+        *ipversion = Some(v);
+        Ok(())
+    };
     let proto = s(rule, "proto");
-    for k in ["dport", "sport"] {
-        if s(rule, k).is_some() {
-            match &proto {
-                None => {
-                    return Err(ApiError::param(
-                        "proto",
-                        format!("missing property - '{k}' requires this property"),
-                    ));
-                }
-                Some(p) if !PORT_PROTOS.contains(&p.as_str()) => {
-                    return Err(ApiError::param(
-                        k,
-                        format!("protocol '{p}' does not support ports"),
-                    ));
-                }
-                _ => {}
-            }
+    let is_icmp = matches!(proto.as_deref(), Some("icmp" | "icmpv6" | "ipv6-icmp"));
+    match proto.as_deref() {
+        Some("icmp") => set_version(4, &mut ipversion).map_err(ApiError::e500)?,
+        Some("icmpv6" | "ipv6-icmp") => set_version(6, &mut ipversion).map_err(ApiError::e500)?,
+        _ => {}
+    }
+    let with_ports = |p: &str| PORT_PROTOS.contains(&p);
+    if s(rule, "dport").is_some() {
+        let Some(p) = &proto else {
+            return Err(ApiError::param(
+                "proto",
+                "missing property - 'dport' requires this property",
+            ));
+        };
+        if !with_ports(p) && !is_icmp {
+            return Err(ApiError::param(
+                "dport",
+                format!("protocol '{p}' does not support ports"),
+            ));
         }
     }
     if let Some(it) = s(rule, "icmp-type") {
-        match proto.as_deref() {
-            Some("icmp" | "icmpv6" | "ipv6-icmp") => {}
-            _ => {
-                return Err(ApiError::param(
-                    "proto",
-                    "missing property - 'icmp-type' requires this property",
-                ));
-            }
+        if !is_icmp {
+            return Err(ApiError::param(
+                "proto",
+                "missing property - 'icmp-type' requires this property",
+            ));
         }
         if s(rule, "dport").is_some() {
             return Err(ApiError::param(
@@ -397,30 +399,82 @@ fn verify_rule(st: &State, rule: &mut Obj, env: Env, vmid: Option<u32>) -> Resul
                 "'icmp-type' cannot be specified together with 'dport'",
             ));
         }
-        let _ = it;
+        let p = proto.clone().unwrap_or_default();
+        let names = if p == "icmp" {
+            crate::formats::ICMP_TYPES
+        } else {
+            crate::formats::ICMPV6_TYPES
+        };
+        if !names.split(' ').any(|n| n == it) {
+            return Err(ApiError::param(
+                "icmp-type",
+                format!("invalid icmp-type '{it}' for proto '{p}'"),
+            ));
+        }
     }
-    let mut fams = vec![];
+    if s(rule, "sport").is_some() {
+        let Some(p) = &proto else {
+            return Err(ApiError::param(
+                "proto",
+                "missing property - 'sport' requires this property",
+            ));
+        };
+        if !with_ports(p) {
+            return Err(ApiError::param(
+                "sport",
+                format!("protocol '{p}' does not support ports"),
+            ));
+        }
+    }
     for k in ["source", "dest"] {
         let Some(v) = s(rule, k) else { continue };
-        if let Some(name) = v.strip_prefix('+') {
-            if !ipset_exists(st, name, vmid) {
-                return Err(ApiError::param(k, format!("no such ipset '{name}'")));
-            }
-        } else if (v.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-            && !v.contains(':')
-            && !v.contains('.')
-            || v.starts_with("dc/")
-            || v.starts_with("guest/"))
-            && !alias_exists(st, &v, vmid)
-        {
-            return Err(ApiError::param(k, format!("no such alias '{v}'")));
+        let is_ref = v.starts_with('+')
+            || name_pattern(
+                v.strip_prefix("dc/")
+                    .or_else(|| v.strip_prefix("guest/"))
+                    .unwrap_or(&v),
+            );
+        if !is_ref {
+            let fam = crate::netip::address_list(&v).map_err(|e| ApiError::param(k, e))?;
+            set_version(fam, &mut ipversion).map_err(|e| ApiError::param(k, e))?;
         }
-        if let Some(f) = family(&v) {
-            fams.push(f);
+        if let Some(set) = v.strip_prefix('+') {
+            let bare = set
+                .strip_prefix("guest/")
+                .or_else(|| set.strip_prefix("dc/"))
+                .or_else(|| set.strip_prefix("sdn/"))
+                .unwrap_or(set);
+            if !name_pattern(bare) {
+                return Err(ApiError::param(k, format!("invalid ipset name '{v}'")));
+            }
+            if !ipset_exists(st, bare, vmid) {
+                return Err(ApiError::param(k, format!("no such ipset '{bare}'")));
+            }
+        } else if is_ref {
+            let (scope, n) = if let Some(n) = v.strip_prefix("dc/") {
+                ("dc/", n)
+            } else if let Some(n) = v.strip_prefix("guest/") {
+                ("guest/", n)
+            } else {
+                ("", v.as_str())
+            };
+            if !alias_exists(st, &v, vmid) {
+                return Err(ApiError::param(k, format!("no such alias '{v}'")));
+            }
+            if let Some(a) = alias_lookup(st, scope, n, vmid)
+                && let Some(av) = a.get("ipversion").and_then(Value::as_u64)
+            {
+                set_version(av as u8, &mut ipversion).map_err(ApiError::e500)?;
+            }
         }
     }
-    if fams.len() == 2 && fams[0] != fams[1] {
-        return Err(ApiError::e500("detected mixed ipv4/ipv6 addresses in rule"));
+    match ipversion {
+        Some(v) => {
+            rule.insert("ipversion".into(), json!(v));
+        }
+        None => {
+            rule.shift_remove("ipversion");
+        }
     }
     Ok(())
 }
@@ -602,59 +656,88 @@ fn alias_map<'a>(st: &'a mut State, r: &Req) -> Result<&'a mut IndexMap<String, 
     })
 }
 
-fn alias_json(n: &str, a: &Obj, digest: &str) -> Value {
+fn alias_json(a: &Obj, digest: &str) -> Value {
     let mut m: Map<String, Value> = a.clone().into_iter().collect();
-    m.insert("name".into(), json!(n));
     m.insert("digest".into(), json!(digest));
     Value::Object(m)
 }
 
+/// An alias as pve-firewall stores and re-reads it (`parse_alias`): the name as
+/// given, the address with a host-length prefix dropped (`/32`, `/128`), its family.
+fn alias_entry(name: &str, cidr: &str, comment: Option<String>) -> Obj {
+    let v6 = cidr.contains(':');
+    let clean = cidr
+        .strip_suffix(if v6 { "/128" } else { "/32" })
+        .unwrap_or(cidr);
+    let mut a = Obj::new();
+    a.insert("name".into(), json!(name));
+    a.insert("cidr".into(), json!(clean));
+    if let Some(c) = comment.filter(|c| !c.is_empty()) {
+        a.insert("comment".into(), json!(c));
+    }
+    a.insert("ipversion".into(), json!(if v6 { 6 } else { 4 }));
+    a
+}
+
+/// Aliases are keyed by their lower-cased name (`lc($param->{name})` in
+/// PVE::API2::Firewall::Aliases): `Web` and `web` are the same alias.
 fn aliases(st: &mut State, r: &Req) -> Result<Reply, ApiError> {
     let map = alias_map(st, r)?;
     let digest = digest_of(&*map);
     let single = r.template.ends_with("{name}");
     let name = r.s("name");
+    let key = name.to_lowercase();
     match (r.method.as_str(), single) {
         ("GET", false) => {
-            Ok(Value::Array(map.iter().map(|(n, a)| alias_json(n, a, &digest)).collect()).into())
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            Ok(Value::Array(keys.iter().map(|k| alias_json(&map[*k], &digest)).collect()).into())
         }
         ("GET", true) => {
             let a = map
-                .get(&name)
-                .ok_or_else(|| ApiError::e500(format!("no such alias '{name}'")))?;
-            Ok(alias_json(&name, a, &digest).into())
+                .get(&key)
+                .ok_or_else(|| ApiError::param("name", "no such alias"))?;
+            Ok(alias_json(a, &digest).into())
         }
         ("POST", false) => {
-            if map.contains_key(&name) {
+            if map.contains_key(&key) {
                 return Err(ApiError::param(
                     "name",
                     format!("alias '{name}' already exists"),
                 ));
             }
-            let mut a = Obj::new();
-            a.insert("cidr".into(), json!(r.s("cidr")));
-            if let Some(c) = r.str("comment") {
-                a.insert("comment".into(), json!(c));
-            }
-            map.insert(name, a);
+            map.insert(key, alias_entry(&name, &r.s("cidr"), r.str("comment")));
             Ok(Value::Null.into())
         }
         ("PUT", true) => {
             check_digest(r, &*map)?;
-            let mut a = map
-                .shift_remove(&name)
-                .ok_or_else(|| ApiError::e500(format!("no such alias '{name}'")))?;
-            a.insert("cidr".into(), json!(r.s("cidr")));
-            if let Some(c) = r.str("comment") {
-                a.insert("comment".into(), json!(c));
+            if !map.contains_key(&key) {
+                return Err(ApiError::param("name", "no such alias"));
             }
-            let new = r.str("rename").unwrap_or(name);
-            map.insert(new, a);
+            let a = alias_entry(&name, &r.s("cidr"), r.str("comment"));
+            match r.str("rename") {
+                Some(new) if new.to_lowercase() != key => {
+                    let nk = new.to_lowercase();
+                    if map.contains_key(&nk) {
+                        return Err(ApiError::param(
+                            "name",
+                            format!("alias '{new}' already exists"),
+                        ));
+                    }
+                    map.shift_remove(&key);
+                    let mut a = a;
+                    a.insert("name".into(), json!(new));
+                    map.insert(nk, a);
+                }
+                _ => {
+                    map.insert(key, a);
+                }
+            }
             Ok(Value::Null.into())
         }
         ("DELETE", true) => {
             check_digest(r, &*map)?;
-            map.shift_remove(&name);
+            map.shift_remove(&key);
             Ok(Value::Null.into())
         }
         _ => Err(missing(r)),

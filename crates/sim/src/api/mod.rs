@@ -9,6 +9,7 @@ pub(crate) mod cluster;
 pub(crate) mod firewall;
 pub(crate) mod network;
 pub(crate) mod qemu;
+pub(crate) mod snapshot;
 pub(crate) mod storage;
 
 /// The endpoints the simulator implements (method, schema path).

@@ -12,8 +12,12 @@ use crate::formats::{format_size, parse_property_string, parse_size, parse_volid
 use crate::guestnet::Lan;
 use crate::schema::{PVal, prop_format, qemu_config_prop, typed_config_value};
 use crate::server::{ApiError, Inner, Reply, Req};
-use crate::state::{ExecResult, Snapshot, State, Vm, Volume};
+use crate::state::{ExecResult, State, Vm, Volume};
 use crate::tasks::{self, Spec, vm_lock};
+
+use super::snapshot::{
+    snap_exists, snapshot_create, snapshot_delete, snapshot_list, snapshot_rollback,
+};
 use crate::util::{mac_for, now, now_f, render_conf, sha1_hex, truthy, uuid_for};
 
 /// Request keys of create/config that are not VM options.
@@ -147,9 +151,6 @@ pub async fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             if !snap.description.is_empty() {
                 v["description"] = json!(snap.description);
             }
-            if snap.vmstate {
-                v["vmstate"] = json!(1);
-            }
             if let Some(p) = &snap.parent {
                 v["parent"] = json!(p);
             }
@@ -255,7 +256,7 @@ fn effective(vm: &Vm) -> IndexMap<String, String> {
 
 /// JSON view of a config: PVE's typing (integers and booleans as numbers, the rest as
 /// strings) and the masked password.
-fn conf_json(conf: &IndexMap<String, String>) -> Value {
+pub(super) fn conf_json(conf: &IndexMap<String, String>) -> Value {
     let mut m = serde_json::Map::new();
     let mut keys: Vec<&String> = conf.keys().collect();
     keys.sort();
@@ -332,12 +333,12 @@ fn pending(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
 }
 
 /// Drive properties (parsed), using the schema's format of that slot.
-fn drive_props(key: &str, value: &str) -> Option<IndexMap<String, String>> {
+pub(super) fn drive_props(key: &str, value: &str) -> Option<IndexMap<String, String>> {
     let fmt = prop_format(qemu_config_prop(key)?)?;
     parse_property_string(value, &fmt).ok()
 }
 
-fn render_drive(file: &str, props: &IndexMap<String, String>) -> String {
+pub(super) fn render_drive(file: &str, props: &IndexMap<String, String>) -> String {
     let mut keys: Vec<&String> = props.keys().filter(|k| *k != "file").collect();
     keys.sort();
     let mut out = file.to_string();
@@ -365,7 +366,7 @@ fn storage_supports(st: &State, storage: &str, content: &str) -> Result<(), ApiE
     Ok(())
 }
 
-fn next_disk_name(st: &State, storage: &str, vmid: u32, suffix: &str) -> String {
+pub(super) fn next_disk_name(st: &State, storage: &str, vmid: u32, suffix: &str) -> String {
     let mut n = 0;
     loop {
         let volid = format!("{storage}:vm-{vmid}-disk-{n}{suffix}");
@@ -402,21 +403,10 @@ fn normalise_value(
                 mac_for(st.serial ^ (u64::from(vmid) << 20))
             }
         };
+        // print_net is print_property_string over $net_fmt: the model (the default
+        // key, carrying the MAC) first, then every other option sorted by key.
         let mut out = format!("{model}={mac}");
-        for k in [
-            "bridge",
-            "tag",
-            "rate",
-            "firewall",
-            "link_down",
-            "trunks",
-            "mtu",
-            "queues",
-        ] {
-            if let Some(v) = p.shift_remove(k) {
-                out.push_str(&format!(",{k}={v}"));
-            }
-        }
+        p.sort_keys();
         for (k, v) in p {
             out.push_str(&format!(",{k}={v}"));
         }
@@ -457,12 +447,15 @@ fn normalise_value(
                     ctime: now(),
                     user_data: None,
                     imported_from: None,
+                    ..Default::default()
                 });
                 p.insert("media".into(), "cdrom".into());
                 return Ok((render_drive(&volid, &p), vols));
             }
             if alloc.is_match(&vol) {
                 let import = p.shift_remove("import-from");
+                // create_disks: `delete $disk->{format}; # no longer needed`.
+                p.shift_remove("format");
                 let gib: f64 = vol.parse().unwrap_or(0.0);
                 if import.is_some() && gib != 0.0 {
                     return Err(ApiError::param(
@@ -518,6 +511,7 @@ fn normalise_value(
                     ctime: now(),
                     user_data: None,
                     imported_from,
+                    ..Default::default()
                 });
                 p.insert("size".into(), format_size(size));
                 return Ok((render_drive(&volid, &p), vols));
@@ -663,10 +657,12 @@ fn create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                     Ok((val, vols)) => {
                         st.volumes.extend(vols);
                         if is_drive(k) && val.contains("vm-") && !val.contains("media=cdrom") {
-                            log.push(format!(
-                                "  Logical volume \"{}\" created.",
-                                val.split(',').next().unwrap_or("")
-                            ));
+                            if let Some((_, lv)) =
+                                alloc_log_name(st, val.split(',').next().unwrap_or(""))
+                            {
+                                log.push(format!("  Logical volume \"{lv}\" created."));
+                            }
+                            log.push(format!("{k}: successfully created disk '{val}'"));
                         }
                         conf.insert(k.clone(), val);
                     }
@@ -691,6 +687,11 @@ fn create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                 st.vms.remove(&vmid);
                 st.volumes.retain(|v| v.vmid != Some(vmid));
                 return Err(format!("unable to create VM {vmid} - {e}"));
+            }
+            if !conf.contains_key("boot")
+                && let Some(order) = default_boot_order(&conf)
+            {
+                conf.insert("boot".into(), order);
             }
             st.serial += 1;
             let s = st.serial;
@@ -735,7 +736,37 @@ fn create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
     Ok(json!(upid).into())
 }
 
-fn check_lock(vm: &Vm, skiplock: bool) -> Result<(), String> {
+/// qemu-server's `get_default_bootdevices` + `print_bootorder`: the first disk, the
+/// first CD-ROM (by ide, scsi, virtio, sata order) and the first NIC; `None` when
+/// there is nothing to boot from (PVE then stores no `boot` line).
+fn default_boot_order(conf: &IndexMap<String, String>) -> Option<String> {
+    let buses = [("ide", 4), ("scsi", 31), ("virtio", 16), ("sata", 6)];
+    let names: Vec<String> = buses
+        .iter()
+        .flat_map(|(b, n)| (0..*n).map(move |i| format!("{b}{i}")))
+        .collect();
+    let first = |cdrom: bool| {
+        names.iter().find(|k| {
+            conf.get(*k)
+                .is_some_and(|v| v.split(',').any(|p| p == "media=cdrom") == cdrom)
+        })
+    };
+    let mut devs: Vec<String> = vec![];
+    devs.extend(first(false).cloned());
+    devs.extend(first(true).cloned());
+    devs.extend(
+        (0..32)
+            .map(|i| format!("net{i}"))
+            .find(|k| conf.contains_key(k)),
+    );
+    if devs.is_empty() {
+        None
+    } else {
+        Some(format!("order={}", devs.join(";")))
+    }
+}
+
+pub(super) fn check_lock(vm: &Vm, skiplock: bool) -> Result<(), String> {
     match vm.conf.get("lock") {
         Some(l) if !skiplock => Err(format!("VM is locked ({l})")),
         _ => Ok(()),
@@ -1065,10 +1096,9 @@ fn destroy(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                 .iter()
                 .filter(|v| v.vmid == Some(vmid) && v.content == "images")
             {
-                log.push(format!(
-                    "  Logical volume \"{}\" successfully removed.",
-                    v.volid
-                ));
+                if let Some((_, lv)) = alloc_log_name(st, &v.volid) {
+                    log.push(format!("  Logical volume \"{lv}\" successfully removed."));
+                }
             }
             st.volumes
                 .retain(|v| !(v.vmid == Some(vmid) && v.content == "images"));
@@ -1376,240 +1406,17 @@ fn power(inner: &Arc<Inner>, r: &Req, kind: &'static str) -> Result<Reply, ApiEr
     Ok(json!(upid).into())
 }
 
-fn snap_exists(inner: &Inner, r: &Req) -> Result<Snapshot, ApiError> {
-    inner.with_state(|st| {
-        let vm = st.vm(&r.node(), r.vmid())?;
-        let name = r.s("snapname");
-        vm.snapshots
-            .get(&name)
-            .cloned()
-            .ok_or_else(|| ApiError::e500(format!("snapshot '{name}' does not exist")))
-    })
-}
-
-fn snapshot_list(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
-    inner.with_state(|st| {
-        let vm = st.vm(&r.node(), r.vmid())?;
-        let mut out: Vec<Value> = vm
-            .snapshots
-            .iter()
-            .map(|(n, s)| {
-                let mut e = json!({"name": n, "description": s.description, "snaptime": s.snaptime,
-                    "vmstate": if s.vmstate { 1 } else { 0 }});
-                if let Some(p) = &s.parent {
-                    e["parent"] = json!(p);
-                }
-                e
-            })
-            .collect();
-        let mut cur = json!({"name": "current", "description": "You are here!",
-            "running": if vm.running { 1 } else { 0 }, "digest": digest(vm)});
-        if let Some(p) = vm.conf.get("parent") {
-            cur["parent"] = json!(p);
-        }
-        out.push(cur);
-        Ok(Value::Array(out).into())
-    })
-}
-
-fn snapshot_create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
-    let node = r.node();
-    let vmid = r.vmid();
-    let name = r.s("snapname");
-    let vmstate = r.flag("vmstate");
-    let desc = r.s("description");
-    inner.with_state(|st| {
-        let vm = st.vm(&node, vmid)?;
-        if name == "current" || name == "pending" {
-            return Err(ApiError::e500(format!("invalid snapshot name '{name}'")));
-        }
-        if vm.snapshots.contains_key(&name) {
-            return Err(ApiError::e500(format!(
-                "snapshot name '{name}' already used"
-            )));
-        }
-        if truthy(vm.conf.get("template")) {
-            return Err(ApiError::e500(
-                "you can't take a snapshot if it's a template",
-            ));
-        }
-        Ok(())
-    })?;
-    let upid = tasks::spawn(
-        inner,
-        Spec {
-            node: node.clone(),
-            kind: "qmsnapshot",
-            id: vmid.to_string(),
-            user: r.who.full(),
-            secs: 2.0,
-            locks: vec![vm_lock(vmid, 10.0)],
-            fail_text: Some("snapshot feature is not available".into()),
-            config_lock: Some((vmid, "snapshot")),
-        },
-        Box::new(move |st| {
-            let vm = st.vm_mut(&node, vmid)?;
-            check_lock(vm, false)?;
-            if vm.snapshots.contains_key(&name) {
-                return Err(format!("snapshot name '{name}' already used"));
-            }
-            let parent = vm.conf.get("parent").cloned();
-            let mut conf = vm.conf.clone();
-            conf.shift_remove("parent");
-            if let Some(p) = &parent {
-                conf.insert("parent".into(), p.clone());
-            }
-            vm.snapshots.insert(
-                name.clone(),
-                Snapshot {
-                    conf,
-                    description: desc,
-                    snaptime: now(),
-                    vmstate: vmstate && vm.running,
-                    parent,
-                },
-            );
-            vm.conf.insert("parent".into(), name.clone());
-            Ok(vec![format!(
-                "snapshotting 'drive-scsi0' (local-lvm:vm-{vmid}-disk-0)"
-            )])
-        }),
-    );
-    Ok(json!(upid).into())
-}
-
-fn snapshot_rollback(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
-    let node = r.node();
-    let vmid = r.vmid();
-    let name = r.s("snapname");
-    snap_exists(inner, r)?;
-    let start = r.str("start");
-    let scale = inner.cfg.time_scale;
-    let upid = tasks::spawn(
-        inner,
-        Spec {
-            node: node.clone(),
-            kind: "qmrollback",
-            id: vmid.to_string(),
-            user: r.who.full(),
-            secs: 3.0,
-            locks: vec![vm_lock(vmid, 10.0)],
-            fail_text: None,
-            config_lock: Some((vmid, "rollback")),
-        },
-        Box::new(move |st| {
-            let vm = st.vm_mut(&node, vmid)?;
-            check_lock(vm, false)?;
-            let snap = vm
-                .snapshots
-                .get(&name)
-                .cloned()
-                .ok_or_else(|| format!("snapshot '{name}' does not exist"))?;
-            vm.set_running(false);
-            let mut conf = snap.conf.clone();
-            conf.insert("parent".into(), name.clone());
-            vm.conf = conf;
-            vm.pending.clear();
-            vm.pending_delete.clear();
-            let autostart = match start.as_deref() {
-                Some("1") => true,
-                Some(_) => false,
-                None => snap.vmstate,
-            };
-            if autostart {
-                vm.set_running(true);
-                vm.started_at = now();
-                vm.agent_ready_at = now_f() + 2.0 * scale;
-            }
-            Ok(vec![format!("Rolling back to snapshot '{name}'")])
-        }),
-    );
-    Ok(json!(upid).into())
-}
-
-fn snapshot_delete(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
-    let node = r.node();
-    let vmid = r.vmid();
-    let name = r.s("snapname");
-    snap_exists(inner, r)?;
-    let upid = tasks::spawn(
-        inner,
-        Spec {
-            node: node.clone(),
-            kind: "qmdelsnapshot",
-            id: vmid.to_string(),
-            user: r.who.full(),
-            secs: 1.5,
-            locks: vec![vm_lock(vmid, 10.0)],
-            fail_text: None,
-            config_lock: Some((vmid, "snapshot-delete")),
-        },
-        Box::new(move |st| {
-            let vm = st.vm_mut(&node, vmid)?;
-            let snap = vm
-                .snapshots
-                .shift_remove(&name)
-                .ok_or_else(|| format!("snapshot '{name}' does not exist"))?;
-            for s in vm.snapshots.values_mut() {
-                if s.parent.as_deref() == Some(name.as_str()) {
-                    s.parent = snap.parent.clone();
-                }
-            }
-            if vm.conf.get("parent") == Some(&name) {
-                match &snap.parent {
-                    Some(p) => {
-                        vm.conf.insert("parent".into(), p.clone());
-                    }
-                    None => {
-                        vm.conf.shift_remove("parent");
-                    }
-                }
-            }
-            Ok(vec![])
-        }),
-    );
-    Ok(json!(upid).into())
-}
-
+/// `PUT …/resize`: PVE 8/9 fork the worker at once; every check (digest, lock, disk,
+/// CD-ROM, shrinking) runs inside the `resize` task, so a refusal is a failed task.
 fn resize(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
     let node = r.node();
     let vmid = r.vmid();
+    check_root_only(r, &["skiplock"])?;
+    let skiplock = r.flag("skiplock");
     let disk = r.s("disk");
     let size = r.s("size");
-    let (new_bytes, volid) = inner.with_state(|st| {
-        let vm = st.vm(&node, vmid)?;
-        if let Some(d) = r.str("digest")
-            && d != digest(vm)
-        {
-            return Err(ApiError::e500(
-                "checksum mismatch (file change by other user?)",
-            ));
-        }
-        check_lock(vm, false)?;
-        let val = vm
-            .conf
-            .get(&disk)
-            .ok_or_else(|| ApiError::e500(format!("disk '{disk}' does not exist")))?;
-        let props = drive_props(&disk, val).unwrap_or_default();
-        let cur = props.get("size").and_then(|s| parse_size(s)).unwrap_or(0);
-        let (plus, num) = match size.strip_prefix('+') {
-            Some(n) => (true, n),
-            None => (false, size.as_str()),
-        };
-        let amount =
-            parse_size(num).ok_or_else(|| ApiError::param("size", "unable to parse size"))?;
-        let new = if plus {
-            cur.saturating_add(amount)
-        } else {
-            amount
-        };
-        if new < cur {
-            return Err(ApiError::e500(
-                "shrinking disks is not supported".to_string(),
-            ));
-        }
-        Ok((new, props.get("file").cloned().unwrap_or_default()))
-    })?;
+    let want_digest = r.str("digest");
+    inner.with_state(|st| st.vm(&node, vmid).map(|_| ()))?;
     let upid = tasks::spawn(
         inner,
         Spec {
@@ -1623,23 +1430,92 @@ fn resize(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             config_lock: None,
         },
         Box::new(move |st| {
+            let vm = st.vm(&node, vmid)?;
+            if let Some(d) = &want_digest
+                && *d != digest(vm)
+            {
+                return Err("checksum mismatch (file change by other user?)".into());
+            }
+            if !skiplock {
+                check_lock(vm, false)?;
+            }
+            let val = vm
+                .conf
+                .get(&disk)
+                .cloned()
+                .ok_or_else(|| format!("disk '{disk}' does not exist"))?;
+            let mut props = drive_props(&disk, &val).unwrap_or_default();
+            let volid = props.shift_remove("file").unwrap_or_default();
+            if volid.is_empty() || volid == "none" {
+                return Err(format!("disk '{disk}' has no associated volume"));
+            }
+            if props.get("media").is_some_and(|m| m == "cdrom") {
+                return Err("you can't resize a cdrom".into());
+            }
+            let cur = st
+                .volumes
+                .iter()
+                .find(|v| v.volid == volid)
+                .map(|v| v.size)
+                .or_else(|| props.get("size").and_then(|s| parse_size(s)))
+                .unwrap_or(0);
+            let (plus, num) = match size.strip_prefix('+') {
+                Some(n) => (true, n),
+                None => (false, size.as_str()),
+            };
+            let amount = parse_size(num).ok_or_else(|| "internal error".to_string())?;
+            let new = if plus {
+                cur.saturating_add(amount)
+            } else {
+                amount
+            };
+            if new < cur {
+                return Err("shrinking disks is not supported".into());
+            }
+            if new == cur {
+                return Ok(vec![]);
+            }
             if let Some(v) = st.volumes.iter_mut().find(|v| v.volid == volid) {
-                v.size = new_bytes;
+                v.size = new;
             }
+            let lv = alloc_log_name(st, &volid);
             let vm = st.vm_mut(&node, vmid)?;
-            if let Some(val) = vm.conf.get(&disk).cloned() {
-                let mut props = drive_props(&disk, &val).unwrap_or_default();
-                let file = props.shift_remove("file").unwrap_or_default();
-                props.insert("size".into(), format_size(new_bytes));
-                vm.conf.insert(disk.clone(), render_drive(&file, &props));
-            }
-            Ok(vec![format!(
-                "  Size of logical volume pve/{} changed.",
-                volid.split(':').nth(1).unwrap_or("")
-            )])
+            props.insert("size".into(), format_size(new));
+            vm.conf.insert(disk.clone(), render_drive(&volid, &props));
+            Ok(match lv {
+                Some((vg, name)) => vec![format!(
+                    "  Size of logical volume {vg}/{name} changed from {} to {}.",
+                    lvm_size(cur),
+                    lvm_size(new)
+                )],
+                None => vec![],
+            })
         }),
     );
     Ok(json!(upid).into())
+}
+
+/// LVM-backed volumes: (volume group, LV name) as lvcreate/lvremove name them in the
+/// task log; other storage types log nothing for these steps.
+pub(super) fn alloc_log_name(st: &State, volid: &str) -> Option<(String, String)> {
+    let (sid, name) = parse_volid(volid)?;
+    let cfg = st.storages.get(&sid)?;
+    match cfg.get("type").and_then(Value::as_str) {
+        Some("lvm" | "lvmthin") => {
+            let vg = cfg.get("vgname").and_then(Value::as_str).unwrap_or("pve");
+            Some((
+                vg.to_string(),
+                name.rsplit('/').next().unwrap_or(&name).to_string(),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// LVM's own size notation (`8.00 GiB <4 extents>` without the extents).
+fn lvm_size(bytes: u64) -> String {
+    let gib = bytes as f64 / (1u64 << 30) as f64;
+    format!("{gib:.2} GiB ({} extents)", bytes.div_ceil(4 << 20))
 }
 
 /// Runs a command in the simulated guest. Understands a handful of shell commands, the
@@ -2151,21 +2027,52 @@ fn clone(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         }
         let is_template = truthy(src.conf.get("template"));
         let full = r.str("full").map_or(!is_template, |f| f == "1");
-        if !full && !is_template {
-            return Err(ApiError::e500(
-                "Linked clone feature is not supported for drive 'scsi0'",
-            ));
-        }
-        if !full && target_storage.is_some() {
-            return Err(ApiError::param(
-                "storage",
-                "changing storage is only possible for full clones",
-            ));
-        }
         if let Some(sn) = &snapname
             && !src.snapshots.contains_key(sn)
         {
             return Err(ApiError::e500(format!("snapshot '{sn}' does not exist")));
+        }
+        if !full && target_storage.is_some() {
+            return Err(ApiError::e500(
+                "parameter 'storage' not allowed for linked clones",
+            ));
+        }
+        if !full && r.params.contains_key("format") {
+            return Err(ApiError::e500(
+                "parameter 'format' not allowed for linked clones",
+            ));
+        }
+        // qemu-server's early clone checks: a linked clone needs the storage's `clone`
+        // feature, which LVM-thin/ZFS/dir volumes only have for base (template) volumes.
+        if !full {
+            let base = match &snapname {
+                Some(sn) => src
+                    .snapshots
+                    .get(sn)
+                    .map(|s| s.conf.clone())
+                    .unwrap_or_default(),
+                None => src.conf.clone(),
+            };
+            let mut keys: Vec<&String> = base.keys().filter(|k| is_drive(k)).collect();
+            keys.sort();
+            for k in keys {
+                let v = &base[k];
+                if v.split(',').any(|p| p == "media=cdrom") {
+                    continue;
+                }
+                let file = v.split(',').next().unwrap_or("");
+                let vol = parse_volid(file).map(|(_, v)| v).unwrap_or_default();
+                if !vol.starts_with("base-") && !vol.contains("/base-") {
+                    let snap = if snapname.is_some() {
+                        " a snapshot of"
+                    } else {
+                        ""
+                    };
+                    return Err(ApiError::e500(format!(
+                        "Linked clone feature is not supported for{snap} '{file}' ({k})"
+                    )));
+                }
+            }
         }
         let mut conf = IndexMap::new();
         conf.insert("lock".to_string(), "clone".to_string());
@@ -2218,8 +2125,16 @@ fn clone(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                 if full { "full" } else { "linked" }
             )];
             for (k, v) in &base {
-                if ["lock", "template", "parent", "vmgenid", "smbios1", "meta"]
-                    .contains(&k.as_str())
+                if [
+                    "lock",
+                    "template",
+                    "parent",
+                    "snaptime",
+                    "vmstate",
+                    "runningcpu",
+                    "runningmachine",
+                ]
+                .contains(&k.as_str())
                     || k.starts_with("unused")
                 {
                     continue;
@@ -2258,6 +2173,7 @@ fn clone(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                         ctime: now(),
                         user_data: None,
                         imported_from,
+                        ..Default::default()
                     });
                     log.push(format!(
                         "drive-{k}: transferred {} of {}",
@@ -2284,19 +2200,45 @@ fn clone(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             if let Some(d) = &description {
                 conf.insert("description".into(), d.clone());
             }
+            // A new smbios1 uuid (other smbios1 fields kept), a new vmgenid only when
+            // the source had one; `meta` is copied like any other option.
             st.serial += 1;
             let s = st.serial;
-            conf.insert(
-                "smbios1".into(),
-                format!("uuid={}", uuid_for(s, u64::from(newid))),
-            );
-            conf.insert("vmgenid".into(), uuid_for(s + 7, 0x5eed));
-            conf.insert(
-                "meta".into(),
-                format!("creation-qemu=10.1.2,ctime={}", now()),
-            );
+            let uuid = uuid_for(s, u64::from(newid));
+            let smbios = match conf.get("smbios1") {
+                Some(old) => {
+                    let mut parts: Vec<String> = old
+                        .split(',')
+                        .filter(|p| !p.starts_with("uuid=") && !p.is_empty())
+                        .map(String::from)
+                        .collect();
+                    parts.push(format!("uuid={uuid}"));
+                    parts.sort();
+                    parts.join(",")
+                }
+                None => format!("uuid={uuid}"),
+            };
+            conf.insert("smbios1".into(), smbios);
+            if conf.contains_key("vmgenid") {
+                conf.insert("vmgenid".into(), uuid_for(s + 7, 0x5eed));
+            }
+            // PVE::Firewall::clone_vmfw_conf: the VM firewall file is copied as is.
+            let fw = st.vms.get(&vmid).map(|v| {
+                (
+                    v.fw_options.clone(),
+                    v.fw_rules.clone(),
+                    v.fw_aliases.clone(),
+                    v.fw_ipsets.clone(),
+                )
+            });
             if let Some(vm) = st.vms.get_mut(&newid) {
                 vm.conf = conf;
+                if let Some((o, r, a, i)) = fw {
+                    vm.fw_options = o;
+                    vm.fw_rules = r;
+                    vm.fw_aliases = a;
+                    vm.fw_ipsets = i;
+                }
             }
             Ok(log)
         }),
