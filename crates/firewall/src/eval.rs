@@ -28,12 +28,57 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The backend a node runs, from its `nftables` option.
+    /// Both backends, in the order results are reported.
+    pub const ALL: [Backend; 2] = [Backend::Iptables, Backend::Nftables];
+
+    /// The backend a node runs, from its `nftables` option in `cfg` (read
+    /// from the node, so an absent option means pve-firewall).
     pub fn for_node(cfg: &FirewallConfig, node: &str) -> Backend {
         if cfg.nodes.get(node).is_some_and(|n| n.options.nftables) {
             Backend::Nftables
         } else {
             Backend::Iptables
+        }
+    }
+
+    /// The backend a node's firewall options select, from the raw value of
+    /// its `nftables` option as the API or `host.fw` gives it (`1`,
+    /// `true`, `on`, `yes` select proxmox-firewall; absent or anything
+    /// else, pve-firewall). Use it only when the options were actually
+    /// read; when they were not, the backend is unknown (`None` for
+    /// [`Backend::to_prove`]).
+    pub fn from_nftables_option(value: Option<&str>) -> Backend {
+        let on = value.is_some_and(|v| {
+            let v = v.trim();
+            v == "1"
+                || ["true", "on", "yes"]
+                    .iter()
+                    .any(|t| v.eq_ignore_ascii_case(t))
+        });
+        if on {
+            Backend::Nftables
+        } else {
+            Backend::Iptables
+        }
+    }
+
+    /// The backends a proof must hold for: the node's when it is known,
+    /// both when it is not (a spec checked offline, a copy of
+    /// `/etc/pve/firewall` without the node's `host.fw`).
+    pub fn to_prove(known: Option<Backend>) -> &'static [Backend] {
+        match known {
+            Some(Backend::Iptables) => &[Backend::Iptables],
+            Some(Backend::Nftables) => &[Backend::Nftables],
+            None => &Backend::ALL,
+        }
+    }
+
+    /// Parse `iptables` / `nftables` (also `pve-firewall` / `proxmox-firewall`).
+    pub fn parse(s: &str) -> Option<Backend> {
+        match s.to_ascii_lowercase().as_str() {
+            "iptables" | "pve-firewall" => Some(Backend::Iptables),
+            "nftables" | "proxmox-firewall" => Some(Backend::Nftables),
+            _ => None,
         }
     }
 }

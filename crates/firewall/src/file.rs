@@ -327,6 +327,11 @@ fn parse_lines(
                     let rule = parse_rule(line, dialect)?;
                     rule.validate_for(RuleContext::SecurityGroup)?;
                     if ipt {
+                        if let Some(i) = &rule.iface {
+                            return Err(FirewallError::UnparsedLine(format!(
+                                "-i {i}: pve-firewall allows no interface on rules inside a security group"
+                            )));
+                        }
                         ipt_refs_known(&rule, &[&own])?;
                     }
                     Item::GroupRule(g.clone(), rule)

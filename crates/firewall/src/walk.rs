@@ -122,7 +122,7 @@ fn rule_match(ctx: &Ctx<'_>, rule: &Rule, facts: &Facts<'_>, place: Place) -> Re
     if rule.kind != want {
         return Err(Miss::No(format!("type {} is not {want}", rule.kind)));
     }
-    member_iface_match(ctx, rule, facts, place).map_err(Miss::No)?;
+    member_iface_match(ctx, rule, facts, place)?;
     let (src_ip, dst_ip) = match flow.direction {
         Direction::In => (Some(flow.source), facts.local),
         Direction::Out => (facts.local, Some(flow.source)),
@@ -148,26 +148,31 @@ fn rule_match(ctx: &Ctx<'_>, rule: &Rule, facts: &Facts<'_>, place: Place) -> Re
 }
 
 /// `-i` of a rule. Inside a security group the backends differ:
-/// pve-firewall never looks at it (only the GROUP rule's own `-i`, on the
-/// jump, counts); proxmox-firewall matches it like any `-i` — on the host,
-/// against the arriving interface; in a guest's group it names a `netN`
-/// that no packet ever carries, so the rule never matches.
+/// pve-firewall does not allow it there and leaves such a rule out (only
+/// the GROUP rule's own `-i`, on the jump, counts); proxmox-firewall
+/// matches it like any `-i` — on the host, against the arriving interface;
+/// in a guest's group it names a `netN` that no packet ever carries, so
+/// the rule never matches.
 fn member_iface_match(
     ctx: &Ctx<'_>,
     rule: &Rule,
     facts: &Facts<'_>,
     place: Place,
-) -> Result<(), String> {
+) -> Result<(), Miss> {
     let Some(want) = rule.iface.as_deref() else {
         return Ok(());
     };
     match (place, ctx.backend) {
-        (Place::Chain, _) => iface_match(Some(want), facts),
-        (Place::InGroup, Backend::Iptables) => Ok(()),
-        (Place::InGroup, Backend::Nftables) if matches!(facts.flow.dest, Target::Vm(_)) => Err(
-            format!("-i {want} inside a group is never true for guest traffic on proxmox-firewall"),
-        ),
-        (Place::InGroup, Backend::Nftables) => iface_match(Some(want), facts),
+        (Place::Chain, _) => iface_match(Some(want), facts).map_err(Miss::No),
+        (Place::InGroup, Backend::Iptables) => Err(Miss::Skip(format!(
+            "-i {want} is not allowed in a security group; pve-firewall leaves the rule out"
+        ))),
+        (Place::InGroup, Backend::Nftables) if matches!(facts.flow.dest, Target::Vm(_)) => {
+            Err(Miss::No(format!(
+                "-i {want} inside a group is never true for guest traffic on proxmox-firewall"
+            )))
+        }
+        (Place::InGroup, Backend::Nftables) => iface_match(Some(want), facts).map_err(Miss::No),
     }
 }
 
