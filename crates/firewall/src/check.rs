@@ -8,8 +8,9 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::addr::AddressRef;
-use crate::eval::{Backend, Ctx, Level};
+use crate::eval::{Backend, Level};
 use crate::model::{FirewallConfig, GuestFirewall, IpsetTarget};
+use crate::resolve::Ctx;
 use crate::rule::{Action, Rule, RuleContext};
 
 /// One problem found in a config.
@@ -51,16 +52,10 @@ fn check_rules(
         if let Err(e) = r.validate_for(rctx) {
             push(e.to_string());
         }
-        if let Action::Group(g) = &r.action {
-            let known = ctx
-                .cfg
-                .cluster
-                .groups
-                .keys()
-                .any(|k| k.eq_ignore_ascii_case(g));
-            if !known {
-                push(format!("no such security group '{g}'"));
-            }
+        if let Action::Group(g) = &r.action
+            && ctx.group(g).is_none()
+        {
+            push(format!("no such security group '{g}'"));
         }
         for a in [&r.source, &r.dest].into_iter().flatten() {
             if let Err(e) = ctx.resolve(a) {
@@ -169,6 +164,78 @@ pub fn check_config(cfg: &FirewallConfig) -> Vec<ConfigIssue> {
                     });
                 }
             }
+        }
+    }
+    out
+}
+
+/// Why `proxmox-firewall` would refuse to load the ruleset for this
+/// configuration and keep whatever it ran before: a GROUP rule naming a
+/// group not defined under exactly that name (the jump goes to a chain
+/// that does not exist, and nft rejects the whole batch), or an ipset
+/// entry naming an alias that does not exist. `pve-firewall` skips the
+/// rule or entry instead.
+pub fn nftables_refusals(cfg: &FirewallConfig) -> Vec<ConfigIssue> {
+    let mut out = Vec::new();
+    if !cfg.cluster.options.enable {
+        return out;
+    }
+    let ctx = Ctx {
+        cfg,
+        backend: Backend::Nftables,
+        node: None,
+        guest: None,
+    };
+    let groups = |level: &Level, rules: &[Rule], out: &mut Vec<ConfigIssue>| {
+        for (i, r) in rules.iter().enumerate() {
+            if let Action::Group(g) = &r.action
+                && r.enable
+                && ctx.group(g).is_none()
+            {
+                out.push(ConfigIssue {
+                    level: level.clone(),
+                    rule: Some(i),
+                    message: format!(
+                        "GROUP {g}: no security group named exactly '{g}'; proxmox-firewall refuses the whole ruleset"
+                    ),
+                });
+            }
+        }
+    };
+    groups(&Level::Cluster, &cfg.cluster.rules, &mut out);
+    for (name, h) in &cfg.nodes {
+        groups(&Level::Node(name.clone()), &h.rules, &mut out);
+    }
+    for (id, g) in &cfg.vms {
+        if g.options.enable {
+            groups(&Level::Vm(*id), &g.rules, &mut out);
+        }
+    }
+    let entries = |level: &Level,
+                   guest: Option<&GuestFirewall>,
+                   sets: &std::collections::BTreeMap<String, crate::model::Ipset>,
+                   out: &mut Vec<ConfigIssue>| {
+        let c = Ctx { guest, ..ctx };
+        for (name, set) in sets {
+            for e in &set.entries {
+                if let IpsetTarget::Alias { scope, name: alias } = &e.target
+                    && c.alias_ivs(*scope, alias).is_err()
+                {
+                    out.push(ConfigIssue {
+                        level: level.clone(),
+                        rule: None,
+                        message: format!(
+                            "ipset '{name}' entry '{e}': no such alias; proxmox-firewall refuses the whole ruleset"
+                        ),
+                    });
+                }
+            }
+        }
+    };
+    entries(&Level::Cluster, None, &cfg.cluster.ipsets, &mut out);
+    for (id, g) in &cfg.vms {
+        if g.options.enable {
+            entries(&Level::Vm(*id), Some(g), &g.ipsets, &mut out);
         }
     }
     out

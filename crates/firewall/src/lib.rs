@@ -73,28 +73,39 @@
 #![warn(missing_docs)]
 
 mod addr;
+mod audit;
+mod chains;
 mod check;
+mod cuts;
 mod error;
 mod eval;
 mod file;
+mod file_write;
 mod macros;
 mod model;
 mod ports;
 mod proto;
 mod prove;
+mod resolve;
 mod rule;
 mod services;
+mod syntax;
+mod walk;
 
 pub use addr::{AddrEntry, AddressRef, Interval, Scope, is_valid_name};
-pub use check::{ConfigIssue, check_config};
+pub use audit::{
+    AuditError, AuditMatrix, AuditOptions, AuditVerdict, BackendView, FileIssue, FwDir, MatrixCell,
+    MatrixPart, MatrixRow, Service, load_fw_dir,
+};
+pub use check::{ConfigIssue, check_config, nftables_refusals};
 pub use error::{FileError, FirewallError};
 pub use eval::{
     Backend, Builtin, DecidedBy, Decision, Direction, Flow, GroupJump, Level, Outcome, Target,
     TraceStep, evaluate, management_ports,
 };
 pub use file::{
-    parse_cluster_fw, parse_guest_fw, parse_host_fw, write_cluster_fw, write_guest_fw,
-    write_host_fw,
+    Parsed, parse_cluster_fw, parse_cluster_fw_as, parse_guest_fw, parse_guest_fw_as,
+    parse_host_fw, parse_host_fw_as, write_cluster_fw, write_guest_fw, write_host_fw,
 };
 pub use macros::{MACROS, Macro, MacroEntry, lookup as lookup_macro};
 pub use model::{
@@ -105,6 +116,8 @@ pub use ports::{ICMP_TYPES, ICMPV6_TYPES, PortField, PortItem, PortSpec, service
 pub use proto::Protocol;
 pub use prove::{
     Counterexample, EPHEMERAL_PORTS, FlowClass, PortProof, Proof, SourceClass, classify_flows,
-    classify_ports, classify_sources, prove_blocked, prove_ports, prove_reach, prove_verdict,
+    classify_ports, classify_sources, evaluate_client_ports, prove_blocked, prove_ports,
+    prove_reach, prove_verdict,
 };
 pub use rule::{Action, LogLevel, Rule, RuleContext, RuleKind, Verdict, rules_from_api_json};
+pub use syntax::Dialect;

@@ -14,9 +14,8 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::addr::Interval;
-use crate::eval::{
-    Backend, Decision, Flow, Target, all_intervals, all_port_cuts, all_sport_cuts, evaluate,
-};
+use crate::cuts::{all_intervals, all_port_cuts, all_sport_cuts};
+use crate::eval::{Backend, Decision, Flow, Target, evaluate};
 use crate::model::FirewallConfig;
 use crate::proto::Protocol;
 use crate::rule::Verdict;
@@ -159,6 +158,28 @@ fn sport_classes(cfg: &FirewallConfig, template: &Flow) -> Option<Vec<(u16, u16)
         }
     }
     Some(out)
+}
+
+/// What happens to one flow from a real client: when the flow leaves the
+/// source port open and some rule tests `-sport`, one decision per class
+/// of client ports ([`EPHEMERAL_PORTS`]) the config tells apart, each with
+/// its port range; otherwise the one decision, with `None`.
+pub fn evaluate_client_ports(
+    cfg: &FirewallConfig,
+    flow: &Flow,
+    backend: Backend,
+) -> Vec<(Option<(u16, u16)>, Decision)> {
+    match sport_classes(cfg, flow) {
+        None => vec![(None, evaluate(cfg, flow, backend))],
+        Some(classes) => classes
+            .into_iter()
+            .map(|(lo, hi)| {
+                let mut f = flow.clone();
+                f.sport = Some(lo);
+                (Some((lo, hi)), evaluate(cfg, &f, backend))
+            })
+            .collect(),
+    }
 }
 
 /// Classes for a proof: source classes, and when the source port can

@@ -302,98 +302,18 @@ impl Rule {
     }
 
     /// Parse one `.fw` rule line. Never panics; every refusal is typed.
+    ///
+    /// Accepts every spelling some PVE firewall accepts (`--dport`,
+    /// `-proto`, `in`, `ssh(ACCEPT)`, `IN accept`, …), each with PVE's
+    /// meaning; [`Rule::parse_as`] reads a line exactly as one backend does.
     pub fn parse(line: &str) -> Result<Self, FirewallError> {
-        let mut line = line.trim();
-        let enable = match line.strip_prefix('|') {
-            Some(rest) => {
-                line = rest.trim_start();
-                false
-            }
-            None => true,
-        };
-        let mut comment = None;
-        if let Some((body, c)) = line.split_once('#') {
-            let c = c.trim();
-            if !c.is_empty() {
-                comment = Some(c.to_string());
-            }
-            line = body.trim_end();
-        }
-        let mut words = line.split_whitespace();
-        let kind = RuleKind::parse(words.next().ok_or(FirewallError::EmptyRule)?)?;
-        let action_word = words.next().ok_or(FirewallError::MissingAction)?;
-        let (action, macro_name) = parse_action(kind, action_word)?;
-        let mut rule = Rule::new(kind, action);
-        rule.macro_name = macro_name;
-        rule.enable = enable;
-        rule.comment = comment;
+        crate::syntax::parse_rule(line, crate::syntax::Dialect::Any)
+    }
 
-        while let Some(opt) = words.next() {
-            let known = matches!(
-                opt,
-                "-i" | "-source" | "-dest" | "-p" | "-dport" | "-sport" | "-log" | "-icmp-type"
-            );
-            if !known {
-                let rest: Vec<&str> = std::iter::once(opt).chain(words).collect();
-                return Err(FirewallError::UnparsedParameters(rest.join(" ")));
-            }
-            let value = words
-                .next()
-                .ok_or_else(|| FirewallError::MissingOptionValue(opt.to_string()))?;
-            let dup = || FirewallError::DuplicateOption(opt.to_string());
-            match opt {
-                "-i" => {
-                    if rule.iface.replace(value.to_string()).is_some() {
-                        return Err(dup());
-                    }
-                }
-                "-source" => {
-                    if rule.source.replace(AddressRef::parse(value)?).is_some() {
-                        return Err(dup());
-                    }
-                }
-                "-dest" => {
-                    if rule.dest.replace(AddressRef::parse(value)?).is_some() {
-                        return Err(dup());
-                    }
-                }
-                "-p" => {
-                    if rule.proto.replace(Protocol::parse(value)?).is_some() {
-                        return Err(dup());
-                    }
-                }
-                "-dport" => {
-                    if rule
-                        .dport
-                        .replace(PortSpec::parse(value, PortField::Dport)?)
-                        .is_some()
-                    {
-                        return Err(dup());
-                    }
-                }
-                "-sport" => {
-                    if rule
-                        .sport
-                        .replace(PortSpec::parse(value, PortField::Sport)?)
-                        .is_some()
-                    {
-                        return Err(dup());
-                    }
-                }
-                "-log" => {
-                    if rule.log.replace(LogLevel::parse(value)?).is_some() {
-                        return Err(dup());
-                    }
-                }
-                _ => {
-                    if rule.icmp_type.replace(value.to_string()).is_some() {
-                        return Err(dup());
-                    }
-                }
-            }
-        }
-        rule.check_fields()?;
-        Ok(rule)
+    /// Parse one rule line exactly as `backend`'s own parser reads it:
+    /// what it refuses is an error here too.
+    pub fn parse_as(line: &str, backend: crate::eval::Backend) -> Result<Self, FirewallError> {
+        crate::syntax::parse_rule(line, crate::syntax::Dialect::Of(backend))
     }
 
     /// Field checks that do not depend on where the rule lives: what
@@ -638,28 +558,6 @@ fn api_text(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, Firew
     }
 }
 
-fn parse_action(kind: RuleKind, word: &str) -> Result<(Action, Option<String>), FirewallError> {
-    if kind == RuleKind::Group {
-        if word.contains('(') {
-            return Err(FirewallError::MacroOnGroup);
-        }
-        check_name("security group", word, MAX_GROUP_NAME_LEN)?;
-        return Ok((Action::Group(word.to_string()), None));
-    }
-    if let Some(open) = word.find('(') {
-        let name = word.get(..open).unwrap_or_default();
-        let inner = word
-            .get(open + 1..)
-            .and_then(|r| r.strip_suffix(')'))
-            .ok_or_else(|| FirewallError::UnknownAction(word.to_string()))?;
-        let verdict = Verdict::parse(inner)?;
-        let mac =
-            macros::lookup(name).ok_or_else(|| FirewallError::UnknownMacro(name.to_string()))?;
-        return Ok((verdict.into(), Some(mac.name.to_string())));
-    }
-    Ok((Verdict::parse(word)?.into(), None))
-}
-
 /// Interface names: PVE's `pve-iface` is ≤ 20 characters of
 /// `[A-Za-z0-9_.-]` (plus `:` for aliases), starting with a letter.
 fn valid_iface(s: &str) -> bool {
@@ -755,8 +653,18 @@ mod tests {
         let r = Rule::parse("|IN ssh(DROP)").unwrap_or_else(|e| panic!("{e}"));
         assert!(!r.enable);
         assert_eq!(r.to_string(), "|IN SSH(DROP)");
-        let r = Rule::parse("  | in accept  ");
-        assert_eq!(r, Err(FirewallError::UnknownAction("accept".into())));
+        // proxmox-firewall reads a lower-case verdict and a space after the
+        // bar; pve-firewall reads neither.
+        let r = Rule::parse("  | in accept  ").map(|r| r.to_string());
+        assert_eq!(r, Ok("|IN ACCEPT".to_string()));
+        assert_eq!(
+            Rule::parse_as("|IN accept", crate::eval::Backend::Iptables),
+            Err(FirewallError::UnknownAction("accept".into()))
+        );
+        assert_eq!(
+            Rule::parse("IN frob"),
+            Err(FirewallError::UnknownAction("frob".into()))
+        );
     }
 
     #[test]
@@ -783,8 +691,13 @@ mod tests {
             Rule::parse("IN ACCEPT -p icmp -dport 22"),
             Err(FirewallError::ProtocolWithoutPorts("icmp".into()))
         );
+        // pve-firewall lets the later option win; proxmox-firewall refuses.
         assert_eq!(
-            Rule::parse("IN ACCEPT -p tcp -p udp"),
+            Rule::parse("IN ACCEPT -p tcp -p udp").map(|r| r.proto),
+            Ok(Some(Protocol::UDP))
+        );
+        assert_eq!(
+            Rule::parse_as("IN ACCEPT -p tcp -p udp", crate::eval::Backend::Nftables),
             Err(FirewallError::DuplicateOption("-p".into()))
         );
         assert_eq!(

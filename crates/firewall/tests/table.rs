@@ -45,7 +45,9 @@ const TABLE: &[(&str, &str, &str, Verdict, &str)] = &[
     ("homelab", "tcp 192.168.1.20 > proxmox:80", "I", D, "policy cluster"),
     // blacklist, disabled rules, built-ins
     ("homelab", "tcp 203.0.113.9 > proxmox:22", "I", D, "blacklist"),
-    ("homelab", "tcp 203.0.113.9 > proxmox:22", "N", D, "blacklist"),
+    // proxmox-firewall generates no blacklist rule (oracle nftables/c17)
+    ("homelab", "tcp 203.0.113.9 > proxmox:22", "N", D, "policy cluster"),
+    ("homelab", "tcp 198.51.100.7 > proxmox:8006", "N", D, "policy cluster"),
     ("homelab", "tcp 198.51.100.7 > proxmox:8006", "I", D, "blacklist"),
     ("homelab", "tcp 8.8.8.8 > proxmox:8006", "I", D, "policy cluster"),
     ("homelab", "tcp 192.168.1.20 > proxmox:60000", "I", A, "management"),
@@ -118,12 +120,14 @@ const TABLE: &[(&str, &str, &str, Verdict, &str)] = &[
     ("pinned-localnet", "tcp 192.168.1.20 > proxmox:22", "I", A, "management"),
     ("pinned-localnet", "tcp 192.168.1.30 > proxmox:22", "I", D, "policy cluster"),
     ("pinned-localnet", "tcp 192.168.1.10 > proxmox:8006", "N", A, "management"),
-    // --- nomatch semantics and local_network detection differ ---
+    // --- nomatch semantics differ; local_network is the network holding the
+    // address the node's name resolves to (the first), on both backends ---
     ("nomatch", "tcp 100.100.1.1 > proxmox:22", "I", A, "management"),
     ("nomatch", "tcp 100.100.1.1 > proxmox:22", "N", D, "policy cluster"),
     ("nomatch", "tcp 100.65.0.1 > proxmox:22", "I", D, "policy cluster"),
     ("nomatch", "tcp 10.10.1.5 > proxmox:22", "I", D, "policy cluster"),
-    ("nomatch", "tcp 10.10.1.5 > proxmox:22", "N", A, "management"),
+    ("nomatch", "tcp 10.10.1.5 > proxmox:22", "N", D, "policy cluster"),
+    ("nomatch", "tcp 192.168.1.77 > proxmox:22", "N", A, "management"),
     // --- switches ---
     ("disabled", "tcp 8.8.8.8 > proxmox:22", "I", A, "disabled cluster"),
     ("disabled", "tcp 8.8.8.8 > 100:22", "N", A, "disabled cluster"),

@@ -501,6 +501,20 @@ fn api_json_builds_a_config() {
     ]);
     let mut cfg = base();
     cfg.cluster.rules = rules_from_api_json(&rules).expect("rules");
+    // Without a `management` ipset of the user's, `+management` in a rule
+    // names nothing on either backend and the rule is left out; the
+    // built-in accept still lets the local network in.
+    assert_eq!(
+        decider(&eval(&cfg, &Flow::tcp(ip("192.168.1.67"), node(), 22))),
+        "management"
+    );
+    cfg.cluster.ipsets.insert(
+        "management".into(),
+        Ipset {
+            comment: None,
+            entries: vec![IpsetEntry::parse("10.9.0.0/16").expect("entry")],
+        },
+    );
     assert_eq!(
         cfg.cluster
             .rules

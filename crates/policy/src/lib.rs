@@ -7,6 +7,7 @@
 
 mod addr;
 mod backups;
+mod fwnames;
 mod mgmt;
 mod phase;
 mod refs;
@@ -18,6 +19,7 @@ use labwright_spec::{Diagnostic, Loaded, Severity, YamlPath};
 
 pub use addr::{AddrItem, parse_addr_list};
 pub use backups::{is_system_ssd_storage, retained_bytes_upper_bound};
+pub use labwright_firewall::Backend;
 pub use mgmt::{compile_host_firewall, management_sources, rule_to_api};
 
 /// A rule as listed by `labwright check --list-rules`.
@@ -44,6 +46,11 @@ pub const RULES: &[RuleInfo] = &[
         id: "mgmt-access",
         severity: Severity::Error,
         summary: "A DROP/REJECT inbound policy keeps every management CIDR reaching tcp/22 and tcp/8006 (proved by evaluating the rules).",
+    },
+    RuleInfo {
+        id: "fw-backend-names",
+        severity: Severity::Warning,
+        summary: "Ipset, alias and security group names mean the same on both firewall backends (lower case), and no `blacklist` ipset that the nftables backend ignores.",
     },
     RuleInfo {
         id: "tailscale-allow",
@@ -132,9 +139,19 @@ pub fn rule_info(id: &str) -> Option<&'static RuleInfo> {
     RULES.iter().find(|r| r.id == id)
 }
 
+/// What is known of the node a spec is checked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// The node's firewall backend, when it was read from the node (its
+    /// `nftables` option: [`Backend::from_nftables_option`]). `None`: not
+    /// known, so the management proof must hold for both backends.
+    pub backend: Option<Backend>,
+}
+
 /// The state every rule reads: the spec and where its values sit.
 pub(crate) struct Ctx<'a> {
     pub loaded: &'a Loaded,
+    pub opts: CheckOptions,
     pub out: Vec<Diagnostic>,
 }
 
@@ -154,10 +171,19 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Runs every rule. Diagnostics come back in file order.
+/// Runs every rule, for a node whose firewall backend is not known (the
+/// management proof holds for both). Diagnostics come back in file order.
 pub fn check(loaded: &Loaded) -> Vec<Diagnostic> {
+    check_with(loaded, &CheckOptions::default())
+}
+
+/// Runs every rule for a node of which `opts` says what is known (its
+/// firewall backend, read from its options). Diagnostics come back in file
+/// order.
+pub fn check_with(loaded: &Loaded, opts: &CheckOptions) -> Vec<Diagnostic> {
     let mut ctx = Ctx {
         loaded,
+        opts: *opts,
         out: Vec::new(),
     };
     tags::run(&mut ctx);
@@ -165,6 +191,7 @@ pub fn check(loaded: &Loaded) -> Vec<Diagnostic> {
     refs::run(&mut ctx);
     addr::run(&mut ctx);
     mgmt::run(&mut ctx);
+    fwnames::run(&mut ctx);
     secrets::run(&mut ctx);
     backups::run(&mut ctx);
     phase::run(&mut ctx);

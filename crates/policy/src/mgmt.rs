@@ -1,7 +1,7 @@
 //! `mgmt-access` and `tailscale-allow`: judged by evaluating the firewall the spec
 //! declares, not by looking for rule strings. Each management source must reach the
-//! node on tcp/22 and tcp/8006 for every address in its range, under both firewall
-//! backends.
+//! node on tcp/22 and tcp/8006 for every address in its range, under the node's
+//! firewall backend when it is known ([`crate::CheckOptions`]), else under both.
 
 use labwright_firewall::{Backend, DecidedBy, FirewallConfig, Protocol, Rule, Target, prove_reach};
 use labwright_spec::model::{FirewallLevel, FwDirection, FwRule, Spec};
@@ -67,14 +67,17 @@ pub fn compile_host_firewall(spec: &Spec) -> FirewallConfig {
                 .map(|c| labwright_firewall::IpsetEntry::net(c.0))
                 .collect(),
         };
-        cfg.cluster.ipsets.insert(name.to_ascii_lowercase(), set);
+        // Names as written: the backends disagree about case (pve-firewall
+        // lower-cases `Management`, proxmox-firewall keeps it), and the
+        // evaluator follows each.
+        cfg.cluster.ipsets.insert(name.clone(), set);
     }
     for (name, rules) in &fw.security_groups {
         let group = labwright_firewall::SecurityGroup {
             comment: None,
             rules: compile_rules(rules),
         };
-        cfg.cluster.groups.insert(name.to_ascii_lowercase(), group);
+        cfg.cluster.groups.insert(name.clone(), group);
     }
     if let Some(dc) = &fw.datacenter {
         cfg.cluster.options.enable = dc.options.enable.unwrap_or(false);
@@ -191,7 +194,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_>) {
         for port in MGMT_PORTS {
             let mut failure = None;
             let mut implicit_only = false;
-            for backend in [Backend::Iptables, Backend::Nftables] {
+            for &backend in Backend::to_prove(ctx.opts.backend) {
                 match prove_reach(&cfg, cidr.0, &node, Protocol::TCP, Some(port), backend) {
                     Ok(proof) => {
                         // Only iptables evaluates user rules before the automatic
@@ -236,9 +239,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_>) {
                         ),
                     )
                     .label("locked out")
-                    .help(format!(
-                        "add before any DROP: {{ id: mgmt-{port}, action: ACCEPT, source: {cidr}, proto: tcp, dport: {port} }} under firewall.datacenter.rules"
-                    )),
+                    .help(lockout_help(spec, backend, port, &cidr.to_string())),
                     &path,
                 );
             } else if implicit_only && rule == "mgmt-access" {
@@ -257,5 +258,24 @@ pub(crate) fn run(ctx: &mut Ctx<'_>) {
                 );
             }
         }
+    }
+}
+
+/// The fix for a failed proof; on nftables a `management` ipset spelled in
+/// another case is the usual cause, so say so.
+fn lockout_help(spec: &Spec, backend: Backend, port: u16, cidr: &str) -> String {
+    let add = format!(
+        "add before any DROP: {{ id: mgmt-{port}, action: ACCEPT, source: {cidr}, proto: tcp, dport: {port} }} under firewall.datacenter.rules"
+    );
+    let miscased = spec.firewall.as_ref().and_then(|f| {
+        f.ipsets
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case("management") && *k != "management")
+    });
+    match (backend, miscased) {
+        (Backend::Nftables, Some(name)) => format!(
+            "the ipset `{name}` is not the management set on nftables nodes (proxmox-firewall keeps case): rename it to `management`, or {add}"
+        ),
+        _ => add,
     }
 }
