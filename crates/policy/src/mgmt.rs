@@ -11,11 +11,8 @@ use serde_json::{Map, Value, json};
 
 use crate::{Ctx, root};
 
-/// Ports that must stay open to management sources.
-pub const MGMT_PORTS: [u16; 2] = [22, 8006];
-
-/// The default Tailscale range.
-pub const TAILSCALE_CIDR: &str = "100.64.0.0/10";
+/// Ports that must stay open to management sources (owned by the spec crate).
+pub use labwright_spec::model::MANAGEMENT_PORTS as MGMT_PORTS;
 
 /// A spec rule as the PVE API object labwright will create.
 pub fn rule_to_api(r: &FwRule) -> Value {
@@ -140,16 +137,11 @@ pub fn management_sources(spec: &Spec) -> Vec<(Cidr, YamlPath, &'static str)> {
         })
         .collect();
     if g.tailscale_management {
-        let (cidr, path) =
-            match g.tailscale_cidr {
-                Some(c) => (c, root().key("safetyGuards").key("tailscaleCidr")),
-                None => (
-                    TAILSCALE_CIDR.parse().unwrap_or(Cidr(ipnet::IpNet::from(
-                        std::net::IpAddr::from([100, 64, 0, 0]),
-                    ))),
-                    root().key("safetyGuards").key("tailscaleManagement"),
-                ),
-            };
+        let path = match g.tailscale_cidr {
+            Some(_) => root().key("safetyGuards").key("tailscaleCidr"),
+            None => root().key("safetyGuards").key("tailscaleManagement"),
+        };
+        let cidr = g.tailscale_range();
         out.push((cidr, path, "tailscale-allow"));
     }
     out

@@ -118,6 +118,17 @@ pub struct Node {
 
 /// How far labwright may go. Every switch is off by default: a spec must opt in to
 /// firewall, host-network, backup and destructive changes.
+/// Ports every management source must keep reaching on the node (SSH, web UI): the
+/// one list the policy proof, the engine's proof and the matrix use.
+pub const MANAGEMENT_PORTS: [u16; 2] = [22, 8006];
+
+/// Tailscale's address range (its CGNAT block), used unless
+/// `safetyGuards.tailscaleCidr` says otherwise.
+pub const TAILSCALE_RANGE: Cidr = Cidr(ipnet::IpNet::new_assert(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(100, 64, 0, 0)),
+    10,
+));
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SafetyGuards {
@@ -142,6 +153,13 @@ pub struct SafetyGuards {
     /// Allow plans that delete guests, disks or jobs (apply also needs `--allow-destroy`).
     #[serde(default)]
     pub allow_destroy: bool,
+}
+
+impl SafetyGuards {
+    /// The Tailscale range this lab uses.
+    pub fn tailscale_range(&self) -> Cidr {
+        self.tailscale_cidr.unwrap_or(TAILSCALE_RANGE)
+    }
 }
 
 /// `planOnly`: apply refuses to write. `safe`: only additive and low/medium-risk

@@ -93,14 +93,7 @@ pub(crate) fn comment_id(c: &str) -> Option<&str> {
 }
 
 pub(crate) fn tailscale_cidr(spec: &Spec) -> String {
-    spec.safety_guards
-        .tailscale_cidr
-        .map(|c| c.to_string())
-        .unwrap_or_else(|| labwright_policy_tailscale().to_string())
-}
-
-pub(crate) fn labwright_policy_tailscale() -> &'static str {
-    "100.64.0.0/10"
+    norm_cidr(&spec.safety_guards.tailscale_range().to_string())
 }
 
 pub(crate) fn desired_fw(spec: &Spec, observed_vm_node: &dyn Fn(u32) -> String) -> DesiredFw {

@@ -49,7 +49,7 @@ pub const SKIP_PROOF_ENV: &str = "LABWRIGHT_UNSAFE_SKIP_LOCKOUT_PROOF";
 pub const CLIENT_ADDR_ENV: &str = "LABWRIGHT_CLIENT_ADDR";
 
 /// Ports every management source must keep reaching on the node.
-pub const MGMT_PORTS: [u16; 2] = [22, 8006];
+pub use labwright_spec::model::MANAGEMENT_PORTS as MGMT_PORTS;
 
 // ---------------------------------------------------------------------------
 // Scopes, steps and ops (plan data)
@@ -237,6 +237,7 @@ mod audit;
 mod desired;
 mod diff;
 mod exec;
+pub mod matrix;
 mod observe;
 mod proof;
 
