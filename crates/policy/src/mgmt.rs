@@ -99,7 +99,7 @@ pub fn compile_host_firewall(spec: &Spec) -> FirewallConfig {
         host.network.addrs.push(a.0);
     }
     host.network.default_iface = Some("vmbr0".into());
-    cfg.nodes.insert(spec.node.name.clone(), host);
+    cfg.nodes.insert(spec.node_name().to_string(), host);
     cfg
 }
 
@@ -168,7 +168,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_>) {
         return;
     };
     let cfg = compile_host_firewall(spec);
-    let node = Target::Node(spec.node.name.clone());
+    let node = Target::Node(spec.node_name().to_string());
     let sources = management_sources(spec);
     if sources.is_empty() {
         ctx.emit(
@@ -220,7 +220,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_>) {
                         rule,
                         format!(
                             "{who} {cidr} would lose tcp/{port} on node {}: a connection from {} is {} by {} ({backend} backend)",
-                            spec.node.name,
+                            spec.node_name(),
                             cx.address,
                             match cx.decision.verdict {
                                 labwright_firewall::Verdict::Accept => "accepted",

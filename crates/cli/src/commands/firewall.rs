@@ -125,7 +125,7 @@ fn config_for(
 
 async fn read_live(spec: &Spec, conn: &Connected) -> anyhow::Result<ObservedFirewall> {
     let scope = ScanScope::for_spec(spec, 3);
-    let observed = scan(&conn.client, &spec.node.name, &scope)
+    let observed = scan(&conn.client, spec.node_name(), &scope)
         .await
         .context("scan failed")?;
     let obs = fw::scan_firewall(&conn.client, spec, &observed, conn.client_addr)
@@ -135,8 +135,8 @@ async fn read_live(spec: &Spec, conn: &Connected) -> anyhow::Result<ObservedFire
 }
 
 fn parse_dest(spec: &Spec, s: &str) -> anyhow::Result<Target> {
-    if s == "node" || s == spec.node.name {
-        return Ok(Target::Node(spec.node.name.clone()));
+    if s == "node" || s == spec.node_name() {
+        return Ok(Target::Node(spec.node_name().to_string()));
     }
     if let Some(id) = s.strip_prefix("vm:") {
         let id: u32 = id
@@ -170,7 +170,7 @@ fn simulate(a: &SimulateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         flow.icmp_type = Some("echo-request".into());
     }
     let (cfg, state) = config_for(spec, a.state, &g.target, g)?;
-    let backend = Backend::for_node(&cfg, &spec.node.name);
+    let backend = Backend::for_node(&cfg, spec.node_name());
     let d = evaluate(&cfg, &flow, backend);
     let mut out = std::io::stdout().lock();
     match g.output {

@@ -8,7 +8,7 @@ use super::*;
 /// A node with no firewall configuration at all (a fresh install), with the VMs whose
 /// firewall the spec declares present and empty.
 pub fn empty_observed(spec: &Spec, client_addr: Option<IpAddr>) -> ObservedFirewall {
-    let node = spec.node.name.clone();
+    let node = spec.node_name().to_string();
     let mut config = FirewallConfig::default();
     let host = labwright_firewall::HostFirewall {
         network: labwright_firewall::NodeNetwork {

@@ -98,7 +98,7 @@ pub(crate) fn tailscale_cidr(spec: &Spec) -> String {
 
 pub(crate) fn desired_fw(spec: &Spec, observed_vm_node: &dyn Fn(u32) -> String) -> DesiredFw {
     let mut d = DesiredFw::default();
-    let node = spec.node.name.clone();
+    let node = spec.node_name().to_string();
     if let Some(fw) = &spec.firewall {
         for (name, c) in &fw.aliases {
             d.aliases.insert(name.clone(), (c.to_string(), None));

@@ -40,7 +40,7 @@ pub(crate) fn change(
 /// Diffs the spec against the observed firewall. `existing` are the plan's other
 /// actions (VM firewall actions wait for the VM's creation).
 pub fn plan_firewall(spec: &Spec, obs: &ObservedFirewall, existing: &[Action]) -> FwPlan {
-    let node = spec.node.name.clone();
+    let node = spec.node_name().to_string();
     let vm_node = |vmid: u32| -> String {
         obs.vm_nodes
             .get(&vmid)

@@ -151,7 +151,7 @@ pub async fn scan_firewall(
         return Ok(None);
     }
     let before = client.request_count();
-    let node = spec.node.name.clone();
+    let node = spec.node_name().to_string();
     let cl = FirewallScope::Cluster;
     let ns = FirewallScope::Node(node.clone());
     let (c_opts, c_rules, c_aliases, c_ipsets, c_groups, n_opts, n_rules) = tokio::join!(
