@@ -3,6 +3,8 @@
 mod cli;
 mod commands;
 mod exit;
+mod print;
+mod render;
 mod settings;
 mod target;
 mod ui;

@@ -176,10 +176,16 @@ fn check_plan(name: &str, phase: u8, text: &str, plan: &Value) {
                 !plan["deferred"].as_array().is_none_or(Vec::is_empty),
                 "{name} phase {phase}: `{path}` is deferred but the plan lists nothing deferred"
             ),
-            "in-place" => assert!(
-                !chain.iter().any(|p| in_held.contains(p)),
-                "{name} phase {phase}: `{path}` is in place and held at once"
-            ),
+            "in-place" => {
+                assert!(
+                    !chain.iter().any(|p| in_held.contains(p)),
+                    "{name} phase {phase}: `{path}` is in place and held at once"
+                );
+                assert!(
+                    !in_actions.contains(path),
+                    "{name} phase {phase}: `{path}` is in place but an action carries it out"
+                );
+            }
             other => panic!("{name} phase {phase}: `{path}` has status {other}"),
         }
     }

@@ -262,9 +262,24 @@ async fn run_connected(
         output: OutputFormat::Table,
         ..g.clone()
     };
-    ui::info(&shown, &common::render_plan(&plan, &shown));
+    ui::info(&shown, &crate::render::plan::render_plan(&plan, false));
     if plan.is_empty() {
         ui::info(g, "Nothing to do.");
+        // Every `-o json` prints one document, nothing-to-do included.
+        if g.output != OutputFormat::Table {
+            let report = labwright_engine::ApplyReport {
+                plan: plan.id.clone(),
+                dry_run: args.dry_run,
+                ..Default::default()
+            };
+            crate::print::print(
+                g,
+                &crate::render::ApplyDoc {
+                    report: &report,
+                    plan: &plan,
+                },
+            )?;
+        }
         return Ok(ExitCode::from(exit::OK));
     }
     labwright_engine::apply::check_risk(&plan, allow_risk).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -304,46 +319,13 @@ async fn run_connected(
         }
     };
     progress.done();
-    let mut out = std::io::stdout().lock();
-    match g.output {
-        OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
-        _ => {
-            if report.dry_run {
-                writeln!(
-                    out,
-                    "Dry run: {} action(s) would run; nothing was written.",
-                    report.not_run.len()
-                )?;
-            } else {
-                writeln!(
-                    out,
-                    "Applied {} of {} action(s) (plan {}).",
-                    report.done.len(),
-                    plan.actions.len(),
-                    plan.id
-                )?;
-                for (vmid, s) in &report.snapshots {
-                    writeln!(
-                        out,
-                        "Pre-change snapshot {s} on VM {vmid} (expires after `labwright validate` passes)."
-                    )?;
-                }
-                for (id, e) in &report.failed {
-                    writeln!(out, "FAILED {id}: {e}")?;
-                    if let Some(a) = plan.actions.iter().find(|a| a.id == id.as_str()) {
-                        writeln!(out, "  rollback: {}", a.rollback_hint)?;
-                    }
-                }
-                if !report.not_run.is_empty() {
-                    writeln!(out, "Not run: {}", report.not_run.join(", "))?;
-                    writeln!(
-                        out,
-                        "Run `labwright apply` again to resume: it re-plans from the node and skips what is done."
-                    )?;
-                }
-            }
-        }
-    }
+    crate::print::print(
+        g,
+        &crate::render::ApplyDoc {
+            report: &report,
+            plan: &plan,
+        },
+    )?;
     Ok(ExitCode::from(if report.ok() {
         exit::OK
     } else {

@@ -1,15 +1,14 @@
 //! `labwright check`: load specs and run the policy rules, offline.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 use labwright_spec::diag::{RenderOptions, render};
 use labwright_spec::{Diagnostic, Severity, SourceFile};
-use serde::Serialize;
 
 use crate::cli::{GlobalArgs, OutputFormat};
+use crate::render::{CheckReport, RulesDoc, SpecReport};
 use crate::{exit, ui};
 
 /// Spec files are checked without contacting any node. Environment variables used in
@@ -26,24 +25,6 @@ pub struct CheckArgs {
     /// List every policy rule with its id and exit.
     #[arg(long)]
     pub list_rules: bool,
-}
-
-#[derive(Serialize)]
-struct SpecReport {
-    file: String,
-    ok: bool,
-    errors: usize,
-    warnings: usize,
-    deferred: usize,
-    diagnostics: Vec<Diagnostic>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Report {
-    format_version: u32,
-    ok: bool,
-    specs: Vec<SpecReport>,
 }
 
 /// Loads and checks one spec: load diagnostics, or policy diagnostics.
@@ -116,77 +97,23 @@ pub fn run(args: &CheckArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         });
     }
     let all_ok = reports.iter().all(|r| r.ok);
-    let mut out = std::io::stdout().lock();
-    match g.output {
-        OutputFormat::Table => {}
-        OutputFormat::Json => {
-            let report = Report {
-                format_version: 1,
-                ok: all_ok,
-                specs: reports,
-            };
-            writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
-        }
-        OutputFormat::Markdown => {
-            for r in &reports {
-                writeln!(
-                    out,
-                    "### `{}` — {}\n",
-                    r.file,
-                    if r.ok { "ok" } else { "failed" }
-                )?;
-                if r.diagnostics.is_empty() {
-                    writeln!(out, "No findings.\n")?;
-                    continue;
-                }
-                writeln!(out, "| severity | rule | where | message |")?;
-                writeln!(out, "|---|---|---|---|")?;
-                for d in &r.diagnostics {
-                    let at = d
-                        .span
-                        .map(|s| format!("{}:{}", s.line, s.column))
-                        .unwrap_or_default();
-                    writeln!(
-                        out,
-                        "| {} | `{}` | {} | {} |",
-                        d.severity,
-                        d.rule,
-                        at,
-                        d.message.replace('|', "\\|")
-                    )?;
-                }
-                writeln!(out)?;
-            }
-        }
-    }
+    crate::print::print(
+        g,
+        &CheckReport {
+            format_version: 1,
+            ok: all_ok,
+            specs: reports,
+        },
+    )?;
     Ok(ExitCode::from(if all_ok { exit::OK } else { exit::ERROR }))
 }
 
 fn list_rules(g: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let mut out = std::io::stdout().lock();
-    match g.output {
-        OutputFormat::Json => writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(labwright_policy::RULES)?
-        )?,
-        _ => {
-            let mut t = comfy_table::Table::new();
-            t.load_style(if g.output == OutputFormat::Markdown {
-                comfy_table::presets::ASCII_MARKDOWN
-            } else {
-                comfy_table::presets::UTF8_FULL_CONDENSED
-            });
-            t.set_header(["rule", "severity", "what it checks"]);
-            for r in labwright_policy::RULES {
-                t.add_row([
-                    r.id.to_string(),
-                    r.severity.to_string(),
-                    r.summary.to_string(),
-                ]);
-            }
-            writeln!(out, "{t}")?;
-        }
-    }
+    crate::print::print(
+        g,
+        &RulesDoc {
+            rules: labwright_policy::RULES,
+        },
+    )?;
     Ok(ExitCode::from(exit::OK))
 }

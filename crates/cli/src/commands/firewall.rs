@@ -2,22 +2,19 @@
 //! share: the plan-time refusal of a plan whose lockout proof failed, and the
 //! executor's probe options.
 
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use comfy_table::{Table, presets};
 use labwright_engine::firewall::{self as fw, ObservedFirewall, compile_spec, post_plan_config};
 use labwright_engine::{ScanScope, scan};
 use labwright_firewall::{Backend, FirewallConfig, Flow, Protocol, Target, evaluate};
 use labwright_spec::Spec;
-use serde::Serialize;
 
 use super::common;
-use crate::cli::{GlobalArgs, OutputFormat};
+use crate::cli::GlobalArgs;
 use crate::target::{self, Connected, TargetArgs};
 use crate::{exit, ui};
 
@@ -150,14 +147,6 @@ fn parse_dest(spec: &Spec, s: &str) -> anyhow::Result<Target> {
     bail!("--dest `{s}`: expected `node`, `vm:<VMID>` or a VM name from the spec")
 }
 
-#[derive(Serialize)]
-struct SimulateOut<'a> {
-    state: &'a str,
-    backend: Backend,
-    flow: &'a Flow,
-    decision: &'a labwright_firewall::Decision,
-}
-
 fn simulate(a: &SimulateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let loaded = common::load_checked(&a.spec, g)?;
     let spec = &loaded.spec;
@@ -172,25 +161,15 @@ fn simulate(a: &SimulateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let (cfg, state) = config_for(spec, a.state, &g.target, g)?;
     let backend = Backend::for_node(&cfg, spec.node_name());
     let d = evaluate(&cfg, &flow, backend);
-    let mut out = std::io::stdout().lock();
-    match g.output {
-        OutputFormat::Json => writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&SimulateOut {
-                state: &state,
-                backend,
-                flow: &flow,
-                decision: &d,
-            })?
-        )?,
-        _ => {
-            writeln!(out, "flow:    {flow}")?;
-            writeln!(out, "state:   {state}, {backend} backend")?;
-            writeln!(out)?;
-            write!(out, "{}", d.render_trail())?;
-        }
-    }
+    crate::print::print(
+        g,
+        &crate::render::SimulateDoc {
+            state: &state,
+            backend,
+            flow: &flow,
+            decision: &d,
+        },
+    )?;
     Ok(ExitCode::from(exit::OK))
 }
 
@@ -206,88 +185,14 @@ fn matrix(a: &MatrixArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let (cfg, state) = config_for(&spec, a.state, &g.target, g)?;
 
     let matrix = fw::matrix::reachability(&spec, phase, &cfg);
-    let backend = matrix.backend;
-    let cells = &matrix.cells;
-    let bad = cells.iter().filter(|c| c.disagrees).count();
-    let mut out = std::io::stdout().lock();
-    match g.output {
-        OutputFormat::Json => writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "state": state,
-                "phase": phase,
-                "backend": backend,
-                "cells": cells,
-                "disagreements": bad,
-            }))?
-        )?,
-        _ => {
-            writeln!(
-                out,
-                "Reachability, phase {phase}, {state}, {backend} backend (evaluated by the PVE firewall model; routing between segments is the router's job)"
-            )?;
-            let mut t = Table::new();
-            t.load_style(if g.output == OutputFormat::Markdown {
-                presets::ASCII_MARKDOWN
-            } else {
-                presets::UTF8_FULL_CONDENSED
-            });
-            let mut header = vec!["from \\ to".to_string()];
-            for (to, ports) in &matrix.columns {
-                header.push(format!("{to}\n{ports}"));
-            }
-            t.set_header(header);
-            for s in &matrix.sources {
-                let mut row = vec![s.clone()];
-                for c in cells.iter().filter(|c| &c.from == s) {
-                    let mark = match c.reach {
-                        fw::matrix::Reach::Allow => "allow",
-                        fw::matrix::Reach::Deny => "deny",
-                        fw::matrix::Reach::Partial => "partial",
-                    };
-                    let it = match c.intent {
-                        fw::matrix::Intent::Allow => " (want allow)",
-                        fw::matrix::Intent::Deny => "",
-                        fw::matrix::Intent::None => " ?",
-                        fw::matrix::Intent::Later => " (later phase)",
-                    };
-                    let it = if c.intent == fw::matrix::Intent::Allow && !c.disagrees {
-                        ""
-                    } else {
-                        it
-                    };
-                    row.push(if c.disagrees {
-                        format!("✗ {mark}{it}")
-                    } else {
-                        format!("{mark}{it}")
-                    });
-                }
-                t.add_row(row);
-            }
-            writeln!(out, "{t}")?;
-            writeln!(
-                out,
-                "? = the spec states no intent for this cell · ✗ = disagrees with the intent"
-            )?;
-            for c in cells.iter().filter(|c| c.disagrees) {
-                writeln!(
-                    out,
-                    "✗ {} → {} {}: {:?}, intent {:?} — {}",
-                    c.from, c.to, c.ports, c.reach, c.intent, c.decided_by
-                )?;
-            }
-            writeln!(
-                out,
-                "{}",
-                if bad == 0 {
-                    "matrix: no cell disagrees with the intent".to_string()
-                } else {
-                    format!("matrix: {bad} cell(s) disagree with the intent")
-                }
-            )?;
-        }
-    }
+    crate::print::print(
+        g,
+        &crate::render::MatrixDoc {
+            state: &state,
+            matrix: &matrix,
+        },
+    )?;
+    let bad = matrix.disagreements;
     Ok(ExitCode::from(if bad == 0 {
         exit::OK
     } else {

@@ -1,6 +1,5 @@
 //! `labwright plan`: the diff of spec and node, with risk, downtime and rollback.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -9,7 +8,7 @@ use clap::Args;
 use sha2::{Digest, Sha256};
 
 use super::common;
-use crate::cli::{GlobalArgs, OutputFormat};
+use crate::cli::GlobalArgs;
 use crate::target;
 use crate::{exit, ui};
 
@@ -65,11 +64,7 @@ pub fn run(args: &PlanArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         conn.close().await;
         plan
     })?;
-    let mut out = std::io::stdout().lock();
-    match g.output {
-        OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&plan)?)?,
-        _ => write!(out, "{}", common::render_plan(&plan, g))?,
-    }
+    crate::print::print(g, &plan)?;
     if let Some(path) = &args.out {
         std::fs::write(path, serde_json::to_string_pretty(&plan)? + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?;

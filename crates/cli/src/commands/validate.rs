@@ -1,15 +1,12 @@
 //! `labwright validate`: the node matches the spec and the constraints hold.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use comfy_table::{Table, presets};
-use labwright_engine::CheckStatus;
 
 use super::common;
-use crate::cli::{GlobalArgs, OutputFormat};
+use crate::cli::GlobalArgs;
 use crate::target;
 use crate::{exit, ui};
 
@@ -37,46 +34,7 @@ pub fn run(args: &ValidateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         conn.close().await;
         r
     })?;
-    let mut out = std::io::stdout().lock();
-    match g.output {
-        OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
-        _ => {
-            let mut t = Table::new();
-            t.load_style(if g.output == OutputFormat::Markdown {
-                presets::ASCII_MARKDOWN
-            } else {
-                presets::UTF8_FULL_CONDENSED
-            });
-            t.set_header(["check", "result", "detail"]);
-            for c in &report.checks {
-                let s = match c.status {
-                    CheckStatus::Pass => "pass",
-                    CheckStatus::Fail => "FAIL",
-                    CheckStatus::Skipped => "skipped",
-                };
-                t.add_row([c.name.clone(), s.to_string(), c.detail.clone()]);
-            }
-            writeln!(out, "{t}")?;
-            for (vmid, s) in &report.expired_snapshots {
-                writeln!(out, "expired pre-change snapshot {s} on VM {vmid}")?;
-            }
-            for (vmid, s) in &report.kept_snapshots {
-                writeln!(
-                    out,
-                    "kept pre-change snapshot {s} on VM {vmid} (validation did not pass)"
-                )?;
-            }
-            writeln!(
-                out,
-                "{}",
-                if report.ok {
-                    "validate: ok"
-                } else {
-                    "validate: FAILED"
-                }
-            )?;
-        }
-    }
+    crate::print::print(g, &report)?;
     Ok(ExitCode::from(if report.ok {
         exit::OK
     } else {

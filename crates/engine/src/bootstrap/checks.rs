@@ -458,11 +458,11 @@ pub async fn cleanup_seeds(
             ));
             continue;
         }
-        let res: Result<(), String> = async {
+        let res: Result<(), crate::error::StepError> = async {
             let upid = client
                 .qemu_update_config_async(&obs.node, dvm.vmid, Params::new(), &[SEED_SLOT], None)
                 .await
-                .map_err(|e| format!("detach {SEED_SLOT}: {e}"))?;
+                .map_err(crate::error::StepError::ctx(format!("detach {SEED_SLOT}")))?;
             wait_opt(client, upid, wait).await?;
             delete_volume(client, &obs.node, &storage, &volid, wait).await
         }

@@ -1,6 +1,7 @@
 //! Running bootstrap steps: downloads, grows, and the seed rendered at apply time.
 
 use super::*;
+use crate::error::StepError;
 
 // ---------------------------------------------------------------- apply
 
@@ -8,12 +9,12 @@ pub(crate) async fn wait_opt(
     client: &PveClient,
     upid: Option<labwright_pve::Upid>,
     opts: &WaitOptions,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     if let Some(u) = upid {
         client
             .wait_task(&u, *opts)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(StepError::ctx("wait for the task"))?;
     }
     Ok(())
 }
@@ -25,7 +26,7 @@ pub(crate) async fn run_boot_op(
     op: &BootOp,
     boot: &SeedSource,
     wait: &WaitOptions,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     match op {
         BootOp::DownloadImage {
             node,
@@ -41,7 +42,7 @@ pub(crate) async fn run_boot_op(
             let have = client
                 .storage_content(node, storage, Some(content), None)
                 .await
-                .map_err(|e| format!("list {storage} ({content}): {e}"))?;
+                .map_err(StepError::ctx(format!("list {storage} ({content})")))?;
             if have.iter().any(|v| v.volid == volid) {
                 return Ok(());
             }
@@ -57,7 +58,7 @@ pub(crate) async fn run_boot_op(
             let upid = client
                 .storage_download_url(node, storage, &req)
                 .await
-                .map_err(|e| format!("download {url} to {volid}: {e}"))?;
+                .map_err(StepError::ctx(format!("download {url} to {volid}")))?;
             // Images are large: the node may need far longer than a config task.
             let opts = WaitOptions {
                 timeout: wait.timeout.max(Duration::from_secs(3600)),
@@ -66,7 +67,7 @@ pub(crate) async fn run_boot_op(
             client
                 .wait_task(&upid, opts)
                 .await
-                .map_err(|e| format!("download {url} to {volid}: {e}"))?;
+                .map_err(StepError::ctx(format!("download {url} to {volid}")))?;
             Ok(())
         }
         BootOp::GrowDisk {
@@ -79,21 +80,24 @@ pub(crate) async fn run_boot_op(
             let cfg = client
                 .qemu_config(node, *vmid)
                 .await
-                .map_err(|e| format!("read the config of VM {vmid}: {e}"))?;
-            let raw = cfg
-                .get(disk)
-                .ok_or_else(|| format!("VM {vmid} has no {disk} after the import"))?;
-            let drive = Drive::parse(raw).map_err(|e| format!("VM {vmid} {disk}: {e}"))?;
+                .map_err(StepError::ctx(format!("read the config of VM {vmid}")))?;
+            let raw = cfg.get(disk).ok_or_else(|| {
+                StepError::Refused(format!("VM {vmid} has no {disk} after the import"))
+            })?;
+            let drive = Drive::parse(raw)
+                .map_err(|e| StepError::Refused(format!("VM {vmid} {disk}: {e}")))?;
             let have = match drive.size_bytes() {
                 Some(Ok(b)) => b,
-                Some(Err(e)) => return Err(format!("VM {vmid} {disk} size: {e}")),
+                Some(Err(e)) => {
+                    return Err(StepError::Refused(format!("VM {vmid} {disk} size: {e}")));
+                }
                 None => 0,
             };
             if have > *size_bytes {
-                return Err(format!(
+                return Err(StepError::Refused(format!(
                     "VM {vmid}: the imported image made {disk} {} but the spec declares {size}; disks never shrink: raise `disks.{disk}.size` to at least the image size",
                     labwright_spec::types::Size(have)
-                ));
+                )));
             }
             if have == *size_bytes {
                 return Ok(());
@@ -101,7 +105,9 @@ pub(crate) async fn run_boot_op(
             let upid = client
                 .qemu_resize(node, *vmid, disk, size, cfg.digest.as_deref())
                 .await
-                .map_err(|e| format!("grow {disk} of VM {vmid} to {size}: {e}"))?;
+                .map_err(StepError::ctx(format!(
+                    "grow {disk} of VM {vmid} to {size}"
+                )))?;
             wait_opt(client, upid, wait).await
         }
         BootOp::Seed {
@@ -144,20 +150,22 @@ pub(crate) async fn run_seed(
     boot: &SeedSource,
     wait: &WaitOptions,
     s: SeedStep<'_>,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     let vmid = s.vmid;
     let spec = boot.spec.as_ref().ok_or_else(|| {
-        format!("VM {vmid}: a seed is rendered from the spec, and this apply was given none")
+        StepError::Refused(format!(
+            "VM {vmid}: a seed is rendered from the spec, and this apply was given none"
+        ))
     })?;
-    let vm = spec
-        .vms
-        .iter()
-        .find(|v| v.vmid == vmid)
-        .ok_or_else(|| format!("VM {vmid} is not in the spec any more; run plan again"))?;
+    let vm = spec.vms.iter().find(|v| v.vmid == vmid).ok_or_else(|| {
+        StepError::Refused(format!(
+            "VM {vmid} is not in the spec any more; run plan again"
+        ))
+    })?;
     let cfg = client
         .qemu_config(s.node, vmid)
         .await
-        .map_err(|e| format!("read the config of VM {vmid}: {e}"))?;
+        .map_err(StepError::ctx(format!("read the config of VM {vmid}")))?;
     let values: BTreeMap<String, String> = cfg
         .values
         .iter()
@@ -168,15 +176,15 @@ pub(crate) async fn run_seed(
     };
     // The only place the auth key is read. Errors carry the reference, not the value.
     let seed = labwright_cloudinit::render_seed(spec, vm, &opts, boot.secrets.as_ref())
-        .map_err(|e| format!("seed for VM {vmid}: {e}"))?;
+        .map_err(|e| StepError::Secret(format!("seed for VM {vmid}: {e}")))?;
     if seed.plan.instance_id != s.instance_id {
-        return Err(format!(
+        return Err(StepError::Refused(format!(
             "VM {vmid}: the bootstrap in the spec changed since the plan was made (seed {} planned, {} now); run `labwright plan` again",
             s.instance_id, seed.plan.instance_id
-        ));
+        )));
     }
-    let iso =
-        labwright_cloudinit::build_iso(&seed).map_err(|e| format!("seed for VM {vmid}: {e}"))?;
+    let iso = labwright_cloudinit::build_iso(&seed)
+        .map_err(|e| StepError::Refused(format!("seed for VM {vmid}: {e}")))?;
     let sha = iso.sha256().to_string();
     let upload = UploadRequest {
         content: "iso".into(),
@@ -188,11 +196,11 @@ pub(crate) async fn run_seed(
     let upid = client
         .storage_upload(s.node, s.storage, &upload)
         .await
-        .map_err(|e| format!("upload the seed {volid}: {e}"))?;
+        .map_err(StepError::ctx(format!("upload the seed {volid}")))?;
     client
         .wait_task(&upid, *wait)
         .await
-        .map_err(|e| format!("upload the seed {volid}: {e}"))?;
+        .map_err(StepError::ctx(format!("upload the seed {volid}")))?;
     let description = with_marker(cfg.get("description").unwrap_or_default(), s.instance_id);
     let mut p = Params::new();
     p.insert(SEED_SLOT, format!("{volid},media=cdrom"));
@@ -202,17 +210,21 @@ pub(crate) async fn run_seed(
     let upid = client
         .qemu_update_config_async(s.node, vmid, p, &[], cfg.digest.as_deref())
         .await
-        .map_err(|e| format!("attach the seed to VM {vmid}: {e}"))?;
+        .map_err(StepError::ctx(format!("attach the seed to VM {vmid}")))?;
     wait_opt(client, upid, wait).await?;
     if s.reboot {
         let upid = client
             .qemu_reboot(s.node, vmid, Some(120))
             .await
-            .map_err(|e| format!("reboot VM {vmid} into its new seed: {e}"))?;
+            .map_err(StepError::ctx(format!(
+                "reboot VM {vmid} into its new seed"
+            )))?;
         client
             .wait_task(&upid, *wait)
             .await
-            .map_err(|e| format!("reboot VM {vmid} into its new seed: {e}"))?;
+            .map_err(StepError::ctx(format!(
+                "reboot VM {vmid} into its new seed"
+            )))?;
     }
     Ok(())
 }
@@ -228,11 +240,11 @@ pub(crate) async fn delete_volume(
     storage: &str,
     volid: &str,
     wait: &WaitOptions,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     let upid = client
         .storage_delete_volume(node, storage, volid)
         .await
-        .map_err(|e| format!("delete {volid}: {e}"))?;
+        .map_err(StepError::ctx(format!("delete {volid}")))?;
     wait_opt(client, upid, wait).await?;
     // The listing confirms it: a seed left behind would keep the auth key on the node.
     let start = Instant::now();
@@ -241,12 +253,14 @@ pub(crate) async fn delete_volume(
         let list = client
             .storage_content(node, storage, Some("iso"), None)
             .await
-            .map_err(|e| format!("list {storage}: {e}"))?;
+            .map_err(StepError::ctx(format!("list {storage}")))?;
         if !list.iter().any(|v| v.volid == volid) {
             return Ok(());
         }
         if start.elapsed() >= wait.timeout.min(Duration::from_secs(60)) {
-            return Err(format!("{volid} is still on {storage} after deleting it"));
+            return Err(StepError::Refused(format!(
+                "{volid} is still on {storage} after deleting it"
+            )));
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(1));

@@ -169,9 +169,7 @@ impl crate::op::Step for BootOp {
     }
 
     async fn run(&self, cx: &crate::op::ExecCx<'_>) -> Result<(), crate::error::StepError> {
-        run_boot_op(cx.client, self, cx.seeds, &cx.wait)
-            .await
-            .map_err(crate::error::StepError::Refused)
+        run_boot_op(cx.client, self, cx.seeds, &cx.wait).await
     }
 }
 

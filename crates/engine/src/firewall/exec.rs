@@ -69,12 +69,17 @@ pub(crate) async fn move_rule(
     ps: &FirewallScope,
     id: &str,
     index: usize,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     // Where the rule lands is checked after every move (see `moveto_for`).
     for _ in 0..3u32 {
-        let list = client.firewall_rules(ps).await.map_err(|e| e.to_string())?;
+        let list = client
+            .firewall_rules(ps)
+            .await
+            .map_err(StepError::ctx("list rules"))?;
         let Some((pos, _)) = find_rule(&list, id) else {
-            return Err(format!("rule [lw:{id}] vanished while moving it"));
+            return Err(StepError::Refused(format!(
+                "rule [lw:{id}] vanished while moving it"
+            )));
         };
         let last = list.len().saturating_sub(1);
         let target = u32::try_from(index.min(last)).unwrap_or(u32::MAX);
@@ -85,12 +90,17 @@ pub(crate) async fn move_rule(
         client
             .firewall_rule_move(ps, pos, moveto, list_digest(&list).as_deref())
             .await
-            .map_err(|e| format!("move rule [lw:{id}] to {index}: {e}"))?;
+            .map_err(StepError::ctx(format!("move rule [lw:{id}] to {index}")))?;
     }
-    let list = client.firewall_rules(ps).await.map_err(|e| e.to_string())?;
+    let list = client
+        .firewall_rules(ps)
+        .await
+        .map_err(StepError::ctx("list rules"))?;
     match find_rule(&list, id) {
         Some((pos, _)) if pos as usize == index.min(list.len().saturating_sub(1)) => Ok(()),
-        _ => Err(format!("could not move rule [lw:{id}] to position {index}")),
+        _ => Err(StepError::Refused(format!(
+            "could not move rule [lw:{id}] to position {index}"
+        ))),
     }
 }
 
@@ -98,9 +108,9 @@ pub(crate) async fn run_step(
     client: &PveClient,
     scope: &FwScope,
     step: &FwStep,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     let ps = scope.pve();
-    let e = |what: String| move |err: labwright_pve::Error| format!("{what}: {err}");
+    let e = |what: String| StepError::ctx(what);
     match step {
         FwStep::SetOptions { set, delete } => {
             let mut p = Params::new();
@@ -238,7 +248,9 @@ pub(crate) async fn run_step(
                     .await
                     .map_err(e("list rules".into()))?;
                 let Some((pos, digest)) = find_rule(&list, id) else {
-                    return Err(format!("rule [lw:{id}] vanished before it was enabled"));
+                    return Err(StepError::Refused(format!(
+                        "rule [lw:{id}] vanished before it was enabled"
+                    )));
                 };
                 client
                     .firewall_rule_update(
@@ -283,17 +295,13 @@ impl crate::op::Step for FwOp {
         };
         let change = async {
             for s in &self.steps {
-                run_step(cx.client, &self.scope, s)
-                    .await
-                    .map_err(StepError::Refused)?;
+                run_step(cx.client, &self.scope, s).await?;
             }
             Ok(())
         };
         let revert = || async {
             for s in &self.revert {
-                run_step(cx.client, &self.scope, s)
-                    .await
-                    .map_err(StepError::Refused)?;
+                run_step(cx.client, &self.scope, s).await?;
             }
             Ok(())
         };

@@ -257,7 +257,12 @@ pub(crate) fn plan(cx: &crate::plan::PlanCx<'_>, out: &mut crate::plan::PlanOut)
     let Some(fw) = cx.firewall else {
         return;
     };
-    let f = plan_firewall(cx.spec, fw, &out.actions);
+    let mut f = plan_firewall(cx.spec, fw, &out.actions);
+    for a in &mut f.actions {
+        if let Op::Firewall(op) = &a.op {
+            a.elements = elements_of(cx.spec, op);
+        }
+    }
     out.actions.extend(f.actions);
     out.blocked.extend(f.blocked);
     out.notes.extend(f.notes);
@@ -276,4 +281,77 @@ pub(crate) fn plan(cx: &crate::plan::PlanCx<'_>, out: &mut crate::plan::PlanOut)
             out.own(&e.path);
         }
     }
+}
+
+/// The spec elements a firewall op carries out (for the plan's account).
+fn elements_of(spec: &Spec, op: &FwOp) -> Vec<String> {
+    let root = labwright_spec::YamlPath::root();
+    let fp = root.key("firewall");
+    let Some(fw) = &spec.firewall else {
+        return Vec::new();
+    };
+    let vm_allow = |vmid: u32| -> Vec<String> {
+        spec.vms
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.vmid == vmid)
+            .flat_map(|(i, v)| {
+                let n = v.firewall.as_ref().map_or(0, |f| f.allow.len());
+                let base = root.key("vms").index(i).key("firewall").key("allow");
+                (0..n).map(move |j| base.index(j).to_string())
+            })
+            .collect()
+    };
+    let level_rule = |level: &str, id: &str| -> Option<String> {
+        let l = match level {
+            "datacenter" => fw.datacenter.as_ref(),
+            _ => fw.node.as_ref(),
+        }?;
+        l.rules
+            .iter()
+            .position(|r| r.id == id)
+            .map(|i| fp.key(level).key("rules").index(i).to_string())
+    };
+    let mut out = Vec::new();
+    for s in &op.steps {
+        let found: Vec<String> = match (s, &op.scope) {
+            (FwStep::AliasCreate { name, .. } | FwStep::AliasUpdate { name, .. }, _) => fw
+                .aliases
+                .keys()
+                .filter(|k| k.eq_ignore_ascii_case(name))
+                .map(|k| fp.key("aliases").key(k.clone()).to_string())
+                .collect(),
+            (
+                FwStep::IpsetCreate { name }
+                | FwStep::IpsetAdd { name, .. }
+                | FwStep::IpsetRemove { name, .. },
+                _,
+            ) => fw
+                .ipsets
+                .keys()
+                .filter(|k| k.eq_ignore_ascii_case(name))
+                .map(|k| fp.key("ipsets").key(k.clone()).to_string())
+                .collect(),
+            (FwStep::RulePut { id, .. } | FwStep::RuleDelete { id }, FwScope::Cluster) => {
+                level_rule("datacenter", id).into_iter().collect()
+            }
+            (FwStep::RulePut { id, .. } | FwStep::RuleDelete { id }, FwScope::Node { .. }) => {
+                level_rule("node", id).into_iter().collect()
+            }
+            (FwStep::SetOptions { .. }, FwScope::Cluster) => {
+                vec![fp.key("datacenter").key("options").to_string()]
+            }
+            (FwStep::SetOptions { .. }, FwScope::Node { .. }) => {
+                vec![fp.key("node").key("options").to_string()]
+            }
+            (_, FwScope::Vm { vmid, .. }) => vm_allow(*vmid),
+            _ => Vec::new(),
+        };
+        for e in found {
+            if !out.contains(&e) {
+                out.push(e);
+            }
+        }
+    }
+    out
 }

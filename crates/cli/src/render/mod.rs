@@ -1,0 +1,13 @@
+//! Renderers: the text and Markdown forms of each document the commands print
+//! (through `crate::print`). One file per document; no domain logic here.
+
+mod apply;
+mod check;
+mod firewall;
+pub mod plan;
+mod scan;
+mod validate;
+
+pub use apply::ApplyDoc;
+pub use check::{CheckReport, RulesDoc, SpecReport};
+pub use firewall::{MatrixDoc, SimulateDoc};
