@@ -107,6 +107,8 @@ pub use file::{
     Parsed, parse_cluster_fw, parse_cluster_fw_as, parse_guest_fw, parse_guest_fw_as,
     parse_host_fw, parse_host_fw_as, write_cluster_fw, write_guest_fw, write_host_fw,
 };
+/// Networks as the API takes them (re-exported so callers use the same type).
+pub use ipnet::IpNet;
 pub use macros::{MACROS, Macro, MacroEntry, lookup as lookup_macro};
 pub use model::{
     Alias, ClusterFirewall, ClusterOptions, FirewallConfig, GuestFirewall, GuestNic, GuestOptions,
