@@ -349,6 +349,26 @@ mod tests {
         // one space between option and value on pve-firewall
         assert!(parse_rule("IN ACCEPT -p  tcp", IPT).is_err());
         assert!(parse_rule("IN ACCEPT -p  tcp", NFT).is_ok());
+        // contradictions both backends refuse
+        for d in [Dialect::Any, IPT, NFT] {
+            assert_eq!(
+                parse_rule("IN ACCEPT -source 10.0.0.1 -dest 2001:db8::1", d),
+                Err(FirewallError::MixedFamiliesInRule)
+            );
+            assert_eq!(
+                parse_rule(
+                    "IN ACCEPT -p icmp -icmp-type echo-request -dport echo-reply",
+                    d
+                )
+                .map(|_| ()),
+                Err(FirewallError::IcmpTypeWithDport)
+            );
+        }
+        // icmp with IPv6 addresses: pve-firewall refuses the rule
+        assert_eq!(
+            ok("IN ACCEPT -p icmp -source 2001:db8::/32", Dialect::Any).ip_family(),
+            Err(FirewallError::MixedFamiliesInRule)
+        );
         // group rules take -i only
         assert!(parse_rule("GROUP web -p tcp", IPT).is_err());
         assert!(parse_rule("GROUP web -i vmbr0", NFT).is_ok());
