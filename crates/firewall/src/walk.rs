@@ -46,7 +46,11 @@ fn icmp_match(want: &str, flow: &Flow) -> Result<(), String> {
 
 /// Protocol and port part of a rule, macros expanded. Macro entries win
 /// over the rule's own proto/ports, as in PVE's macro expansion.
-fn l4_match(rule: &Rule, flow: &Flow) -> Result<(), String> {
+///
+/// A rule's `-dport` naming an ICMP type is the old spelling of
+/// `-icmp-type`: pve-firewall matches it, proxmox-firewall ignores it (the
+/// rule then matches every ICMP packet).
+fn l4_match(rule: &Rule, flow: &Flow, backend: Backend) -> Result<(), String> {
     if let Some(mac) = rule.macro_def() {
         let mut reasons = Vec::new();
         for e in mac.entries_for(flow.source.is_ipv6()) {
@@ -86,6 +90,7 @@ fn l4_match(rule: &Rule, flow: &Flow) -> Result<(), String> {
     }
     if let Some(d) = &rule.dport {
         match d.icmp_type() {
+            Some(_) if backend == Backend::Nftables => {}
             Some(t) => icmp_match(t, flow)?,
             None => port_match(d, flow.dport, "dport")?,
         }
@@ -144,7 +149,7 @@ fn rule_match(ctx: &Ctx<'_>, rule: &Rule, facts: &Facts<'_>, place: Place) -> Re
             }
         }
     }
-    l4_match(rule, flow).map_err(Miss::No)
+    l4_match(rule, flow, ctx.backend).map_err(Miss::No)
 }
 
 /// `-i` of a rule. Inside a security group the backends differ:
