@@ -15,9 +15,10 @@ use ipnet::IpNet;
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::addr::Interval;
 use crate::check::nftables_refusals;
 use crate::error::FileError;
-use crate::eval::{Backend, Decision, Flow, Target};
+use crate::eval::{Backend, DecidedBy, Decision, Flow, Target};
 use crate::file::{parse_cluster_fw_as, parse_guest_fw_as, parse_host_fw_as};
 use crate::model::{ClusterFirewall, FirewallConfig, HostFirewall};
 use crate::proto::Protocol;
@@ -122,8 +123,8 @@ pub struct BackendView {
 pub struct FwDir {
     /// The directory.
     pub dir: PathBuf,
-    /// The node evaluated (the directory name of its `host.fw`, `--node`,
-    /// or `node`).
+    /// The node evaluated (the directory name of its `host.fw`, the
+    /// `node` option, or `local` as in `/etc/pve/local`).
     pub node: String,
     /// The files read, relative to the directory.
     pub files: Vec<String>,
@@ -150,7 +151,7 @@ fn host_files(dir: &Path, node: Option<&str>) -> Result<Vec<(String, PathBuf)>, 
     let mut out = Vec::new();
     let top = dir.join("host.fw");
     if top.is_file() {
-        out.push((node.unwrap_or("node").to_string(), top));
+        out.push((node.unwrap_or("local").to_string(), top));
     }
     for base in [dir.to_path_buf(), dir.join("nodes")] {
         let Ok(entries) = fs::read_dir(&base) else {
@@ -233,7 +234,7 @@ pub fn load_fw_dir(dir: &Path, opts: &AuditOptions) -> Result<FwDir, AuditError>
         .as_ref()
         .map(|(n, _)| n.clone())
         .or_else(|| opts.node.clone())
-        .unwrap_or_else(|| "node".into());
+        .unwrap_or_else(|| "local".into());
     let host_file = host
         .as_ref()
         .and_then(|(_, p)| p.strip_prefix(dir).ok())
@@ -434,10 +435,9 @@ impl FwDir {
         }
     }
 
-    /// The verdict every client in `sources` gets for `service`: `Some`
-    /// when the whole range (and every client port) gets the same one,
-    /// with what decided it for the first address; `None` when it differs
-    /// (then the parts, in address order).
+    /// The verdict every client in `sources` gets for `service`: uniform
+    /// when the whole range (and every client port) gets the same one, with
+    /// what decided it for the first address; otherwise each part.
     pub fn cell(
         &self,
         backend: Backend,
@@ -447,43 +447,40 @@ impl FwDir {
     ) -> Option<MatrixCell> {
         let cfg = self.view(backend)?.config.as_ref().ok()?;
         let template = self.flow(sources.network(), service, iface);
-        let mut parts: Vec<(String, Verdict, String)> = Vec::new();
+        let mut parts = Vec::new();
         for class in classify_sources(cfg, sources, &template, backend) {
-            let mut f = template.clone();
-            f.source = class.representative;
-            for (sports, d) in evaluate_client_ports(cfg, &f, backend) {
-                let mut label = class.range.to_string();
-                if let Some((lo, hi)) = sports {
-                    label.push_str(&format!(" from port {lo}-{hi}"));
-                }
-                parts.push((label, d.verdict, d.decided_by.to_string()));
-            }
+            parts.extend(self.class_parts(cfg, backend, class.range, &template));
         }
-        let first = parts.first()?.clone();
-        let uniform = parts.iter().all(|p| p.1 == first.1);
-        Some(MatrixCell {
-            service,
-            verdict: uniform.then_some(first.1),
-            decided_by: first.2.clone(),
-            parts: if uniform {
-                Vec::new()
-            } else {
-                parts
-                    .into_iter()
-                    .map(|(range, verdict, decided_by)| MatrixPart {
-                        range,
-                        verdict,
-                        decided_by,
-                    })
-                    .collect()
-            },
-        })
+        cell_of(service, parts)
+    }
+
+    /// One representative flow per client-port class for an address class.
+    fn class_parts(
+        &self,
+        cfg: &FirewallConfig,
+        backend: Backend,
+        range: Interval,
+        template: &Flow,
+    ) -> Vec<MatrixPart> {
+        let mut f = template.clone();
+        f.source = range.start();
+        evaluate_client_ports(cfg, &f, backend)
+            .into_iter()
+            .map(|(sports, d)| MatrixPart {
+                range: match sports {
+                    Some((lo, hi)) => format!("{range} from port {lo}-{hi}"),
+                    None => range.to_string(),
+                },
+                verdict: d.verdict,
+                decided_by: d.decided_by,
+            })
+            .collect()
     }
 
     /// Who reaches the node on which service, for one backend. Without
     /// `sources`, the rows are the address ranges the configuration tells
-    /// apart (neighbours with the same verdicts merged), so the matrix
-    /// covers every IPv4 source.
+    /// apart (neighbours with the same cells merged), so the matrix covers
+    /// every IPv4 source.
     pub fn matrix(
         &self,
         backend: Backend,
@@ -491,41 +488,48 @@ impl FwDir {
         services: &[Service],
         iface: Option<&str>,
     ) -> AuditMatrix {
-        let refused = self
-            .view(backend)
-            .and_then(|v| v.config.as_ref().err().cloned());
-        let mut rows: Vec<MatrixRow> = Vec::new();
-        let cfg = self.view(backend).and_then(|v| v.config.as_ref().ok());
-        if let Some(cfg) = cfg {
-            let sources: Vec<IpNet> = if sources.is_empty() {
-                let all: IpNet = IpNet::V4(ipnet::Ipv4Net::default());
-                let template = self.flow(
-                    all.network(),
-                    services.first().copied().unwrap_or(Service {
-                        proto: Protocol::TCP,
-                        port: Some(22),
-                    }),
-                    iface,
-                );
-                classify_sources(cfg, all, &template, backend)
-                    .into_iter()
-                    .flat_map(|c| interval_nets(&c.range))
-                    .collect()
-            } else {
-                sources.to_vec()
-            };
-            for src in sources {
-                let cells: Vec<MatrixCell> = services
-                    .iter()
-                    .filter_map(|s| self.cell(backend, src, *s, iface))
-                    .collect();
-                rows.push(MatrixRow {
-                    source: src.to_string(),
-                    cells,
+        let view = self.view(backend);
+        let refused = view.and_then(|v| v.config.as_ref().err().cloned());
+        let mut rows: Vec<(Interval, MatrixRow)> = Vec::new();
+        if let Some(cfg) = view.and_then(|v| v.config.as_ref().ok()) {
+            if sources.is_empty() {
+                let all = IpNet::V4(ipnet::Ipv4Net::default());
+                let probe = services.first().copied().unwrap_or(Service {
+                    proto: Protocol::TCP,
+                    port: Some(22),
                 });
-            }
-            if rows.len() > 1 {
+                let template = self.flow(all.network(), probe, iface);
+                for class in classify_sources(cfg, all, &template, backend) {
+                    let cells = services
+                        .iter()
+                        .filter_map(|s| {
+                            let t = self.flow(all.network(), *s, iface);
+                            cell_of(*s, self.class_parts(cfg, backend, class.range, &t))
+                        })
+                        .collect();
+                    rows.push((
+                        class.range,
+                        MatrixRow {
+                            source: class.range.to_string(),
+                            cells,
+                        },
+                    ));
+                }
                 rows = merge_rows(rows);
+            } else {
+                for src in sources {
+                    let cells = services
+                        .iter()
+                        .filter_map(|s| self.cell(backend, *src, *s, iface))
+                        .collect();
+                    rows.push((
+                        Interval::of_net(src),
+                        MatrixRow {
+                            source: src.to_string(),
+                            cells,
+                        },
+                    ));
+                }
             }
         }
         AuditMatrix {
@@ -533,91 +537,39 @@ impl FwDir {
             node: self.node.clone(),
             refused,
             services: services.to_vec(),
-            rows,
+            rows: rows.into_iter().map(|(_, r)| r).collect(),
         }
     }
 }
 
-/// The CIDR blocks that make up an interval, in address order.
-fn interval_nets(iv: &crate::addr::Interval) -> Vec<IpNet> {
-    let bits: u32 = if iv.v6 { 128 } else { 32 };
-    let (mut lo, hi) = (iv.lo, iv.hi);
-    let fits = |lo: u128, size: u32| {
-        if size >= 128 {
-            hi - lo == u128::MAX
-        } else {
-            (1u128 << size) - 1 <= hi - lo
-        }
-    };
-    let mut out = Vec::new();
-    while lo <= hi {
-        let mut size = if lo == 0 {
-            bits
-        } else {
-            lo.trailing_zeros().min(bits)
-        };
-        while size > 0 && !fits(lo, size) {
-            size -= 1;
-        }
-        let prefix = u8::try_from(bits - size).unwrap_or(0);
-        if let Ok(n) = IpNet::new(crate::addr::u128_to_ip(iv.v6, lo), prefix) {
-            out.push(n);
-        }
-        match 1u128
-            .checked_shl(size)
-            .and_then(|step| lo.checked_add(step))
+fn cell_of(service: Service, parts: Vec<MatrixPart>) -> Option<MatrixCell> {
+    let first = parts.first()?.clone();
+    let uniform = parts.iter().all(|p| p.verdict == first.verdict);
+    Some(MatrixCell {
+        service,
+        verdict: uniform.then_some(first.verdict),
+        decided_by: first.decided_by,
+        parts: if uniform { Vec::new() } else { parts },
+    })
+}
+
+/// Merge neighbouring rows whose cells agree (same verdicts, same
+/// deciders), so a matrix over every source stays short.
+fn merge_rows(rows: Vec<(Interval, MatrixRow)>) -> Vec<(Interval, MatrixRow)> {
+    let mut out: Vec<(Interval, MatrixRow)> = Vec::new();
+    for (iv, r) in rows {
+        if let Some((last_iv, last)) = out.last_mut()
+            && last_iv.v6 == iv.v6
+            && last_iv.hi.checked_add(1) == Some(iv.lo)
+            && last.cells == r.cells
         {
-            Some(next) => lo = next,
-            None => break,
+            last_iv.hi = iv.hi;
+            last.source = last_iv.to_string();
+            continue;
         }
+        out.push((iv, r));
     }
     out
-}
-
-/// Merge neighbouring rows whose cells agree, so a matrix over every
-/// source stays short. Rows keep the first block's name plus a count.
-fn merge_rows(rows: Vec<MatrixRow>) -> Vec<MatrixRow> {
-    let mut out: Vec<(MatrixRow, Vec<String>)> = Vec::new();
-    for r in rows {
-        match out.last_mut() {
-            Some((last, names)) if same_cells(&last.cells, &r.cells) => names.push(r.source),
-            _ => {
-                let name = r.source.clone();
-                out.push((r, vec![name]));
-            }
-        }
-    }
-    out.into_iter()
-        .map(|(mut r, names)| {
-            r.source = summarise(&names);
-            r
-        })
-        .collect()
-}
-
-fn same_cells(a: &[MatrixCell], b: &[MatrixCell]) -> bool {
-    a.len() == b.len()
-        && a.iter().zip(b).all(|(x, y)| {
-            x.verdict == y.verdict
-                && x.decided_by == y.decided_by
-                && x.parts.is_empty()
-                && y.parts.is_empty()
-        })
-}
-
-fn summarise(names: &[String]) -> String {
-    match names {
-        [] => String::new(),
-        [one] => one.clone(),
-        [first, .., last] => {
-            let start = first.split('/').next().unwrap_or(first);
-            let end = last
-                .parse::<IpNet>()
-                .map(|n| n.broadcast().to_string())
-                .unwrap_or_else(|_| last.clone());
-            format!("{start}-{end}")
-        }
-    }
 }
 
 /// One cell of the matrix.
@@ -628,7 +580,7 @@ pub struct MatrixCell {
     /// The verdict, when the whole row gets the same one.
     pub verdict: Option<Verdict>,
     /// What decided it (for the first address when it differs).
-    pub decided_by: String,
+    pub decided_by: DecidedBy,
     /// When the verdict differs inside the row: each part.
     pub parts: Vec<MatrixPart>,
 }
@@ -641,7 +593,7 @@ pub struct MatrixPart {
     /// Their verdict.
     pub verdict: Verdict,
     /// What decided it.
-    pub decided_by: String,
+    pub decided_by: DecidedBy,
 }
 
 /// One row: a source range and its cells.

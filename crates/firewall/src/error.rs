@@ -101,6 +101,12 @@ pub enum FirewallError {
     /// An ICMP type name that iptables does not know.
     #[error("invalid icmp-type value '{0}'")]
     InvalidIcmpType(String),
+    /// `-icmp-type` together with `-dport` (both backends refuse it).
+    #[error("'icmp-type' cannot be specified together with 'dport'")]
+    IcmpTypeWithDport,
+    /// `-source` and `-dest` of different address families.
+    #[error("detected mixed ipv4/ipv6 addresses in rule")]
+    MixedFamiliesInRule,
     /// `-icmp-type` on a protocol other than icmp/icmpv6.
     #[error("icmp-type requires proto icmp or icmpv6")]
     IcmpTypeNeedsIcmp,

@@ -16,7 +16,7 @@
 //! * **nftables** (`proxmox-firewall`): `default-in` first — ICMP errors,
 //!   IGMP, the `+management` accept on tcp 8006/5900-5999/3128/22,
 //!   corosync udp 5405-5412 from anywhere, then the SMB/UPnP/DNS-reply
-//!   noise filters — all *before* user rules;
+//!   noise filters — all *before* user rules; no `blacklist`;
 //! * **iptables** (`pve-firewall`): the datacenter `blacklist` ipset, IGMP,
 //!   then user rules, and only *after* them the `+management` accept (also
 //!   tcp 60000-60050) and corosync from [`FirewallConfig::corosync_peers`];
@@ -31,21 +31,37 @@
 //! groups they reference) apply, then its policy. nftables cannot REJECT
 //! guest traffic and drops instead.
 //!
-//! `+management` is the user's `management` ipset plus `local_network`:
-//! the `local_network` alias if defined, else the network of the node's
-//! first address (iptables) or all node networks (nftables). `nomatch`
-//! ipset entries (`!cidr`) follow each backend: the most specific entry
-//! decides under iptables; any nomatch entry excludes under nftables.
+//! Names follow each backend: aliases are case-insensitive on both;
+//! pve-firewall lower-cases the names of ipsets and groups it defines and
+//! compares references as written, proxmox-firewall keeps the case on both
+//! sides (so `[IPSET Management]` is the management set only on iptables).
+//! The built-in management accept reads the user's `management` set plus
+//! `local_network`: the `local_network` alias if defined, else the network
+//! holding the address the node's name resolves to (its first address);
+//! in a *rule*, `+management` and `local_network` resolve only when the
+//! user defined them. `nomatch` ipset entries (`!cidr`) follow each
+//! backend: the most specific entry decides under iptables; any nomatch
+//! entry excludes under nftables. Inside a security group, a rule's own
+//! `-i` makes pve-firewall leave the rule out and is matched by
+//! proxmox-firewall. [`nftables_refusals`] lists what makes
+//! proxmox-firewall refuse a whole ruleset.
 //!
 //! Proofs ([`prove_reach`], [`prove_blocked`], [`prove_ports`]) split the
 //! source range (and port range) at every boundary the config mentions
 //! and evaluate one flow per piece, so they are exact; a flow whose
-//! source port is unknown stands for every client port (1024-65535).
+//! source port is unknown stands for every client port (1024-65535), so
+//! a `-sport` rule cannot hide from a proof. Which backends to prove for:
+//! [`Backend::to_prove`] (the node's, or both when unknown).
 //!
 //! Not modelled: forward rules and VNet firewalls, `ipfilter`/`macfilter`,
 //! NDP/RA options, SYN-flood and TCP-flag filters, log rate limits,
-//! conntrack helpers, and whether nftables applies the `blacklist` ipset
-//! (it is applied after the management accept here).
+//! conntrack helpers, SDN ipsets.
+//!
+//! `.fw` files are read three ways: labwright's own ([`parse_cluster_fw`],
+//! every spelling some PVE parser accepts), and as each backend reads them
+//! ([`parse_cluster_fw_as`]: pve-firewall leaves out lines it cannot read,
+//! proxmox-firewall refuses the file). [`load_fw_dir`] reads a directory
+//! (a copy of `/etc/pve/firewall`) both ways, for audits.
 //!
 //! Build a config by parsing `.fw` files ([`parse_cluster_fw`],
 //! [`parse_host_fw`], [`parse_guest_fw`]), from API JSON
@@ -107,6 +123,8 @@ pub use file::{
     Parsed, parse_cluster_fw, parse_cluster_fw_as, parse_guest_fw, parse_guest_fw_as,
     parse_host_fw, parse_host_fw_as, write_cluster_fw, write_guest_fw, write_host_fw,
 };
+/// Networks as the API takes them (re-exported so callers use the same type).
+pub use ipnet::IpNet;
 pub use macros::{MACROS, Macro, MacroEntry, lookup as lookup_macro};
 pub use model::{
     Alias, ClusterFirewall, ClusterOptions, FirewallConfig, GuestFirewall, GuestNic, GuestOptions,

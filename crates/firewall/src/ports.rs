@@ -197,6 +197,35 @@ impl PortSpec {
         Ok(PortSpec { items })
     }
 
+    /// Parse a port list as proxmox-firewall does: numbers and service
+    /// names, `lo:hi` ranges of either, any number of entries.
+    pub fn parse_nft(s: &str) -> Result<Self, FirewallError> {
+        if s.trim().is_empty() {
+            return Err(FirewallError::ExtraneousCommas);
+        }
+        let one = |p: &str| -> Result<u16, FirewallError> {
+            let p = p.trim();
+            if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
+                return parse_number(p);
+            }
+            service_port(p).ok_or_else(|| FirewallError::InvalidPort(p.to_string()))
+        };
+        let mut items = Vec::new();
+        for part in s.trim().split(',') {
+            match part.split_once(':') {
+                None => items.push(PortItem::Port(one(part)?)),
+                Some((a, b)) => {
+                    let (lo, hi) = (one(a)?, one(b)?);
+                    if lo > hi {
+                        return Err(FirewallError::BackwardsRange { lo, hi });
+                    }
+                    items.push(PortItem::Range(lo, hi));
+                }
+            }
+        }
+        Ok(PortSpec { items })
+    }
+
     /// Ranges given as numbers (used for macros and built-in rules).
     pub fn from_ranges(ranges: &[(u16, u16)]) -> Self {
         PortSpec {

@@ -395,8 +395,39 @@ impl Rule {
             if !self.proto.as_ref().is_some_and(Protocol::is_icmp) {
                 return Err(FirewallError::IcmpTypeNeedsIcmp);
             }
+            if self.dport.is_some() {
+                return Err(FirewallError::IcmpTypeWithDport);
+            }
+        }
+        if let (Some(s), Some(d)) = (family(&self.source), family(&self.dest))
+            && s != d
+        {
+            return Err(FirewallError::MixedFamiliesInRule);
         }
         Ok(())
+    }
+
+    /// The address family the rule is limited to by its own addresses and
+    /// protocol (`Some(true)` for IPv6), when they say; `Err` when they
+    /// contradict each other, which pve-firewall refuses (`icmp` with IPv6
+    /// addresses, `icmpv6` with IPv4 ones).
+    pub fn ip_family(&self) -> Result<Option<bool>, FirewallError> {
+        let mut fam = family(&self.source).or(family(&self.dest));
+        if let Some(p) = &self.proto {
+            let by_proto = if p.same(&Protocol::ICMP) {
+                Some(false)
+            } else if p.same(&Protocol::ICMPV6) {
+                Some(true)
+            } else {
+                None
+            };
+            match (fam, by_proto) {
+                (Some(a), Some(b)) if a != b => return Err(FirewallError::MixedFamiliesInRule),
+                (None, b) => fam = b,
+                _ => {}
+            }
+        }
+        Ok(fam)
     }
 
     /// Checks for a rule at a given level: allowed types and interface
@@ -555,6 +586,15 @@ fn api_text(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, Firew
         Some(other) => Err(FirewallError::InvalidApiRule(format!(
             "field '{key}' must be a string, got {other}"
         ))),
+    }
+}
+
+/// The family of an explicit address list or range (`Some(true)`: IPv6).
+fn family(a: &Option<AddressRef>) -> Option<bool> {
+    match a {
+        Some(AddressRef::List { entries }) => entries.first().map(crate::addr::AddrEntry::is_v6),
+        Some(AddressRef::Range { start, .. }) => Some(start.is_ipv6()),
+        _ => None,
     }
 }
 

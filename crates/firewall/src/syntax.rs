@@ -139,6 +139,7 @@ pub(crate) fn parse_rule(line: &str, dialect: Dialect) -> Result<Rule, FirewallE
     }
 
     let mut seen: Vec<Opt> = Vec::new();
+    let mut raw = RawPorts::default();
     while let Some(word) = words.next() {
         let opt = option_of(word, dialect);
         let group_extra = kind == RuleKind::Group && opt.is_some_and(|o| o != Opt::Iface);
@@ -163,10 +164,61 @@ pub(crate) fn parse_rule(line: &str, dialect: Dialect) -> Result<Rule, FirewallE
         } else {
             seen.push(opt);
         }
-        set_option(&mut rule, opt, value, dialect)?;
+        set_option(&mut rule, &mut raw, opt, value, dialect)?;
     }
+    raw.apply(&mut rule, dialect)?;
     rule.check_fields()?;
     Ok(rule)
+}
+
+/// Port and ICMP-type options, kept as written until the protocol is
+/// known: proxmox-firewall reads them only for the protocols that have
+/// them and ignores them otherwise (so `-p icmp -dport echo-request`
+/// matches every ICMP packet there, and `-dport 22` without `-p` matches
+/// everything).
+#[derive(Default)]
+struct RawPorts<'a> {
+    dport: Option<&'a str>,
+    sport: Option<&'a str>,
+    icmp_type: Option<&'a str>,
+}
+
+impl RawPorts<'_> {
+    fn apply(&self, rule: &mut Rule, dialect: Dialect) -> Result<(), FirewallError> {
+        if !dialect.is(Backend::Nftables) {
+            if let Some(d) = self.dport {
+                rule.dport = Some(PortSpec::parse(d, PortField::Dport)?);
+            }
+            if let Some(s) = self.sport {
+                rule.sport = Some(PortSpec::parse(s, PortField::Sport)?);
+            }
+            rule.icmp_type = self.icmp_type.map(str::to_string);
+            return Ok(());
+        }
+        if self.dport.is_some() && self.icmp_type.is_some() {
+            return Err(FirewallError::IcmpTypeWithDport);
+        }
+        match &rule.proto {
+            Some(p) if p.has_ports() => {
+                if let Some(d) = self.dport {
+                    rule.dport = Some(PortSpec::parse_nft(d)?);
+                }
+                if let Some(s) = self.sport {
+                    rule.sport = Some(PortSpec::parse_nft(s)?);
+                }
+            }
+            Some(p) if p.is_icmp() => {
+                if let Some(t) = self.icmp_type {
+                    if !crate::ports::is_icmp_type(t) {
+                        return Err(FirewallError::InvalidIcmpType(t.to_string()));
+                    }
+                    rule.icmp_type = Some(t.to_string());
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 /// `pve-firewall` matches `-opt value` with exactly one space between
@@ -256,21 +308,22 @@ fn parse_action(
     Ok((parse_verdict(word, dialect)?.into(), None))
 }
 
-fn set_option(
+fn set_option<'a>(
     rule: &mut Rule,
+    raw: &mut RawPorts<'a>,
     opt: Opt,
-    value: &str,
+    value: &'a str,
     dialect: Dialect,
 ) -> Result<(), FirewallError> {
     match opt {
         Opt::Iface => rule.iface = Some(value.to_string()),
         Opt::Proto => rule.proto = Some(Protocol::parse(value)?),
-        Opt::Dport => rule.dport = Some(PortSpec::parse(value, PortField::Dport)?),
-        Opt::Sport => rule.sport = Some(PortSpec::parse(value, PortField::Sport)?),
+        Opt::Dport => raw.dport = Some(value),
+        Opt::Sport => raw.sport = Some(value),
         Opt::Source => rule.source = Some(parse_addr(value, dialect)?),
         Opt::Dest => rule.dest = Some(parse_addr(value, dialect)?),
         Opt::Log => rule.log = Some(LogLevel::parse(value)?),
-        Opt::IcmpType => rule.icmp_type = Some(value.to_string()),
+        Opt::IcmpType => raw.icmp_type = Some(value),
     }
     Ok(())
 }
@@ -349,6 +402,56 @@ mod tests {
         // one space between option and value on pve-firewall
         assert!(parse_rule("IN ACCEPT -p  tcp", IPT).is_err());
         assert!(parse_rule("IN ACCEPT -p  tcp", NFT).is_ok());
+        // proxmox-firewall reads ports only for protocols that have them
+        let r = ok("IN DROP -dport 22", NFT);
+        assert_eq!((r.proto, r.dport), (None, None));
+        assert!(parse_rule("IN DROP -dport 22", IPT).is_err());
+        assert!(
+            ok("IN ACCEPT -p icmp -dport echo-request", NFT)
+                .dport
+                .is_none()
+        );
+        assert!(ok("IN ACCEPT -p gre -dport 22", NFT).dport.is_none());
+        assert!(parse_rule("IN ACCEPT -p gre -dport 22", IPT).is_err());
+        assert!(
+            ok("IN ACCEPT -p tcp -icmp-type echo-request", NFT)
+                .icmp_type
+                .is_none()
+        );
+        // … and takes more than 15 ports, and named ranges
+        let many = (1..=16)
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let line = format!("IN ACCEPT -p tcp -dport {many}");
+        assert!(ok(&line, NFT).dport.is_some_and(|d| d.contains(16)));
+        assert_eq!(parse_rule(&line, IPT), Err(FirewallError::TooManyPorts));
+        assert!(
+            ok("IN ACCEPT -p tcp -dport ssh:http", NFT)
+                .dport
+                .is_some_and(|d| d.contains(50))
+        );
+        assert!(parse_rule("IN ACCEPT -p tcp -dport ssh:http", IPT).is_err());
+        // contradictions both backends refuse
+        for d in [Dialect::Any, IPT, NFT] {
+            assert_eq!(
+                parse_rule("IN ACCEPT -source 10.0.0.1 -dest 2001:db8::1", d),
+                Err(FirewallError::MixedFamiliesInRule)
+            );
+            assert_eq!(
+                parse_rule(
+                    "IN ACCEPT -p icmp -icmp-type echo-request -dport echo-reply",
+                    d
+                )
+                .map(|_| ()),
+                Err(FirewallError::IcmpTypeWithDport)
+            );
+        }
+        // icmp with IPv6 addresses: pve-firewall refuses the rule
+        assert_eq!(
+            ok("IN ACCEPT -p icmp -source 2001:db8::/32", Dialect::Any).ip_family(),
+            Err(FirewallError::MixedFamiliesInRule)
+        );
         // group rules take -i only
         assert!(parse_rule("GROUP web -p tcp", IPT).is_err());
         assert!(parse_rule("GROUP web -i vmbr0", NFT).is_ok());

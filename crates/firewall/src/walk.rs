@@ -44,41 +44,102 @@ fn icmp_match(want: &str, flow: &Flow) -> Result<(), String> {
     }
 }
 
-/// Protocol and port part of a rule, macros expanded. Macro entries win
-/// over the rule's own proto/ports, as in PVE's macro expansion.
-fn l4_match(rule: &Rule, flow: &Flow) -> Result<(), String> {
-    if let Some(mac) = rule.macro_def() {
-        let mut reasons = Vec::new();
-        for e in mac.entries_for(flow.source.is_ipv6()) {
-            let res = (|| {
-                if e.proto != flow.proto.number() {
-                    return Err(format!(
-                        "proto {} is not {}",
-                        flow.proto,
-                        Protocol::from_number(e.proto)
-                    ));
-                }
-                if let Some(t) = e.icmp_type {
-                    icmp_match(t, flow)?;
-                } else if !e.dport.is_empty() {
-                    ranges_match(e.dport, flow.dport, "dport")?;
-                } else if let Some(d) = &rule.dport {
-                    port_match(d, flow.dport, "dport")?;
-                }
-                if !e.sport.is_empty() {
-                    ranges_match(e.sport, flow.sport, "sport")?;
-                } else if let Some(s) = &rule.sport {
-                    port_match(s, flow.sport, "sport")?;
-                }
-                Ok(())
-            })();
-            match res {
-                Ok(()) => return Ok(()),
-                Err(r) => reasons.push(r),
-            }
-        }
-        return Err(format!("macro {}: {}", mac.name, reasons.join("; ")));
+/// Protocol and port part of a rule, macros expanded.
+///
+/// A macro rule's own `-p`/`-dport`/`-sport` combine with each macro entry
+/// differently per backend: pve-firewall fills in what an entry leaves
+/// open and refuses the whole rule when a value contradicts the entry
+/// (`SSH(ACCEPT) -p udp`); proxmox-firewall adds both to the generated rule,
+/// so both must hold.
+///
+/// A rule's `-dport` naming an ICMP type is the old spelling of
+/// `-icmp-type`: pve-firewall matches it, proxmox-firewall ignores it (the
+/// rule then matches every ICMP packet).
+fn l4_match(rule: &Rule, flow: &Flow, backend: Backend) -> Result<(), Miss> {
+    let Some(mac) = rule.macro_def() else {
+        return own_l4_match(rule, flow, backend).map_err(Miss::No);
+    };
+    let entries = mac.entries_for(flow.source.is_ipv6());
+    if backend == Backend::Iptables
+        && let Some(conflict) = entries.iter().find_map(|e| macro_conflict(rule, e))
+    {
+        return Err(Miss::Skip(format!(
+            "{conflict} is already defined by macro {}; pve-firewall leaves the rule out",
+            mac.name
+        )));
     }
+    let mut reasons = Vec::new();
+    for e in entries {
+        let res = (|| {
+            if e.proto != flow.proto.number() {
+                return Err(format!(
+                    "proto {} is not {}",
+                    flow.proto,
+                    Protocol::from_number(e.proto)
+                ));
+            }
+            if let Some(t) = e.icmp_type {
+                icmp_match(t, flow)?;
+            } else if !e.dport.is_empty() {
+                ranges_match(e.dport, flow.dport, "dport")?;
+            }
+            if !e.sport.is_empty() {
+                ranges_match(e.sport, flow.sport, "sport")?;
+            }
+            match backend {
+                // the rule's own values fill what the entry leaves open
+                Backend::Iptables => {
+                    if let (true, Some(d)) =
+                        (e.dport.is_empty() && e.icmp_type.is_none(), &rule.dport)
+                    {
+                        port_match(d, flow.dport, "dport")?;
+                    }
+                    if let (true, Some(sp)) = (e.sport.is_empty(), &rule.sport) {
+                        port_match(sp, flow.sport, "sport")?;
+                    }
+                    Ok(())
+                }
+                // both the entry and the rule's own matches are generated
+                Backend::Nftables => own_l4_match(rule, flow, backend),
+            }
+        })();
+        match res {
+            Ok(()) => return Ok(()),
+            Err(r) => reasons.push(r),
+        }
+    }
+    Err(Miss::No(format!(
+        "macro {}: {}",
+        mac.name,
+        reasons.join("; ")
+    )))
+}
+
+/// A value of the rule that contradicts a macro entry, as pve-firewall's
+/// macro expansion sees it (values compared as written).
+fn macro_conflict(rule: &Rule, e: &crate::macros::MacroEntry) -> Option<String> {
+    if let Some(p) = &rule.proto
+        && p.number() != e.proto
+    {
+        return Some(format!("-p {p}"));
+    }
+    if let Some(d) = &rule.dport
+        && !e.dport.is_empty()
+        && d.to_string() != PortSpec::from_ranges(e.dport).to_string()
+    {
+        return Some(format!("-dport {d}"));
+    }
+    if let Some(sp) = &rule.sport
+        && !e.sport.is_empty()
+        && sp.to_string() != PortSpec::from_ranges(e.sport).to_string()
+    {
+        return Some(format!("-sport {sp}"));
+    }
+    None
+}
+
+/// The rule's own `-p`, `-dport`, `-sport`, `-icmp-type`.
+fn own_l4_match(rule: &Rule, flow: &Flow, backend: Backend) -> Result<(), String> {
     if let Some(p) = &rule.proto
         && !p.same(&flow.proto)
     {
@@ -86,6 +147,7 @@ fn l4_match(rule: &Rule, flow: &Flow) -> Result<(), String> {
     }
     if let Some(d) = &rule.dport {
         match d.icmp_type() {
+            Some(_) if backend == Backend::Nftables => {}
             Some(t) => icmp_match(t, flow)?,
             None => port_match(d, flow.dport, "dport")?,
         }
@@ -144,7 +206,7 @@ fn rule_match(ctx: &Ctx<'_>, rule: &Rule, facts: &Facts<'_>, place: Place) -> Re
             }
         }
     }
-    l4_match(rule, flow).map_err(Miss::No)
+    l4_match(rule, flow, ctx.backend)
 }
 
 /// `-i` of a rule. Inside a security group the backends differ:

@@ -301,3 +301,30 @@ fn missing_group_is_a_refusal_on_nftables() {
     );
     assert!(nftables_refusals(&cfg).is_empty());
 }
+
+/// The old spelling of an ICMP type, `-p icmp -dport echo-request`: pve-firewall
+/// matches that type; proxmox-firewall reads no ports for ICMP and matches every
+/// ICMP packet.
+#[test]
+fn icmp_type_given_as_dport_follows_each_backend() {
+    let host = "[RULES]\nIN ACCEPT -p icmp -dport echo-reply\n";
+    let ping =
+        |cfg: &FirewallConfig, b| evaluate(cfg, &Flow::ping(ip("198.51.100.1"), node()), b).verdict;
+    let cluster = "[OPTIONS]\nenable: 1\npolicy_in: DROP\n";
+    // each backend's own reading
+    assert_eq!(
+        ping(&config(cluster, host, Backend::Iptables), Backend::Iptables),
+        Verdict::Drop
+    );
+    assert_eq!(
+        ping(&config(cluster, host, Backend::Nftables), Backend::Nftables),
+        Verdict::Accept
+    );
+    // and labwright's reading, evaluated per backend
+    let mut cfg = config(cluster, "", Backend::Iptables);
+    if let Some(h) = cfg.nodes.get_mut("pve") {
+        h.rules = vec![Rule::parse("IN ACCEPT -p icmp -dport echo-reply").expect("rule")];
+    }
+    assert_eq!(ping(&cfg, Backend::Iptables), Verdict::Drop);
+    assert_eq!(ping(&cfg, Backend::Nftables), Verdict::Accept);
+}

@@ -1,6 +1,6 @@
-//! `labwright firewall simulate|matrix`, plus the firewall glue `plan` and `apply`
-//! share: the plan-time refusal of a plan whose lockout proof failed, and the
-//! executor's probe options.
+//! `labwright firewall simulate|matrix`: one flow's decision trail, or the
+//! reachability matrix, on the spec, the live node, the node after the plan, or (with
+//! `--fw-dir`) a directory of `.fw` files.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -15,6 +15,10 @@ use labwright_spec::Spec;
 
 use super::common;
 use crate::cli::GlobalArgs;
+
+/// `--fw-dir`: audit a directory of `.fw` files (no spec, no node).
+#[path = "firewall_audit.rs"]
+mod firewall_audit;
 use crate::target::{self, Connected, TargetArgs};
 use crate::{exit, ui};
 
@@ -47,8 +51,10 @@ pub enum State {
 
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
-    #[arg(value_name = "SPEC")]
-    pub spec: PathBuf,
+    #[arg(value_name = "SPEC", required_unless_present = "fw_dir")]
+    pub spec: Option<PathBuf>,
+    #[command(flatten)]
+    pub audit: firewall_audit::AuditDirArgs,
     /// Source address of the connection.
     #[arg(long, value_name = "IP")]
     pub source: IpAddr,
@@ -73,8 +79,10 @@ pub struct SimulateArgs {
 
 #[derive(Debug, Args)]
 pub struct MatrixArgs {
-    #[arg(value_name = "SPEC")]
-    pub spec: PathBuf,
+    #[arg(value_name = "SPEC", required_unless_present = "fw_dir")]
+    pub spec: Option<PathBuf>,
+    #[command(flatten)]
+    pub audit: firewall_audit::AuditMatrixArgs,
     #[arg(long, value_enum, default_value_t = State::Spec)]
     pub state: State,
     /// Evaluate as if the lab were in this phase (default: the spec's phase). Use 2 to
@@ -85,6 +93,8 @@ pub struct MatrixArgs {
 
 pub fn run(args: &FirewallArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     match &args.command {
+        FirewallCommand::Simulate(a) if a.audit.fw_dir.is_some() => firewall_audit::simulate(a, g),
+        FirewallCommand::Matrix(a) if a.audit.dir.fw_dir.is_some() => firewall_audit::matrix(a, g),
         FirewallCommand::Simulate(a) => simulate(a, g),
         FirewallCommand::Matrix(a) => matrix(a, g),
     }
@@ -148,7 +158,12 @@ fn parse_dest(spec: &Spec, s: &str) -> anyhow::Result<Target> {
 }
 
 fn simulate(a: &SimulateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let loaded = common::load_checked(&a.spec, g)?;
+    let loaded = common::load_checked(
+        a.spec
+            .as_deref()
+            .context("a SPEC or --fw-dir is required")?,
+        g,
+    )?;
     let spec = &loaded.spec;
     let dest = parse_dest(spec, &a.dest)?;
     let proto = Protocol::parse(&a.proto).map_err(|e| anyhow::anyhow!("--proto: {e}"))?;
@@ -178,7 +193,12 @@ fn simulate(a: &SimulateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
 // ---------------------------------------------------------------------------
 
 fn matrix(a: &MatrixArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let loaded = common::load_checked(&a.spec, g)?;
+    let loaded = common::load_checked(
+        a.spec
+            .as_deref()
+            .context("a SPEC or --fw-dir is required")?,
+        g,
+    )?;
     let mut spec = loaded.spec.clone();
     let phase = a.phase.unwrap_or(spec.phase.0);
     spec.phase = labwright_spec::model::Phase(phase);
