@@ -97,6 +97,7 @@ mod error;
 mod eval;
 mod file;
 mod file_write;
+pub mod from_spec;
 mod macros;
 mod model;
 mod ports;

@@ -20,7 +20,7 @@ use labwright_spec::{Diagnostic, Loaded, Severity, YamlPath};
 pub use addr::{AddrItem, parse_addr_list};
 pub use backups::{is_system_ssd_storage, retained_bytes_upper_bound};
 pub use labwright_firewall::Backend;
-pub use mgmt::{compile_host_firewall, management_sources, rule_to_api};
+pub use mgmt::management_sources;
 
 /// A rule as listed by `labwright check --list-rules`.
 #[derive(Clone, Copy, Debug, serde::Serialize)]

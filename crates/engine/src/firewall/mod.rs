@@ -29,7 +29,6 @@ use labwright_firewall::{
 use labwright_pve::api::firewall::{FirewallRule, FirewallScope};
 use labwright_pve::{Params, PveClient};
 use labwright_spec::Spec;
-use labwright_spec::model::{FwPolicy, Proto};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 

@@ -80,13 +80,7 @@ pub(crate) fn read_rules(
     out
 }
 
-/// `log: nolog` and no log are the same rule.
-pub(crate) fn canonical(mut r: Rule) -> Rule {
-    if r.log == Some(labwright_firewall::LogLevel::Nolog) {
-        r.log = None;
-    }
-    r
-}
+pub(crate) use labwright_firewall::from_spec::canonical;
 
 pub(crate) fn api(what: &str) -> impl FnOnce(labwright_pve::Error) -> EngineError + '_ {
     move |e| EngineError::api(what, e)

@@ -3,6 +3,7 @@
 
 use super::exec::moveto_for;
 use super::*;
+use labwright_spec::model::FwPolicy;
 
 fn env(name: &str) -> Option<String> {
     (name == "ADMIN_PC_CIDR").then(|| "192.168.1.50/32".to_string())
