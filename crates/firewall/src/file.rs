@@ -34,8 +34,9 @@ pub use crate::file_write::{write_cluster_fw, write_guest_fw, write_host_fw};
 pub struct Parsed<T> {
     /// What the backend makes of the file.
     pub value: T,
-    /// Lines `pve-firewall` warned about and left out (always empty for
-    /// `proxmox-firewall`, which refuses the file instead).
+    /// Lines left out: every line `pve-firewall` cannot read; for
+    /// `proxmox-firewall`, which refuses a file it cannot read, only rules
+    /// naming a macro it does not know (by exact name).
     pub skipped: Vec<FileError>,
 }
 
@@ -374,7 +375,11 @@ fn parse_lines(
                 line: line_no,
                 error,
             };
-            if lenient {
+            // proxmox-firewall reads a rule with a macro it does not know
+            // and leaves it out when it generates the ruleset.
+            let nft_skips = dialect == Dialect::Of(Backend::Nftables)
+                && matches!(e.error, FirewallError::UnknownMacro(_));
+            if lenient || nft_skips {
                 skipped.push(e);
             } else {
                 return Err(e);

@@ -161,3 +161,19 @@ fn each_backend_reads_its_own_way() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(!c.value.options.enable);
 }
+
+/// proxmox-firewall knows macros by their exact name: `ssh(ACCEPT)` is read, and
+/// left out of the ruleset, not a reason to refuse the file.
+#[test]
+fn nftables_leaves_out_rules_with_unknown_macros() {
+    let text =
+        "[OPTIONS]\nenable: 1\n\n[RULES]\nIN ssh(ACCEPT)\nIN SSH(ACCEPT) -source 10.0.0.0/8\n";
+    let p = parse_cluster_fw_as(text, Backend::Nftables).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.value.rules.len(), 1);
+    assert_eq!(
+        p.skipped.iter().map(|e| e.line).collect::<Vec<_>>(),
+        vec![5]
+    );
+    let p = parse_cluster_fw_as(text, Backend::Iptables).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.value.rules.len(), 2);
+}
