@@ -117,12 +117,14 @@ pub fn plan_firewall(spec: &Spec, obs: &ObservedFirewall, existing: &[Action]) -
 
     // 2. IP sets.
     for (name, entries) in &want.ipsets {
+        // PVE's API lists ipset names lower-cased: match them that way.
         let have = st
             .config
             .cluster
             .ipsets
-            .get(&name.to_ascii_lowercase())
-            .cloned();
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone());
         let have_entries: Vec<String> = have
             .as_ref()
             .map(|s| {

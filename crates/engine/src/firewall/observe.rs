@@ -201,7 +201,8 @@ pub async fn scan_firewall(
                 Err(err) => unreadable.push(format!("ipset {} entry {}: {err}", s.name, e.cidr)),
             }
         }
-        cfg.cluster.ipsets.insert(s.name.to_ascii_lowercase(), set);
+        // Names as the API lists them; the evaluator reads their case per backend.
+        cfg.cluster.ipsets.insert(s.name.clone(), set);
     }
     for g in c_groups {
         let rules = client
@@ -212,9 +213,7 @@ pub async fn scan_firewall(
             comment: g.comment,
             rules: read_rules(&rules, &format!("group {}", g.group), &mut unreadable),
         };
-        cfg.cluster
-            .groups
-            .insert(g.group.to_ascii_lowercase(), group);
+        cfg.cluster.groups.insert(g.group.clone(), group);
     }
 
     let node_scope = FwScope::Node { node: node.clone() };

@@ -66,32 +66,25 @@ pub fn model_step(st: &mut FwState, scope: &FwScope, step: &FwStep) {
             st.config.cluster.aliases.remove(&name.to_ascii_lowercase());
         }
         FwStep::IpsetCreate { name } => {
-            st.config
-                .cluster
-                .ipsets
-                .entry(name.to_ascii_lowercase())
-                .or_default();
+            ipset_as_written(&mut st.config, name);
         }
         FwStep::IpsetAdd { name, cidr } => {
             if let Ok(e) = IpsetEntry::parse(cidr) {
-                st.config
-                    .cluster
-                    .ipsets
-                    .entry(name.to_ascii_lowercase())
-                    .or_default()
-                    .entries
-                    .push(e);
+                ipset_as_written(&mut st.config, name).entries.push(e);
             }
         }
         FwStep::IpsetRemove { name, cidr } => {
-            if let Some(s) = st.config.cluster.ipsets.get_mut(&name.to_ascii_lowercase()) {
+            if let Some(s) = st.config.cluster.ipsets.get_mut(name) {
                 let want = norm_cidr(cidr);
                 s.entries
                     .retain(|e| norm_cidr(&e.target.to_string()) != want);
             }
         }
         FwStep::IpsetDelete { name } => {
-            st.config.cluster.ipsets.remove(&name.to_ascii_lowercase());
+            st.config
+                .cluster
+                .ipsets
+                .retain(|k, _| !k.eq_ignore_ascii_case(name));
         }
         FwStep::RulePut { id, rule, index } => {
             let rules = rules_mut(&mut st.config, scope);
@@ -319,3 +312,27 @@ pub fn check_plan_proof(plan: &Plan, skip: bool) -> Result<(), EngineError> {
 
 // ---------------------------------------------------------------------------
 // Executor
+
+/// The ipset `name` in the model, under the spelling the spec gives. PVE's API lists
+/// ipsets lower-cased, but the backends disagree on what a mixed-case name means
+/// (proxmox-firewall keeps the case, so `Management` is not the management set there):
+/// the proof takes the spec's spelling, the conservative reading.
+fn ipset_as_written<'a>(
+    cfg: &'a mut FirewallConfig,
+    name: &str,
+) -> &'a mut labwright_firewall::Ipset {
+    let other: Vec<String> = cfg
+        .cluster
+        .ipsets
+        .keys()
+        .filter(|k| k.eq_ignore_ascii_case(name) && k.as_str() != name)
+        .cloned()
+        .collect();
+    let mut merged = labwright_firewall::Ipset::default();
+    for k in other {
+        if let Some(s) = cfg.cluster.ipsets.remove(&k) {
+            merged = s;
+        }
+    }
+    cfg.cluster.ipsets.entry(name.to_string()).or_insert(merged)
+}

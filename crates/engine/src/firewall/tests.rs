@@ -458,3 +458,57 @@ fn a_stale_managed_block_is_deleted_and_the_wave_proves() {
         "{ids:?}"
     );
 }
+
+/// A node on the nftables backend: the node options say so.
+fn on_nftables(spec: &Spec, obs: &mut ObservedFirewall) {
+    let key = format!("node/{}", spec.node_name());
+    obs.options.insert(
+        key.clone(),
+        [("nftables".to_string(), "1".to_string())].into(),
+    );
+    sync_options(
+        &mut obs.config,
+        &FwScope::Node {
+            node: spec.node_name().to_string(),
+        },
+        &obs.options[&key],
+    );
+}
+
+#[test]
+fn management_ipset_spelled_with_a_capital_is_refused_on_nftables() {
+    // Admin access rests on the management ipset alone (no explicit allow rule), and
+    // the admin PC is outside the node's LAN (`local_network` does not cover it).
+    let text = r#"apiVersion: labwright/v1
+kind: Homelab
+metadata: { name: mgmt-case, owner: loic }
+node: { name: proxmox, address: 172.16.1.2/24 }
+phase: 0
+safetyGuards:
+  managementAccessCidrs: [192.168.1.50/32]
+  allowFirewallChanges: true
+firewall:
+  ipsets:
+    Management: [192.168.1.50/32]
+  datacenter:
+    options: { enable: true, policyIn: DROP }
+"#;
+    let spec = load(text);
+    // iptables (pve-firewall lower-cases `[IPSET Management]`): the set is the
+    // management set, its members keep 22 and 8006.
+    let obs = empty_observed(&spec, Some("192.168.1.50"));
+    let p = plan_firewall(&spec, &obs, &[]);
+    let r = p.report.as_ref().expect("report");
+    assert_eq!(r.backend, "iptables");
+    assert!(r.proof_ok, "{:?}", r.failure);
+    // nftables (proxmox-firewall keeps the case): `Management` is not `management`,
+    // and the DROP policy would cut the admin PC off.
+    let mut obs = empty_observed(&spec, Some("192.168.1.50"));
+    on_nftables(&spec, &mut obs);
+    let p = plan_firewall(&spec, &obs, &[]);
+    let r = p.report.as_ref().expect("report");
+    assert_eq!(r.backend, "nftables");
+    assert!(!r.proof_ok, "the proof must refuse: {r:?}");
+    let f = r.failure.as_deref().unwrap_or_default();
+    assert!(f.contains("192.168.1.50"), "{f}");
+}
