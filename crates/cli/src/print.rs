@@ -25,7 +25,6 @@ pub trait Document: Serialize {
 }
 
 /// Prints `doc` on stdout in the format the user asked for.
-#[allow(clippy::print_stdout)]
 pub fn print<D: Document>(g: &GlobalArgs, doc: &D) -> anyhow::Result<()> {
     let text = match g.output {
         OutputFormat::Json => {
@@ -40,6 +39,11 @@ pub fn print<D: Document>(g: &GlobalArgs, doc: &D) -> anyhow::Result<()> {
         OutputFormat::Markdown => doc.markdown(),
         OutputFormat::Table => doc.text(),
     };
+    raw(&text)
+}
+
+/// Writes a document that has one form only (the JSON Schema) as it is.
+pub fn raw(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;

@@ -253,7 +253,7 @@ fn matrix_fw_dir_covers_every_source() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
-    let m = &v[0];
+    let m = &v["matrices"][0];
     assert_eq!(m["backend"], "nftables");
     let rows = m["rows"].as_array().cloned().unwrap_or_default();
     let find = |src: &str| {

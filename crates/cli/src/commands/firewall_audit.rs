@@ -3,21 +3,18 @@
 //! spec and no node. Loading and evaluation live in `labwright_firewall::audit`; this
 //! file only turns flags into a flow and results into text or JSON.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use comfy_table::{Table, presets};
 use labwright_firewall::{
-    AuditMatrix, AuditOptions, AuditVerdict, Backend, DecidedBy, FwDir, IpNet, Protocol, Service,
-    load_fw_dir,
+    AuditMatrix, AuditOptions, AuditVerdict, Backend, FwDir, IpNet, Protocol, Service, load_fw_dir,
 };
-use serde::Serialize;
 
 use super::{MatrixArgs, SimulateArgs};
-use crate::cli::{GlobalArgs, OutputFormat};
+use crate::cli::GlobalArgs;
+use crate::render::{AuditMatrixDoc, AuditSimDoc};
 use crate::{exit, ui};
 
 /// Which firewall implementation to evaluate.
@@ -132,45 +129,6 @@ fn protocol(s: &str) -> anyhow::Result<Protocol> {
     }
 }
 
-#[derive(Serialize)]
-struct SimResult<'a> {
-    backend: Backend,
-    /// ACCEPT, DROP, REJECT; null when the backend refuses the files.
-    verdict: Option<labwright_firewall::Verdict>,
-    /// What decided, in words.
-    decided_by: Option<String>,
-    /// The deciding rule's `.fw` line, when a rule decided.
-    rule: Option<&'a str>,
-    /// Client source ports this result holds for (when it depends on them).
-    sports: Option<(u16, u16)>,
-    refused: Option<String>,
-    decision: Option<&'a labwright_firewall::Decision>,
-}
-
-#[derive(Serialize)]
-struct SimOut<'a> {
-    dir: String,
-    node: &'a str,
-    files: &'a [String],
-    flow: &'a labwright_firewall::Flow,
-    results: Vec<SimResult<'a>>,
-}
-
-fn sim_result(v: &AuditVerdict) -> SimResult<'_> {
-    SimResult {
-        backend: v.backend,
-        verdict: v.decision.as_ref().map(|d| d.verdict),
-        decided_by: v.decision.as_ref().map(|d| d.decided_by.to_string()),
-        rule: v.decision.as_ref().and_then(|d| match &d.decided_by {
-            DecidedBy::Rule { rule, .. } => Some(rule.as_str()),
-            _ => None,
-        }),
-        sports: v.sports,
-        refused: v.refused.as_ref().map(ToString::to_string),
-        decision: v.decision.as_ref(),
-    }
-}
-
 /// A SPEC and `--fw-dir` together: a usage error (64), like clap's own.
 fn both(g: &GlobalArgs) -> ExitCode {
     ui::print_error(
@@ -210,40 +168,18 @@ pub fn simulate(a: &SimulateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let (bs, why) = backends(&fw, &a.audit);
     let results: Vec<AuditVerdict> = bs.iter().flat_map(|b| fw.simulate(&flow, *b)).collect();
     let refused = results.iter().any(|r| r.refused.is_some());
-    let mut out = std::io::stdout().lock();
-    match g.output {
-        OutputFormat::Json => {
-            let doc = SimOut {
-                dir: dir.display().to_string(),
-                node: &fw.node,
-                files: &fw.files,
-                flow: &flow,
-                results: results.iter().map(sim_result).collect(),
-            };
-            writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
-        }
-        _ => {
-            writeln!(out, "files:   {} (node {})", fw.files.join(", "), fw.node)?;
-            writeln!(out, "flow:    {flow}")?;
-            writeln!(out, "backend: {} ({why})", join(&bs))?;
-            for r in &results {
-                writeln!(out)?;
-                let ports = r
-                    .sports
-                    .map(|(lo, hi)| format!(", client ports {lo}-{hi}"))
-                    .unwrap_or_default();
-                writeln!(out, "── {}{ports}", r.backend)?;
-                match (&r.decision, &r.refused) {
-                    (Some(d), _) => write!(out, "{}", d.render_trail())?,
-                    (None, Some(why)) => writeln!(
-                        out,
-                        "refused: {why}\n(proxmox-firewall keeps whatever ruleset it had; nothing can be said about this flow)"
-                    )?,
-                    (None, None) => {}
-                }
-            }
-        }
-    }
+    crate::print::print(
+        g,
+        &AuditSimDoc {
+            dir: dir.display().to_string(),
+            node: &fw.node,
+            files: &fw.files,
+            flow: &flow,
+            backends: join(&bs),
+            why: why.to_string(),
+            verdicts: &results,
+        },
+    )?;
     Ok(ExitCode::from(if refused { exit::ERROR } else { exit::OK }))
 }
 
@@ -292,74 +228,15 @@ pub fn matrix(a: &MatrixArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         .map(|b| fw.matrix(*b, &m.sources, &services, m.iface.as_deref()))
         .collect();
     let refused = matrices.iter().any(|x| x.refused.is_some());
-    let mut out = std::io::stdout().lock();
-    match g.output {
-        OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&matrices)?)?,
-        fmt => {
-            writeln!(out, "files:   {} (node {})", fw.files.join(", "), fw.node)?;
-            writeln!(out, "backend: {} ({why})", join(&bs))?;
-            for x in &matrices {
-                writeln!(out)?;
-                render_matrix(&mut out, x, fmt == OutputFormat::Markdown)?;
-            }
-        }
-    }
+    crate::print::print(
+        g,
+        &AuditMatrixDoc {
+            node: &fw.node,
+            files: &fw.files,
+            backends: join(&bs),
+            why: why.to_string(),
+            matrices: &matrices,
+        },
+    )?;
     Ok(ExitCode::from(if refused { exit::ERROR } else { exit::OK }))
-}
-
-fn render_matrix(out: &mut impl Write, x: &AuditMatrix, markdown: bool) -> anyhow::Result<()> {
-    writeln!(out, "── {} → node {}", x.backend, x.node)?;
-    if let Some(r) = &x.refused {
-        writeln!(
-            out,
-            "refused: {r}\n(proxmox-firewall keeps whatever ruleset it had; nothing can be said about these flows)"
-        )?;
-        return Ok(());
-    }
-    let mut t = Table::new();
-    t.load_style(if markdown {
-        presets::ASCII_MARKDOWN
-    } else {
-        presets::UTF8_FULL_CONDENSED
-    });
-    let mut head = vec!["source".to_string()];
-    head.extend(x.services.iter().map(ToString::to_string));
-    t.set_header(head);
-    let mut notes = Vec::new();
-    for row in &x.rows {
-        let mut cells = vec![row.source.clone()];
-        for c in &row.cells {
-            match c.verdict {
-                Some(v) => cells.push(format!("{v}  {}", short(&c.decided_by))),
-                None => {
-                    cells.push("mixed (see below)".into());
-                    for p in &c.parts {
-                        notes.push(format!(
-                            "{} {}: {} from {} ({})",
-                            row.source, c.service, p.verdict, p.range, p.decided_by
-                        ));
-                    }
-                }
-            }
-        }
-        t.add_row(cells);
-    }
-    writeln!(out, "{t}")?;
-    for n in notes {
-        writeln!(out, "  {n}")?;
-    }
-    Ok(())
-}
-
-/// What decided, short enough for a table cell.
-fn short(d: &DecidedBy) -> String {
-    match d {
-        DecidedBy::Rule { level, index, .. } => format!("{level} rule #{index}"),
-        DecidedBy::Policy { level, policy } => format!("{level} policy {policy}"),
-        DecidedBy::FirewallDisabled { level } => format!("firewall off ({level})"),
-        DecidedBy::ImplicitManagementAccept { entry, .. } => format!("management ({entry})"),
-        DecidedBy::Blacklist { entry } => format!("blacklist ({entry})"),
-        DecidedBy::Builtin { what } => format!("built-in: {what}"),
-        other => other.to_string(),
-    }
 }

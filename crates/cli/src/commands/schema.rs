@@ -1,6 +1,5 @@
 //! `labwright schema`: the JSON Schema of the spec.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -29,7 +28,7 @@ pub fn run(args: &SchemaArgs, _g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     match &args.out {
         Some(path) => std::fs::write(path, text)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,
-        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+        None => crate::print::raw(&text)?,
     }
     Ok(ExitCode::from(exit::OK))
 }

@@ -2,6 +2,7 @@
 //! (through `crate::print`). One file per document; no domain logic here.
 
 mod apply;
+mod audit;
 mod check;
 mod firewall;
 pub mod plan;
@@ -9,5 +10,6 @@ mod scan;
 mod validate;
 
 pub use apply::ApplyDoc;
+pub use audit::{AuditMatrixDoc, AuditSimDoc};
 pub use check::{CheckReport, RulesDoc, SpecReport};
 pub use firewall::{MatrixDoc, SimulateDoc};
