@@ -517,3 +517,44 @@ fn vm_allowlists_are_applied_after_the_vm_exists() {
     let s = sim("192.168.1.77", "80");
     assert!(s.contains("verdict: DROP (vm 100 policy DROP)"), "{s}");
 }
+
+/// `--state live` is the node's firewall, whichever spec is given: a spec without a
+/// `firewall:` block must not make the live datacenter firewall look disabled.
+#[test]
+fn live_state_reads_the_node_firewall_even_when_the_spec_declares_none() {
+    let lab = Lab::new();
+    let out = lab.apply(&preprod(), &[]);
+    assert!(out.status.success(), "apply: {}", text(&out));
+    let verdict = |spec: &Path| -> Value {
+        let out = lab.run(
+            &[
+                "firewall",
+                "simulate",
+                &spec.display().to_string(),
+                "--state",
+                "live",
+                "--source",
+                "203.0.113.9",
+                "--port",
+                "22",
+                "-o",
+                "json",
+            ],
+            &[],
+        );
+        assert!(out.status.success(), "simulate: {}", text(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).expect("simulate JSON");
+        v["decision"].clone()
+    };
+    let with_fw = verdict(&preprod());
+    let without_fw = verdict(&repo("specs/nas.desired.yaml"));
+    assert_eq!(
+        with_fw["verdict"], without_fw["verdict"],
+        "{with_fw:#}\n{without_fw:#}"
+    );
+    assert_ne!(without_fw["verdict"], "ACCEPT", "{without_fw:#}");
+    assert!(
+        !without_fw.to_string().contains("disabled"),
+        "the live firewall is on: {without_fw:#}"
+    );
+}

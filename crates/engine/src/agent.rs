@@ -39,6 +39,48 @@ pub(crate) fn guest_check(name: String, status: CheckStatus, detail: impl Into<S
     }
 }
 
+/// Why a command could not run in a guest.
+#[derive(Debug, Clone)]
+pub(crate) struct ExecError {
+    pub text: String,
+    /// The agent answered with an error object (the command is unsupported or
+    /// disabled there): a check that needs it is skipped, not failed.
+    pub unsupported: bool,
+}
+
+impl std::fmt::Display for ExecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl From<ExecError> for String {
+    fn from(e: ExecError) -> String {
+        e.text
+    }
+}
+
+impl std::ops::Deref for ExecError {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+/// A check that could not run its command: skipped when the agent does not offer
+/// it, failed otherwise.
+pub(crate) fn not_run(name: String, e: &ExecError, what: &str) -> Check {
+    if e.unsupported {
+        guest_check(name, CheckStatus::Skipped, e.text.clone())
+    } else {
+        guest_check(
+            name,
+            CheckStatus::Fail,
+            format!("could not run{what}: {}", first_line(e)),
+        )
+    }
+}
+
 /// Runs `argv` in the guest: (exit code, stdout, stderr), or why it could not run.
 pub(crate) async fn exec(
     client: &PveClient,
@@ -46,11 +88,14 @@ pub(crate) async fn exec(
     vmid: u32,
     argv: &[&str],
     timeout: Duration,
-) -> Result<(i64, String, String), String> {
+) -> Result<(i64, String, String), ExecError> {
     let st = client
         .agent_exec_wait(node, vmid, argv, None, timeout)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ExecError {
+            unsupported: matches!(e, labwright_pve::Error::Agent { .. }),
+            text: e.to_string(),
+        })?;
     Ok((
         st.exitcode.unwrap_or(-1),
         st.out_data.unwrap_or_default(),

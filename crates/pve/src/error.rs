@@ -149,6 +149,17 @@ pub enum Error {
         /// How long we waited.
         waited: Duration,
     },
+    /// The guest agent answered with an error object instead of a result (Windows
+    /// guests, old agents, commands disabled in the agent's configuration).
+    #[error("guest agent of VM {vmid}: {class}: {desc}")]
+    Agent {
+        /// The VM.
+        vmid: u32,
+        /// The agent's error class (`Unsupported`, `CommandDisabled`, …).
+        class: String,
+        /// The agent's description.
+        desc: String,
+    },
     /// A guest-agent command did not exit in time.
     #[error("guest agent command (pid {pid}) in VM {vmid} still running after {waited:?}")]
     AgentExecTimeout {

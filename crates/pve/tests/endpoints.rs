@@ -382,3 +382,44 @@ async fn network_storage_backup_firewall() {
     };
     client.zfs_create("pve", &z).await.expect("zfs");
 }
+
+/// A guest agent that answers with an error object (Windows guests, old agents,
+/// disabled commands) is named as such, not reported as a decode error.
+#[tokio::test]
+async fn agent_error_objects_say_which_vm_and_what_the_agent_said() {
+    let (server, client) = setup().await;
+    Mock::given(method("GET"))
+        .and(path(
+            "/api2/json/nodes/pve/qemu/100/agent/network-get-interfaces",
+        ))
+        .respond_with(data(json!({"result": {"error": {
+            "class": "Unsupported",
+            "desc": "this feature or command is not currently supported"
+        }}})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api2/json/nodes/pve/qemu/101/agent/exec"))
+        .respond_with(data(json!({"result": {"error": {
+            "class": "CommandDisabled",
+            "desc": "The command guest-exec has been disabled for this instance"
+        }}})))
+        .mount(&server)
+        .await;
+    let e = client
+        .agent_network_interfaces("pve", 100)
+        .await
+        .expect_err("an error object is an error");
+    assert_eq!(
+        e.to_string(),
+        "guest agent of VM 100: Unsupported: this feature or command is not currently supported"
+    );
+    let e = client
+        .agent_exec("pve", 101, &["true"], None)
+        .await
+        .expect_err("an error object is an error");
+    assert!(
+        matches!(&e, labwright_pve::Error::Agent { vmid: 101, class, .. } if class == "CommandDisabled"),
+        "{e}"
+    );
+}

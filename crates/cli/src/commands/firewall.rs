@@ -130,15 +130,15 @@ fn config_for(
     })
 }
 
+/// The node's firewall as it is now, whether or not the spec declares one.
 async fn read_live(spec: &Spec, conn: &Connected) -> anyhow::Result<ObservedFirewall> {
     let scope = ScanScope::for_spec(spec, 3);
     let observed = scan(&conn.client, spec.node_name(), &scope)
         .await
         .context("scan failed")?;
-    let obs = fw::scan_firewall(&conn.client, spec, &observed, conn.client_addr)
+    fw::read_firewall(&conn.client, spec, &observed, conn.client_addr)
         .await
-        .context("firewall scan failed")?;
-    Ok(obs.unwrap_or_else(|| fw::empty_observed(spec, conn.client_addr)))
+        .context("firewall scan failed")
 }
 
 fn parse_dest(spec: &Spec, s: &str) -> anyhow::Result<Target> {

@@ -133,11 +133,7 @@ pub async fn guest_checks(
                             CheckStatus::Fail,
                             format!("exit {c}: {}", first_line(&e)),
                         ),
-                        Err(e) => guest_check(
-                            format!("{name} {what}"),
-                            CheckStatus::Fail,
-                            format!("could not run: {}", first_line(&e)),
-                        ),
+                        Err(e) => not_run(format!("{name} {what}"), &e, ""),
                     },
                 );
             }
@@ -170,11 +166,7 @@ pub async fn guest_checks(
                             CheckStatus::Fail,
                             format!("missing (test -d exit {c}); expected {}", dirs.join(" ")),
                         ),
-                        Err(e) => guest_check(
-                            cname,
-                            CheckStatus::Fail,
-                            format!("could not run: {}", first_line(&e)),
-                        ),
+                        Err(e) => not_run(cname, &e, ""),
                     },
                 );
             }
@@ -207,16 +199,7 @@ pub(crate) async fn tailscale_check(
     .await
     {
         Ok(r) => r,
-        Err(e) => {
-            return guest_check(
-                cname,
-                CheckStatus::Fail,
-                format!(
-                    "could not run `tailscale status --json`: {}",
-                    first_line(&e)
-                ),
-            );
-        }
+        Err(e) => return not_run(cname, &e, " `tailscale status --json`"),
     };
     if code != 0 && o.trim().is_empty() {
         return guest_check(

@@ -37,7 +37,9 @@ use labwright_spec::types::Cidr;
 use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, Change, Held, Risk};
-use crate::agent::{GuestCheckOptions, exec, first_line, guest_check, guest_ipv4, wait_agent};
+use crate::agent::{
+    GuestCheckOptions, exec, first_line, guest_check, guest_ipv4, not_run, wait_agent,
+};
 use crate::canon::Effect;
 use crate::desired::{Desired, DesiredVm};
 use crate::observed::{Observed, ObservedVm};

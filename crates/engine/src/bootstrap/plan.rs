@@ -467,9 +467,14 @@ pub(crate) fn seed_changes(a: &mut Action, sp: &labwright_cloudinit::SeedPlan, s
         ),
         None => change("tailscale auth key", "none (no Tailscale join)"),
     });
+    // The window the cleanup closes exists only when the seed carries a key.
     a.changes.push(change(
         "seed cleanup",
-        "detached and deleted after `labwright validate` passes (until then the auth key sits in the seed on the node: use a one-off, pre-approved key)",
+        if sp.auth_key.is_some() {
+            "detached and deleted after `labwright validate` passes (until then the auth key sits in the seed on the node: use a one-off, pre-approved key)"
+        } else {
+            "detached and deleted after `labwright validate` passes (the seed holds no secret)"
+        },
     ));
     a.changes.push(change(
         "description",

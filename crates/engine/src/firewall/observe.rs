@@ -132,9 +132,8 @@ pub(crate) fn active_fw_vms(spec: &Spec) -> impl Iterator<Item = &labwright_spec
         .filter(move |v| v.firewall.is_some() && v.phase <= spec.phase)
 }
 
-/// Reads the firewall when the spec declares one (else `None`, no request made):
-/// datacenter options, rules, aliases, ipsets, groups; the node's options and rules;
-/// options and rules of declared VMs with a `firewall:` block that exist.
+/// Reads the firewall when the spec declares one (else `None`, no request made), for
+/// plans: a spec without a firewall owns nothing there.
 pub async fn scan_firewall(
     client: &PveClient,
     spec: &Spec,
@@ -144,6 +143,21 @@ pub async fn scan_firewall(
     if !spec_declares_firewall(spec) {
         return Ok(None);
     }
+    read_firewall(client, spec, observed, client_addr)
+        .await
+        .map(Some)
+}
+
+/// Reads the node's firewall whatever the spec declares (`firewall simulate|matrix
+/// --state live` means the node as it is): datacenter options, rules, aliases,
+/// ipsets, groups; the node's options and rules; options and rules of declared VMs
+/// with a `firewall:` block that exist.
+pub async fn read_firewall(
+    client: &PveClient,
+    spec: &Spec,
+    observed: &Observed,
+    client_addr: Option<IpAddr>,
+) -> Result<ObservedFirewall, EngineError> {
     let before = client.request_count();
     let node = spec.node_name().to_string();
     let cl = FirewallScope::Cluster;
@@ -264,7 +278,7 @@ pub async fn scan_firewall(
         options.insert(scope_key(&scope), map);
     }
 
-    Ok(Some(ObservedFirewall {
+    Ok(ObservedFirewall {
         node,
         options,
         config: cfg,
@@ -272,7 +286,7 @@ pub async fn scan_firewall(
         unreadable,
         requests: client.request_count().saturating_sub(before),
         vm_nodes,
-    }))
+    })
 }
 
 impl ObservedFirewall {

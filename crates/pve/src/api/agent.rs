@@ -62,9 +62,36 @@ pub struct GuestIpAddress {
     pub prefix: Option<u32>,
 }
 
-#[derive(Deserialize)]
-struct AgentResult<T> {
-    result: T,
+/// The agent's answer, unwrapped: `{"result": …}` (or the bare value some commands
+/// give), or its `{"error": {"class", "desc"}}` as [`Error::Agent`] rather than a
+/// decode error about a map where a list was expected.
+fn agent_answer<T: serde::de::DeserializeOwned>(
+    vmid: u32,
+    what: &str,
+    v: serde_json::Value,
+) -> Result<T, Error> {
+    let inner = match v.get("result") {
+        Some(r) => r.clone(),
+        None => v,
+    };
+    if let Some(err) = inner.get("error").filter(|e| e.is_object()) {
+        let s = |k: &str| {
+            err.get(k)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("unknown")
+                .to_string()
+        };
+        return Err(Error::Agent {
+            vmid,
+            class: s("class"),
+            desc: s("desc"),
+        });
+    }
+    serde_json::from_value(inner).map_err(|e| Error::Agent {
+        vmid,
+        class: "UnexpectedAnswer".into(),
+        desc: format!("{what}: {e}"),
+    })
 }
 
 #[derive(Deserialize)]
@@ -80,9 +107,11 @@ fn agent_path(node: &str, vmid: u32, cmd: &str) -> String {
 impl PveClient {
     /// `POST …/agent/ping`: succeeds when the agent answers.
     pub async fn agent_ping(&self, node: &str, vmid: u32) -> Result<(), Error> {
-        self.post::<serde_json::Value>(&agent_path(node, vmid, "ping"), Params::new())
-            .await
-            .map(|_| ())
+        let v: serde_json::Value = self
+            .post(&agent_path(node, vmid, "ping"), Params::new())
+            .await?;
+        // `ping` answers `{"result": {}}`; only an error object matters.
+        agent_answer::<serde_json::Value>(vmid, "ping", v).map(|_| ())
     }
 
     /// `POST …/agent/exec`: start `command` (program + args); returns the guest pid.
@@ -101,7 +130,8 @@ impl PveClient {
             p = p.push("command", *part);
         }
         let p = p.set_opt("input-data", input_data);
-        let r: ExecPid = self.post(&agent_path(node, vmid, "exec"), p).await?;
+        let v: serde_json::Value = self.post(&agent_path(node, vmid, "exec"), p).await?;
+        let r: ExecPid = agent_answer(vmid, "exec", v)?;
         Ok(r.pid)
     }
 
@@ -112,11 +142,13 @@ impl PveClient {
         vmid: u32,
         pid: u64,
     ) -> Result<ExecStatus, Error> {
-        self.get(
-            &agent_path(node, vmid, "exec-status"),
-            Params::new().set("pid", pid),
-        )
-        .await
+        let v: serde_json::Value = self
+            .get(
+                &agent_path(node, vmid, "exec-status"),
+                Params::new().set("pid", pid),
+            )
+            .await?;
+        agent_answer(vmid, "exec-status", v)
     }
 
     /// Run a command and poll until it exits (backoff 100 ms → 1 s) or `timeout`.
@@ -172,12 +204,12 @@ impl PveClient {
         node: &str,
         vmid: u32,
     ) -> Result<Vec<GuestInterface>, Error> {
-        let r: AgentResult<Vec<GuestInterface>> = self
+        let v: serde_json::Value = self
             .get(
                 &agent_path(node, vmid, "network-get-interfaces"),
                 Params::new(),
             )
             .await?;
-        Ok(r.result)
+        agent_answer(vmid, "network-get-interfaces", v)
     }
 }

@@ -1,0 +1,95 @@
+//! What a newcomer tripped over (issue 18), each pinned by a test that failed before
+//! the fix: empty JSON on nothing-to-do, a seed's wording about an auth key it does
+//! not hold.
+
+mod common;
+
+use common::{Lab, action, spec};
+use serde_json::Value;
+
+/// A small lab: one VM, no OS image, nothing that waits on a guest.
+const SMALL: &str = r#"apiVersion: labwright/v1
+kind: Homelab
+metadata: { name: small, owner: test }
+node: { name: proxmox, address: 192.168.1.10 }
+phase: 0
+safetyGuards:
+  managementAccessCidrs: [192.168.1.50/32]
+networks:
+  bridges:
+    vmbr0: { ports: [nic0], address: 192.168.1.10/24 }
+vms:
+  - vmid: 120
+    name: box
+    cores: 1
+    memory: 512M
+    ostype: l26
+    disks:
+      scsi0: { size: 4G }
+    nics:
+      net0: { bridge: vmbr0 }
+    tags: [env-lab, role-box]
+"#;
+
+#[test]
+fn apply_json_prints_one_document_even_when_there_is_nothing_to_do() {
+    let lab = Lab::new();
+    let spec = lab.path().join("small.yaml");
+    std::fs::write(&spec, SMALL).expect("write spec");
+    lab.apply(&spec).expect_code(0, "first apply");
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let journal = lab.journal_dir();
+        let mut args = vec![
+            "apply",
+            spec.to_str().unwrap_or_default(),
+            "--yes",
+            "-o",
+            "json",
+            "--journal-dir",
+            journal.to_str().unwrap_or_default(),
+        ];
+        args.extend_from_slice(extra);
+        let out = lab.run(&args);
+        out.expect_code(0, "second apply");
+        let v: Value = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {:?}", out.stdout));
+        assert_eq!(v["formatVersion"], 1, "{v:#}");
+        assert_eq!(v["done"], serde_json::json!([]), "{v:#}");
+        assert_eq!(v["dryRun"], !extra.is_empty(), "{v:#}");
+    }
+}
+
+#[test]
+fn a_seed_without_a_tailscale_join_does_not_speak_of_an_auth_key_in_it() {
+    let lab = Lab::new();
+    // app-host (VM 300) has a bootstrap without Tailscale.
+    let plan = lab.plan_json(&spec("nas.desired.yaml"));
+    let seed = action(&plan, "vm-300-seed");
+    let changes = seed["changes"].as_array().expect("changes");
+    let get = |field: &str| -> String {
+        changes
+            .iter()
+            .find(|c| c["field"] == field)
+            .and_then(|c| c["after"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        get("tailscale auth key").contains("no Tailscale join"),
+        "{seed:#}"
+    );
+    let cleanup = get("seed cleanup");
+    assert!(!cleanup.contains("auth key"), "{cleanup}");
+    assert!(cleanup.contains("holds no secret"), "{cleanup}");
+    // VM 100 joins Tailscale: its seed does carry the key until validate.
+    let seed = action(&plan, "vm-100-seed");
+    let cleanup = seed["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .find(|c| c["field"] == "seed cleanup")
+        .and_then(|c| c["after"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert!(cleanup.contains("auth key sits in the seed"), "{cleanup}");
+}
