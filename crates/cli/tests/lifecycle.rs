@@ -400,7 +400,7 @@ fn drift_behind_labwrights_back_is_planned_and_foreign_guests_left_alone() {
         let mut p = labwright_pve::Params::new();
         p.insert(
             "tags",
-            "tier-lan;role-home-assistant;owner-loic;lw-managed;env-lab",
+            "tier-lan;role-home-assistant;owner-loic;lw-managed;lw-lab-nas;env-lab",
         );
         client
             .qemu_update_config("proxmox", 400, p, &[], None)

@@ -93,3 +93,52 @@ fn a_seed_without_a_tailscale_join_does_not_speak_of_an_auth_key_in_it() {
         .to_string();
     assert!(cleanup.contains("auth key sits in the seed"), "{cleanup}");
 }
+
+#[test]
+fn labs_sharing_a_node_do_not_claim_each_others_guests() {
+    let lab = Lab::new();
+    let small = lab.path().join("small.yaml");
+    std::fs::write(&small, SMALL).expect("write spec");
+    lab.apply(&small).expect_code(0, "apply the small lab");
+
+    // A firewall-only wave never claims guests.
+    let plan = lab.plan_json(&spec("preprod.firewall.desired.yaml"));
+    let blocked = plan["blocked"].to_string();
+    assert!(!blocked.contains("VM 120") && !blocked.contains("vm/120"), "{plan:#}");
+    assert!(
+        plan["foreign"].to_string().contains("managed by lab `small`"),
+        "{plan:#}"
+    );
+
+    // Another lab with guests of its own leaves this one's alone.
+    let other = lab.path().join("other.yaml");
+    std::fs::write(
+        &other,
+        SMALL
+            .replace("name: small,", "name: other,")
+            .replace("vmid: 120", "vmid: 121")
+            .replace("name: box", "name: box2"),
+    )
+    .expect("write spec");
+    let plan = lab.plan_json(&other);
+    assert!(
+        !plan["blocked"].to_string().contains("120"),
+        "lab `other` must not hold a destroy of lab `small`'s VM: {plan:#}"
+    );
+    assert!(
+        plan["foreign"].to_string().contains("VM 120"),
+        "{plan:#}"
+    );
+
+    // Renaming the lab is said out loud: the guest's lab tag changes.
+    let renamed = lab.path().join("renamed.yaml");
+    std::fs::write(&renamed, SMALL.replace("name: small,", "name: small2,"))
+        .expect("write spec");
+    let plan = lab.plan_json(&renamed);
+    assert!(
+        plan["notes"].to_string().contains("belongs to lab `small`"),
+        "{plan:#}"
+    );
+    let update = action(&plan, "vm-120-update");
+    assert!(update["changes"].to_string().contains("lw-lab-small2"), "{update:#}");
+}

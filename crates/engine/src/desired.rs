@@ -7,7 +7,9 @@ use labwright_spec::Spec;
 
 pub use crate::backup_job::DesiredBackupJob;
 pub use crate::canon::{canonical_tags, split_tags};
-pub use crate::vm::desired::{DEFAULT_VM_STORAGE, DesiredDisk, DesiredVm, OWNER_TAG};
+pub use crate::vm::desired::{
+    DEFAULT_VM_STORAGE, DesiredDisk, DesiredVm, LAB_TAG_PREFIX, OWNER_TAG, lab_tag,
+};
 
 /// Everything the spec asks for now (later phases are the spec's `deferred`).
 #[derive(Clone, Debug, Default)]

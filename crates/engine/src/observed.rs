@@ -46,9 +46,16 @@ impl ObservedVm {
             .is_some_and(|v| v == "1")
     }
 
-    /// Carries labwright's ownership tag.
+    /// Carries labwright's ownership tag (of any lab).
     pub fn is_managed(&self) -> bool {
         self.tags.iter().any(|t| t == OWNER_TAG)
+    }
+
+    /// The lab that owns it (`lw-lab-<name>`), when it says.
+    pub fn lab(&self) -> Option<&str> {
+        self.tags
+            .iter()
+            .find_map(|t| t.strip_prefix(crate::vm::desired::LAB_TAG_PREFIX))
     }
 }
 

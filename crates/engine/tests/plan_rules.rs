@@ -119,7 +119,7 @@ fn vm300() -> ObservedVm {
         ("startup", "order=2"),
         (
             "tags",
-            "env-lab;lw-managed;owner-loic;role-app-host;tier-lan",
+            "env-lab;lw-lab-unit;lw-managed;owner-loic;role-app-host;tier-lan",
         ),
         ("vmgenid", "cc623af8-7833-4a0a-a6c8-928526d38ea7"),
     ]
@@ -133,6 +133,7 @@ fn vm300() -> ObservedVm {
         status: "running".into(),
         tags: vec![
             "env-lab".into(),
+            "lw-lab-unit".into(),
             "lw-managed".into(),
             "owner-loic".into(),
             "role-app-host".into(),
@@ -212,7 +213,7 @@ fn empty_node_plans_creates_start_and_backup_job() {
     assert_eq!(get("memory"), Some("8192"));
     assert_eq!(
         get("tags"),
-        Some("env-lab;lw-managed;owner-loic;role-app-host;tier-lan")
+        Some("env-lab;lw-lab-unit;lw-managed;owner-loic;role-app-host;tier-lan")
     );
     assert_eq!(
         get("scsi0").map(|s| s.starts_with("local-lvm:64")),
@@ -242,7 +243,7 @@ fn tag_order_and_case_never_produce_a_diff() {
     let vm = with_config(
         vm300(),
         "tags",
-        "tier-lan,role-app-host,lw-managed;OWNER-LOIC env-lab",
+        "tier-lan,role-app-host,lw-managed;OWNER-LOIC env-lab LW-LAB-unit",
     );
     let p = plan(&spec(&k), &observed(vec![vm], vec![nightly()]));
     assert!(p.is_empty(), "{:#?}", p.actions);

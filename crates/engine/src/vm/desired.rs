@@ -11,6 +11,29 @@ use crate::canon::{b01, canonical_tags};
 /// The tag every VM labwright manages carries: ownership without a state file.
 pub const OWNER_TAG: &str = "lw-managed";
 
+/// Prefix of the tag that says which lab owns a guest (`lw-lab-jarvis`): several
+/// specs (labs, or a firewall-only wave) can share a node, each owning its own guests.
+pub const LAB_TAG_PREFIX: &str = "lw-lab-";
+
+/// The lab tag of `spec`: its `metadata.name` in PVE's tag alphabet.
+pub fn lab_tag(spec: &Spec) -> String {
+    let name: String = spec
+        .metadata
+        .name
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{LAB_TAG_PREFIX}{name}")
+}
+
 /// Default storages of a fresh PVE install.
 pub const DEFAULT_VM_STORAGE: &str = "local-lvm";
 
@@ -83,7 +106,7 @@ pub fn vm_desired(spec: &Spec, vm: &Vm) -> DesiredVm {
         vm.tags
             .iter()
             .map(String::as_str)
-            .chain(std::iter::once(OWNER_TAG)),
+            .chain([OWNER_TAG, lab_tag(spec).as_str()]),
     );
     c.insert("tags".into(), tags);
     for (slot, nic) in &vm.nics {

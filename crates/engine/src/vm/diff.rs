@@ -571,12 +571,38 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
             Some(obs) => plan_update(cx, out, cx.want, vm, obs),
         }
     }
+    let this_lab = crate::vm::desired::lab_tag(cx.spec);
+    let this_lab = this_lab
+        .strip_prefix(crate::vm::desired::LAB_TAG_PREFIX)
+        .unwrap_or_default();
+    // A spec that declares no guests (a firewall-only wave) claims none.
+    let claims_guests = !cx.spec.vms.is_empty();
     for vm in cx.observed.vms.values() {
         if cx.want.vms.contains_key(&vm.vmid) {
+            if let Some(other) = vm.lab().filter(|l| *l != this_lab) {
+                out.notes.push(format!(
+                    "VM {} belongs to lab `{other}`; this spec (lab `{this_lab}`) declares VMID {} and takes it over (its lab tag changes; was `metadata.name` renamed?)",
+                    vm.vmid, vm.vmid
+                ));
+            }
             continue;
         }
-        if vm.is_managed() {
+        let ours = match vm.lab() {
+            Some(l) => l == this_lab,
+            // Made before labs were tagged: the spec that declares guests owns it.
+            None => claims_guests,
+        };
+        if vm.is_managed() && ours {
             plan_destroy(cx, out, vm);
+        } else if vm.is_managed() {
+            out.foreign.push(format!(
+                "VM {} `{}` ({}) on {}, managed by lab `{}`",
+                vm.vmid,
+                vm.name,
+                vm.status,
+                vm.node,
+                vm.lab().unwrap_or("(none)")
+            ));
         } else {
             // The inventory's stats lag behind: a guest created a moment ago has no
             // name or status in `/cluster/resources` yet.
