@@ -104,9 +104,14 @@ fn labs_sharing_a_node_do_not_claim_each_others_guests() {
     // A firewall-only wave never claims guests.
     let plan = lab.plan_json(&spec("preprod.firewall.desired.yaml"));
     let blocked = plan["blocked"].to_string();
-    assert!(!blocked.contains("VM 120") && !blocked.contains("vm/120"), "{plan:#}");
     assert!(
-        plan["foreign"].to_string().contains("managed by lab `small`"),
+        !blocked.contains("VM 120") && !blocked.contains("vm/120"),
+        "{plan:#}"
+    );
+    assert!(
+        plan["foreign"]
+            .to_string()
+            .contains("managed by lab `small`"),
         "{plan:#}"
     );
 
@@ -125,20 +130,19 @@ fn labs_sharing_a_node_do_not_claim_each_others_guests() {
         !plan["blocked"].to_string().contains("120"),
         "lab `other` must not hold a destroy of lab `small`'s VM: {plan:#}"
     );
-    assert!(
-        plan["foreign"].to_string().contains("VM 120"),
-        "{plan:#}"
-    );
+    assert!(plan["foreign"].to_string().contains("VM 120"), "{plan:#}");
 
     // Renaming the lab is said out loud: the guest's lab tag changes.
     let renamed = lab.path().join("renamed.yaml");
-    std::fs::write(&renamed, SMALL.replace("name: small,", "name: small2,"))
-        .expect("write spec");
+    std::fs::write(&renamed, SMALL.replace("name: small,", "name: small2,")).expect("write spec");
     let plan = lab.plan_json(&renamed);
     assert!(
         plan["notes"].to_string().contains("belongs to lab `small`"),
         "{plan:#}"
     );
     let update = action(&plan, "vm-120-update");
-    assert!(update["changes"].to_string().contains("lw-lab-small2"), "{update:#}");
+    assert!(
+        update["changes"].to_string().contains("lw-lab-small2"),
+        "{update:#}"
+    );
 }

@@ -18,6 +18,9 @@ use crate::desired::{Desired, desired};
 use crate::firewall::ObservedFirewall;
 use crate::observed::Observed;
 
+/// Stands for the plan id in snapshot names until the id is computed.
+const PLAN_ID_PLACEHOLDER: &str = "<plan-id>";
+
 /// Version of the plan file format (2: ops grouped by kind, typed ids, elements).
 pub const FORMAT_VERSION: u32 = 2;
 
@@ -167,7 +170,9 @@ pub fn plan_with_firewall(spec: &Spec, observed: &Observed, fw: Option<&Observed
     let want = desired(spec);
     let declared: BTreeSet<u32> = want.vms.keys().copied().collect();
     let fingerprint = observed.fingerprint(&declared);
-    let plan_tag: String = fingerprint.chars().take(8).collect();
+    // Snapshot names carry the plan id (`lw-<plan id>`), which hashes the actions:
+    // they are planned with a placeholder, replaced once the id is known.
+    let plan_tag = PLAN_ID_PLACEHOLDER.to_string();
     let cx = PlanCx {
         spec,
         want: &want,
@@ -209,6 +214,20 @@ pub fn plan_with_firewall(spec: &Spec, observed: &Observed, fw: Option<&Observed
     h.update(plan.scan_fingerprint.as_bytes());
     h.update(serde_json::to_vec(&plan.actions).unwrap_or_default());
     plan.id = hex::encode(&h.finalize()[..4]);
+    let real = plan.id.clone();
+    let fill = |s: &mut String| {
+        if s.contains(PLAN_ID_PLACEHOLDER) {
+            *s = s.replace(PLAN_ID_PLACEHOLDER, &real);
+        }
+    };
+    for a in &mut plan.actions {
+        if let Some(s) = a.pre_snapshot.as_mut() {
+            fill(s);
+        }
+        fill(&mut a.rollback_hint);
+        fill(&mut a.reason);
+        fill(&mut a.expected_downtime);
+    }
     plan
 }
 

@@ -330,6 +330,13 @@ fn memory_change_on_running_vm_is_update_and_reboot_with_pre_snapshot() {
     let snap = u.pre_snapshot.as_deref().expect("pre-snapshot");
     assert!(snap.starts_with("lw-"), "{snap}");
     assert!(u.rollback_hint.contains(snap));
+    // Named after the plan, as the runbooks say (`lw-<plan id>`).
+    assert_eq!(snap, format!("lw-{}", p.id));
+    assert!(
+        p.actions[1].rollback_hint.contains(snap),
+        "{}",
+        p.actions[1].rollback_hint
+    );
     assert!(u.downtime_seconds > 0);
     assert!(
         u.expected_downtime.contains("memory"),
