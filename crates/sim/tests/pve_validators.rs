@@ -52,7 +52,14 @@ async fn firewall_addresses_are_read_by_net_ip() {
         assert_eq!(r.status, 400, "{src}: {:?}", r.body);
         assert_eq!(r.err("source"), err, "{src}");
     }
-    for src in ["1.2.3", "10.0.0.1/24/3", "10.0.0.0/-1", "10.1", "fe80::/64", "::ffff:1.2.3.4"] {
+    for src in [
+        "1.2.3",
+        "10.0.0.1/24/3",
+        "10.0.0.0/-1",
+        "10.1",
+        "fe80::/64",
+        "::ffff:1.2.3.4",
+    ] {
         let r = rule(&api, p, &[("source", src)]).await;
         assert_eq!(r.status, 200, "{src}: {:?}", r.body);
     }
@@ -61,10 +68,16 @@ async fn firewall_addresses_are_read_by_net_ip() {
     let r = rule(&api, p, &[("source", "fe80::/64"), ("dest", "10.0.0.1")]).await;
     assert_eq!(r.err("dest"), "detected mixed ipv4/ipv6 addresses in rule");
     let r = rule(&api, p, &[("proto", "icmp"), ("source", "fe80::/64")]).await;
-    assert_eq!(r.err("source"), "detected mixed ipv4/ipv6 addresses in rule");
+    assert_eq!(
+        r.err("source"),
+        "detected mixed ipv4/ipv6 addresses in rule"
+    );
     let r = rule(&api, p, &[("proto", "icmpv6"), ("dest", "fe80::1")]).await;
     assert_eq!(r.status, 200);
-    assert_eq!(api.get("/cluster/firewall/rules/0").await.data()["ipversion"], 6);
+    assert_eq!(
+        api.get("/cluster/firewall/rules/0").await.data()["ipversion"],
+        6
+    );
 }
 
 /// pve-firewall `verify_rule`: ipsets (`management` and `blacklist` included) must be
@@ -85,30 +98,51 @@ async fn ipset_and_alias_references_follow_verify_rule() {
         assert_eq!(r.err("source"), format!("no such ipset '{name}'"), "{src}");
     }
     assert_eq!(
-        api.post("/cluster/firewall/ipset", &[("name", "management")]).await.status,
+        api.post("/cluster/firewall/ipset", &[("name", "management")])
+            .await
+            .status,
         200
     );
-    assert_eq!(rule(&api, p, &[("source", "+management")]).await.status, 200);
-    assert_eq!(rule(&api, p, &[("source", "+dc/management")]).await.status, 200);
+    assert_eq!(
+        rule(&api, p, &[("source", "+management")]).await.status,
+        200
+    );
+    assert_eq!(
+        rule(&api, p, &[("source", "+dc/management")]).await.status,
+        200
+    );
     let r = rule(&api, p, &[("source", "+9bad")]).await;
     assert_eq!(r.err("source"), "invalid ipset name '+9bad'");
     // Aliases.
     let r = rule(&api, p, &[("dest", "nosuch")]).await;
     assert_eq!(r.err("dest"), "no such alias 'nosuch'");
     let r = api
-        .post("/cluster/firewall/aliases", &[("name", "NAS"), ("cidr", "fd00::5/128")])
+        .post(
+            "/cluster/firewall/aliases",
+            &[("name", "NAS"), ("cidr", "fd00::5/128")],
+        )
         .await;
     assert_eq!(r.status, 200);
     let a = api.get("/cluster/firewall/aliases/nas").await;
     assert_eq!(a.data()["name"], "NAS");
-    assert_eq!(a.data()["cidr"], "fd00::5", "a host-length prefix is dropped");
+    assert_eq!(
+        a.data()["cidr"],
+        "fd00::5",
+        "a host-length prefix is dropped"
+    );
     assert_eq!(a.data()["ipversion"], 6);
     let r = api
-        .post("/cluster/firewall/aliases", &[("name", "nas"), ("cidr", "10.0.0.9")])
+        .post(
+            "/cluster/firewall/aliases",
+            &[("name", "nas"), ("cidr", "10.0.0.9")],
+        )
         .await;
     assert_eq!(r.err("name"), "alias 'nas' already exists");
     assert_eq!(rule(&api, p, &[("dest", "nas")]).await.status, 200);
-    assert_eq!(api.get("/cluster/firewall/rules/0").await.data()["ipversion"], 6);
+    assert_eq!(
+        api.get("/cluster/firewall/rules/0").await.data()["ipversion"],
+        6
+    );
     let r = rule(&api, p, &[("source", "10.0.0.1"), ("dest", "dc/Nas")]).await;
     assert_eq!(r.status, 500);
     assert_eq!(r.message(), "detected mixed ipv4/ipv6 addresses in rule\n");
@@ -122,7 +156,10 @@ async fn bridge_vids_check_the_start_of_a_range_first() {
     for (vids, err) in [
         ("1-5000", "invalid VLAN tag '1'"),
         ("2-5000", "invalid VLAN tag '5000'"),
-        ("100-10", "VLAN range must go from lower to higher tag '100-10'"),
+        (
+            "100-10",
+            "VLAN range must go from lower to higher tag '100-10'",
+        ),
         ("x", "invalid VLAN configuration 'x'"),
     ] {
         let r = api
@@ -176,7 +213,11 @@ async fn calendar_event_errors_quote_the_text_left() {
     let r = api
         .post(
             "/cluster/backup",
-            &[("vmid", "100"), ("storage", "local"), ("schedule", "mon..fri 02:00")],
+            &[
+                ("vmid", "100"),
+                ("storage", "local"),
+                ("schedule", "mon..fri 02:00"),
+            ],
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);

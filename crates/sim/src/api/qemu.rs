@@ -560,6 +560,7 @@ fn create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         ));
     }
     let start_after = r.flag("start");
+    let pool = r.str("pool");
     let params = config_params(r);
     match r.str("pool") {
         Some(pool) if super::require(inner, r, &format!("/pool/{pool}"), "VM.Allocate").is_ok() => {
@@ -703,6 +704,9 @@ fn create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                 .or_insert_with(|| format!("creation-qemu=10.1.2,ctime={}", now()));
             if let Some(vm) = st.vms.get_mut(&vmid) {
                 vm.conf = conf;
+            }
+            if let Some(p) = &pool {
+                super::access::add_vm_to_pool(st, vmid, p);
             }
             Ok(log)
         }),
@@ -1103,6 +1107,7 @@ fn destroy(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             st.volumes
                 .retain(|v| !(v.vmid == Some(vmid) && v.content == "images"));
             st.vms.remove(&vmid);
+            super::access::remove_vm_access(st, vmid);
             if purge {
                 for job in st.backup_jobs.values_mut() {
                     if let Some(Value::String(list)) = job.get("vmid").cloned() {
