@@ -120,6 +120,7 @@ pub const IMPLEMENTED: &[(&str, &str)] = &[
     ("PUT", "/nodes/{node}/qemu/{vmid}/config"),
     ("GET", "/nodes/{node}/qemu/{vmid}/pending"),
     ("PUT", "/nodes/{node}/qemu/{vmid}/resize"),
+    ("PUT", "/nodes/{node}/qemu/{vmid}/unlink"),
     ("POST", "/nodes/{node}/qemu/{vmid}/clone"),
     ("POST", "/nodes/{node}/qemu/{vmid}/template"),
     ("GET", "/nodes/{node}/qemu/{vmid}/cloudinit"),

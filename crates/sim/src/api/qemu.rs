@@ -105,6 +105,22 @@ pub async fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         ("PUT", "/nodes/{node}/qemu/{vmid}/config") => update_config(inner, r, false).await,
         ("GET", "/nodes/{node}/qemu/{vmid}/pending") => pending(inner, r),
         ("PUT", "/nodes/{node}/qemu/{vmid}/resize") => resize(inner, r),
+        // qemu-server `unlink`: `idlist` becomes `delete` of a synchronous config update
+        // (`force` destroys the volumes instead of leaving them as unusedN).
+        ("PUT", "/nodes/{node}/qemu/{vmid}/unlink") => {
+            let mut params = r.params.clone();
+            if let Some(ids) = params.shift_remove("idlist") {
+                params.insert("delete".into(), ids);
+            }
+            let r2 = Req {
+                method: "PUT".into(),
+                template: "/nodes/{node}/qemu/{vmid}/config".into(),
+                params,
+                who: r.who.clone(),
+                upload: None,
+            };
+            update_config(inner, &r2, false).await
+        }
         ("POST", "/nodes/{node}/qemu/{vmid}/clone") => clone(inner, r),
         ("POST", "/nodes/{node}/qemu/{vmid}/template") => template(inner, r),
         // The cloud-init drive is regenerated from the current config at once; nothing
