@@ -457,3 +457,80 @@ async fn cluster_join_information() {
     let n = api.get("/cluster/config/nodes").await;
     assert_eq!(n.data().as_array().unwrap().len(), 3);
 }
+
+/// naasctl's read path (the sections of its spec it scans before planning: guests,
+/// networks, storage, IAM, cluster options, pools, backup/replication/HA jobs,
+/// firewall, node administration, SDN, disks): every call answers, none with 501.
+#[tokio::test]
+async fn naasctl_scan_calls_answer_without_501() {
+    let api = common::start(SimConfig {
+        scenario: Scenario::Hdds,
+        ..SimConfig::for_tests()
+    })
+    .await;
+    api.create_vm(100, &[]).await;
+    let n = "/nodes/proxmox";
+    let paths = [
+        "/version".to_string(),
+        "/nodes".into(),
+        "/cluster/status".into(),
+        "/cluster/resources".into(),
+        "/cluster/options".into(),
+        format!("{n}/status"),
+        format!("{n}/qemu"),
+        format!("{n}/qemu/100/config"),
+        format!("{n}/qemu/100/status/current"),
+        format!("{n}/qemu/100/snapshot"),
+        format!("{n}/qemu/100/firewall/options"),
+        format!("{n}/qemu/100/firewall/rules"),
+        format!("{n}/lxc"),
+        format!("{n}/network"),
+        "/storage".into(),
+        format!("{n}/storage"),
+        format!("{n}/storage/local/content"),
+        format!("{n}/disks/list"),
+        format!("{n}/disks/zfs"),
+        format!("{n}/disks/lvm"),
+        format!("{n}/disks/lvmthin"),
+        format!("{n}/disks/directory"),
+        "/access/users".into(),
+        "/access/users/root@pam/token".into(),
+        "/access/acl".into(),
+        "/access/roles".into(),
+        "/access/groups".into(),
+        "/access/domains".into(),
+        "/access/tfa".into(),
+        "/pools".into(),
+        "/cluster/backup".into(),
+        "/cluster/replication".into(),
+        "/cluster/ha/resources".into(),
+        "/cluster/ha/groups".into(),
+        "/cluster/ha/rules".into(),
+        "/cluster/ha/status/current".into(),
+        "/cluster/firewall/options".into(),
+        "/cluster/firewall/rules".into(),
+        "/cluster/firewall/aliases".into(),
+        "/cluster/firewall/ipset".into(),
+        "/cluster/firewall/groups".into(),
+        format!("{n}/firewall/options"),
+        format!("{n}/firewall/rules"),
+        format!("{n}/dns"),
+        format!("{n}/hosts"),
+        format!("{n}/time"),
+        format!("{n}/config"),
+        format!("{n}/apt/repositories"),
+        format!("{n}/apt/update"),
+        format!("{n}/apt/versions"),
+        format!("{n}/syslog"),
+        format!("{n}/tasks"),
+        format!("{n}/certificates/info"),
+        "/cluster/config/nodes".into(),
+        "/cluster/config/totem".into(),
+        "/cluster/sdn/zones".into(),
+        "/cluster/sdn/vnets".into(),
+    ];
+    for p in &paths {
+        let r = api.get(p).await;
+        assert_eq!(r.status, 200, "GET {p}: {:?}", r.body);
+    }
+}

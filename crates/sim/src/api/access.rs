@@ -27,6 +27,8 @@ pub fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         ("GET", "/access/groups/{groupid}") => inner.with_state(|st| group_get(st, r)),
         ("PUT", "/access/groups/{groupid}") => inner.with_state(|st| group_update(st, r)),
         ("DELETE", "/access/groups/{groupid}") => inner.with_state(|st| group_delete(st, r)),
+        // No user has a second factor configured on the simulated node.
+        ("GET", "/access/tfa") => Ok(json!([]).into()),
         ("GET", "/access/roles") => Ok(inner.with_state(role_list).into()),
         ("POST", "/access/roles") => inner.with_state(|st| role_create(st, r)),
         ("GET", "/access/roles/{roleid}") => inner.with_state(|st| role_get(st, r)),

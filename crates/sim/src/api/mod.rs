@@ -47,6 +47,7 @@ pub const IMPLEMENTED: &[(&str, &str)] = &[
     ("GET", "/access/groups/{groupid}"),
     ("PUT", "/access/groups/{groupid}"),
     ("DELETE", "/access/groups/{groupid}"),
+    ("GET", "/access/tfa"),
     ("GET", "/access/roles"),
     ("POST", "/access/roles"),
     ("GET", "/access/roles/{roleid}"),
@@ -304,6 +305,7 @@ pub async fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
     if t.starts_with("/access/users")
         || t.starts_with("/access/groups")
         || t.starts_with("/access/roles")
+        || t == "/access/tfa"
         || t == "/access/acl"
         || t.starts_with("/pools")
     {
