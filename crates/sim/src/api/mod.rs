@@ -13,6 +13,7 @@ pub(crate) mod network;
 pub(crate) mod qemu;
 pub(crate) mod snapshot;
 pub(crate) mod storage;
+pub(crate) mod storage_cfg;
 
 /// The endpoints the simulator implements (method, schema path).
 pub const IMPLEMENTED: &[(&str, &str)] = &[
