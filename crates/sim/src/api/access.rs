@@ -56,9 +56,11 @@ fn acl_list(inner: &Inner, r: &Req) -> Value {
         Value::Array(
             st.acls
                 .iter()
+                // ACL.pm: everything with Sys.Audit on /access, else the paths whose
+                // permissions the caller may modify.
                 .filter(|a| {
-                    auth::has(st, &r.who, &a.path, "Permissions.Modify")
-                        || auth::has(st, &r.who, &a.path, "Sys.Audit")
+                    auth::has(st, &r.who, "/access", "Sys.Audit")
+                        || auth::has(st, &r.who, &a.path, "Permissions.Modify")
                 })
                 .map(|a| {
                     let ty = if a.group {
