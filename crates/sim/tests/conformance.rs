@@ -34,9 +34,11 @@ struct Ctx {
 
 fn uri_value(ctx: &Ctx, method: &str, path: &str, name: &str) -> String {
     match name {
-        // Re-typing vmbr0 and reloading would cut the management address (a real
-        // lock-out, which the simulator reproduces); edit the NIC instead.
-        "iface" if method == "PUT" => "nic0".into(),
+        // Re-typing or deleting vmbr0 would cut the management address once a reload
+        // applies it (a real lock-out, which the simulator reproduces; the reload task
+        // of `PUT /network` may still be running when the DELETEs are staged, which made
+        // this walk flaky); edit and delete the NIC instead.
+        "iface" if method == "PUT" || method == "DELETE" => "nic0".into(),
         "node" => "proxmox".into(),
         "vmid" => "100".into(),
         "snapname" => "s1".into(),
