@@ -31,46 +31,161 @@ impl AuthId {
     }
 }
 
-/// Privileges of a built-in role.
-pub fn role_privs(role: &str) -> Vec<&'static str> {
-    let all = all_privs();
-    match role {
-        "Administrator" => all,
-        "PVEAdmin" => all
-            .into_iter()
-            .filter(|p| !p.starts_with("Permissions.") && !p.starts_with("Realm."))
-            .collect(),
-        "PVEAuditor" => vec![
-            "Datastore.Audit",
-            "Mapping.Audit",
-            "Pool.Audit",
-            "SDN.Audit",
-            "Sys.Audit",
-            "VM.Audit",
-            "VM.GuestAgent.Audit",
+/// pve-access-control's privilege groups (`$privgroups`): per category the privileges
+/// of its root, admin, user and audit levels. The built-in roles are derived from it
+/// the way `create_roles` does.
+const PRIVGROUPS: &[(&str, [&[&str]; 4])] = &[
+    (
+        "VM",
+        [
+            &[],
+            &[
+                "VM.Config.Disk",
+                "VM.Config.CPU",
+                "VM.Config.Memory",
+                "VM.Config.Network",
+                "VM.Config.HWType",
+                "VM.Config.Options",
+                "VM.Allocate",
+                "VM.Clone",
+                "VM.GuestAgent.Unrestricted",
+                "VM.Migrate",
+                "VM.Replicate",
+                "VM.Snapshot",
+                "VM.Snapshot.Rollback",
+            ],
+            &[
+                "VM.Config.CDROM",
+                "VM.Config.Cloudinit",
+                "VM.Console",
+                "VM.Backup",
+                "VM.GuestAgent.FileRead",
+                "VM.GuestAgent.FileSystemMgmt",
+                "VM.GuestAgent.FileWrite",
+                "VM.PowerMgmt",
+            ],
+            &["VM.Audit", "VM.GuestAgent.Audit"],
         ],
-        "PVEVMAdmin" => all.into_iter().filter(|p| p.starts_with("VM.")).collect(),
-        "PVEVMUser" => vec![
-            "VM.Audit",
-            "VM.Console",
-            "VM.PowerMgmt",
-            "VM.Backup",
-            "VM.Config.CDROM",
-            "VM.Config.Cloudinit",
-            "VM.GuestAgent.Audit",
+    ),
+    (
+        "Sys",
+        [
+            &[
+                "Sys.PowerMgmt",
+                "Sys.Modify",
+                "Sys.Incoming",
+                "Sys.AccessNetwork",
+            ],
+            &["Sys.Console", "Sys.Syslog"],
+            &[],
+            &["Sys.Audit"],
         ],
-        "PVEDatastoreUser" => vec![
-            "Datastore.Audit",
-            "Datastore.AllocateSpace",
-            "Datastore.AllocateTemplate",
+    ),
+    (
+        "Datastore",
+        [
+            &[],
+            &["Datastore.Allocate", "Datastore.AllocateTemplate"],
+            &["Datastore.AllocateSpace"],
+            &["Datastore.Audit"],
         ],
-        _ => vec![],
+    ),
+    (
+        "SDN",
+        [
+            &[],
+            &["SDN.Allocate", "SDN.Audit"],
+            &["SDN.Use"],
+            &["SDN.Audit"],
+        ],
+    ),
+    (
+        "User",
+        [
+            &["Realm.Allocate"],
+            &["User.Modify", "Group.Allocate", "Realm.AllocateUser"],
+            &[],
+            &[],
+        ],
+    ),
+    (
+        "Pool",
+        [&[], &["Pool.Allocate"], &["Pool.Audit"], &["Pool.Audit"]],
+    ),
+    (
+        "Mapping",
+        [
+            &[],
+            &["Mapping.Modify"],
+            &["Mapping.Use"],
+            &["Mapping.Audit"],
+        ],
+    ),
+];
+
+/// The auto-generated ("special") roles and their privileges.
+pub fn builtin_roles() -> Vec<(String, BTreeSet<String>)> {
+    let mut roles: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+    roles.insert("NoAccess".into(), BTreeSet::new());
+    roles.insert(
+        "Administrator".into(),
+        all_privs().into_iter().map(String::from).collect(),
+    );
+    for (cat, [_, admin, user, audit]) in PRIVGROUPS {
+        for p in admin.iter().chain(user.iter()).chain(audit.iter()) {
+            roles
+                .entry(format!("PVE{cat}Admin"))
+                .or_default()
+                .insert((*p).into());
+            roles
+                .entry("PVEAdmin".into())
+                .or_default()
+                .insert((*p).into());
+        }
+        if !user.is_empty() {
+            for p in user.iter().chain(audit.iter()) {
+                roles
+                    .entry(format!("PVE{cat}User"))
+                    .or_default()
+                    .insert((*p).into());
+            }
+        }
+        for p in *audit {
+            roles
+                .entry("PVEAuditor".into())
+                .or_default()
+                .insert((*p).into());
+        }
     }
+    if let Some(a) = roles.get_mut("PVEAdmin") {
+        a.remove("Mapping.Modify");
+    }
+    roles.insert(
+        "PVETemplateUser".into(),
+        ["VM.Clone", "VM.Audit"]
+            .iter()
+            .map(|x| (*x).to_string())
+            .collect(),
+    );
+    roles.into_iter().collect()
 }
 
-/// Effective privileges of one ACL subject (user or token) on `path`: the deepest level
-/// that has entries for the subject wins; ancestors count only when propagating.
-fn subject_privs(st: &State, ugid: &str, path: &str) -> BTreeSet<String> {
+pub fn is_builtin_role(role: &str) -> bool {
+    builtin_roles().iter().any(|(r, _)| r == role)
+}
+
+/// Privileges of a role (built-in or defined in `user.cfg`); `None` if it does not exist.
+pub fn role_privs(st: &State, role: &str) -> Option<BTreeSet<String>> {
+    if let Some((_, p)) = builtin_roles().into_iter().find(|(r, _)| r == role) {
+        return Some(p);
+    }
+    st.roles.get(role).cloned()
+}
+
+/// pve-access-control `roles()`: walking from `/` to `path`, each level with entries
+/// replaces what was inherited (ancestors count only when propagating); for users, their
+/// own entries at a level win over their groups' entries. `NoAccess` removes all.
+fn subject_privs(st: &State, ugid: &str, is_token: bool, path: &str) -> BTreeSet<String> {
     let mut prefixes = vec!["/".to_string()];
     let mut acc = String::new();
     for seg in path.split('/').filter(|s| !s.is_empty()) {
@@ -78,23 +193,49 @@ fn subject_privs(st: &State, ugid: &str, path: &str) -> BTreeSet<String> {
         acc.push_str(seg);
         prefixes.push(acc.clone());
     }
-    let mut result = BTreeSet::new();
+    let groups: Vec<&String> = if is_token {
+        vec![]
+    } else {
+        st.groups
+            .iter()
+            .filter(|(_, g)| g.users.contains(ugid))
+            .map(|(n, _)| n)
+            .collect()
+    };
+    let mut roles: BTreeSet<String> = BTreeSet::new();
     for (i, p) in prefixes.iter().enumerate() {
         let exact = i + 1 == prefixes.len();
-        let entries: Vec<_> = st
+        let applies = |a: &&crate::state::Acl| &a.path == p && (exact || a.propagate);
+        let own: BTreeSet<String> = st
             .acls
             .iter()
-            .filter(|a| a.ugid == ugid && &a.path == p && (exact || a.propagate))
+            .filter(|a| !a.group && a.ugid == ugid)
+            .filter(applies)
+            .map(|a| a.role.clone())
             .collect();
-        if !entries.is_empty() {
-            result = entries
-                .iter()
-                .flat_map(|a| role_privs(&a.role))
-                .map(String::from)
-                .collect();
+        if !own.is_empty() {
+            roles = own;
+            continue;
+        }
+        let from_groups: BTreeSet<String> = st
+            .acls
+            .iter()
+            .filter(|a| a.group && groups.contains(&&a.ugid))
+            .filter(applies)
+            .map(|a| a.role.clone())
+            .collect();
+        if !from_groups.is_empty() {
+            roles = from_groups;
         }
     }
-    result
+    if roles.contains("NoAccess") {
+        return BTreeSet::new();
+    }
+    roles
+        .iter()
+        .filter_map(|r| role_privs(st, r))
+        .flatten()
+        .collect()
 }
 
 /// Effective privileges of the caller on `path` (privsep tokens: intersection).
@@ -102,7 +243,7 @@ pub fn privs(st: &State, who: &AuthId, path: &str) -> BTreeSet<String> {
     let user_privs = if who.user == "root@pam" {
         all_privs().into_iter().map(String::from).collect()
     } else {
-        subject_privs(st, &who.user, path)
+        subject_privs(st, &who.user, false, path)
     };
     match &who.token {
         None => user_privs,
@@ -115,7 +256,7 @@ pub fn privs(st: &State, who: &AuthId, path: &str) -> BTreeSet<String> {
             if !privsep {
                 return user_privs;
             }
-            let tp = subject_privs(st, &who.full(), path);
+            let tp = subject_privs(st, &who.full(), true, path);
             user_privs.intersection(&tp).cloned().collect()
         }
     }
@@ -197,9 +338,18 @@ pub fn check(
             }
             Err(first.unwrap_or_else(|| "Permission check failed".into()))
         }
+        // ["userid-param", "self"]: the target is the caller; ["userid-param",
+        // "Realm.AllocateUser"]: that privilege on the target's realm.
         "userid-param" => {
             let target = params("userid").unwrap_or_default();
-            if target == who.user || who.user == "root@pam" {
+            let what = arr.get(1).and_then(Value::as_str).unwrap_or("self");
+            let ok = if what == "self" {
+                target == who.user
+            } else {
+                let realm = target.rsplit_once('@').map_or("", |x| x.1);
+                has(st, who, &format!("/access/realm/{realm}"), what)
+            };
+            if ok {
                 Ok(())
             } else {
                 Err("Permission check failed".into())
@@ -215,11 +365,33 @@ pub fn check(
                 ))
             }
         }
+        // ["userid-group", [privs]]: any of the privileges on /access/groups, or on a
+        // group the target user belongs to.
         "userid-group" => {
-            if has(st, who, "/access/groups", "User.Modify") {
+            let wanted: Vec<&str> = arr
+                .get(1)
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_else(|| vec!["User.Modify"]);
+            let target = params("userid").unwrap_or_default();
+            let mut paths = vec!["/access/groups".to_string()];
+            paths.extend(
+                st.groups
+                    .iter()
+                    .filter(|(_, g)| g.users.contains(&target))
+                    .map(|(n, _)| format!("/access/groups/{n}")),
+            );
+            let ok = paths.iter().any(|p| {
+                let have = privs(st, who, p);
+                wanted.iter().any(|w| have.contains(*w))
+            });
+            if ok {
                 Ok(())
             } else {
-                Err("Permission check failed (/access/groups, User.Modify)".into())
+                Err(format!(
+                    "Permission check failed (/access/groups, {})",
+                    wanted.join("|")
+                ))
             }
         }
         _ => {

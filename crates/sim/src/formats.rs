@@ -562,39 +562,50 @@ fn is_icmp_name(s: &str) -> bool {
     ICMP_TYPES.split(' ').any(|x| x == s) || ICMPV6_TYPES.split(' ').any(|x| x == s)
 }
 
+/// pve-firewall `parse_port_name_number_or_range`: Perl's `split /,/` (a trailing
+/// comma makes the rejoined text differ: "extraneous commas"), `N:M` ranges with the
+/// offending side named, plain numbers, `/etc/services` names, ICMP type names for
+/// dport.
 fn ports_check(v: &str, dport: bool) -> Result<(), String> {
-    if v.is_empty() {
-        return Ok(());
+    let digits = |x: &str| !x.is_empty() && x.chars().all(|c| c.is_ascii_digit());
+    let big = |x: &str| {
+        x.trim_start_matches('0').len() > 5 || x.parse::<u32>().map_or(true, |n| n > 65535)
+    };
+    let mut items: Vec<&str> = v.split(',').collect();
+    while items.last().is_some_and(|i| i.is_empty()) {
+        items.pop();
     }
-    let items: Vec<&str> = v.split(',').collect();
-    if items.iter().any(|i| i.is_empty()) {
+    if items.join(",") != v {
         return Err("extraneous commas in list\n".into());
     }
     let mut count = 0;
     let mut icmp = false;
     for item in &items {
-        if let Some((a, b)) = item.split_once(':') {
-            let (Ok(x), Ok(y)) = (a.parse::<u32>(), b.parse::<u32>()) else {
-                return Err(format!("invalid port '{item}'\n"));
-            };
-            if x > 65535 || y > 65535 {
-                return Err(format!("invalid port '{item}'\n"));
+        if let Some((a, b)) = item.split_once(':')
+            && digits(a)
+            && digits(b)
+        {
+            count += 2;
+            if big(a) {
+                return Err(format!("invalid port '{a}'\n"));
             }
+            if big(b) {
+                return Err(format!("invalid port '{b}'\n"));
+            }
+            let (x, y): (u32, u32) = (a.parse().unwrap_or(0), b.parse().unwrap_or(0));
             if x > y {
                 return Err(format!(
-                    "backwards range '{item}' not allowed, did you mean '{b}:{a}'?\n"
+                    "backwards range '{a}:{b}' not allowed, did you mean '{b}:{a}'?\n"
                 ));
             }
-            count += 2;
-        } else if let Ok(n) = item.parse::<u32>() {
-            if n > 65535 {
+        } else if digits(item) {
+            count += 1;
+            if big(item) {
                 return Err(format!("invalid port '{item}'\n"));
             }
-            count += 1;
-        } else if SERVICES.iter().any(|(n, _)| n == item) {
         } else if dport && is_icmp_name(item) {
             icmp = true;
-        } else {
+        } else if !SERVICES.iter().any(|(n, _)| n == item) {
             return Err(format!("invalid port '{item}'\n"));
         }
     }

@@ -338,6 +338,7 @@ fn ensure_users(st: &mut State, rng: &mut ChaCha8Rng) {
                 ugid: ugid.into(),
                 role: "PVEAuditor".into(),
                 propagate: true,
+                group: false,
             });
         }
     }

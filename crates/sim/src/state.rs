@@ -31,6 +31,38 @@ pub struct State {
     /// DHCP leases of the guests' LAN: `bridge/mac` → IPv4 (crate::guestnet).
     #[serde(default)]
     pub leases: BTreeMap<String, String>,
+    /// `user.cfg` groups.
+    #[serde(default)]
+    pub groups: IndexMap<String, AccessGroup>,
+    /// `user.cfg` roles defined by users (the built-in ones are computed).
+    #[serde(default)]
+    pub roles: IndexMap<String, std::collections::BTreeSet<String>>,
+    /// `user.cfg` pools.
+    #[serde(default)]
+    pub pools: IndexMap<String, Pool>,
+    /// Node settings that are plain files on a real node (DNS, `/etc/pve/nodes/*/config`).
+    #[serde(default)]
+    pub node_files: BTreeMap<String, Obj>,
+    /// `/etc/pve/ha/resources.cfg` and `groups.cfg` / `rules.cfg` entries.
+    #[serde(default)]
+    pub ha_resources: IndexMap<String, Obj>,
+    #[serde(default)]
+    pub ha_groups: IndexMap<String, Obj>,
+    #[serde(default)]
+    pub ha_rules: IndexMap<String, Obj>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct AccessGroup {
+    pub comment: Option<String>,
+    pub users: std::collections::BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Pool {
+    pub comment: Option<String>,
+    pub vms: std::collections::BTreeSet<u32>,
+    pub storage: std::collections::BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -190,6 +222,18 @@ pub struct User {
     pub password: String,
     pub enable: bool,
     pub tokens: IndexMap<String, Token>,
+    #[serde(default)]
+    pub expire: u64,
+    #[serde(default)]
+    pub firstname: Option<String>,
+    #[serde(default)]
+    pub lastname: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub comment: Option<String>,
+    #[serde(default)]
+    pub keys: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -207,6 +251,9 @@ pub struct Acl {
     pub ugid: String,
     pub role: String,
     pub propagate: bool,
+    /// `ugid` names a group.
+    #[serde(default)]
+    pub group: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

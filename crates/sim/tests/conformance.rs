@@ -34,9 +34,11 @@ struct Ctx {
 
 fn uri_value(ctx: &Ctx, method: &str, path: &str, name: &str) -> String {
     match name {
-        // Re-typing vmbr0 and reloading would cut the management address (a real
-        // lock-out, which the simulator reproduces); edit the NIC instead.
-        "iface" if method == "PUT" => "nic0".into(),
+        // Re-typing or deleting vmbr0 would cut the management address once a reload
+        // applies it (a real lock-out, which the simulator reproduces; the reload task
+        // of `PUT /network` may still be running when the DELETEs are staged, which made
+        // this walk flaky); edit and delete the NIC instead.
+        "iface" if method == "PUT" || method == "DELETE" => "nic0".into(),
         "node" => "proxmox".into(),
         "vmid" => "100".into(),
         "snapname" => "s1".into(),
@@ -53,6 +55,11 @@ fn uri_value(ctx: &Ctx, method: &str, path: &str, name: &str) -> String {
         "cidr" => "10.0.0.0/8".into(),
         "userid" => "root@pam".into(),
         "tokenid" => "walk".into(),
+        "groupid" => "admins".into(),
+        "roleid" => "Walker".into(),
+        "poolid" => "pool1".into(),
+        "sid" => "vm:100".into(),
+        "rule" => "rule1".into(),
         other => panic!("no URI value for {{{other}}} in {path}"),
     }
 }
@@ -234,6 +241,22 @@ async fn setup(api: &common::Api) -> Ctx {
         (
             "/cluster/backup",
             vec![("id", "job1"), ("vmid", "100"), ("schedule", "daily")],
+        ),
+        ("/access/groups", vec![("groupid", "admins")]),
+        (
+            "/access/roles",
+            vec![("roleid", "Walker"), ("privs", "VM.Audit")],
+        ),
+        ("/pools", vec![("poolid", "pool1")]),
+        ("/cluster/ha/resources", vec![("sid", "vm:100")]),
+        (
+            "/cluster/ha/rules",
+            vec![
+                ("rule", "rule1"),
+                ("type", "node-affinity"),
+                ("resources", "vm:100"),
+                ("nodes", "proxmox"),
+            ],
         ),
     ] {
         let r = api.post(p, &f).await;

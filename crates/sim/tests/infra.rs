@@ -299,13 +299,17 @@ async fn firewall_rules_defaults_digest_and_objects() {
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
+    // pve-firewall `collect_refs`: only what is defined (here `admins` was deleted,
+    // `admin_pc` is left), `ref` without a scope prefix.
     let refs = api.get("/cluster/firewall/refs").await;
+    let list = refs.data().as_array().unwrap();
+    assert!(!list.iter().any(|x| x["name"] == "management"), "{list:?}");
     assert!(
-        refs.data()
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|x| x["name"] == "management" && x["type"] == "ipset")
+        list.iter().any(|x| x["name"] == "admin_pc"
+            && x["type"] == "alias"
+            && x["ref"] == "admin_pc"
+            && x["scope"] == "dc"),
+        "{list:?}"
     );
     // VM level: iface must be netN.
     api.create_vm(100, &[]).await;

@@ -162,6 +162,41 @@ async fn rollback_gives_a_new_vmgenid() {
     assert_ne!(before, after);
 }
 
+/// pve-guest-common `AbstractConfig::snapshot_rollback`: volumes the snapshot does not
+/// use become unusedN; current unused disks and the description are kept
+/// (`__snapshot_apply_config`); snapshots never store either (`__snapshot_copy_config`).
+#[tokio::test]
+async fn rollback_keeps_unused_disks_and_description() {
+    let api = common::start_default().await;
+    api.create_vm(100, &[("description", "before")]).await;
+    let r = api
+        .post("/nodes/proxmox/qemu/100/snapshot", &[("snapname", "s1")])
+        .await;
+    assert_eq!(api.wait(r.data()).await, "OK");
+    let snap = api.get("/nodes/proxmox/qemu/100/snapshot/s1/config").await;
+    assert!(
+        snap.data().get("description").is_none(),
+        "{:?}",
+        snap.data()
+    );
+    let r = api
+        .put(
+            "/nodes/proxmox/qemu/100/config",
+            &[("scsi1", "local-lvm:1"), ("description", "after")],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let r = api
+        .post("/nodes/proxmox/qemu/100/snapshot/s1/rollback", &[])
+        .await;
+    assert_eq!(api.wait(r.data()).await, "OK");
+    let c = api.get("/nodes/proxmox/qemu/100/config").await;
+    assert!(c.data().get("scsi1").is_none());
+    assert_eq!(c.data()["unused0"], "local-lvm:vm-100-disk-1");
+    assert_eq!(c.data()["description"], "after");
+    assert_eq!(c.data()["parent"], "s1");
+}
+
 /// qemu-server `__snapshot_save_vmstate`: a RAM snapshot allocates
 /// `vm-<id>-state-<snap>` (2 × memory + 500 MiB) on the VM's storage and records
 /// `vmstate`, `runningmachine`, `runningcpu`; deleting the snapshot frees the volume.

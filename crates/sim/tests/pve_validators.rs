@@ -245,3 +245,41 @@ async fn affinity_ignores_a_trailing_comma() {
         );
     }
 }
+
+/// pve-firewall `parse_port_name_number_or_range`: what is a number, a range or a
+/// service name, and which side of a range is named when it is out of bounds.
+#[tokio::test]
+async fn firewall_ports_follow_parse_port_name_number_or_range() {
+    let api = common::start_default().await;
+    let p = "/cluster/firewall/rules";
+    for (dport, err) in [
+        ("1:70000", "invalid port '70000'"),
+        ("70000:1", "invalid port '70000'"),
+        (
+            "80:22",
+            "backwards range '80:22' not allowed, did you mean '22:80'?",
+        ),
+        ("+5", "invalid port '+5'"),
+        ("22-80", "invalid port '22-80'"),
+        ("22,", "extraneous commas in list"),
+        (",22", "invalid port ''"),
+        ("echo-request,22", "ICMP ports not allowed in port range"),
+    ] {
+        let r = rule(&api, p, &[("proto", "tcp"), ("dport", dport)]).await;
+        assert_eq!(r.status, 400, "{dport}");
+        assert_eq!(
+            r.err("dport"),
+            format!("invalid format - {err}\n"),
+            "{dport}"
+        );
+    }
+    for ok in ["22:80", "ssh,https", "0080", "1,2,3"] {
+        assert_eq!(
+            rule(&api, p, &[("proto", "tcp"), ("dport", ok)])
+                .await
+                .status,
+            200,
+            "{ok}"
+        );
+    }
+}

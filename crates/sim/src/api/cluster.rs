@@ -15,9 +15,11 @@ pub fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         ("GET", "/version") => Ok(json!({"version": "9.1.1", "release": "9.1", "repoid": "42ab8d4c6e9f1a07", "console": "html5"}).into()),
         ("GET", "/nodes") => Ok(nodes(inner).into()),
         ("GET", "/nodes/{node}") => Ok(json!([
-            {"name": "qemu"}, {"name": "storage"}, {"name": "network"}, {"name": "tasks"},
-            {"name": "status"}, {"name": "disks"}, {"name": "firewall"}, {"name": "version"},
-            {"name": "certificates"}, {"name": "vzdump"}
+            {"name": "apt"}, {"name": "certificates"}, {"name": "config"}, {"name": "disks"},
+            {"name": "dns"}, {"name": "firewall"}, {"name": "hosts"}, {"name": "lxc"},
+            {"name": "network"}, {"name": "qemu"}, {"name": "status"}, {"name": "storage"},
+            {"name": "syslog"}, {"name": "tasks"}, {"name": "time"}, {"name": "version"},
+            {"name": "vzdump"}
         ]).into()),
         ("GET", "/nodes/{node}/status") => node_status(inner, r),
         ("GET", "/nodes/{node}/version") => Ok(json!({"version": "9.1.1", "release": "9.1", "repoid": "42ab8d4c6e9f1a07"}).into()),
@@ -58,22 +60,6 @@ pub fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             {"realm": "pve", "type": "pve", "comment": "Proxmox VE authentication server"}
         ]).into()),
         ("GET", "/access/permissions") => permissions(inner, r),
-        ("GET", "/access/acl") => Ok(inner
-            .with_state(|st| {
-                Value::Array(
-                    st.acls
-                        .iter()
-                        .filter(|a| auth::has(st, &r.who, &a.path, "Permissions.Modify"))
-                        .map(|a| {
-                            let ty = if a.ugid.contains('!') { "token" } else { "user" };
-                            json!({"path": a.path, "ugid": a.ugid, "type": ty, "roleid": a.role,
-                                   "propagate": if a.propagate { 1 } else { 0 }})
-                        })
-                        .collect(),
-                )
-            })
-            .into()),
-        ("PUT", "/access/acl") => acl_update(inner, r),
         ("GET", "/access/users/{userid}/token") => inner.with_state(|st| {
             let u = r.s("userid");
             let user = st.users.get(&u).ok_or_else(|| ApiError::e500(format!("no such user ('{u}')")))?;
@@ -89,6 +75,31 @@ pub fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             Ok(token_info(&id, t).into())
         }),
         ("POST", "/access/users/{userid}/token/{tokenid}") => token_create(inner, r),
+        ("PUT", "/access/users/{userid}/token/{tokenid}") => inner.with_state(|st| {
+            let (u, id) = (r.s("userid"), r.s("tokenid"));
+            let t = st
+                .users
+                .get_mut(&u)
+                .and_then(|x| x.tokens.get_mut(&id))
+                .ok_or_else(|| ApiError::e500(format!("no such token '{id}' for user '{u}'")))?;
+            for k in crate::formats::split_list(&r.s("delete")) {
+                match k.as_str() {
+                    "comment" => t.comment = None,
+                    "expire" => t.expire = 0,
+                    _ => return Err(ApiError::param("delete", format!("unknown option '{k}'"))),
+                }
+            }
+            if let Some(c) = r.str("comment") {
+                t.comment = Some(c);
+            }
+            if let Some(e) = r.i64("expire") {
+                t.expire = e.max(0) as u64;
+            }
+            if let Some(p) = r.str("privsep") {
+                t.privsep = p == "1";
+            }
+            Ok(token_info(&id, t).into())
+        }),
         ("DELETE", "/access/users/{userid}/token/{tokenid}") => inner.with_state(|st| {
             let (u, id) = (r.s("userid"), r.s("tokenid"));
             let user = st.users.get_mut(&u).ok_or_else(|| ApiError::e500(format!("no such user ('{u}')")))?;
@@ -101,10 +112,9 @@ pub fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         }),
         ("GET", "/cluster/options") => Ok(json!({"keyboard": "en-us", "mac_prefix": "BC:24:11",
             "console": "html5", "tag-style": {}, "next-id": {"lower": "100", "upper": "1000000"}}).into()),
-        ("GET", "/cluster/ha/resources" | "/cluster/replication" | "/pools" | "/nodes/{node}/lxc") => {
+        ("GET", "/cluster/replication" | "/nodes/{node}/lxc") => {
             Ok(json!([]).into())
         }
-        ("GET", "/nodes/{node}/dns") => Ok(json!({"search": "lan", "dns1": "192.168.1.1"}).into()),
         ("GET", "/nodes/{node}/time") => {
             let t = now();
             Ok(json!({"time": t, "localtime": t, "timezone": "Etc/UTC"}).into())
@@ -592,52 +602,5 @@ fn token_create(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
         let info = token_info(&id, &t);
         user.tokens.insert(id.clone(), t);
         Ok(json!({"full-tokenid": format!("{u}!{id}"), "info": info, "value": secret}).into())
-    })
-}
-
-/// `PUT /access/acl`: add or (with `delete=1`) remove role assignments.
-fn acl_update(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
-    let path = r.s("path");
-    let roles = crate::formats::split_list(&r.s("roles"));
-    let mut subjects: Vec<String> = vec![];
-    for k in ["users", "tokens"] {
-        subjects.extend(crate::formats::split_list(&r.s(k)));
-    }
-    if r.params.contains_key("groups") {
-        return Err(ApiError::new(
-            501,
-            "groups are not simulated by labwright-sim",
-        ));
-    }
-    let propagate = r.str("propagate").is_none_or(|p| p == "1");
-    let delete = r.flag("delete");
-    inner.with_state(|st| {
-        for role in &roles {
-            if auth::role_privs(role).is_empty() && role != "NoAccess" {
-                return Err(ApiError::e500(format!("role '{role}' does not exist")));
-            }
-        }
-        for s in &subjects {
-            let exists = match s.split_once('!') {
-                Some((u, t)) => st.users.get(u).is_some_and(|x| x.tokens.contains_key(t)),
-                None => st.users.contains_key(s),
-            };
-            if !exists {
-                return Err(ApiError::e500(format!("user '{s}' does not exist")));
-            }
-            for role in &roles {
-                st.acls
-                    .retain(|a| !(a.path == path && &a.ugid == s && &a.role == role));
-                if !delete {
-                    st.acls.push(crate::state::Acl {
-                        path: path.clone(),
-                        ugid: s.clone(),
-                        role: role.clone(),
-                        propagate,
-                    });
-                }
-            }
-        }
-        Ok(Value::Null.into())
     })
 }

@@ -83,16 +83,12 @@ pub fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                     _ => vec![],
                 };
                 let want = r.str("type");
-                if want.as_deref() != Some("alias") {
-                    for (n, s) in &vm.fw_ipsets {
-                        out.push(json!({"type": "ipset", "name": n, "ref": format!("+guest/{n}"), "scope": "guest", "comment": s.comment}));
-                    }
-                }
-                if want.as_deref() != Some("ipset") {
-                    for (n, a) in &vm.fw_aliases {
-                        out.push(json!({"type": "alias", "name": n, "ref": format!("guest/{n}"), "scope": "guest", "comment": a.get("comment")}));
-                    }
-                }
+                out.extend(collect_refs(
+                    vm.fw_ipsets.iter().map(|(n, s)| (n, s.comment.as_ref())),
+                    vm.fw_aliases.iter().map(|(n, a)| (n, a.get("comment"))),
+                    want.as_deref(),
+                    "guest",
+                ));
                 return Ok(Value::Array(out).into());
             }
             _ => {}
@@ -898,26 +894,43 @@ fn ipsets(st: &mut State, r: &Req) -> Result<Reply, ApiError> {
     }
 }
 
+/// pve-firewall `Helpers::collect_refs`: the ipsets and aliases defined in one config
+/// (no automatic `management`/`local_network` entries), `ref` without a scope prefix,
+/// `comment` only when set.
+fn collect_refs<'a>(
+    ipsets: impl Iterator<Item = (&'a String, Option<&'a String>)>,
+    aliases: impl Iterator<Item = (&'a String, Option<&'a Value>)>,
+    want: Option<&str>,
+    scope: &str,
+) -> Vec<Value> {
+    let mut out = vec![];
+    if want != Some("alias") {
+        for (n, c) in ipsets {
+            let mut e = json!({"type": "ipset", "name": n, "ref": format!("+{n}"), "scope": scope});
+            if let Some(c) = c.filter(|c| !c.is_empty()) {
+                e["comment"] = json!(c);
+            }
+            out.push(e);
+        }
+    }
+    if want != Some("ipset") {
+        for (n, c) in aliases {
+            let mut e = json!({"type": "alias", "name": n, "ref": n, "scope": scope});
+            if let Some(c) = c.filter(|c| c.as_str().is_some_and(|x| !x.is_empty())) {
+                e["comment"] = c.clone();
+            }
+            out.push(e);
+        }
+    }
+    out
+}
+
 fn refs(st: &State, r: &Req) -> Value {
     let want = r.str("type");
-    let mut out = vec![];
-    if want.as_deref() != Some("alias") {
-        if !st.fw.ipsets.contains_key("management") {
-            out.push(json!({"type": "ipset", "name": "management", "ref": "+dc/management", "scope": "dc",
-                "comment": "automatic management set (local_network and listed sources)"}));
-        }
-        for (n, s) in &st.fw.ipsets {
-            out.push(json!({"type": "ipset", "name": n, "ref": format!("+dc/{n}"), "scope": "dc", "comment": s.comment}));
-        }
-    }
-    if want.as_deref() != Some("ipset") {
-        if !st.fw.aliases.contains_key("local_network") {
-            out.push(json!({"type": "alias", "name": "local_network", "ref": "dc/local_network", "scope": "dc",
-                "comment": "local network (auto-detected)"}));
-        }
-        for (n, a) in &st.fw.aliases {
-            out.push(json!({"type": "alias", "name": n, "ref": format!("dc/{n}"), "scope": "dc", "comment": a.get("comment")}));
-        }
-    }
-    Value::Array(out)
+    Value::Array(collect_refs(
+        st.fw.ipsets.iter().map(|(n, s)| (n, s.comment.as_ref())),
+        st.fw.aliases.iter().map(|(n, a)| (n, a.get("comment"))),
+        want.as_deref(),
+        "dc",
+    ))
 }

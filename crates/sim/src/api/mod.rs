@@ -5,12 +5,15 @@ use std::sync::Arc;
 
 use crate::server::{ApiError, Inner, Reply, Req};
 
+pub(crate) mod access;
+pub(crate) mod admin;
 pub(crate) mod cluster;
 pub(crate) mod firewall;
 pub(crate) mod network;
 pub(crate) mod qemu;
 pub(crate) mod snapshot;
 pub(crate) mod storage;
+pub(crate) mod storage_cfg;
 
 /// The endpoints the simulator implements (method, schema path).
 pub const IMPLEMENTED: &[(&str, &str)] = &[
@@ -35,17 +38,78 @@ pub const IMPLEMENTED: &[(&str, &str)] = &[
     ("GET", "/access/permissions"),
     ("GET", "/access/acl"),
     ("PUT", "/access/acl"),
+    ("GET", "/access/users"),
+    ("POST", "/access/users"),
+    ("GET", "/access/users/{userid}"),
+    ("PUT", "/access/users/{userid}"),
+    ("DELETE", "/access/users/{userid}"),
+    ("GET", "/access/groups"),
+    ("POST", "/access/groups"),
+    ("GET", "/access/groups/{groupid}"),
+    ("PUT", "/access/groups/{groupid}"),
+    ("DELETE", "/access/groups/{groupid}"),
+    ("GET", "/access/tfa"),
+    ("GET", "/access/roles"),
+    ("POST", "/access/roles"),
+    ("GET", "/access/roles/{roleid}"),
+    ("PUT", "/access/roles/{roleid}"),
+    ("DELETE", "/access/roles/{roleid}"),
+    ("PUT", "/access/users/{userid}/token/{tokenid}"),
+    ("GET", "/pools"),
+    ("POST", "/pools"),
+    ("PUT", "/pools"),
+    ("DELETE", "/pools"),
+    ("GET", "/pools/{poolid}"),
+    ("PUT", "/pools/{poolid}"),
+    ("DELETE", "/pools/{poolid}"),
     ("GET", "/access/users/{userid}/token"),
     ("GET", "/access/users/{userid}/token/{tokenid}"),
     ("POST", "/access/users/{userid}/token/{tokenid}"),
     ("DELETE", "/access/users/{userid}/token/{tokenid}"),
     // Inventories the simulator keeps empty (no containers, HA, replication or pools).
     ("GET", "/cluster/options"),
-    ("GET", "/cluster/ha/resources"),
     ("GET", "/cluster/replication"),
-    ("GET", "/pools"),
     ("GET", "/nodes/{node}/lxc"),
+    // Node and cluster administration (api/admin.rs).
     ("GET", "/nodes/{node}/dns"),
+    ("PUT", "/nodes/{node}/dns"),
+    ("GET", "/nodes/{node}/config"),
+    ("PUT", "/nodes/{node}/config"),
+    ("GET", "/nodes/{node}/apt"),
+    ("GET", "/nodes/{node}/apt/update"),
+    ("POST", "/nodes/{node}/apt/update"),
+    ("GET", "/nodes/{node}/apt/repositories"),
+    ("GET", "/nodes/{node}/apt/versions"),
+    ("GET", "/nodes/{node}/syslog"),
+    ("GET", "/nodes/{node}/disks"),
+    ("GET", "/nodes/{node}/disks/lvm"),
+    ("GET", "/nodes/{node}/disks/lvmthin"),
+    ("GET", "/nodes/{node}/disks/directory"),
+    ("GET", "/cluster/config"),
+    ("GET", "/cluster/config/apiversion"),
+    ("GET", "/cluster/config/nodes"),
+    ("GET", "/cluster/config/totem"),
+    ("GET", "/cluster/config/qdevice"),
+    ("GET", "/cluster/config/join"),
+    ("GET", "/cluster/ha"),
+    ("GET", "/cluster/ha/status"),
+    ("GET", "/cluster/ha/status/current"),
+    ("GET", "/cluster/ha/status/manager_status"),
+    ("GET", "/cluster/ha/resources"),
+    ("POST", "/cluster/ha/resources"),
+    ("GET", "/cluster/ha/resources/{sid}"),
+    ("PUT", "/cluster/ha/resources/{sid}"),
+    ("DELETE", "/cluster/ha/resources/{sid}"),
+    ("GET", "/cluster/ha/groups"),
+    ("GET", "/cluster/ha/groups/{group}"),
+    ("GET", "/cluster/ha/rules"),
+    ("POST", "/cluster/ha/rules"),
+    ("GET", "/cluster/ha/rules/{rule}"),
+    ("PUT", "/cluster/ha/rules/{rule}"),
+    ("DELETE", "/cluster/ha/rules/{rule}"),
+    ("GET", "/cluster/sdn"),
+    ("GET", "/cluster/sdn/zones"),
+    ("GET", "/cluster/sdn/vnets"),
     ("GET", "/nodes/{node}/time"),
     ("GET", "/nodes/{node}/hosts"),
     // QEMU
@@ -58,6 +122,7 @@ pub const IMPLEMENTED: &[(&str, &str)] = &[
     ("PUT", "/nodes/{node}/qemu/{vmid}/config"),
     ("GET", "/nodes/{node}/qemu/{vmid}/pending"),
     ("PUT", "/nodes/{node}/qemu/{vmid}/resize"),
+    ("PUT", "/nodes/{node}/qemu/{vmid}/unlink"),
     ("POST", "/nodes/{node}/qemu/{vmid}/clone"),
     ("POST", "/nodes/{node}/qemu/{vmid}/template"),
     ("GET", "/nodes/{node}/qemu/{vmid}/cloudinit"),
@@ -212,6 +277,9 @@ pub fn is_implemented(method: &str, path: &str) -> bool {
 
 pub async fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
     let t = r.template.as_str();
+    if let Some(rep) = admin::dispatch(inner, r) {
+        return rep;
+    }
     if t.starts_with("/nodes/{node}/qemu/{vmid}/firewall")
         || t.starts_with("/cluster/firewall")
         || t.starts_with("/nodes/{node}/firewall")
@@ -231,6 +299,18 @@ pub async fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         || t == "/nodes/{node}/vzdump"
     {
         return storage::dispatch(inner, r);
+    }
+    if t.starts_with("/access/users/{userid}/token") {
+        return cluster::dispatch(inner, r);
+    }
+    if t.starts_with("/access/users")
+        || t.starts_with("/access/groups")
+        || t.starts_with("/access/roles")
+        || t == "/access/tfa"
+        || t == "/access/acl"
+        || t.starts_with("/pools")
+    {
+        return access::dispatch(inner, r);
     }
     cluster::dispatch(inner, r)
 }

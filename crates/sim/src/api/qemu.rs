@@ -105,6 +105,22 @@ pub async fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         ("PUT", "/nodes/{node}/qemu/{vmid}/config") => update_config(inner, r, false).await,
         ("GET", "/nodes/{node}/qemu/{vmid}/pending") => pending(inner, r),
         ("PUT", "/nodes/{node}/qemu/{vmid}/resize") => resize(inner, r),
+        // qemu-server `unlink`: `idlist` becomes `delete` of a synchronous config update
+        // (`force` destroys the volumes instead of leaving them as unusedN).
+        ("PUT", "/nodes/{node}/qemu/{vmid}/unlink") => {
+            let mut params = r.params.clone();
+            if let Some(ids) = params.shift_remove("idlist") {
+                params.insert("delete".into(), ids);
+            }
+            let r2 = Req {
+                method: "PUT".into(),
+                template: "/nodes/{node}/qemu/{vmid}/config".into(),
+                params,
+                who: r.who.clone(),
+                upload: None,
+            };
+            update_config(inner, &r2, false).await
+        }
         ("POST", "/nodes/{node}/qemu/{vmid}/clone") => clone(inner, r),
         ("POST", "/nodes/{node}/qemu/{vmid}/template") => template(inner, r),
         // The cloud-init drive is regenerated from the current config at once; nothing
@@ -560,6 +576,7 @@ fn create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         ));
     }
     let start_after = r.flag("start");
+    let pool = r.str("pool");
     let params = config_params(r);
     match r.str("pool") {
         Some(pool) if super::require(inner, r, &format!("/pool/{pool}"), "VM.Allocate").is_ok() => {
@@ -703,6 +720,9 @@ fn create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                 .or_insert_with(|| format!("creation-qemu=10.1.2,ctime={}", now()));
             if let Some(vm) = st.vms.get_mut(&vmid) {
                 vm.conf = conf;
+            }
+            if let Some(p) = &pool {
+                super::access::add_vm_to_pool(st, vmid, p);
             }
             Ok(log)
         }),
@@ -1103,6 +1123,7 @@ fn destroy(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             st.volumes
                 .retain(|v| !(v.vmid == Some(vmid) && v.content == "images"));
             st.vms.remove(&vmid);
+            super::access::remove_vm_access(st, vmid);
             if purge {
                 for job in st.backup_jobs.values_mut() {
                     if let Some(Value::String(list)) = job.get("vmid").cloned() {

@@ -185,7 +185,9 @@ pub(super) fn snapshot_create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiE
             }
             let mut log = vec![];
             let parent = vm.conf.get("parent").cloned();
+            // __snapshot_copy_config: no description, lock or unused disks in a snapshot.
             let mut conf = vm.conf.clone();
+            conf.retain(|k, _| !k.starts_with("unused") && k != "description" && k != "lock");
             conf.shift_remove("parent");
             if let Some(p) = &parent {
                 conf.insert("parent".into(), p.clone());
@@ -259,12 +261,48 @@ pub(super) fn snapshot_rollback(inner: &Arc<Inner>, r: &Req) -> Result<Reply, Ap
             let serial = st.serial;
             let vm = st.vm_mut(&node, vmid)?;
             vm.set_running(false);
-            // snapshot_copy_config leaves the snapshot-only keys behind; the rollback
-            // hook drops runningmachine/runningcpu and gives the VM a new generation
-            // id, so the guest knows it was rolled back.
-            let mut conf = snap.conf.clone();
-            for k in ["vmstate", "runningmachine", "runningcpu", "snaptime"] {
-                conf.shift_remove(k);
+            // AbstractConfig::snapshot_rollback: volumes of the current config that the
+            // snapshot does not use become unusedN; the current unused disks and
+            // description are kept and the snapshot's keys copied over them
+            // (__snapshot_apply_config). The qemu hook then drops runningmachine /
+            // runningcpu and gives the VM a new generation id.
+            let snap_files: Vec<String> = snapshot_drives(&snap.conf)
+                .into_iter()
+                .map(|(_, f)| f)
+                .collect();
+            let mut kept: IndexMap<String, String> = vm
+                .conf
+                .iter()
+                .filter(|(k, _)| k.starts_with("unused") || *k == "description")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for (_, file) in snapshot_drives(&vm.conf) {
+                if !snap_files.contains(&file) && !kept.values().any(|v| *v == file) {
+                    let free = (0..256)
+                        .map(|i| format!("unused{i}"))
+                        .find(|k| !kept.contains_key(k));
+                    if let Some(k) = free {
+                        kept.insert(k, file);
+                    }
+                }
+            }
+            let mut conf = kept;
+            for (k, v) in &snap.conf {
+                if [
+                    "snaptime",
+                    "vmstate",
+                    "lock",
+                    "digest",
+                    "description",
+                    "runningmachine",
+                    "runningcpu",
+                ]
+                .contains(&k.as_str())
+                    || k.starts_with("unused")
+                {
+                    continue;
+                }
+                conf.insert(k.clone(), v.clone());
             }
             if conf.contains_key("vmgenid") {
                 conf.insert(
