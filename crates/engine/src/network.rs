@@ -80,13 +80,7 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
 /// Holds every action of a VM that needs a bridge or a storage the node does not have,
 /// and whatever depends on those actions.
 fn hold_unrunnable(cx: &PlanCx<'_>, out: &mut PlanOut, bridges: &BTreeSet<String>, now: Phase) {
-    let storages: BTreeSet<&str> = cx
-        .observed
-        .storages
-        .iter()
-        .filter(|s| s.node == cx.observed.node || s.node.is_empty())
-        .map(|s| s.id.as_str())
-        .collect();
+    let storages: BTreeSet<&str> = cx.observed.storage_ids().into_iter().collect();
     let mut why: BTreeMap<u32, Vec<String>> = BTreeMap::new();
     for vm in &cx.spec.vms {
         if vm.phase > now || !cx.want.vms.contains_key(&vm.vmid) {

@@ -464,6 +464,15 @@ impl Observed {
         hex::encode(&h.finalize()[..16])
     }
 
+    /// Ids of the storages this node has (shared ones included).
+    pub fn storage_ids(&self) -> Vec<&str> {
+        self.storages
+            .iter()
+            .filter(|s| s.node == self.node || s.node.is_empty())
+            .map(|s| s.id.as_str())
+            .collect()
+    }
+
     /// Free bytes of a storage on this node, if known.
     pub fn storage_free(&self, id: &str) -> Option<(u64, u64)> {
         self.storages

@@ -144,13 +144,7 @@ impl Step for JobOp {
 /// (behind `allowBackupChanges`), undeclared jobs listed as foreign.
 pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
     let root = labwright_spec::YamlPath::root();
-    let storages: Vec<&str> = cx
-        .observed
-        .storages
-        .iter()
-        .filter(|s| s.node == cx.observed.node || s.node.is_empty())
-        .map(|s| s.id.as_str())
-        .collect();
+    let storages = cx.observed.storage_ids();
     for (i, spec_job) in cx.spec.backup_jobs().enumerate() {
         let Some(job) = cx.want.backup_jobs.get(&spec_job.id) else {
             continue;
@@ -278,15 +272,7 @@ pub(crate) fn plan_job(
             expected_downtime: "none".into(),
             downtime_seconds: 0,
             reason: "declared in the spec, absent on the node".into(),
-            changes: params
-                .iter()
-                .map(|(k, v)| Change {
-                    field: k.clone(),
-                    before: None,
-                    after: Some(v.clone()),
-                    effect: Effect::Hotplug,
-                })
-                .collect(),
+            changes: params.iter().map(|(k, v)| Change::added(k, v)).collect(),
             depends_on: vm_deps,
             api_calls: Vec::new(),
             elements: Vec::new(),

@@ -119,15 +119,7 @@ fn plan_create(cx: &PlanCx<'_>, out: &mut PlanOut, want: &Desired, vm: &DesiredV
         ));
     }
     params.sort();
-    let changes = params
-        .iter()
-        .map(|(k, v)| Change {
-            field: k.clone(),
-            before: None,
-            after: Some(v.clone()),
-            effect: Effect::Hotplug,
-        })
-        .collect();
+    let changes = params.iter().map(|(k, v)| Change::added(k, v)).collect();
     let id = ActionId::vm(vm.vmid, VmStep::Create);
     out.actions.push(Action {
         id: id.clone(),
