@@ -146,3 +146,59 @@ fn labs_sharing_a_node_do_not_claim_each_others_guests() {
         "{update:#}"
     );
 }
+
+#[test]
+fn dry_run_prints_the_api_calls_on_stdout_and_in_json() {
+    let lab = Lab::new();
+    let spec = lab.path().join("small.yaml");
+    std::fs::write(&spec, SMALL).expect("write spec");
+    let sp = spec.to_string_lossy().to_string();
+    let out = lab.run(&["apply", &sp, "--dry-run"]);
+    out.expect_code(0, "dry run");
+    assert!(out.stdout.contains("vm-120-create:"), "{}", out.stdout);
+    assert!(out.stdout.contains("POST /nodes/proxmox/qemu vmid=120"), "{}", out.stdout);
+    let out = lab.run(&["apply", &sp, "--dry-run", "-o", "json"]);
+    out.expect_code(0, "dry run json");
+    let v = out.json();
+    let calls = v["wouldRun"].to_string();
+    assert!(calls.contains("POST /nodes/proxmox/qemu vmid=120"), "{v:#}");
+    // Nothing was written.
+    let plan = lab.plan_json(&spec);
+    assert!(common::action_ids(&plan).contains(&"vm-120-create".to_string()));
+}
+
+#[test]
+fn plan_warns_early_about_a_secret_apply_will_need() {
+    let lab = Lab::new();
+    let mut cmd = lab.cmd(&["plan", &spec("nas.desired.yaml").to_string_lossy()]);
+    cmd.env_remove("TAILSCALE_AUTHKEY");
+    let out = common::run(cmd);
+    out.expect_code(0, "plan without the key");
+    assert!(
+        out.stderr.contains("env:TAILSCALE_AUTHKEY") && out.stderr.contains("cannot be read now"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn validate_no_cleanup_changes_nothing() {
+    let lab = Lab::new();
+    let spec = lab.path().join("small.yaml");
+    std::fs::write(&spec, SMALL).expect("write spec");
+    lab.apply(&spec).expect_code(0, "apply");
+    // A change that needs a reboot takes a pre-change snapshot.
+    let bigger = lab.path().join("bigger.yaml");
+    std::fs::write(&bigger, SMALL.replace("memory: 512M", "memory: 1G")).expect("write");
+    lab.apply(&bigger).expect_code(0, "apply the reboot change");
+    let sp = bigger.to_string_lossy().to_string();
+    let out = lab.run(&["validate", &sp, "--no-cleanup", "-o", "json"]);
+    out.expect_code(0, "validate --no-cleanup");
+    let v = out.json();
+    assert_eq!(v["expiredSnapshots"], serde_json::json!([]), "{v:#}");
+    assert_eq!(v["keptSnapshots"].as_array().map(Vec::len), Some(1), "{v:#}");
+    // Without the flag, the same validate expires it.
+    let out = lab.run(&["validate", &sp, "-o", "json"]);
+    out.expect_code(0, "validate");
+    assert_eq!(out.json()["expiredSnapshots"].as_array().map(Vec::len), Some(1));
+}

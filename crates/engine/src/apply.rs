@@ -63,6 +63,17 @@ pub struct ApplyReport {
     pub snapshots: Vec<(u32, String)>,
     pub dry_run: bool,
     pub journal: Option<String>,
+    /// With `dry_run`: the calls each action would make, in order (secrets redacted).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_run: Vec<WouldRun>,
+}
+
+/// One action of a dry run and the API calls it would make.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WouldRun {
+    pub action: String,
+    pub calls: Vec<String>,
 }
 
 impl ApplyReport {
@@ -240,9 +251,10 @@ pub async fn apply(
     };
     if opts.dry_run {
         for a in &plan.actions {
-            for call in &a.api_calls {
-                progress.note(&format!("would run {}: {call}", a.id));
-            }
+            report.would_run.push(WouldRun {
+                action: a.id.to_string(),
+                calls: a.api_calls.clone(),
+            });
             report.not_run.push(a.id.to_string());
         }
         return Ok(report);

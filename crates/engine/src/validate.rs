@@ -38,7 +38,7 @@ pub struct ValidationReport {
     pub checks: Vec<Check>,
     /// Snapshots expired because validation passed: (vmid, name).
     pub expired_snapshots: Vec<(u32, String)>,
-    /// Snapshots still present (validation failed, or expiry failed).
+    /// Snapshots still present (validation failed, `--no-cleanup`, or expiry failed).
     pub kept_snapshots: Vec<(u32, String)>,
 }
 
@@ -130,11 +130,14 @@ async fn bridge_checks(client: &PveClient, spec: &Spec) -> Vec<Check> {
     }
 }
 
-/// Re-scans and validates; on success expires labwright's snapshots on managed VMs.
+/// Re-scans and validates. With `cleanup`, a passing validate also removes the guest
+/// seeds (they hold the Tailscale auth key) and expires labwright's pre-change
+/// snapshots; without it, validate only reads.
 pub async fn validate(
     client: &PveClient,
     spec: &Spec,
     settings: &Settings,
+    cleanup: bool,
 ) -> Result<ValidationReport, EngineError> {
     let want = desired(spec);
     let scope = ScanScope::for_spec(spec, settings.concurrency);
@@ -158,8 +161,11 @@ pub async fn validate(
     // waited for them to come up (issue 5: crate::bootstrap, crate::probe).
     checks.extend(crate::bootstrap::http_checks(client, spec, &observed, &settings.guest).await);
     let ok = checks.iter().all(|c| c.status != CheckStatus::Fail);
-    checks
-        .extend(crate::bootstrap::cleanup_seeds(client, spec, &observed, ok, &settings.wait).await);
+    if cleanup {
+        checks.extend(
+            crate::bootstrap::cleanup_seeds(client, spec, &observed, ok, &settings.wait).await,
+        );
+    }
     let ok = checks.iter().all(|c| c.status != CheckStatus::Fail);
     let mut report = ValidationReport {
         ok,
@@ -173,7 +179,7 @@ pub async fn validate(
             continue;
         }
         for snap in &vm.tool_snapshots {
-            if !ok {
+            if !ok || !cleanup {
                 report.kept_snapshots.push((vm.vmid, snap.clone()));
                 continue;
             }

@@ -139,27 +139,9 @@ impl Progress for Lines {
 }
 
 /// Every secret a seed will need is readable before anything is written: a missing
-/// `TAILSCALE_AUTHKEY` must not stop an apply half-way. Values are only checked for
-/// presence, never printed.
+/// `TAILSCALE_AUTHKEY` must not stop an apply half-way.
 fn preflight_secrets(spec: &labwright_spec::Spec, plan: &Plan) -> anyhow::Result<()> {
-    use labwright_spec::types::SecretRef;
-    let mut missing = Vec::new();
-    for r in labwright_engine::pipeline::secrets_needed(spec, plan) {
-        let ok = match &r {
-            SecretRef::Env(name) => std::env::var(name).is_ok_and(|v| !v.trim().is_empty()),
-            SecretRef::File(path) => {
-                let p = match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
-                    (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
-                    _ => PathBuf::from(path),
-                };
-                std::fs::read_to_string(p).is_ok_and(|v| !v.trim().is_empty())
-            }
-            SecretRef::Inline { .. } => false,
-        };
-        if !ok {
-            missing.push(r.to_string());
-        }
-    }
+    let missing = common::unreadable_secrets(spec, plan);
     if missing.is_empty() {
         return Ok(());
     }

@@ -55,3 +55,31 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()
         .context("cannot start the async runtime")
 }
+
+/// The secret references a plan will read at apply time that cannot be read now
+/// (unset variable, missing or empty file). Values are only checked for presence,
+/// never kept or printed.
+pub fn unreadable_secrets(
+    spec: &labwright_spec::Spec,
+    plan: &labwright_engine::Plan,
+) -> Vec<String> {
+    use labwright_spec::types::SecretRef;
+    let mut missing = Vec::new();
+    for r in labwright_engine::pipeline::secrets_needed(spec, plan) {
+        let ok = match &r {
+            SecretRef::Env(name) => std::env::var(name).is_ok_and(|v| !v.trim().is_empty()),
+            SecretRef::File(path) => {
+                let p = match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+                    (Some(rest), Some(home)) => std::path::PathBuf::from(home).join(rest),
+                    _ => std::path::PathBuf::from(path),
+                };
+                std::fs::read_to_string(p).is_ok_and(|v| !v.trim().is_empty())
+            }
+            SecretRef::Inline { .. } => false,
+        };
+        if !ok {
+            missing.push(r.to_string());
+        }
+    }
+    missing
+}

@@ -44,8 +44,15 @@ pub async fn compute(
     for line in &planned.warnings {
         ui::warn(line);
     }
-    let _ = g;
     let mut plan = planned.plan;
+    // Said now, not at the end of a long apply.
+    let missing = common::unreadable_secrets(&loaded.spec, &plan);
+    if !missing.is_empty() && !g.quiet {
+        ui::warn(&format!(
+            "secret(s) {} that apply will need cannot be read now; apply refuses to start without them",
+            missing.join(", ")
+        ));
+    }
     let text = std::fs::read(spec_path).unwrap_or_default();
     // Absolute, so that `apply plan.json` works from any directory.
     let abs = std::fs::canonicalize(spec_path).unwrap_or_else(|_| spec_path.to_path_buf());

@@ -11,12 +11,20 @@ use crate::target;
 use crate::{exit, ui};
 
 /// Re-scans the node: the plan must be empty, guests in their declared power state,
-/// backup jobs present with their retention, build standards met. When everything
-/// passes, labwright's pre-change snapshots expire. Exit 1 on any failure.
+/// backup jobs present with their retention, build standards met, checks inside the
+/// guests pass. Exit 1 on any failure.
+///
+/// What it changes when everything passes: the guests' seed ISOs are detached and
+/// deleted (they hold the Tailscale auth key) and labwright's pre-change snapshots
+/// (`lw-…`) expire. `--no-cleanup` makes it read-only.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
+    /// The spec to validate against.
     #[arg(value_name = "SPEC")]
     pub spec: PathBuf,
+    /// Change nothing: keep the seeds and the pre-change snapshots.
+    #[arg(long)]
+    pub no_cleanup: bool,
 }
 
 pub fn run(args: &ValidateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
@@ -26,9 +34,11 @@ pub fn run(args: &ValidateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let conn = target::connect(&g.target).await?;
         ui::info(g, &format!("target: {}", conn.label));
         let r = match crate::settings::for_target(&conn) {
-            Ok(settings) => labwright_engine::validate(&conn.client, &loaded.spec, &settings)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}")),
+            Ok(settings) => {
+                labwright_engine::validate(&conn.client, &loaded.spec, &settings, !args.no_cleanup)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+            }
             Err(e) => Err(e),
         };
         conn.close().await;

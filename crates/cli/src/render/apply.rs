@@ -20,6 +20,12 @@ impl Document for ApplyDoc<'_> {
         let (report, plan) = (self.report, self.plan);
         let mut out = String::new();
         if report.dry_run {
+            for w in &report.would_run {
+                out.push_str(&format!("{}:\n", w.action));
+                for c in &w.calls {
+                    out.push_str(&format!("  {c}\n"));
+                }
+            }
             out.push_str(&format!(
                 "Dry run: {} action(s) would run; nothing was written.\n",
                 report.not_run.len()

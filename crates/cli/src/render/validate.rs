@@ -21,7 +21,12 @@ fn render(r: &ValidationReport, md: bool) -> String {
     }
     for (vmid, s) in &r.kept_snapshots {
         out.push_str(&format!(
-            "kept pre-change snapshot {s} on VM {vmid} (validation did not pass)\n"
+            "kept pre-change snapshot {s} on VM {vmid} ({})\n",
+            if r.ok {
+                "--no-cleanup, or its expiry failed"
+            } else {
+                "validation did not pass"
+            }
         ));
     }
     out.push_str(if r.ok {
