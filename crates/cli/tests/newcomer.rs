@@ -156,7 +156,11 @@ fn dry_run_prints_the_api_calls_on_stdout_and_in_json() {
     let out = lab.run(&["apply", &sp, "--dry-run"]);
     out.expect_code(0, "dry run");
     assert!(out.stdout.contains("vm-120-create:"), "{}", out.stdout);
-    assert!(out.stdout.contains("POST /nodes/proxmox/qemu vmid=120"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("POST /nodes/proxmox/qemu vmid=120"),
+        "{}",
+        out.stdout
+    );
     let out = lab.run(&["apply", &sp, "--dry-run", "-o", "json"]);
     out.expect_code(0, "dry run json");
     let v = out.json();
@@ -196,9 +200,16 @@ fn validate_no_cleanup_changes_nothing() {
     out.expect_code(0, "validate --no-cleanup");
     let v = out.json();
     assert_eq!(v["expiredSnapshots"], serde_json::json!([]), "{v:#}");
-    assert_eq!(v["keptSnapshots"].as_array().map(Vec::len), Some(1), "{v:#}");
+    assert_eq!(
+        v["keptSnapshots"].as_array().map(Vec::len),
+        Some(1),
+        "{v:#}"
+    );
     // Without the flag, the same validate expires it.
     let out = lab.run(&["validate", &sp, "-o", "json"]);
     out.expect_code(0, "validate");
-    assert_eq!(out.json()["expiredSnapshots"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        out.json()["expiredSnapshots"].as_array().map(Vec::len),
+        Some(1)
+    );
 }

@@ -15,7 +15,7 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
     let now = spec.phase;
     let Some(bridges) = &cx.observed.bridges else {
         // Not read (a hand-built scan): nothing to compare, nothing held.
-        for e in spec.elements() {
+        for e in cx.elements {
             if matches!(
                 e.kind,
                 labwright_spec::ElementKind::Bridge | labwright_spec::ElementKind::Segment

@@ -3,7 +3,7 @@
 //! deferred or in place). The plan is data (serialisable), so it can be saved,
 //! reviewed and applied later against the scan it was made from.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use labwright_spec::{ElementKind, Spec};
 use serde::{Deserialize, Serialize};
@@ -99,6 +99,34 @@ pub struct PlanCx<'a> {
     pub firewall: Option<&'a ObservedFirewall>,
     /// Names pre-change snapshots (`lw-<tag>`).
     pub plan_tag: &'a str,
+    /// Every element the spec declares (computed once per plan).
+    pub elements: &'a [labwright_spec::Element],
+    /// The spec path of each declared VM (`vms[2]`), by VMID.
+    pub vm_paths: &'a BTreeMap<u32, String>,
+}
+
+impl PlanCx<'_> {
+    /// The spec path of VM `vmid`, as the element its actions carry out.
+    pub fn vm_elements(&self, vmid: u32) -> Vec<String> {
+        self.vm_paths.get(&vmid).cloned().into_iter().collect()
+    }
+}
+
+/// The spec path of every declared VM, by VMID.
+pub fn vm_paths(spec: &Spec) -> BTreeMap<u32, String> {
+    spec.vms
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            (
+                v.vmid,
+                labwright_spec::YamlPath::root()
+                    .key("vms")
+                    .index(i)
+                    .to_string(),
+            )
+        })
+        .collect()
 }
 
 /// What a kind adds to a plan.
@@ -173,20 +201,23 @@ pub fn plan_with_firewall(spec: &Spec, observed: &Observed, fw: Option<&Observed
     // Snapshot names carry the plan id (`lw-<plan id>`), which hashes the actions:
     // they are planned with a placeholder, replaced once the id is known.
     let plan_tag = PLAN_ID_PLACEHOLDER.to_string();
+    let elements = spec.elements();
+    let paths = vm_paths(spec);
     let cx = PlanCx {
         spec,
         want: &want,
         observed,
         firewall: fw,
         plan_tag: &plan_tag,
+        elements: &elements,
+        vm_paths: &paths,
     };
     let mut out = PlanOut::default();
     for k in KINDS {
         (k.plan)(&cx, &mut out);
     }
-    let elements = account(spec, &mut out);
-    let deferred = spec
-        .deferred()
+    let states = account(&cx, &mut out);
+    let deferred = labwright_spec::elements::deferred_of(&elements, spec.phase)
         .iter()
         .map(|e| format!("{} (phase {})", e.label, e.phase.0))
         .collect();
@@ -205,7 +236,7 @@ pub fn plan_with_firewall(spec: &Spec, observed: &Observed, fw: Option<&Observed
         foreign: out.foreign,
         notes: out.notes,
         firewall: out.firewall,
-        elements,
+        elements: states,
     };
     for a in &mut plan.actions {
         a.api_calls = a.op.api_calls();
@@ -234,7 +265,8 @@ pub fn plan_with_firewall(spec: &Spec, observed: &Observed, fw: Option<&Observed
 /// Every declared element gets a status. An element no kind manages is held as "not
 /// supported yet" here, so a kind missing from [`KINDS`] shows up in the plan instead
 /// of vanishing from it.
-fn account(spec: &Spec, out: &mut PlanOut) -> Vec<ElementState> {
+fn account(cx: &PlanCx<'_>, out: &mut PlanOut) -> Vec<ElementState> {
+    let spec = cx.spec;
     let in_actions: BTreeSet<String> = out
         .actions
         .iter()
@@ -245,40 +277,43 @@ fn account(spec: &Spec, out: &mut PlanOut) -> Vec<ElementState> {
         .iter()
         .flat_map(|h| h.elements.iter().cloned())
         .collect();
-    let deferred: BTreeSet<String> = spec
-        .elements()
-        .into_iter()
-        .filter(|e| e.phase > spec.phase)
-        .map(|e| e.path.to_string())
+    // Each path printed once.
+    let keys: Vec<(String, Option<String>)> = cx
+        .elements
+        .iter()
+        .map(|e| {
+            (
+                e.path.to_string(),
+                e.parent.as_ref().map(ToString::to_string),
+            )
+        })
+        .collect();
+    let deferred: BTreeSet<&str> = cx
+        .elements
+        .iter()
+        .zip(&keys)
+        .filter(|(e, _)| e.phase > spec.phase)
+        .map(|(_, k)| k.0.as_str())
         .collect();
     let mut states = Vec::new();
-    for e in spec.elements() {
-        let path = e.path.to_string();
-        let parent_deferred = e
-            .parent
-            .as_ref()
-            .is_some_and(|p| deferred.contains(&p.to_string()));
-        let status = if deferred.contains(&path) || parent_deferred {
+    for (e, (path, parent)) in cx.elements.iter().zip(&keys) {
+        let path = path.clone();
+        let parent_deferred = parent.as_deref().is_some_and(|p| deferred.contains(p));
+        let status = if deferred.contains(path.as_str()) || parent_deferred {
             ElementStatus::Deferred
         } else if in_held.contains(&path) {
             ElementStatus::Held
         } else if in_actions.contains(&path) {
             ElementStatus::Planned
-        } else if e
-            .parent
-            .as_ref()
-            .is_some_and(|p| in_held.contains(&p.to_string()))
-        {
+        } else if parent.as_ref().is_some_and(|p| in_held.contains(p)) {
             // A held VM holds its disks, NICs and allow entries with it.
             ElementStatus::Held
         } else if out.owned.contains(&path)
-            || e.parent
-                .as_ref()
-                .is_some_and(|p| out.owned.contains(&p.to_string()))
+            || parent.as_ref().is_some_and(|p| out.owned.contains(p))
         {
             // A VM's disks and NICs go with the VM.
-            match e.parent.as_ref().map(ToString::to_string) {
-                Some(p) if in_actions.contains(&p) => ElementStatus::Planned,
+            match parent {
+                Some(p) if in_actions.contains(p) => ElementStatus::Planned,
                 _ => ElementStatus::InPlace,
             }
         } else {
@@ -298,7 +333,7 @@ fn account(spec: &Spec, out: &mut PlanOut) -> Vec<ElementState> {
         states.push(ElementState {
             path,
             kind: crate::canon::enum_name(&e.kind),
-            label: e.label,
+            label: e.label.clone(),
             status,
         });
     }

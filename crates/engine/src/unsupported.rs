@@ -10,7 +10,7 @@ use crate::plan::{PlanCx, PlanOut, kind_words};
 
 pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
     let spec = cx.spec;
-    for e in spec.elements() {
+    for e in cx.elements {
         // Children (router interfaces, matrix flows) are held with their parent.
         let child = matches!(e.kind, K::RouterInterface | K::PortForward | K::MatrixFlow);
         if child || e.phase > spec.phase || out.owned.contains(&e.path.to_string()) {

@@ -82,12 +82,15 @@ pub fn checks(spec: &Spec, observed: &Observed) -> Vec<Check> {
         });
     }
     let want = desired(spec);
+    let paths = crate::plan::vm_paths(spec);
     let cx = PlanCx {
         spec,
         want: &want,
         observed,
         firewall: None,
         plan_tag: "",
+        elements: &[],
+        vm_paths: &paths,
     };
     out.extend(crate::vm::validate::validate(&cx));
     out.extend(crate::backup_job::validate(&cx));

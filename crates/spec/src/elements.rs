@@ -288,16 +288,19 @@ impl Spec {
     /// Elements of a later phase than the lab's, named once each: children of a
     /// deferred element go with it.
     pub fn deferred(&self) -> Vec<Element> {
-        let all = self.elements();
-        let later: Vec<&Element> = all.iter().filter(|e| e.phase > self.phase).collect();
-        later
-            .iter()
-            .filter(|e| {
-                e.parent
-                    .as_ref()
-                    .is_none_or(|p| !later.iter().any(|x| &x.path == p))
-            })
-            .map(|e| (*e).clone())
+        deferred_of(&self.elements(), self.phase)
+            .into_iter()
+            .cloned()
             .collect()
     }
+}
+
+/// [`Spec::deferred`] over elements already listed (a plan lists them once).
+pub fn deferred_of(all: &[Element], now: Phase) -> Vec<&Element> {
+    let later: Vec<&Element> = all.iter().filter(|e| e.phase > now).collect();
+    let paths: std::collections::HashSet<&YamlPath> = later.iter().map(|e| &e.path).collect();
+    later
+        .into_iter()
+        .filter(|e| e.parent.as_ref().is_none_or(|p| !paths.contains(p)))
+        .collect()
 }

@@ -17,8 +17,9 @@ pub(crate) fn blank_action(id: ActionId, kind: ActionKind, target: String, op: O
 /// creates and starts; it manages the Tailscale routes its seeds advertise.
 pub(crate) fn plan(cx: &crate::plan::PlanCx<'_>, out: &mut crate::plan::PlanOut) {
     let (spec, want, observed) = (cx.spec, cx.want, cx.observed);
+    let by_id: BTreeMap<u32, &Vm> = spec.vms.iter().map(|v| (v.vmid, v)).collect();
     for dvm in want.vms.values() {
-        let Some(vm) = spec.vms.iter().find(|v| v.vmid == dvm.vmid) else {
+        let Some(vm) = by_id.get(&dvm.vmid).copied() else {
             continue;
         };
         let before = out.blocked.len();
@@ -53,7 +54,7 @@ pub(crate) fn plan(cx: &crate::plan::PlanCx<'_>, out: &mut crate::plan::PlanOut)
                 cx.plan_tag,
             ),
         }
-        let path = crate::vm::diff::vm_elements(cx, dvm.vmid);
+        let path = cx.vm_elements(dvm.vmid);
         for h in &mut out.blocked[before..] {
             h.elements.clone_from(&path);
         }

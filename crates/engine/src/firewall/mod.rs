@@ -267,7 +267,7 @@ pub(crate) fn plan(cx: &crate::plan::PlanCx<'_>, out: &mut crate::plan::PlanOut)
     out.notes.extend(f.notes);
     out.firewall = f.report;
     use labwright_spec::ElementKind as K;
-    for e in cx.spec.elements() {
+    for e in cx.elements {
         if matches!(
             e.kind,
             K::FirewallOptions

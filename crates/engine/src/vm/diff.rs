@@ -56,7 +56,7 @@ fn plan_destroy(cx: &PlanCx<'_>, out: &mut PlanOut, vm: &ObservedVm) {
     let target = vm_target(vm.vmid, &vm.name);
     if !cx.spec.safety_guards.allow_destroy {
         out.blocked.push(Held {
-            elements: vm_elements(cx, vm.vmid),
+            elements: cx.vm_elements(vm.vmid),
             target,
             reason: "managed by labwright (lw-managed tag) but no longer in the spec: destroying it would delete its disks".into(),
             unblock: "set `safetyGuards.allowDestroy: true` and pass `--allow-destroy` to apply, or remove the lw-managed tag to keep it".into(),
@@ -65,7 +65,7 @@ fn plan_destroy(cx: &PlanCx<'_>, out: &mut PlanOut, vm: &ObservedVm) {
     }
     if vm.protection_on() {
         out.blocked.push(Held {
-            elements: vm_elements(cx, vm.vmid),
+            elements: cx.vm_elements(vm.vmid),
             target,
             reason: "the VM has PVE protection on".into(),
             unblock: "turn protection off on the node first".into(),
@@ -94,7 +94,7 @@ fn plan_destroy(cx: &PlanCx<'_>, out: &mut PlanOut, vm: &ObservedVm) {
         }],
         depends_on: Vec::new(),
         api_calls: Vec::new(),
-        elements: vm_elements(cx, vm.vmid),
+        elements: cx.vm_elements(vm.vmid),
         storage_lock: None,
         op: Op::Vm(VmOp::DestroyVm {
             node: vm.node.clone(),
@@ -143,7 +143,7 @@ fn plan_create(cx: &PlanCx<'_>, out: &mut PlanOut, want: &Desired, vm: &DesiredV
         changes,
         depends_on: Vec::new(),
         api_calls: Vec::new(),
-        elements: vm_elements(cx, vm.vmid),
+        elements: cx.vm_elements(vm.vmid),
         storage_lock: Some(vm.storage.clone()),
         op: Op::Vm(VmOp::CreateVm {
             node: want.node.clone(),
@@ -171,7 +171,7 @@ fn plan_create(cx: &PlanCx<'_>, out: &mut PlanOut, want: &Desired, vm: &DesiredV
             }],
             depends_on: vec![id],
             api_calls: Vec::new(),
-            elements: vm_elements(cx, vm.vmid),
+            elements: cx.vm_elements(vm.vmid),
             storage_lock: None,
             op: Op::Vm(VmOp::StartVm {
                 node: want.node.clone(),
@@ -197,7 +197,7 @@ fn plan_update(
     }
     if let Some(lock) = &obs.lock {
         out.blocked.push(Held {
-            elements: vm_elements(cx, vm.vmid),
+            elements: cx.vm_elements(vm.vmid),
             target: target.clone(),
             reason: format!("the VM is locked ({lock}) by a running or interrupted task"),
             unblock:
@@ -262,7 +262,7 @@ fn plan_update(
                     .map_or(0, |s| s.bytes());
                 if storage_of(&drive.file) != d.storage {
                     out.blocked.push(Held {
-            elements: vm_elements(cx, vm.vmid),
+            elements: cx.vm_elements(vm.vmid),
                         target: target.clone(),
                         reason: format!(
                             "{slot} is on `{}`, the spec says `{}`: moving a disk is data-destructive if interrupted",
@@ -276,7 +276,7 @@ fn plan_update(
                     resizes.push((slot.clone(), have_size, d.size_bytes));
                 } else if d.size_bytes < have_size {
                     out.blocked.push(Held {
-            elements: vm_elements(cx, vm.vmid),
+            elements: cx.vm_elements(vm.vmid),
                         target: target.clone(),
                         reason: format!(
                             "{slot} is {} on the node, the spec says {}: disks never shrink (data-destructive)",
@@ -359,7 +359,7 @@ fn plan_update(
             changes: changes.clone(),
             depends_on: Vec::new(),
             api_calls: Vec::new(),
-            elements: vm_elements(cx, vm.vmid),
+            elements: cx.vm_elements(vm.vmid),
             storage_lock: None,
             op: Op::Vm(VmOp::UpdateVm {
                 node: node.clone(),
@@ -388,7 +388,7 @@ fn plan_update(
                 changes: Vec::new(),
                 depends_on: vec![id],
                 api_calls: Vec::new(),
-                elements: vm_elements(cx, vm.vmid),
+                elements: cx.vm_elements(vm.vmid),
                 storage_lock: None,
                 op: Op::Vm(VmOp::RebootVm {
                     node: node.clone(),
@@ -428,7 +428,7 @@ fn plan_update(
                 .collect(),
             depends_on: Vec::new(),
             api_calls: Vec::new(),
-        elements: vm_elements(cx, vm.vmid),
+        elements: cx.vm_elements(vm.vmid),
             storage_lock: None,
             op: Op::Vm(VmOp::RebootVm {
                 node: node.clone(),
@@ -459,7 +459,7 @@ fn plan_update(
             }],
             depends_on: last.iter().cloned().collect(),
             api_calls: Vec::new(),
-            elements: vm_elements(cx, vm.vmid),
+            elements: cx.vm_elements(vm.vmid),
             storage_lock: None,
             op: Op::Vm(VmOp::ResizeDisk {
                 node: node.clone(),
@@ -490,7 +490,7 @@ fn plan_update(
             }],
             depends_on: last.iter().cloned().collect(),
             api_calls: Vec::new(),
-            elements: vm_elements(cx, vm.vmid),
+            elements: cx.vm_elements(vm.vmid),
             storage_lock: None,
             op: Op::Vm(VmOp::StartVm {
                 node: node.clone(),
@@ -516,7 +516,7 @@ fn plan_update(
             }],
             depends_on: last.iter().cloned().collect(),
             api_calls: Vec::new(),
-            elements: vm_elements(cx, vm.vmid),
+            elements: cx.vm_elements(vm.vmid),
             storage_lock: None,
             op: Op::Vm(VmOp::ShutdownVm {
                 node: node.clone(),
@@ -555,7 +555,7 @@ fn reboot_fields(changes: &[Change]) -> String {
 /// undeclared guests listed as foreign.
 pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
     for vm in cx.want.vms.values() {
-        for e in vm_elements(cx, vm.vmid) {
+        for e in cx.vm_elements(vm.vmid) {
             out.own(e);
         }
         match cx.observed.vms.get(&vm.vmid) {
@@ -609,20 +609,4 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
             ));
         }
     }
-}
-
-/// The spec path of VM `vmid` (`vms[2]`), as the element its actions carry out.
-pub(crate) fn vm_elements(cx: &PlanCx<'_>, vmid: u32) -> Vec<String> {
-    cx.spec
-        .vms
-        .iter()
-        .position(|v| v.vmid == vmid)
-        .map(|i| {
-            labwright_spec::YamlPath::root()
-                .key("vms")
-                .index(i)
-                .to_string()
-        })
-        .into_iter()
-        .collect()
 }
