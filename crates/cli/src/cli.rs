@@ -69,6 +69,11 @@ pub enum Command {
     /// Apply a spec or a saved plan (dry-run, confirmation, journal, resume).
     Apply(commands::apply::ApplyArgs),
     /// Check that the node matches the spec and the constraints hold.
+    ///
+    /// When every check passes, validate changes two things on the node: the guests'
+    /// seed ISOs are detached and deleted (they hold the Tailscale auth key) and
+    /// labwright's pre-change snapshots (`lw-…`) expire. `--no-cleanup` makes it
+    /// read-only.
     Validate(commands::validate::ValidateArgs),
     /// Run the Proxmox VE simulator (for trying labwright and for tests).
     Sim(commands::sim::SimArgs),
@@ -76,4 +81,71 @@ pub enum Command {
     Schema(commands::schema::SchemaArgs),
     /// Firewall questions: simulate a flow (decision trail), print the reachability matrix.
     Firewall(commands::firewall::FirewallArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(commands::completions::CompletionsArgs),
+    /// Print the man page, or write one per subcommand into a folder.
+    Man(commands::man::ManArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every subcommand, at any depth, with its path (`firewall matrix`).
+    fn all(cmd: &clap::Command, path: String, out: &mut Vec<(String, clap::Command)>) {
+        for sub in cmd.get_subcommands() {
+            let p = format!("{path} {}", sub.get_name()).trim().to_string();
+            out.push((p.clone(), sub.clone()));
+            all(sub, p, out);
+        }
+    }
+
+    #[test]
+    fn every_subcommand_has_examples_and_every_argument_a_description() {
+        let cmd = Cli::command();
+        let mut subs = Vec::new();
+        all(&cmd, String::new(), &mut subs);
+        assert!(subs.len() >= 12, "{}", subs.len());
+        let mut missing = Vec::new();
+        for (path, sub) in &subs {
+            let after = sub
+                .get_after_help()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            if !(after.contains("Examples:") && after.contains("labwright ")) {
+                missing.push(format!("`labwright {path} --help` has no example"));
+            }
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                if help.trim().is_empty() {
+                    missing.push(format!(
+                        "`labwright {path}`: argument `{id}` has no description"
+                    ));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
+    }
+
+    /// The help texts as a person reads them, kept as snapshots: a change to any of
+    /// them shows in review.
+    #[test]
+    fn help_texts() {
+        let mut cmd = Cli::command().term_width(100);
+        cmd.build();
+        let mut subs = Vec::new();
+        all(&cmd, String::new(), &mut subs);
+        let mut text = cmd.render_long_help().to_string();
+        for (path, mut sub) in subs {
+            text.push_str(&format!("\n===== labwright {path} --help\n"));
+            text.push_str(&sub.render_long_help().to_string());
+        }
+        insta::assert_snapshot!(text);
+    }
 }

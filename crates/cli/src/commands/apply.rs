@@ -21,6 +21,9 @@ use crate::{exit, ui};
 /// pass --yes (without a terminal and without --yes, apply refuses rather than hang).
 /// An interrupted or failed apply is resumed by running apply again.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  labwright apply specs/nas.desired.yaml --dry-run\n  labwright apply plan.json --yes\n  labwright apply specs/preprod.firewall.desired.yaml --allow-risk high"
+)]
 pub struct ApplyArgs {
     /// A spec, or a plan saved with `plan --out` (refused if the node changed since).
     #[arg(value_name = "SPEC|PLANFILE")]

@@ -15,6 +15,9 @@ use crate::{exit, ui};
 /// the spec (`${ADMIN_PC_CIDR}`) must be set. Exit code 1 on any error (or warning
 /// with --strict).
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  labwright check specs/*.desired.yaml\n  labwright check --strict specs/nas.desired.yaml -o json\n  labwright check --list-rules"
+)]
 pub struct CheckArgs {
     /// Spec files to check.
     #[arg(value_name = "SPEC", required_unless_present = "list_rules")]

@@ -24,6 +24,9 @@ use crate::{exit, ui};
 
 /// Ask the firewall model questions without changing anything.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  labwright firewall simulate specs/preprod.firewall.desired.yaml --source 100.101.1.1 --port 22\n  labwright firewall matrix specs/jarvis-homelab.desired.yaml --phase 2"
+)]
 pub struct FirewallArgs {
     #[command(subcommand)]
     pub command: FirewallCommand,
@@ -50,7 +53,11 @@ pub enum State {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  labwright firewall simulate specs/preprod.firewall.desired.yaml --source 100.101.1.1 --port 22 --state live\n  labwright firewall simulate --fw-dir audit --node-address 192.168.1.10/24 --source 192.168.1.50 --port 8006"
+)]
 pub struct SimulateArgs {
+    /// The spec whose firewall to evaluate (or `--fw-dir` for a folder of .fw files).
     #[arg(value_name = "SPEC", required_unless_present = "fw_dir")]
     pub spec: Option<PathBuf>,
     #[command(flatten)]
@@ -73,16 +80,24 @@ pub struct SimulateArgs {
     /// Interface the flow arrives on (`vmbr0`, `net0`).
     #[arg(long, value_name = "IFACE")]
     pub iface: Option<String>,
+    /// Which firewall: the spec compiled onto a fresh node, the node now, or the node
+    /// after the plan.
     #[arg(long, value_enum, default_value_t = State::Spec)]
     pub state: State,
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  labwright firewall matrix specs/jarvis-homelab.desired.yaml --phase 2\n  labwright firewall matrix --fw-dir audit --node-address 192.168.1.10/24 -o json"
+)]
 pub struct MatrixArgs {
+    /// The spec whose firewall to evaluate (or `--fw-dir` for a folder of .fw files).
     #[arg(value_name = "SPEC", required_unless_present = "fw_dir")]
     pub spec: Option<PathBuf>,
     #[command(flatten)]
     pub audit: firewall_audit::AuditMatrixArgs,
+    /// Which firewall: the spec compiled onto a fresh node, the node now, or the node
+    /// after the plan.
     #[arg(long, value_enum, default_value_t = State::Spec)]
     pub state: State,
     /// Evaluate as if the lab were in this phase (default: the spec's phase). Use 2 to

@@ -3,7 +3,9 @@
 pub mod apply;
 pub mod check;
 mod common;
+pub mod completions;
 pub mod firewall;
+pub mod man;
 pub mod plan;
 pub mod scan;
 pub mod schema;
@@ -24,5 +26,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(a) => validate::run(a, &cli.global),
         Command::Sim(a) => sim::run(a),
         Command::Firewall(a) => firewall::run(a, &cli.global),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => man::run(a),
     }
 }

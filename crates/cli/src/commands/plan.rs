@@ -15,6 +15,9 @@ use crate::{exit, ui};
 /// Scans the node and prints what apply would do, in dependency order. Nothing is
 /// written to the node.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  labwright plan specs/nas.desired.yaml\n  labwright plan specs/nas.desired.yaml --out plan.json\n  labwright plan specs/nas.desired.yaml --detailed-exitcode -q"
+)]
 pub struct PlanArgs {
     /// The spec.
     #[arg(value_name = "SPEC")]

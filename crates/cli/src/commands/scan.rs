@@ -14,6 +14,7 @@ use crate::ui;
 /// Reads guests (with their configs), storage and backup jobs in as few requests as
 /// the API allows. Never waits on a guest agent.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  labwright scan\n  labwright scan --inventory-only -o json")]
 pub struct ScanArgs {
     /// Only read the inventory (no per-guest config reads).
     #[arg(long)]

@@ -10,6 +10,9 @@ use crate::exit;
 /// Point an editor at it: `labwright schema > labwright.schema.json`, then start the
 /// spec with `# yaml-language-server: $schema=./labwright.schema.json`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  labwright schema > homelab.schema.json\n  labwright schema --out .vscode/labwright.schema.json"
+)]
 pub struct SchemaArgs {
     /// Write to this file instead of stdout.
     #[arg(long, value_name = "FILE")]

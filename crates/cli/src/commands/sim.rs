@@ -13,6 +13,7 @@ use labwright_sim::{Faults, Scenario, SimConfig, Simulator};
 /// real Proxmox host. State persists in the state folder across restarts; credentials
 /// (token id, secret, fingerprint, URL) are written there with mode 0600.
 #[derive(Debug, Clone, Args)]
+#[command(after_help = "Examples:\n  labwright sim\n  labwright sim --listen 127.0.0.1:8006 -v")]
 pub struct SimArgs {
     /// Address to listen on (loopback only is recommended; port 0 picks a free port).
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8006")]

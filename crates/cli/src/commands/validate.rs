@@ -18,6 +18,9 @@ use crate::{exit, ui};
 /// deleted (they hold the Tailscale auth key) and labwright's pre-change snapshots
 /// (`lw-…`) expire. `--no-cleanup` makes it read-only.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  labwright validate specs/nas.desired.yaml\n  labwright validate specs/nas.desired.yaml --no-cleanup -o json"
+)]
 pub struct ValidateArgs {
     /// The spec to validate against.
     #[arg(value_name = "SPEC")]
