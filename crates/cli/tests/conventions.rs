@@ -56,3 +56,104 @@ fn the_man_page_renders() {
         .expect_code(0, "man --out-dir");
     assert!(dir.join("labwright-plan.1").exists());
 }
+
+/// Object keys that are data, not field names: VMIDs, PVE config keys, job ids,
+/// firewall option and rule keys as PVE spells them.
+const DATA_MAPS: &[&str] = &["vms", "config", "backupJobs", "options", "rule", "pending"];
+
+fn bad_keys(v: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                let camel = k.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                    && k.chars().all(|c| c.is_ascii_alphanumeric());
+                if !camel {
+                    out.push(format!("{path}.{k}"));
+                }
+                if DATA_MAPS.contains(&k.as_str()) {
+                    // The map's own keys are data; their values are documents again.
+                    if let serde_json::Value::Object(inner) = x {
+                        for (ik, iv) in inner {
+                            bad_keys(iv, &format!("{path}.{k}.{ik}"), out);
+                        }
+                    }
+                    continue;
+                }
+                bad_keys(x, &format!("{path}.{k}"), out);
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for x in a {
+                bad_keys(x, &format!("{path}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_json_document_parses_with_one_key_style_and_a_format_version() {
+    let lab = Lab::new();
+    let nas = common::spec("nas.desired.yaml");
+    let nas = nas.to_string_lossy().to_string();
+    let fw = common::spec("preprod.firewall.desired.yaml");
+    let fw = fw.to_string_lossy().to_string();
+    let jarvis = common::spec("jarvis-homelab.desired.yaml");
+    let jarvis = jarvis.to_string_lossy().to_string();
+    let journal = lab.journal_dir().to_string_lossy().to_string();
+    let docs: Vec<(&str, Vec<&str>)> = vec![
+        ("check", vec!["check", &nas]),
+        ("check --list-rules", vec!["check", "--list-rules"]),
+        ("plan (changes)", vec!["plan", &nas]),
+        ("apply --dry-run", vec!["apply", &nas, "--dry-run"]),
+        (
+            "apply",
+            vec!["apply", &nas, "--yes", "--journal-dir", &journal],
+        ),
+        (
+            "apply (nothing to do)",
+            vec!["apply", &nas, "--yes", "--journal-dir", &journal],
+        ),
+        ("plan (no changes)", vec!["plan", &nas]),
+        ("scan", vec!["scan"]),
+        ("validate", vec!["validate", &nas, "--no-cleanup"]),
+        ("plan (firewall)", vec!["plan", &fw]),
+        (
+            "firewall simulate",
+            vec![
+                "firewall",
+                "simulate",
+                &fw,
+                "--source",
+                "192.168.1.50",
+                "--port",
+                "22",
+            ],
+        ),
+        ("firewall matrix", vec!["firewall", "matrix", &jarvis]),
+    ];
+    for (what, mut args) in docs {
+        args.extend(["-o", "json"]);
+        let out = lab.run(&args);
+        assert!(
+            out.code == 0 || out.code == 1,
+            "{what}: exit {}\n{}",
+            out.code,
+            out.stderr
+        );
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{what}: stdout is not one JSON document ({e}): {:?}",
+                out.stdout
+            )
+        });
+        assert!(
+            v.get("formatVersion")
+                .is_some_and(serde_json::Value::is_u64),
+            "{what}: no formatVersion"
+        );
+        let mut bad = Vec::new();
+        bad_keys(&v, "", &mut bad);
+        assert!(bad.is_empty(), "{what}: keys not in camelCase: {bad:?}");
+    }
+}

@@ -135,7 +135,7 @@ fn simulate_fw_dir_reproduces_the_oracle_verdicts() {
                 if r["verdict"] != f.verdict.as_str() {
                     bad.push(format!(
                         "{backend}/{} {} {}/{}: want {}, got {} ({})",
-                        f.case, f.source, f.proto, f.port, f.verdict, r["verdict"], r["decided_by"]
+                        f.case, f.source, f.proto, f.port, f.verdict, r["verdict"], r["decidedBy"]
                     ));
                 }
             }
@@ -186,7 +186,7 @@ fn json_names_backend_and_deciding_rule() {
         "IN DROP -source 100.101.102.103 -p tcp -dport 22"
     );
     assert!(
-        r["decided_by"]
+        r["decidedBy"]
             .as_str()
             .is_some_and(|s| s.contains("rule #0")),
         "{r}"

@@ -317,7 +317,7 @@ fn reboot_change_takes_and_verifies_a_pre_snapshot_then_validate_expires_it() {
     assert!(snaps.iter().any(|s| s.name == snap));
     let scan = lab.scan_json();
     assert_eq!(
-        scan["vms"]["300"]["tool_snapshots"],
+        scan["vms"]["300"]["toolSnapshots"],
         serde_json::json!([snap])
     );
     assert_eq!(scan["vms"]["300"]["status"], "running");
@@ -329,7 +329,7 @@ fn reboot_change_takes_and_verifies_a_pre_snapshot_then_validate_expires_it() {
         serde_json::json!([[300, snap]])
     );
     let scan = lab.scan_json();
-    assert_eq!(scan["vms"]["300"]["tool_snapshots"], serde_json::json!([]));
+    assert_eq!(scan["vms"]["300"]["toolSnapshots"], serde_json::json!([]));
     lab.run(&["plan", &bp, "--detailed-exitcode", "-q"])
         .expect_code(0, "plan after the change");
 }
@@ -846,7 +846,7 @@ fn apply_without_tty_and_without_yes_refuses_and_writes_nothing() {
         Vec::<u32>::new(),
         "the node was changed"
     );
-    assert_eq!(scan["backup_jobs"], serde_json::json!({}));
+    assert_eq!(scan["backupJobs"], serde_json::json!({}));
     // --dry-run needs no confirmation and writes nothing either.
     let dry = lab.run(&[
         "apply",

@@ -18,6 +18,7 @@ use crate::desired::OWNER_TAG;
 pub const SNAPSHOT_PREFIX: &str = "lw-";
 
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ObservedVm {
     pub vmid: u32,
     pub node: String,
@@ -60,6 +61,7 @@ impl ObservedVm {
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ObservedStorage {
     pub id: String,
     pub node: String,
@@ -70,6 +72,7 @@ pub struct ObservedStorage {
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ObservedBackupJob {
     pub id: String,
     pub schedule: Option<String>,
@@ -85,6 +88,7 @@ pub struct ObservedBackupJob {
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Observed {
     pub node: String,
     pub pve_version: Option<String>,

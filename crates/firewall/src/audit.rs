@@ -88,6 +88,7 @@ pub enum AuditError {
 
 /// A line a backend left out, or the line that made it refuse a file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FileIssue {
     /// File name relative to the directory.
     pub file: String,
@@ -353,6 +354,7 @@ impl Input<'_> {
 
 /// A service a matrix column or a flow asks about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Service {
     /// tcp, udp or icmp.
     pub proto: Protocol,
@@ -371,6 +373,7 @@ impl std::fmt::Display for Service {
 
 /// One decision of an audit, for one backend and one class of client ports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AuditVerdict {
     /// The backend.
     pub backend: Backend,
@@ -574,6 +577,7 @@ fn merge_rows(rows: Vec<(Interval, MatrixRow)>) -> Vec<(Interval, MatrixRow)> {
 
 /// One cell of the matrix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct MatrixCell {
     /// The service (column).
     pub service: Service,
@@ -587,6 +591,7 @@ pub struct MatrixCell {
 
 /// Part of a cell whose sources do not all get the same verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct MatrixPart {
     /// The addresses (and client ports) of this part.
     pub range: String,
@@ -598,6 +603,7 @@ pub struct MatrixPart {
 
 /// One row: a source range and its cells.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct MatrixRow {
     /// The source (CIDR, or a range of merged blocks).
     pub source: String,
@@ -607,6 +613,7 @@ pub struct MatrixRow {
 
 /// Who reaches the node on which service, under one backend.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AuditMatrix {
     /// The backend.
     pub backend: Backend,

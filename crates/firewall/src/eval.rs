@@ -124,6 +124,7 @@ pub enum Direction {
 
 /// One connection attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Flow {
     /// The remote address: the packet source for `In`, the packet
     /// destination for `Out`.
@@ -251,6 +252,7 @@ impl fmt::Display for Level {
 
 /// The GROUP rule through which a group rule was reached.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct GroupJump {
     /// Level of the GROUP rule.
     pub level: Level,
@@ -423,6 +425,7 @@ pub enum Outcome {
 
 /// One line of the trail.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TraceStep {
     /// The chain as the backend names it (`PVEFW-HOST-IN`, `default-in`, …).
     pub chain: String,
@@ -447,6 +450,7 @@ impl fmt::Display for TraceStep {
 
 /// The answer to "what happens to this flow".
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Decision {
     /// ACCEPT, DROP or REJECT.
     pub verdict: Verdict,

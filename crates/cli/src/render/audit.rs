@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::print::{Document, table};
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SimResult<'a> {
     backend: Backend,
     /// ACCEPT, DROP, REJECT; null when the backend refuses the files.

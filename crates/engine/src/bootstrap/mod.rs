@@ -61,7 +61,11 @@ use crate::canon::REBOOT_SECONDS;
 
 /// What the executor does for a bootstrap step (data, like the rest of a plan).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "step", rename_all = "kebab-case")]
+#[serde(
+    tag = "step",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum BootOp {
     /// The node fetches an image (`download-url`) unless the volume is already there.
     DownloadImage {
