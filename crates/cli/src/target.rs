@@ -255,6 +255,7 @@ async fn sim_target(args: &TargetArgs) -> anyhow::Result<Connected> {
         .ok()
         .and_then(|s| s.parse::<f64>().ok())
         .unwrap_or(0.05);
+    let scenario_word = format!("{scenario:?}").to_ascii_lowercase();
     let mut cfg = labwright_sim::SimConfig {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         scenario,
@@ -270,9 +271,17 @@ async fn sim_target(args: &TargetArgs) -> anyhow::Result<Connected> {
             .with_context(|| format!("LABWRIGHT_SIM_CLIENT_ADDR `{a}` is not an IP address"))?;
     }
     let sim_client_addr = cfg.client_addr;
+    let fresh = !args.sim_state.join("state.json").exists();
     let sim = labwright_sim::Simulator::start(cfg)
         .await
         .context("cannot start the embedded simulator")?;
+    if fresh {
+        // Said once: the next commands find this node where this one left it.
+        crate::ui::remark(&format!(
+            "note: created a new simulated node ({scenario_word} scenario) in {}; later commands reuse it (remove the folder to start over)",
+            args.sim_state.display()
+        ));
+    }
     let fp = Fingerprint::parse(&sim.fingerprint())
         .map_err(|e| anyhow::anyhow!("simulator fingerprint: {e}"))?;
     let creds = Credentials::api_token(sim.token_id(), Secret::from(sim.token_secret()));

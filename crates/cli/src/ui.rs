@@ -31,7 +31,18 @@ pub fn width() -> usize {
         .unwrap_or(100)
 }
 
+/// `--quiet`, for the few places that write to stderr without the global args.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A line on stderr unless `--quiet` was given.
+pub fn remark(line: &str) {
+    if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("{line}");
+    }
+}
+
 pub fn init_logging(g: &GlobalArgs) {
+    QUIET.store(g.quiet, std::sync::atomic::Ordering::Relaxed);
     let level = if g.quiet {
         "error"
     } else {

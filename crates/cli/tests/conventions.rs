@@ -157,3 +157,50 @@ fn every_json_document_parses_with_one_key_style_and_a_format_version() {
         assert!(bad.is_empty(), "{what}: keys not in camelCase: {bad:?}");
     }
 }
+
+/// A standalone simulator prints what to paste to use it, and reads the secret from
+/// its credentials file in that line instead of printing it.
+#[test]
+fn standalone_sim_prints_export_lines_without_the_secret() {
+    use std::io::{BufRead, BufReader};
+    let lab = Lab::new();
+    let state = lab.path().join("simstate");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("labwright"))
+        .args(["sim", "--listen", "127.0.0.1:0", "--state"])
+        .arg(&state)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("sim starts");
+    let mut banner = String::new();
+    if let Some(err) = child.stderr.take() {
+        for line in BufReader::new(err).lines() {
+            let Ok(line) = line else { break };
+            banner.push_str(&line);
+            banner.push('\n');
+            if line.starts_with("Press Ctrl-C") {
+                break;
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    for var in [
+        "LABWRIGHT_PVE_URL=",
+        "LABWRIGHT_PVE_TOKEN_ID=",
+        "LABWRIGHT_PVE_FINGERPRINT=",
+        "LABWRIGHT_PVE_TOKEN_SECRET=\"$(",
+    ] {
+        assert!(banner.contains(&format!("export {var}")), "{banner}");
+    }
+    let creds: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(state.join("credentials.json")).expect("credentials"),
+    )
+    .expect("credentials JSON");
+    let secret = creds["token_secret"].as_str().expect("secret");
+    assert!(!secret.is_empty());
+    assert!(
+        !banner.contains(secret),
+        "the banner printed the token secret"
+    );
+}

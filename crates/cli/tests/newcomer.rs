@@ -213,3 +213,49 @@ fn validate_no_cleanup_changes_nothing() {
         Some(1)
     );
 }
+
+/// On a terminal, a plan with high-risk actions needs `yes` typed out; `y` is not
+/// enough there (`script` gives the command a terminal, stdin feeds the answer).
+#[test]
+fn high_risk_applies_on_a_terminal_need_the_word_yes() {
+    let lab = Lab::new();
+    let bin = assert_cmd::cargo::cargo_bin("labwright");
+    let fw = spec("preprod.firewall.desired.yaml");
+    let line = format!(
+        "{} apply {} --allow-risk high --target sim --sim-state {} --journal-dir {}",
+        bin.display(),
+        fw.display(),
+        lab.sim_state().display(),
+        lab.journal_dir().display()
+    );
+    let answer = |text: &str| {
+        let mut c = std::process::Command::new("script");
+        c.args(["-q", "-e", "-c", &line, "/dev/null"])
+            .current_dir(lab.path())
+            .env("ADMIN_PC_CIDR", "192.168.1.50/32")
+            .env("NO_COLOR", "1")
+            .env("LABWRIGHT_SIM_TIME_SCALE", "0.01")
+            .env_remove("LABWRIGHT_TARGET")
+            .env_remove("LABWRIGHT_PVE_URL")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().expect("script runs");
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            let _ = stdin.write_all(text.as_bytes());
+        }
+        let out = child.wait_with_output().expect("script ends");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (code, text) = answer("y\n");
+    assert!(text.contains("Type `yes` to apply"), "{text}");
+    assert!(text.contains("Not applied."), "{text}");
+    assert_eq!(code, Some(1), "{text}");
+    let (code, text) = answer("yes\n");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("Applied"), "{text}");
+}

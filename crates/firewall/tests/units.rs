@@ -620,7 +620,7 @@ fn results_serialise_to_plain_json() {
         Some(&serde_json::json!("DROP"))
     );
     assert_eq!(
-        v.pointer("/decision/decided_by/kind"),
+        v.pointer("/decision/decidedBy/kind"),
         Some(&serde_json::json!("policy"))
     );
     let r = serde_json::to_value(rule(

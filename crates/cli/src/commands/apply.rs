@@ -158,19 +158,35 @@ fn is_plan_file(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "json")
 }
 
+/// Asks on the terminal. A plan with high or critical actions needs the word `yes`
+/// typed out (terraform's habit): a reflexive `y` is not enough there.
 fn confirm(plan: &Plan) -> anyhow::Result<bool> {
+    let serious = plan.max_risk().is_some_and(|r| r >= Risk::High);
     #[allow(clippy::print_stderr)]
     {
-        eprint!(
-            "Apply {} action(s) to node `{}`? [y/N] ",
-            plan.actions.len(),
-            plan.node
-        );
+        if serious {
+            eprint!(
+                "The plan has {} action(s) on node `{}`, up to {} risk. Type `yes` to apply: ",
+                plan.actions.len(),
+                plan.node,
+                plan.max_risk().unwrap_or(Risk::High)
+            );
+        } else {
+            eprint!(
+                "Apply {} action(s) to node `{}`? [y/N] ",
+                plan.actions.len(),
+                plan.node
+            );
+        }
     }
     std::io::stderr().flush()?;
     let mut line = String::new();
     std::io::stdin().read_line(&mut line)?;
-    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+    Ok(if serious {
+        line.trim() == "yes"
+    } else {
+        matches!(line.trim(), "y" | "Y" | "yes")
+    })
 }
 
 pub fn run(args: &ApplyArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {

@@ -117,10 +117,22 @@ pub fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let listen = args.listen;
+    if !listen.ip().is_loopback() {
+        eprintln!(
+            "warning: listening on {listen}, beyond loopback: anyone who reaches this address can try the simulator's API (its tokens are in the credentials file)"
+        );
+    }
     rt.block_on(async {
-        let sim = Simulator::start(cfg)
-            .await
-            .context("cannot start the simulator")?;
+        let sim = match Simulator::start(cfg).await {
+            Ok(s) => s,
+            Err(e) if format!("{e:#}").contains("in use") => {
+                anyhow::bail!(
+                    "cannot start the simulator: {listen} is in use ({e}); pick another address, e.g. --listen 127.0.0.1:0 for any free port"
+                )
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("cannot start the simulator")),
+        };
         eprintln!(
             "labwright sim: Proxmox VE 9 simulator ({} scenario)",
             args.scenario
@@ -135,6 +147,20 @@ pub fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
                 "  credentials: {} (mode 0600; holds the token secrets)",
                 p.display()
             );
+        }
+        if let Some(p) = sim.credentials_path() {
+            // Ready to paste; the secret is read from the file by the shell, never
+            // printed here.
+            eprintln!("To point labwright at it (paste into your shell):");
+            eprintln!("  export LABWRIGHT_PVE_URL={}", sim.url());
+            eprintln!("  export LABWRIGHT_PVE_TOKEN_ID='{}'", sim.token_id());
+            eprintln!("  export LABWRIGHT_PVE_FINGERPRINT={}", sim.fingerprint());
+            let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+            eprintln!(
+                "  export LABWRIGHT_PVE_TOKEN_SECRET=\"$(sed -n 's/.*\"token_secret\": *\"\\([^\"]*\\)\".*/\\1/p' '{}')\"",
+                abs.display()
+            );
+            eprintln!("  labwright --target env scan");
         }
         eprintln!("Press Ctrl-C to stop.");
         tokio::signal::ctrl_c()
