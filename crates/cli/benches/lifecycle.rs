@@ -131,7 +131,7 @@ fn start_sim_with(scenario: &[&str], latency_ms: u64) -> Sim {
         .args(scenario)
         .args(["--latency-ms", &latency_ms.to_string(), "--workers", "3"])
         .args(["--listen", &format!("127.0.0.1:{port}")])
-        .arg("--state")
+        .arg("--sim-state")
         .arg(dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

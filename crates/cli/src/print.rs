@@ -53,12 +53,21 @@ pub fn raw(text: &str) -> anyhow::Result<()> {
 /// A table in the style of the format (box drawing for the terminal, pipes for
 /// Markdown), as wide as the terminal.
 pub fn table(markdown: bool) -> Table {
+    use std::io::IsTerminal;
     let mut t = Table::new();
+    let terminal = std::io::stdout().is_terminal();
     t.load_style(if markdown {
         presets::ASCII_MARKDOWN
-    } else {
+    } else if terminal {
         presets::UTF8_FULL_CONDENSED
+    } else {
+        // Piped: plain ASCII, one row per line, that greps and diffs well.
+        presets::ASCII_BORDERS_ONLY_CONDENSED
     });
-    t.set_width(u16::try_from(crate::ui::width()).unwrap_or(100).max(60));
+    if terminal && !markdown {
+        // Cells wrap to fit the terminal instead of running off its edge.
+        t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+        t.set_width(u16::try_from(crate::ui::width()).unwrap_or(100).max(60));
+    }
     t
 }

@@ -158,7 +158,11 @@ fn env_target(args: &TargetArgs) -> anyhow::Result<Connected> {
     let fp = std::env::var("LABWRIGHT_PVE_FINGERPRINT")
         .ok()
         .filter(|s| !s.is_empty());
-    let tls = tls_for(fp.as_deref(), None, args.insecure)?;
+    // The node's own CA (`/etc/pve/pve-root-ca.pem`), as a profile's `ca-file` does.
+    let ca = std::env::var_os("LABWRIGHT_PVE_CA_FILE")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from);
+    let tls = tls_for(fp.as_deref(), ca.as_deref(), args.insecure)?;
     let cfg = ClientConfig::new(
         url.clone(),
         Credentials::api_token(token_id, Secret::from(secret)),

@@ -166,7 +166,7 @@ fn standalone_sim_prints_export_lines_without_the_secret() {
     let lab = Lab::new();
     let state = lab.path().join("simstate");
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("labwright"))
-        .args(["sim", "--listen", "127.0.0.1:0", "--state"])
+        .args(["sim", "--listen", "127.0.0.1:0", "--sim-state"])
         .arg(&state)
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())

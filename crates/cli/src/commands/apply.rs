@@ -51,6 +51,8 @@ struct Lines {
     quiet: bool,
     /// A progress bar when stderr is a terminal; plain lines otherwise (CI logs).
     bar: Option<indicatif::ProgressBar>,
+    /// Column width of the action ids.
+    width: usize,
 }
 
 impl Lines {
@@ -58,17 +60,32 @@ impl Lines {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let b = indicatif::ProgressBar::new(total as u64);
             if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "  {bar:30.cyan/blue} {pos}/{len} {elapsed_precise} {wide_msg}",
+                "  {spinner} {bar:30.cyan/blue} {pos}/{len} {elapsed_precise} {wide_msg}",
             ) {
                 b.set_style(style);
             }
+            // The clock keeps moving during a minutes-long step (an image download).
+            b.enable_steady_tick(std::time::Duration::from_millis(250));
             b
         });
         Lines {
             start: Default::default(),
             quiet,
             bar,
+            width: 28,
         }
+    }
+
+    /// Ids padded to the longest one of the plan, so columns stay aligned.
+    fn for_plan(plan: &Plan, quiet: bool) -> Self {
+        let mut l = Lines::new(plan.actions.len(), quiet);
+        l.width = plan
+            .actions
+            .iter()
+            .map(|a| a.id.to_string().chars().count())
+            .max()
+            .unwrap_or(28);
+        l
     }
 
     /// One line above the bar (or plain on stderr).
@@ -111,7 +128,12 @@ impl Progress for Lines {
         if let Some(b) = &self.bar {
             b.set_message(self.running());
         } else if !self.quiet {
-            self.line(format!("  → {:<28} {}{snap}", a.id, a.target));
+            self.line(format!(
+                "  → {:<w$} {}{snap}",
+                a.id.to_string(),
+                a.target,
+                w = self.width
+            ));
         }
     }
     fn finished(&self, a: &Action, result: Result<(), &str>) {
@@ -126,8 +148,13 @@ impl Progress for Lines {
             .unwrap_or_default();
         match result {
             Ok(()) if self.quiet => {}
-            Ok(()) => self.line(format!("  ✓ {:<28} {:.1}s", a.id, secs)),
-            Err(e) => self.line(format!("  ✗ {:<28} {e}", a.id)),
+            Ok(()) => self.line(format!(
+                "  ✓ {:<w$} {:.1}s",
+                a.id.to_string(),
+                secs,
+                w = self.width
+            )),
+            Err(e) => self.line(format!("  ✗ {:<w$} {e}", a.id.to_string(), w = self.width)),
         }
         if let Some(b) = &self.bar {
             b.inc(1);
@@ -308,7 +335,7 @@ async fn run_connected(
         // Seeds are rendered from the spec at apply time; the auth key is read here only.
         seeds: labwright_engine::bootstrap::SeedSource::for_spec(loaded.spec.clone()),
     };
-    let progress = Lines::new(plan.actions.len(), g.quiet);
+    let progress = Lines::for_plan(&plan, g.quiet);
     let report = tokio::select! {
         r = labwright_engine::apply(&conn.client, &plan, &opts, &settings, &progress) => r.map_err(|e| anyhow::anyhow!("{e}"))?,
         _ = tokio::signal::ctrl_c() => {

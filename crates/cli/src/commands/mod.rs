@@ -24,7 +24,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(a) => plan::run(a, &cli.global),
         Command::Apply(a) => apply::run(a, &cli.global),
         Command::Validate(a) => validate::run(a, &cli.global),
-        Command::Sim(a) => sim::run(a),
+        Command::Sim(a) => sim::run(a, &cli.global),
         Command::Firewall(a) => firewall::run(a, &cli.global),
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => man::run(a),

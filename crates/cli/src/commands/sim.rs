@@ -1,7 +1,6 @@
 //! `labwright sim`: run the Proxmox VE simulator until Ctrl-C.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -28,9 +27,6 @@ pub struct SimArgs {
     /// Number of guests of the `large` scenario, spread over the nodes.
     #[arg(long, value_name = "M", default_value_t = 1000)]
     pub vms: u32,
-    /// State folder (state, certificates, credentials.json).
-    #[arg(long = "state", value_name = "DIR", default_value = ".labwright/sim")]
-    pub state: PathBuf,
     /// Discard the saved state and certificates and start from the scenario.
     #[arg(long)]
     pub reset: bool,
@@ -77,7 +73,9 @@ pub struct SimArgs {
 
 impl SimArgs {
     /// The simulator configuration these flags describe.
-    pub fn config(&self) -> anyhow::Result<SimConfig> {
+    /// The simulator configuration; `state` is the global `--sim-state` folder (the
+    /// one `--target sim` uses too, so both see the same node).
+    pub fn config(&self, state: &std::path::Path) -> anyhow::Result<SimConfig> {
         let scenario = match self.scenario.as_str() {
             "large" => Scenario::Large {
                 nodes: self.nodes,
@@ -88,7 +86,7 @@ impl SimArgs {
         Ok(SimConfig {
             listen: self.listen,
             scenario,
-            state_dir: Some(self.state.clone()),
+            state_dir: Some(state.to_path_buf()),
             reset: self.reset,
             workers: self.workers,
             latency_ms: self.latency_ms,
@@ -111,8 +109,9 @@ impl SimArgs {
 
 /// Starts the simulator and serves until Ctrl-C.
 #[allow(clippy::print_stderr)] // the startup banner is this command's purpose
-pub fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
-    let cfg = args.config()?;
+pub fn run(args: &SimArgs, g: &crate::cli::GlobalArgs) -> anyhow::Result<ExitCode> {
+    let state = g.target.sim_state.as_path();
+    let cfg = args.config(state)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -168,7 +167,7 @@ pub fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
             .context("cannot wait for Ctrl-C")?;
         eprintln!(
             "labwright sim: stopping, state saved in {}",
-            args.state.display()
+            state.display()
         );
         sim.shutdown().await;
         Ok::<_, anyhow::Error>(())

@@ -245,7 +245,7 @@ impl SimProcess {
             cmd.env_remove(v);
         }
         let child = cmd
-            .args(["sim", "--listen", "127.0.0.1:0", "--state"])
+            .args(["sim", "--listen", "127.0.0.1:0", "--sim-state"])
             .arg(&state)
             .arg("--time-scale")
             .arg(time_scale.to_string())

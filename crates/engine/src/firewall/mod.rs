@@ -253,20 +253,9 @@ mod tests;
 /// The firewall kind's part of a plan: when the spec declares a firewall and it was
 /// read, its objects are diffed and the lockout proof runs over every step.
 pub(crate) fn plan(cx: &crate::plan::PlanCx<'_>, out: &mut crate::plan::PlanOut) {
-    let Some(fw) = cx.firewall else {
-        return;
-    };
-    let mut f = plan_firewall(cx.spec, fw, &out.actions);
-    for a in &mut f.actions {
-        if let Op::Firewall(op) = &a.op {
-            a.elements = elements_of(cx.spec, op);
-        }
-    }
-    out.actions.extend(f.actions);
-    out.blocked.extend(f.blocked);
-    out.notes.extend(f.notes);
-    out.firewall = f.report;
     use labwright_spec::ElementKind as K;
+    // The firewall's elements are this kind's whether or not the node's firewall was
+    // read for this plan (validate's re-plan checks it separately).
     for e in cx.elements {
         if matches!(
             e.kind,
@@ -280,6 +269,19 @@ pub(crate) fn plan(cx: &crate::plan::PlanCx<'_>, out: &mut crate::plan::PlanOut)
             out.own(&e.path);
         }
     }
+    let Some(fw) = cx.firewall else {
+        return;
+    };
+    let mut f = plan_firewall(cx.spec, fw, &out.actions);
+    for a in &mut f.actions {
+        if let Op::Firewall(op) = &a.op {
+            a.elements = elements_of(cx.spec, op);
+        }
+    }
+    out.actions.extend(f.actions);
+    out.blocked.extend(f.blocked);
+    out.notes.extend(f.notes);
+    out.firewall = f.report;
 }
 
 /// The spec elements a firewall op carries out (for the plan's account).
