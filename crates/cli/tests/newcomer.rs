@@ -259,3 +259,43 @@ fn high_risk_applies_on_a_terminal_need_the_word_yes() {
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("Applied"), "{text}");
 }
+
+/// The shipped specs pass `check --strict`: their one known warning (backups on the
+/// SSD in phase 0) is acknowledged in the spec, on purpose and visibly.
+#[test]
+fn shipped_specs_pass_check_strict_and_acknowledging_is_checked() {
+    let lab = Lab::new();
+    for name in [
+        "nas.desired.yaml",
+        "jarvis-homelab.desired.yaml",
+        "preprod.firewall.desired.yaml",
+    ] {
+        let out = lab.run(&["check", "--strict", &spec(name).to_string_lossy()]);
+        out.expect_code(0, name);
+    }
+    let out = lab.run(&["check", "-v", &spec("nas.desired.yaml").to_string_lossy()]);
+    assert!(
+        out.stderr.contains("advice[ssd-backup-space]") && out.stderr.contains("acknowledged"),
+        "{}",
+        out.stderr
+    );
+    // Only warning rules that exist can be acknowledged.
+    let bad = lab.spec_copy("nas.desired.yaml", |t| {
+        t.replace(
+            "acknowledge: [ssd-backup-space]",
+            "acknowledge: [ssd-backup-space, no-such-rule, tag-format]",
+        )
+    });
+    let out = lab.run(&["check", &bad.to_string_lossy()]);
+    out.expect_code(1, "unknown and error rules");
+    assert!(
+        out.stderr.contains("`no-such-rule` is not a rule id"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("`tag-format` reports errors"),
+        "{}",
+        out.stderr
+    );
+}

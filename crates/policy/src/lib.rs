@@ -93,6 +93,11 @@ pub const RULES: &[RuleInfo] = &[
         summary: "Secrets are references (env:NAME, file:PATH), never inline values.",
     },
     RuleInfo {
+        id: "policy-acknowledge",
+        severity: Severity::Error,
+        summary: "`policy.acknowledge` names existing warning rules only.",
+    },
+    RuleInfo {
         id: "ssd-backup-space",
         severity: Severity::Warning,
         summary: "Backups on the system SSD share its space and its fate with the guests they protect.",
@@ -195,6 +200,7 @@ pub fn check_with(loaded: &Loaded, opts: &CheckOptions) -> Vec<Diagnostic> {
     secrets::run(&mut ctx);
     backups::run(&mut ctx);
     phase::run(&mut ctx);
+    acknowledge(&mut ctx);
     let mut out = ctx.out;
     out.sort_by_key(|d| {
         (
@@ -207,6 +213,42 @@ pub fn check_with(loaded: &Loaded, opts: &CheckOptions) -> Vec<Diagnostic> {
     });
     out.dedup();
     out
+}
+
+/// Warnings of rules listed in `policy.acknowledge` become advice (still shown, no
+/// longer failing `--strict`); an id that is no rule, or an error rule, is an error.
+fn acknowledge(ctx: &mut Ctx<'_>) {
+    let Some(p) = ctx.spec().policy.clone() else {
+        return;
+    };
+    for (i, id) in p.acknowledge.iter().enumerate() {
+        let path = root().key("policy").key("acknowledge").index(i);
+        match RULES.iter().find(|r| r.id == id.as_str()) {
+            None => ctx.emit(
+                Diagnostic::error("policy-acknowledge", format!("`{id}` is not a rule id"))
+                    .label("unknown rule")
+                    .help("`labwright check --list-rules` lists the rule ids"),
+                &path,
+            ),
+            Some(r) if r.severity == Severity::Error => ctx.emit(
+                Diagnostic::error(
+                    "policy-acknowledge",
+                    format!("`{id}` reports errors, which cannot be acknowledged"),
+                )
+                .label("error rule")
+                .help("fix what it reports instead"),
+                &path,
+            ),
+            Some(_) => {}
+        }
+    }
+    for d in &mut ctx.out {
+        if d.severity == Severity::Warning && p.acknowledge.iter().any(|a| *a == d.rule) {
+            d.severity = Severity::Advice;
+            d.message
+                .push_str(" (acknowledged in `policy.acknowledge`)");
+        }
+    }
 }
 
 pub(crate) fn root() -> YamlPath {

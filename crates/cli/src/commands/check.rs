@@ -50,10 +50,14 @@ pub fn run(args: &CheckArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     for path in &args.specs {
         let (source, diags) = check_one(path);
         let count = |s: Severity| diags.iter().filter(|d| d.severity == s).count();
+        let acknowledged = diags
+            .iter()
+            .filter(|d| d.severity == Severity::Advice && d.rule != "phase-gate")
+            .count();
         let (errors, warnings, deferred) = (
             count(Severity::Error),
             count(Severity::Warning),
-            count(Severity::Advice),
+            count(Severity::Advice) - acknowledged,
         );
         let ok = errors == 0 && !(args.strict && warnings > 0);
         if g.output == OutputFormat::Table {
@@ -79,13 +83,19 @@ pub fn run(args: &CheckArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
             }
             if !g.quiet {
                 let verdict = if ok { "ok" } else { "FAILED" };
-                let hint = if deferred > 0 && g.verbose == 0 {
-                    " (-v lists deferred items)"
+                let hint = match (deferred, acknowledged, g.verbose) {
+                    (_, _, v) if v > 0 => "",
+                    (d, _, _) if d > 0 => " (-v lists deferred items)",
+                    (_, a, _) if a > 0 => " (-v shows the acknowledged findings)",
+                    _ => "",
+                };
+                let ack = if acknowledged > 0 {
+                    format!(", {acknowledged} acknowledged")
                 } else {
-                    ""
+                    String::new()
                 };
                 ui::note(&format!(
-                    "{}: {verdict} — {errors} error(s), {warnings} warning(s), {deferred} deferred{hint}",
+                    "{}: {verdict} — {errors} error(s), {warnings} warning(s){ack}, {deferred} deferred{hint}",
                     source.name
                 ));
             }

@@ -58,6 +58,20 @@ pub struct Spec {
     pub router: Option<Router>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub validation_checks: Vec<ValidationCheck>,
+    /// How `labwright check` treats this spec's findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicySettings>,
+}
+
+/// Warnings the spec's author has read and accepts (`policy.acknowledge: [rule-id]`):
+/// they are still shown, as advice, and no longer fail `check --strict`. Errors cannot
+/// be acknowledged.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicySettings {
+    /// Rule ids whose warnings are accepted (see `labwright check --list-rules`).
+    #[serde(default)]
+    pub acknowledge: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
