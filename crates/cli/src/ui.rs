@@ -53,8 +53,12 @@ pub fn init_logging(g: &GlobalArgs) {
             _ => "trace",
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LABWRIGHT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // The platform verifier logs every refused certificate at ERROR (once per retry);
+    // the refusal reaches the user once, as labwright's own error.
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("LABWRIGHT_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("{level},rustls_platform_verifier=off"))
+        });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -71,8 +75,21 @@ pub fn print_error(err: &anyhow::Error, g: &GlobalArgs) {
         "error"
     };
     eprintln!("{prefix}: {err}");
+    // A cause whose text the line above already carries is not repeated.
+    let mut shown = err.to_string();
     for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        let text = cause.to_string();
+        if shown.contains(&text) {
+            continue;
+        }
+        eprintln!("  caused by: {text}");
+        shown = text;
+    }
+    let all: String = err.chain().map(|c| c.to_string()).collect();
+    if all.contains("HTTP 401") {
+        eprintln!(
+            "  hint: the node refused the API token: check its id and secret (LABWRIGHT_PVE_TOKEN_ID / LABWRIGHT_PVE_TOKEN_SECRET, or the profile's token-id and secret)"
+        );
     }
 }
 

@@ -204,3 +204,47 @@ fn standalone_sim_prints_export_lines_without_the_secret() {
         "the banner printed the token secret"
     );
 }
+
+/// Connection failures say it once: a refused token gets a hint and no doubled
+/// "caused by"; an untrusted certificate is one error, not a log line per retry.
+#[test]
+fn connection_failures_are_said_once_with_what_to_check() {
+    let mut lab = Lab::new();
+    let sim = common::SimProcess::start(lab.path(), 0.01);
+    lab.target = common::Target::Env {
+        url: sim.cred("url"),
+        token_id: sim.cred("token_id"),
+        secret: "00000000-0000-0000-0000-000000000000".into(),
+        fingerprint: sim.cred("fingerprint"),
+    };
+    let out = lab.run(&["scan"]);
+    out.expect_code(1, "wrong secret");
+    assert!(out.stderr.contains("HTTP 401"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("check its id and secret"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stderr.matches("Authentication failed").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    // No pinned fingerprint and a self-signed certificate: refused, said once.
+    lab.target = common::Target::Env {
+        url: sim.cred("url"),
+        token_id: sim.cred("token_id"),
+        secret: sim.cred("token_secret"),
+        fingerprint: String::new(),
+    };
+    let out = lab.run(&["scan"]);
+    out.expect_code(1, "untrusted certificate");
+    assert!(!out.stderr.contains("ERROR"), "{}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("UnknownIssuer").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+}

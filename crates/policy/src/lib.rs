@@ -243,7 +243,7 @@ fn acknowledge(ctx: &mut Ctx<'_>) {
         }
     }
     for d in &mut ctx.out {
-        if d.severity == Severity::Warning && p.acknowledge.iter().any(|a| *a == d.rule) {
+        if d.severity == Severity::Warning && p.acknowledge.contains(&d.rule) {
             d.severity = Severity::Advice;
             d.message
                 .push_str(" (acknowledged in `policy.acknowledge`)");
