@@ -23,6 +23,35 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Commands that contact no node: the node flags mean nothing there and are hidden
+/// from their help (still accepted, so scripts that pass them everywhere keep working).
+const OFFLINE: [&str; 4] = ["check", "schema", "completions", "man"];
+
+/// The command tree the parser, the completions and the man pages share.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    cmd.build();
+    for name in OFFLINE {
+        cmd = cmd.mut_subcommand(name, |c| {
+            let ids: Vec<String> = c
+                .get_arguments()
+                .map(|a| a.get_id().to_string())
+                .filter(|id| ["target", "insecure", "sim_state"].contains(&id.as_str()))
+                .collect();
+            ids.iter().fold(c, |c, id| c.mut_arg(id, |a| a.hide(true)))
+        });
+    }
+    cmd
+}
+
+/// Parses the command line through [`command`].
+pub fn parse() -> Result<Cli, clap::Error> {
+    use clap::FromArgMatches;
+    let matches = command().try_get_matches()?;
+    Cli::from_arg_matches(&matches)
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Output format of the document printed on stdout.
@@ -89,13 +118,10 @@ pub enum Command {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
-    use super::Cli;
-
     /// Every subcommand, at any depth, with its path (`firewall matrix`).
     fn all(cmd: &clap::Command, path: String, out: &mut Vec<(String, clap::Command)>) {
-        for sub in cmd.get_subcommands() {
+        // clap's own `help` subcommand is not ours to document.
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
             let p = format!("{path} {}", sub.get_name()).trim().to_string();
             out.push((p.clone(), sub.clone()));
             all(sub, p, out);
@@ -104,7 +130,7 @@ mod tests {
 
     #[test]
     fn every_subcommand_has_examples_and_every_argument_a_description() {
-        let cmd = Cli::command();
+        let cmd = super::command();
         let mut subs = Vec::new();
         all(&cmd, String::new(), &mut subs);
         assert!(subs.len() >= 12, "{}", subs.len());
@@ -133,11 +159,30 @@ mod tests {
         assert!(missing.is_empty(), "{}", missing.join("\n"));
     }
 
+    #[test]
+    fn node_flags_are_hidden_where_no_node_is_contacted() {
+        let mut cmd = super::command();
+        let help = |cmd: &mut clap::Command, name: &str| -> String {
+            cmd.find_subcommand_mut(name)
+                .map(|c| c.render_long_help().to_string())
+                .unwrap_or_default()
+        };
+        for name in super::OFFLINE {
+            let h = help(&mut cmd, name);
+            assert!(!h.contains("--target"), "`{name} --help` shows --target");
+            assert!(
+                !h.contains("--sim-state"),
+                "`{name} --help` shows --sim-state"
+            );
+        }
+        assert!(help(&mut cmd, "plan").contains("--target"));
+    }
+
     /// The help texts as a person reads them, kept as snapshots: a change to any of
     /// them shows in review.
     #[test]
     fn help_texts() {
-        let mut cmd = Cli::command().term_width(100);
+        let mut cmd = super::command().term_width(100);
         cmd.build();
         let mut subs = Vec::new();
         all(&cmd, String::new(), &mut subs);

@@ -11,10 +11,8 @@ mod ui;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    let cli = match cli::parse() {
         Ok(c) => c,
         Err(e) => {
             // Help and version are successes; everything else is a usage error (64).
@@ -27,7 +25,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    ui::init_logging(&cli.global);
+    ui::init_logging(&cli.global, matches!(cli.command, cli::Command::Sim(_)));
     match commands::run(&cli) {
         Ok(code) => code,
         Err(err) => {

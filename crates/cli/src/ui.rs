@@ -41,7 +41,9 @@ pub fn remark(line: &str) {
     }
 }
 
-pub fn init_logging(g: &GlobalArgs) {
+/// Logging on stderr. `sim_command`: `labwright sim -v` logs one line per request;
+/// other commands (with the embedded simulator) keep those lines for `-vv`.
+pub fn init_logging(g: &GlobalArgs, sim_command: bool) {
     QUIET.store(g.quiet, std::sync::atomic::Ordering::Relaxed);
     let level = if g.quiet {
         "error"
@@ -57,7 +59,14 @@ pub fn init_logging(g: &GlobalArgs) {
     // the refusal reaches the user once, as labwright's own error.
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("LABWRIGHT_LOG").unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new(format!("{level},rustls_platform_verifier=off"))
+            let requests = if sim_command || g.verbose >= 2 {
+                ""
+            } else {
+                ",labwright_sim::request=warn"
+            };
+            tracing_subscriber::EnvFilter::new(format!(
+                "{level},rustls_platform_verifier=off{requests}"
+            ))
         });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

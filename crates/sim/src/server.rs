@@ -731,6 +731,20 @@ fn fault_applies(class: &str, method: &str, path: &str) -> bool {
 }
 
 async fn handle(AxState(inner): AxState<Arc<Inner>>, req: Request) -> Response {
+    let started = std::time::Instant::now();
+    let line = format!("{} {}", req.method(), req.uri().path());
+    let resp = handle_inner(inner, req).await;
+    // One line per request (`labwright sim -v`); the path only, never the body.
+    tracing::info!(
+        target: "labwright_sim::request",
+        "{line} → {} ({} ms)",
+        resp.status().as_u16(),
+        started.elapsed().as_millis()
+    );
+    resp
+}
+
+async fn handle_inner(inner: Arc<Inner>, req: Request) -> Response {
     let _permit = inner.workers.acquire().await;
     if inner.cfg.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(inner.cfg.latency_ms)).await;

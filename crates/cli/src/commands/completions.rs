@@ -3,10 +3,9 @@
 
 use std::process::ExitCode;
 
-use clap::{Args, CommandFactory};
+use clap::Args;
 use clap_complete::Shell;
 
-use crate::cli::Cli;
 use crate::exit;
 
 /// Prints the completion script for SHELL on stdout.
@@ -22,7 +21,12 @@ pub struct CompletionsArgs {
 
 pub fn run(args: &CompletionsArgs) -> anyhow::Result<ExitCode> {
     let mut out = Vec::new();
-    clap_complete::generate(args.shell, &mut Cli::command(), "labwright", &mut out);
+    clap_complete::generate(
+        args.shell,
+        &mut crate::cli::command(),
+        "labwright",
+        &mut out,
+    );
     crate::print::raw(&String::from_utf8_lossy(&out))?;
     Ok(ExitCode::from(exit::OK))
 }

@@ -4,9 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, CommandFactory};
+use clap::Args;
 
-use crate::cli::Cli;
 use crate::exit;
 
 /// Prints the labwright(1) man page on stdout, or writes a page per subcommand.
@@ -21,7 +20,7 @@ pub struct ManArgs {
 }
 
 pub fn run(args: &ManArgs) -> anyhow::Result<ExitCode> {
-    let cmd = Cli::command();
+    let cmd = crate::cli::command();
     match &args.out_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir)
