@@ -23,33 +23,16 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Commands that contact no node: the node flags mean nothing there and are hidden
-/// from their help (still accepted, so scripts that pass them everywhere keep working).
-const OFFLINE: [&str; 4] = ["check", "schema", "completions", "man"];
-
 /// The command tree the parser, the completions and the man pages share.
 pub fn command() -> clap::Command {
     use clap::CommandFactory;
-    let mut cmd = Cli::command();
-    cmd.build();
-    for name in OFFLINE {
-        cmd = cmd.mut_subcommand(name, |c| {
-            let ids: Vec<String> = c
-                .get_arguments()
-                .map(|a| a.get_id().to_string())
-                .filter(|id| ["target", "insecure", "sim_state"].contains(&id.as_str()))
-                .collect();
-            ids.iter().fold(c, |c, id| c.mut_arg(id, |a| a.hide(true)))
-        });
-    }
-    cmd
+    Cli::command()
 }
 
-/// Parses the command line through [`command`].
+/// Parses the command line.
 pub fn parse() -> Result<Cli, clap::Error> {
-    use clap::FromArgMatches;
-    let matches = command().try_get_matches()?;
-    Cli::from_arg_matches(&matches)
+    use clap::Parser;
+    Cli::try_parse()
 }
 
 #[derive(Debug, Clone, Args)]
@@ -157,25 +140,6 @@ mod tests {
             }
         }
         assert!(missing.is_empty(), "{}", missing.join("\n"));
-    }
-
-    #[test]
-    fn node_flags_are_hidden_where_no_node_is_contacted() {
-        let mut cmd = super::command();
-        let help = |cmd: &mut clap::Command, name: &str| -> String {
-            cmd.find_subcommand_mut(name)
-                .map(|c| c.render_long_help().to_string())
-                .unwrap_or_default()
-        };
-        for name in super::OFFLINE {
-            let h = help(&mut cmd, name);
-            assert!(!h.contains("--target"), "`{name} --help` shows --target");
-            assert!(
-                !h.contains("--sim-state"),
-                "`{name} --help` shows --sim-state"
-            );
-        }
-        assert!(help(&mut cmd, "plan").contains("--target"));
     }
 
     /// The help texts as a person reads them, kept as snapshots: a change to any of

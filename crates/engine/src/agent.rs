@@ -165,3 +165,26 @@ pub(crate) async fn guest_ipv4(
         .map(|a| a.ip_address.clone())
         .ok_or_else(|| "the guest agent reports no IPv4 address".to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_agent_that_refuses_the_command_skips_the_check_others_fail_it() {
+        let refused = ExecError {
+            text: "guest agent of VM 400: CommandDisabled: The command guest-exec has been disabled for this instance".into(),
+            unsupported: true,
+        };
+        let c = not_run("vm/400 docker version".into(), &refused, "");
+        assert_eq!(c.status, CheckStatus::Skipped);
+        assert!(c.detail.contains("CommandDisabled"), "{}", c.detail);
+        let broken = ExecError {
+            text: "POST /nodes/pve/qemu/400/agent/exec: HTTP 500: VM 400 is not running".into(),
+            unsupported: false,
+        };
+        let c = not_run("vm/400 docker version".into(), &broken, "");
+        assert_eq!(c.status, CheckStatus::Fail);
+        assert!(c.detail.starts_with("could not run: "), "{}", c.detail);
+    }
+}
