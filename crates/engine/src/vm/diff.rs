@@ -470,60 +470,58 @@ fn plan_update(
         });
         last = Some(id);
     }
-    match (vm.power, running) {
-        (PowerState::Running, false) => out.actions.push(Action {
-            id: ActionId::vm(vm.vmid, VmStep::Start),
-            kind: ActionKind::VmStart,
-            target: target.clone(),
-            risk: Risk::Low,
-            phase: 0,
-            pre_snapshot: None,
-            rollback_hint: format!("stop it again: `qm shutdown {}`", vm.vmid),
-            expected_downtime: "none".into(),
-            downtime_seconds: 0,
-            reason: format!("desired running, node says {}", obs.status),
-            changes: vec![Change {
-                field: "status".into(),
-                before: Some(obs.status.clone()),
-                after: Some("running".into()),
-                effect: Effect::Hotplug,
-            }],
-            depends_on: last.iter().cloned().collect(),
-            api_calls: Vec::new(),
-            elements: cx.vm_elements(vm.vmid),
-            storage_lock: None,
-            op: Op::Vm(VmOp::StartVm {
+    // The power state: one status change, started or shut down after the rest.
+    let power = match (vm.power, running) {
+        (PowerState::Running, false) => Some((
+            VmStep::Start,
+            ActionKind::VmStart,
+            Risk::Low,
+            "running",
+            Effect::Hotplug,
+            format!("stop it again: `qm shutdown {}`", vm.vmid),
+            "none".to_string(),
+            format!("desired running, node says {}", obs.status),
+            VmOp::StartVm {
                 node: node.clone(),
                 vmid: vm.vmid,
-            }),
-        }),
-        (PowerState::Stopped, true) => out.actions.push(Action {
-            id: ActionId::vm(vm.vmid, VmStep::Shutdown),
-            kind: ActionKind::VmShutdown,
-            target: target.clone(),
-            risk: Risk::Medium,
-            phase: 0,
-            pre_snapshot: None,
-            rollback_hint: format!("start it again: `qm start {}`", vm.vmid),
-            expected_downtime: "until started again (desired state is stopped)".into(),
-            downtime_seconds: 0,
-            reason: "desired power state is stopped".into(),
-            changes: vec![Change {
-                field: "status".into(),
-                before: Some("running".into()),
-                after: Some("stopped".into()),
-                effect: Effect::NeedsReboot,
-            }],
-            depends_on: last.iter().cloned().collect(),
-            api_calls: Vec::new(),
-            elements: cx.vm_elements(vm.vmid),
-            storage_lock: None,
-            op: Op::Vm(VmOp::ShutdownVm {
+            },
+        )),
+        (PowerState::Stopped, true) => Some((
+            VmStep::Shutdown,
+            ActionKind::VmShutdown,
+            Risk::Medium,
+            "stopped",
+            Effect::NeedsReboot,
+            format!("start it again: `qm start {}`", vm.vmid),
+            "until started again (desired state is stopped)".to_string(),
+            "desired power state is stopped".to_string(),
+            VmOp::ShutdownVm {
                 node: node.clone(),
                 vmid: vm.vmid,
-            }),
-        }),
-        _ => {}
+            },
+        )),
+        _ => None,
+    };
+    if let Some((step, kind, risk, after, effect, rollback, downtime, reason, op)) = power {
+        let mut a = Action::new(
+            ActionId::vm(vm.vmid, step),
+            kind,
+            target.clone(),
+            Op::Vm(op),
+        );
+        a.risk = risk;
+        a.rollback_hint = rollback;
+        a.expected_downtime = downtime;
+        a.reason = reason;
+        a.changes = vec![Change {
+            field: "status".into(),
+            before: Some(obs.status.clone()),
+            after: Some(after.into()),
+            effect,
+        }];
+        a.depends_on = last.iter().cloned().collect();
+        a.elements = cx.vm_elements(vm.vmid);
+        out.actions.push(a);
     }
     // Declared NICs and disks are owned; others on the VM are reported, never removed.
     for k in config.keys() {
