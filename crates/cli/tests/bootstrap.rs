@@ -147,7 +147,7 @@ fn plan_shows_images_imports_and_seeds_with_the_key_as_a_reference() {
         !action_ids(&plan).iter().any(|a| a == "vm-400-seed"),
         "HAOS runs no cloud-init"
     );
-    assert_eq!(plan["blocked"], serde_json::json!([]), "nothing held back");
+    assert_eq!(plan["held"], serde_json::json!([]), "nothing held back");
 }
 
 /// apply + validate on a fresh node: the in-guest checks pass for 100, 300 and 400
@@ -576,7 +576,7 @@ fn image_storage_without_import_content_holds_the_vm_back() {
     let ids = action_ids(&plan);
     assert!(!ids.iter().any(|a| a.starts_with("vm-100-")), "{ids:?}");
     assert!(ids.contains(&"vm-300-create".to_string()), "{ids:?}");
-    let held = plan["blocked"].to_string();
+    let held = plan["held"].to_string();
     assert!(
         held.contains("vm/100 edge-gateway")
             && held.contains("import")

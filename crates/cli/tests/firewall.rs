@@ -240,7 +240,7 @@ fn the_guard_holds_firewall_changes_back() {
         Some(0),
         "{plan:#}"
     );
-    let blocked = plan["blocked"].as_array().expect("blocked");
+    let blocked = plan["held"].as_array().expect("blocked");
     assert_eq!(blocked.len(), 10);
     assert!(blocked.iter().all(|b| {
         b["unblock"]

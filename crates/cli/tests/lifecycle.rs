@@ -673,7 +673,7 @@ fn killed_apply_resumes_without_duplicates() {
             out.stderr
         );
         let plan = lab.plan_json(&nas);
-        let held_by_lock = plan["blocked"]
+        let held_by_lock = plan["held"]
             .as_array()
             .expect("blocked")
             .iter()

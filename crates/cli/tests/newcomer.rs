@@ -103,7 +103,7 @@ fn labs_sharing_a_node_do_not_claim_each_others_guests() {
 
     // A firewall-only wave never claims guests.
     let plan = lab.plan_json(&spec("preprod.firewall.desired.yaml"));
-    let blocked = plan["blocked"].to_string();
+    let blocked = plan["held"].to_string();
     assert!(
         !blocked.contains("VM 120") && !blocked.contains("vm/120"),
         "{plan:#}"
@@ -127,7 +127,7 @@ fn labs_sharing_a_node_do_not_claim_each_others_guests() {
     .expect("write spec");
     let plan = lab.plan_json(&other);
     assert!(
-        !plan["blocked"].to_string().contains("120"),
+        !plan["held"].to_string().contains("120"),
         "lab `other` must not hold a destroy of lab `small`'s VM: {plan:#}"
     );
     assert!(plan["foreign"].to_string().contains("VM 120"), "{plan:#}");

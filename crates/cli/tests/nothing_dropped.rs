@@ -136,13 +136,13 @@ fn check_plan(name: &str, phase: u8, text: &str, plan: &Value) {
         .flatten()
         .flat_map(|a| strings(&a["elements"]))
         .collect();
-    let in_held: BTreeSet<String> = plan["blocked"]
+    let in_held: BTreeSet<String> = plan["held"]
         .as_array()
         .into_iter()
         .flatten()
         .flat_map(|h| strings(&h["elements"]))
         .collect();
-    for h in plan["blocked"].as_array().into_iter().flatten() {
+    for h in plan["held"].as_array().into_iter().flatten() {
         assert!(
             !h["reason"].as_str().unwrap_or_default().is_empty()
                 && !h["unblock"].as_str().unwrap_or_default().is_empty(),

@@ -51,7 +51,7 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
                 ),
             );
             h.elements.push(path.to_string());
-            out.blocked.push(h);
+            out.held.push(h);
         }
     }
     for (name, s) in &spec.networks.segments {
@@ -71,7 +71,7 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
                 format!("create bridge `{}` first", s.bridge),
             );
             h.elements.push(path.to_string());
-            out.blocked.push(h);
+            out.held.push(h);
         }
     }
     hold_unrunnable(cx, out, bridges, now);
@@ -171,7 +171,7 @@ fn hold_unrunnable(cx: &PlanCx<'_>, out: &mut PlanOut, bridges: &BTreeSet<String
                 .index(i)
                 .to_string(),
         );
-        out.blocked.push(h);
+        out.held.push(h);
     }
-    out.blocked.extend(waiting);
+    out.held.extend(waiting);
 }

@@ -43,8 +43,9 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// Later-phase elements: listed, not applied.
     pub deferred: Vec<String>,
-    /// Changes held back by a safety guard, a missing dependency, or not supported yet.
-    pub blocked: Vec<Held>,
+    /// Held: declared and active, not done this time (a safety guard, a missing
+    /// dependency, not supported yet), each with its reason and the way out.
+    pub held: Vec<Held>,
     /// Guests and jobs on the node that the spec does not declare (left alone).
     pub foreign: Vec<String>,
     /// Drift and other findings worth reading.
@@ -82,7 +83,7 @@ pub struct ElementState {
 pub enum ElementStatus {
     /// One or more actions carry it out.
     Planned,
-    /// Listed under `blocked` with the reason and the way out.
+    /// Listed under `held` with the reason and the way out.
     Held,
     /// Of a later phase.
     Deferred,
@@ -133,7 +134,7 @@ pub fn vm_paths(spec: &Spec) -> BTreeMap<u32, String> {
 #[derive(Default)]
 pub struct PlanOut {
     pub actions: Vec<Action>,
-    pub blocked: Vec<Held>,
+    pub held: Vec<Held>,
     pub notes: Vec<String>,
     pub foreign: Vec<String>,
     pub firewall: Option<crate::firewall::FirewallReport>,
@@ -232,7 +233,7 @@ pub fn plan_with_firewall(spec: &Spec, observed: &Observed, fw: Option<&Observed
         spec_sha256: None,
         actions: out.actions,
         deferred,
-        blocked: out.blocked,
+        held: out.held,
         foreign: out.foreign,
         notes: out.notes,
         firewall: out.firewall,
@@ -273,7 +274,7 @@ fn account(cx: &PlanCx<'_>, out: &mut PlanOut) -> Vec<ElementState> {
         .flat_map(|a| a.elements.iter().cloned())
         .collect();
     let mut in_held: BTreeSet<String> = out
-        .blocked
+        .held
         .iter()
         .flat_map(|h| h.elements.iter().cloned())
         .collect();
@@ -326,7 +327,7 @@ fn account(cx: &PlanCx<'_>, out: &mut PlanOut) -> Vec<ElementState> {
                 "set it up by hand on the node for now; labwright will report it once it manages this kind",
             );
             h.elements.push(path.clone());
-            out.blocked.push(h);
+            out.held.push(h);
             in_held.insert(path.clone());
             ElementStatus::Held
         };

@@ -43,6 +43,6 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
             way_out,
         );
         h.elements.push(e.path.to_string());
-        out.blocked.push(h);
+        out.held.push(h);
     }
 }

@@ -74,7 +74,7 @@ pub fn checks(spec: &Spec, observed: &Observed) -> Vec<Check> {
             )
         },
     ));
-    for h in &p.blocked {
+    for h in &p.held {
         out.push(Check {
             name: format!("held: {}", h.target),
             status: CheckStatus::Skipped,

@@ -221,14 +221,14 @@ fn empty_node_plans_creates_start_and_backup_job() {
     );
     assert_eq!(p.actions[1].depends_on, ["vm-300-create"]);
     assert_eq!(p.actions[2].depends_on, ["vm-300-create"]);
-    assert!(p.blocked.is_empty(), "{:?}", p.blocked);
+    assert!(p.held.is_empty(), "{:?}", p.held);
 }
 
 #[test]
 fn node_as_created_is_a_no_op() {
     let p = plan(&spec(&Knobs::default()), &converged());
     assert!(p.is_empty(), "{:#?}", p.actions);
-    assert!(p.blocked.is_empty(), "{:?}", p.blocked);
+    assert!(p.held.is_empty(), "{:?}", p.held);
     assert!(p.foreign.is_empty());
 }
 
@@ -296,13 +296,9 @@ fn disk_shrink_is_held_back_and_grow_is_a_resize() {
     };
     let p = plan(&spec(&k), &converged());
     assert!(p.is_empty(), "a shrink was planned: {:#?}", p.actions);
-    assert_eq!(p.blocked.len(), 1, "{:?}", p.blocked);
-    assert_eq!(p.blocked[0].target, "vm/300 app-host");
-    assert!(
-        p.blocked[0].reason.contains("never shrink"),
-        "{:?}",
-        p.blocked
-    );
+    assert_eq!(p.held.len(), 1, "{:?}", p.held);
+    assert_eq!(p.held[0].target, "vm/300 app-host");
+    assert!(p.held[0].reason.contains("never shrink"), "{:?}", p.held);
 
     let k = Knobs {
         disk: "80G",
@@ -406,11 +402,7 @@ fn locked_vm_is_held_not_changed() {
         &observed(vec![vm], vec![nightly()]),
     );
     assert!(p.is_empty(), "{:#?}", p.actions);
-    assert!(
-        p.blocked
-            .iter()
-            .any(|b| b.reason.contains("locked (backup)"))
-    );
+    assert!(p.held.iter().any(|b| b.reason.contains("locked (backup)")));
 }
 
 #[test]
@@ -460,9 +452,9 @@ fn backup_changes_are_held_when_the_guard_is_off() {
     };
     let p = plan(&spec(&k), &converged());
     assert!(p.is_empty(), "{:#?}", p.actions);
-    assert_eq!(p.blocked.len(), 1, "{:?}", p.blocked);
-    assert_eq!(p.blocked[0].target, "backup-job/nightly");
-    assert!(p.blocked[0].unblock.contains("allowBackupChanges"));
+    assert_eq!(p.held.len(), 1, "{:?}", p.held);
+    assert_eq!(p.held[0].target, "backup-job/nightly");
+    assert!(p.held[0].unblock.contains("allowBackupChanges"));
     // Creating the job is held too.
     let k = Knobs {
         allow_backup_changes: false,
@@ -471,7 +463,7 @@ fn backup_changes_are_held_when_the_guard_is_off() {
     let p = plan(&spec(&k), &observed(vec![vm300()], vec![]));
     assert!(p.is_empty(), "{:#?}", p.actions);
     assert!(
-        p.blocked
+        p.held
             .iter()
             .any(|b| b.target == "backup-job/nightly" && b.reason.contains("backup.create"))
     );

@@ -172,7 +172,7 @@ pub fn render_plan(plan: &Plan, md: bool) -> String {
         }
     };
     let blocked: Vec<String> = plan
-        .blocked
+        .held
         .iter()
         .map(|b| format!("{}: {} — to proceed: {}", b.target, b.reason, b.unblock))
         .collect();

@@ -541,7 +541,7 @@ impl Lab {
                     .collect()
             })
             .unwrap_or_default();
-        Ok((out.code, ids, doc["blocked"].clone()))
+        Ok((out.code, ids, doc["held"].clone()))
     }
 
     /// Applies until the plan is empty, at most `max` times: how many it took.

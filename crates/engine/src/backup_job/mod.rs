@@ -151,9 +151,9 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
         };
         let path = root.key("backups").key("jobs").index(i).to_string();
         out.own(&path);
-        let (a0, h0) = (out.actions.len(), out.blocked.len());
+        let (a0, h0) = (out.actions.len(), out.held.len());
         if !storages.is_empty() && !storages.contains(&job.storage.as_str()) {
-            out.blocked.push(Held::new(
+            out.held.push(Held::new(
                 format!("backup-job/{}", job.id),
                 format!(
                     "its storage `{}` is not on the node, so PVE would refuse the job",
@@ -171,7 +171,7 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
         for a in &mut out.actions[a0..] {
             a.elements.push(path.clone());
         }
-        for h in &mut out.blocked[h0..] {
+        for h in &mut out.held[h0..] {
             h.elements.push(path.clone());
         }
     }
@@ -372,7 +372,7 @@ pub(crate) fn plan_job(
     };
     let Some(action) = action else { return };
     if !cx.spec.safety_guards.allow_backup_changes {
-        out.blocked.push(Held {
+        out.held.push(Held {
             elements: Vec::new(),
             target,
             reason: format!("{} held back by the backup guard", action.kind),

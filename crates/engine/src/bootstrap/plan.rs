@@ -22,7 +22,7 @@ pub(crate) fn plan(cx: &crate::plan::PlanCx<'_>, out: &mut crate::plan::PlanOut)
         let Some(vm) = by_id.get(&dvm.vmid).copied() else {
             continue;
         };
-        let before = out.blocked.len();
+        let before = out.held.len();
         match observed.vms.get(&dvm.vmid) {
             None => {
                 plan_new_vm(
@@ -32,14 +32,14 @@ pub(crate) fn plan(cx: &crate::plan::PlanCx<'_>, out: &mut crate::plan::PlanOut)
                     dvm,
                     vm,
                     &mut out.actions,
-                    &mut out.blocked,
+                    &mut out.held,
                     &mut out.notes,
                 );
-                if out.blocked.len() > before {
+                if out.held.len() > before {
                     // Nothing half-built: a VM whose OS or seed cannot be provided is
                     // not created blank (it could not get its image afterwards).
                     out.actions.retain(|a| a.id.vmid() != Some(dvm.vmid));
-                    for h in &mut out.blocked[before..] {
+                    for h in &mut out.held[before..] {
                         h.unblock.push_str(" (the VM is not created until then)");
                     }
                 }
@@ -50,12 +50,12 @@ pub(crate) fn plan(cx: &crate::plan::PlanCx<'_>, out: &mut crate::plan::PlanOut)
                 vm,
                 obs,
                 &mut out.actions,
-                &mut out.blocked,
+                &mut out.held,
                 cx.plan_tag,
             ),
         }
         let path = cx.vm_elements(dvm.vmid);
-        for h in &mut out.blocked[before..] {
+        for h in &mut out.held[before..] {
             h.elements.clone_from(&path);
         }
     }
@@ -192,7 +192,7 @@ pub(crate) fn plan_new_vm(
     dvm: &DesiredVm,
     vm: &Vm,
     actions: &mut Vec<Action>,
-    blocked: &mut Vec<Held>,
+    held: &mut Vec<Held>,
     notes: &mut Vec<String>,
 ) {
     let vmid = dvm.vmid;
@@ -209,7 +209,7 @@ pub(crate) fn plan_new_vm(
             let filename = match image_file(&img.url) {
                 Ok(f) => f,
                 Err(why) => {
-                    blocked.push(Held {
+                    held.push(Held {
                         elements: Vec::new(),
                         target,
                         reason: format!("OS image: {why}"),
@@ -221,7 +221,7 @@ pub(crate) fn plan_new_vm(
             let checksum = match checksum_parts(&img.checksum) {
                 Ok(c) => c,
                 Err(why) => {
-                    blocked.push(Held {
+                    held.push(Held {
                         elements: Vec::new(),
                         target,
                         reason: format!("OS image: {why}"),
@@ -236,7 +236,7 @@ pub(crate) fn plan_new_vm(
                 .unwrap_or_else(|| DEFAULT_IMAGE_STORAGE.to_string());
             let slot = img.disk.clone().unwrap_or_else(|| "scsi0".to_string());
             if let Err(why) = storage_takes(observed, &want.node, &storage, "import") {
-                blocked.push(Held {
+                held.push(Held {
                     elements: Vec::new(),
                     target,
                     reason: format!("OS image: {why}"),
@@ -340,7 +340,7 @@ pub(crate) fn plan_new_vm(
                 let (storage, file) = match iso.volume.split_once(":iso/") {
                     Some((s, f)) => (s.to_string(), f.to_string()),
                     None => {
-                        blocked.push(Held {
+                        held.push(Held {
                             elements: Vec::new(),
                             target,
                             reason: format!(
@@ -356,7 +356,7 @@ pub(crate) fn plan_new_vm(
                     None => None,
                     Some(Ok(c)) => Some(c),
                     Some(Err(why)) => {
-                        blocked.push(Held {
+                        held.push(Held {
                             elements: Vec::new(),
                             target,
                             reason: format!("installer ISO: {why}"),
@@ -368,7 +368,7 @@ pub(crate) fn plan_new_vm(
                 let compression = match iso_compression(url) {
                     Ok(c) => c,
                     Err(why) => {
-                        blocked.push(Held {
+                        held.push(Held {
                             elements: Vec::new(),
                             target,
                             reason: format!("installer ISO: {why}"),
@@ -396,7 +396,7 @@ pub(crate) fn plan_new_vm(
     if needs_seed(vm) {
         let storage = iso_storage(spec);
         if let Err(why) = storage_takes(observed, &want.node, &storage, "iso") {
-            blocked.push(Held {
+            held.push(Held {
                 elements: Vec::new(),
                 target,
                 reason: format!("guest bootstrap: the seed goes to `{storage}`: {why}"),
@@ -408,7 +408,7 @@ pub(crate) fn plan_new_vm(
         }
         match plan_seed(spec, vm, &SeedOptions::default()) {
             Err(e) => {
-                blocked.push(Held {
+                held.push(Held {
                     elements: Vec::new(),
                     target: target.clone(),
                     reason: format!("guest bootstrap: {e}"),
@@ -539,7 +539,7 @@ pub(crate) fn plan_existing_vm(
     vm: &Vm,
     obs: &ObservedVm,
     actions: &mut Vec<Action>,
-    blocked: &mut Vec<Held>,
+    held: &mut Vec<Held>,
     plan_tag: &str,
 ) {
     if !needs_seed(vm) || obs.lock.is_some() {
@@ -554,7 +554,7 @@ pub(crate) fn plan_existing_vm(
     let sp = match plan_seed(spec, vm, &opts) {
         Ok(sp) => sp,
         Err(e) => {
-            blocked.push(Held {
+            held.push(Held {
                 elements: Vec::new(),
                 target,
                 reason: format!("guest bootstrap: {e}"),

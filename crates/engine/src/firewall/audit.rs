@@ -101,7 +101,7 @@ pub fn validate_checks(spec: &Spec, obs: &ObservedFirewall) -> Vec<crate::valida
     let pending: Vec<String> = if allowed {
         p.actions.iter().map(|a| a.id.to_string()).collect()
     } else {
-        p.blocked.iter().map(|b| b.reason.clone()).collect()
+        p.held.iter().map(|b| b.reason.clone()).collect()
     };
     out.push(Check {
         name: "firewall matches the spec".into(),

@@ -7,7 +7,7 @@ use crate::action::{ActionId, ActionKind, VmStep};
 #[derive(Debug, Default)]
 pub struct FwPlan {
     pub actions: Vec<Action>,
-    pub blocked: Vec<Held>,
+    pub held: Vec<Held>,
     pub notes: Vec<String>,
     pub report: Option<FirewallReport>,
 }
@@ -49,7 +49,7 @@ pub fn plan_firewall(spec: &Spec, obs: &ObservedFirewall, existing: &[Action]) -
     };
     let want = desired_fw(spec, &vm_node);
     let mut out = FwPlan {
-        blocked: want.held.clone(),
+        held: want.held.clone(),
         notes: want.notes.clone(),
         ..FwPlan::default()
     };
@@ -565,7 +565,7 @@ pub fn plan_firewall(spec: &Spec, obs: &ObservedFirewall, existing: &[Action]) -
 
     if !allowed && touches {
         for a in actions {
-            out.blocked.push(Held::new(
+            out.held.push(Held::new(
                 a.target.clone(),
                 format!("{} `{}` held back by the firewall guard", a.kind, a.id),
                 "set `safetyGuards.allowFirewallChanges: true` (the lockout proof runs then)",

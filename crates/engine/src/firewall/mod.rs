@@ -7,7 +7,7 @@
 //!   requests.
 //! - **Rules are keyed by the stable id** kept in their comment (`[lw:<id>] …`), never
 //!   by position: PVE renumbers on every insert and always inserts at the top.
-//! - **Every firewall action is high risk** and goes to `plan.blocked` unless
+//! - **Every firewall action is high risk** and goes to `plan.held` unless
 //!   `safetyGuards.allowFirewallChanges` is set.
 //! - **The lockout proof** evaluates the configuration *after every step* of the plan
 //!   (not only the end state), because the order the steps run in is exactly what
@@ -279,7 +279,7 @@ pub(crate) fn plan(cx: &crate::plan::PlanCx<'_>, out: &mut crate::plan::PlanOut)
         }
     }
     out.actions.extend(f.actions);
-    out.blocked.extend(f.blocked);
+    out.held.extend(f.held);
     out.notes.extend(f.notes);
     out.firewall = f.report;
 }

@@ -118,9 +118,9 @@ fn guard_holds_every_firewall_action_back() {
     let obs = empty_observed(&spec, Some("192.168.1.50"));
     let p = plan_firewall(&spec, &obs, &[]);
     assert!(p.actions.is_empty());
-    assert_eq!(p.blocked.len(), 10);
+    assert_eq!(p.held.len(), 10);
     assert!(
-        p.blocked
+        p.held
             .iter()
             .all(|h| h.unblock.contains("allowFirewallChanges"))
     );

@@ -55,7 +55,7 @@ fn storage_of(file: &str) -> &str {
 fn plan_destroy(cx: &PlanCx<'_>, out: &mut PlanOut, vm: &ObservedVm) {
     let target = vm_target(vm.vmid, &vm.name);
     if !cx.spec.safety_guards.allow_destroy {
-        out.blocked.push(Held {
+        out.held.push(Held {
             elements: cx.vm_elements(vm.vmid),
             target,
             reason: "managed by labwright (lw-managed tag) but no longer in the spec: destroying it would delete its disks".into(),
@@ -64,7 +64,7 @@ fn plan_destroy(cx: &PlanCx<'_>, out: &mut PlanOut, vm: &ObservedVm) {
         return;
     }
     if vm.protection_on() {
-        out.blocked.push(Held {
+        out.held.push(Held {
             elements: cx.vm_elements(vm.vmid),
             target,
             reason: "the VM has PVE protection on".into(),
@@ -196,7 +196,7 @@ fn plan_update(
         ));
     }
     if let Some(lock) = &obs.lock {
-        out.blocked.push(Held {
+        out.held.push(Held {
             elements: cx.vm_elements(vm.vmid),
             target: target.clone(),
             reason: format!("the VM is locked ({lock}) by a running or interrupted task"),
@@ -261,7 +261,7 @@ fn plan_update(
                     .and_then(|s| s.parse::<labwright_spec::types::Size>().ok())
                     .map_or(0, |s| s.bytes());
                 if storage_of(&drive.file) != d.storage {
-                    out.blocked.push(Held {
+                    out.held.push(Held {
             elements: cx.vm_elements(vm.vmid),
                         target: target.clone(),
                         reason: format!(
@@ -275,7 +275,7 @@ fn plan_update(
                 if d.size_bytes > have_size {
                     resizes.push((slot.clone(), have_size, d.size_bytes));
                 } else if d.size_bytes < have_size {
-                    out.blocked.push(Held {
+                    out.held.push(Held {
             elements: cx.vm_elements(vm.vmid),
                         target: target.clone(),
                         reason: format!(
