@@ -23,10 +23,39 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Commands that contact no node: the node flags mean nothing there, so their help
+/// does not show them (they are still accepted, so scripts that pass them everywhere
+/// keep working).
+pub const OFFLINE: [&str; 4] = ["check", "schema", "completions", "man"];
+
+/// The node flags, by clap id.
+const NODE_FLAGS: [&str; 3] = ["target", "insecure", "sim_state"];
+
 /// The command tree the parser, the completions and the man pages share.
 pub fn command() -> clap::Command {
     use clap::CommandFactory;
     Cli::command()
+}
+
+/// The help of an offline command, without the node flags. (Hiding propagated
+/// globals on the tree the parser uses confuses clap's parsing, so only help is
+/// rendered from this copy.)
+pub fn offline_help(name: &str, long: bool) -> Option<String> {
+    let mut cmd = command();
+    cmd.build();
+    let sub = cmd.find_subcommand_mut(name)?;
+    let mut sub = std::mem::take(sub);
+    for id in NODE_FLAGS {
+        if sub.get_arguments().any(|a| a.get_id() == id) {
+            sub = sub.mut_arg(id, |a| a.hide(true));
+        }
+    }
+    let mut sub = sub.bin_name(format!("labwright {name}"));
+    Some(if long {
+        sub.render_long_help().to_string()
+    } else {
+        sub.render_help().to_string()
+    })
 }
 
 /// Parses the command line.
@@ -142,6 +171,23 @@ mod tests {
         assert!(missing.is_empty(), "{}", missing.join("\n"));
     }
 
+    #[test]
+    fn node_flags_are_hidden_where_no_node_is_contacted() {
+        for name in super::OFFLINE {
+            let h = super::offline_help(name, true).unwrap_or_default();
+            assert!(h.contains("Usage: labwright"), "{h}");
+            assert!(!h.contains("--target"), "`{name} --help` shows --target");
+            assert!(
+                !h.contains("--sim-state"),
+                "`{name} --help` shows --sim-state"
+            );
+            assert!(
+                h.contains("--output"),
+                "`{name} --help` lost the output flag"
+            );
+        }
+    }
+
     /// The help texts as a person reads them, kept as snapshots: a change to any of
     /// them shows in review.
     #[test]
@@ -153,7 +199,11 @@ mod tests {
         let mut text = cmd.render_long_help().to_string();
         for (path, mut sub) in subs {
             text.push_str(&format!("\n===== labwright {path} --help\n"));
-            text.push_str(&sub.render_long_help().to_string());
+            // What a person sees: offline commands without the node flags.
+            match super::offline_help(&path, true) {
+                Some(h) => text.push_str(&h),
+                None => text.push_str(&sub.render_long_help().to_string()),
+            }
         }
         insta::assert_snapshot!(text);
     }

@@ -11,6 +11,18 @@ mod ui;
 
 use std::process::ExitCode;
 
+/// `labwright check --help` and the like: the offline command's help without the
+/// node flags.
+fn offline_command_help() -> Option<String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let name = args.iter().find(|a| !a.starts_with('-'))?;
+    if !cli::OFFLINE.contains(&name.as_str()) {
+        return None;
+    }
+    let long = !args.iter().any(|a| a == "-h");
+    cli::offline_help(name, long)
+}
+
 fn main() -> ExitCode {
     let cli = match cli::parse() {
         Ok(c) => c,
@@ -21,6 +33,12 @@ fn main() -> ExitCode {
             } else {
                 exit::OK
             };
+            if e.kind() == clap::error::ErrorKind::DisplayHelp
+                && let Some(help) = offline_command_help()
+            {
+                let _ = print::raw(&help);
+                return ExitCode::from(code);
+            }
             let _ = e.print();
             return ExitCode::from(code);
         }
