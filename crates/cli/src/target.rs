@@ -274,6 +274,14 @@ async fn sim_target(args: &TargetArgs) -> anyhow::Result<Connected> {
             .parse()
             .with_context(|| format!("LABWRIGHT_SIM_CLIENT_ADDR `{a}` is not an IP address"))?;
     }
+    // Agent commands the simulated guests refuse (`guest-exec,…`), to try degraded checks.
+    if let Ok(list) = std::env::var("LABWRIGHT_SIM_AGENT_BLOCK") {
+        cfg.agent_blocked = list
+            .split(',')
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect();
+    }
     let sim_client_addr = cfg.client_addr;
     let fresh = !args.sim_state.join("state.json").exists();
     let sim = labwright_sim::Simulator::start(cfg)

@@ -299,3 +299,58 @@ fn shipped_specs_pass_check_strict_and_acknowledging_is_checked() {
         out.stderr
     );
 }
+
+/// A guest agent that refuses commands (Windows guests, old agents, `--block-rpcs`)
+/// makes the in-guest checks "skipped" with the agent's own words, not a decode error
+/// and not a failure.
+#[test]
+fn an_agent_that_refuses_commands_skips_the_in_guest_checks_with_its_reason() {
+    let lab = Lab::new();
+    let nas = spec("nas.desired.yaml");
+    let mut apply = lab.cmd(&[
+        "apply",
+        &nas.to_string_lossy(),
+        "--yes",
+        "--journal-dir",
+        &lab.journal_dir().to_string_lossy(),
+    ]);
+    apply.env_remove("LABWRIGHT_GUEST_CHECKS");
+    common::run(apply).expect_code(0, "apply");
+    let mut validate = lab.cmd(&[
+        "validate",
+        &nas.to_string_lossy(),
+        "--no-cleanup",
+        "-o",
+        "json",
+    ]);
+    validate
+        .env_remove("LABWRIGHT_GUEST_CHECKS")
+        .env("LABWRIGHT_SIM_AGENT_BLOCK", "guest-exec")
+        .env("LABWRIGHT_AGENT_WAIT_SECS", "20");
+    let out = common::run(validate);
+    let v = out.json();
+    let checks = v["checks"].as_array().expect("checks");
+    let docker = checks
+        .iter()
+        .find(|c| c["name"].as_str().is_some_and(|n| n.contains("docker")))
+        .unwrap_or_else(|| panic!("no docker check: {v:#}"));
+    assert_eq!(docker["status"], "skipped", "{docker:#}");
+    let detail = docker["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("guest agent of VM 300: CommandDisabled"),
+        "{detail}"
+    );
+    assert!(!v.to_string().contains("invalid type: map"), "{v:#}");
+    // Nothing in-guest failed because of the refusal.
+    for c in checks {
+        if c["status"] == "fail" {
+            assert!(
+                !c["detail"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("CommandDisabled"),
+                "{c:#}"
+            );
+        }
+    }
+}

@@ -10,7 +10,9 @@ use labwright_pve::PveClient;
 use labwright_spec::Spec;
 use labwright_spec::model::{OsSource, Vm};
 
-use crate::agent::{GuestCheckOptions, exec, first_line, guest_check, guest_ipv4, wait_agent};
+use crate::agent::{
+    ExecError, GuestCheckOptions, exec, first_line, guest_check, guest_ipv4, not_run, wait_agent,
+};
 use crate::observed::Observed;
 use crate::validate::{Check, CheckStatus};
 
@@ -52,7 +54,7 @@ pub(crate) async fn curl_status(
     from: u32,
     url: &str,
     opts: &GuestCheckOptions,
-) -> Result<u16, String> {
+) -> Result<u16, ExecError> {
     let argv = [
         "curl",
         "-sS",
@@ -65,14 +67,18 @@ pub(crate) async fn curl_status(
         url,
     ];
     let (code, out, err) = exec(client, node, from, &argv, opts.exec_timeout).await?;
+    let failed = |text: String| ExecError {
+        text,
+        unsupported: false,
+    };
     match out.trim().parse::<u16>() {
         Ok(status) if status > 0 => Ok(status),
-        _ if code == 127 => Err("curl is not installed there".into()),
-        _ => Err(if err.trim().is_empty() {
+        _ if code == 127 => Err(failed("curl is not installed there".into())),
+        _ => Err(failed(if err.trim().is_empty() {
             format!("curl exit {code}")
         } else {
             first_line(&err)
-        }),
+        })),
     }
 }
 
@@ -149,6 +155,8 @@ pub(crate) async fn haos_check(
                 );
             }
             Ok(status) => format!("answered {status}"),
+            // The agent refuses to run commands there: no probe is possible.
+            Err(e) if e.unsupported => return not_run(cname, &e, ""),
             Err(e) if e.contains("not installed") => {
                 return guest_check(
                     cname,
@@ -156,7 +164,7 @@ pub(crate) async fn haos_check(
                     format!("skipped: {}: {e}", from.name),
                 );
             }
-            Err(e) => e,
+            Err(e) => e.text,
         };
         if start.elapsed() >= opts.agent_wait {
             return guest_check(

@@ -104,6 +104,10 @@ pub struct SimConfig {
     pub time_scale: f64,
     /// Delay before a 401, in seconds at time scale 1 (PVE: 3 s).
     pub auth_fail_delay_secs: f64,
+    /// Guest-agent commands every simulated guest's agent refuses with
+    /// `CommandDisabled` (`guest-exec`, `guest-network-get-interfaces`), as qemu-ga
+    /// started with `--block-rpcs` answers: for trying how checks degrade.
+    pub agent_blocked: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -120,6 +124,7 @@ impl Default for SimConfig {
             client_addr: IpAddr::from([192, 168, 1, 50]),
             time_scale: 1.0,
             auth_fail_delay_secs: 3.0,
+            agent_blocked: Vec::new(),
         }
     }
 }

@@ -27,6 +27,10 @@ pub struct SimArgs {
     /// Number of guests of the `large` scenario, spread over the nodes.
     #[arg(long, value_name = "M", default_value_t = 1000)]
     pub vms: u32,
+    /// Guest-agent commands every guest's agent refuses with `CommandDisabled`
+    /// (comma-separated, e.g. `guest-exec`), to try how checks degrade.
+    #[arg(long, value_name = "CMD,…", value_delimiter = ',')]
+    pub agent_block: Vec<String>,
     /// Discard the saved state and certificates and start from the scenario.
     #[arg(long)]
     pub reset: bool,
@@ -103,6 +107,7 @@ impl SimArgs {
             client_addr: self.client_addr,
             time_scale: self.time_scale,
             auth_fail_delay_secs: 3.0,
+            agent_blocked: self.agent_block.clone(),
         })
     }
 }

@@ -392,6 +392,7 @@ pub async fn http_checks(
                         http.expect_status
                     ),
                 ),
+                Err(e) if e.unsupported => not_run(name, &e, ""),
                 Err(e) => guest_check(
                     name,
                     CheckStatus::Fail,

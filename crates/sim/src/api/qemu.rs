@@ -1937,6 +1937,15 @@ fn agent(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
         if now_f() < vm.agent_ready_at {
             return Err(ApiError::e500("QEMU guest agent is not running"));
         }
+        // An agent started with `--block-rpcs` answers with an error object.
+        let rpc = format!("guest-{cmd}");
+        if inner.cfg.agent_blocked.iter().any(|b| *b == rpc) {
+            return Ok(json!({"result": {"error": {
+                "class": "CommandDisabled",
+                "desc": format!("The command {rpc} has been disabled for this instance")
+            }}})
+            .into());
+        }
         match cmd.as_str() {
             "ping" => Ok(json!({"result": {}}).into()),
             "info" => Ok(json!({"result": {"version": "7.2.15", "supported_commands": [
