@@ -1939,7 +1939,7 @@ fn agent(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
         }
         // An agent started with `--block-rpcs` answers with an error object.
         let rpc = format!("guest-{cmd}");
-        if inner.cfg.agent_blocked.iter().any(|b| *b == rpc) {
+        if inner.cfg.agent_blocked.contains(&rpc) {
             return Ok(json!({"result": {"error": {
                 "class": "CommandDisabled",
                 "desc": format!("The command {rpc} has been disabled for this instance")
