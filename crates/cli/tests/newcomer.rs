@@ -354,3 +354,24 @@ fn an_agent_that_refuses_commands_skips_the_in_guest_checks_with_its_reason() {
         }
     }
 }
+
+/// A plan saved by an older labwright says which format it is, instead of failing to
+/// parse.
+#[test]
+fn an_old_plan_file_is_refused_by_its_format_version() {
+    let lab = Lab::new();
+    let old = lab.path().join("old-plan.json");
+    std::fs::write(
+        &old,
+        r#"{"formatVersion": 1, "id": "1a2b3c4d", "actions": [{"op": {"op": "create-vm"}}], "blocked": []}"#,
+    )
+    .expect("write plan");
+    let out = lab.run(&["apply", &old.to_string_lossy(), "--yes"]);
+    out.expect_code(1, "old plan file");
+    assert!(
+        out.stderr
+            .contains("has plan format 1, this labwright reads 2"),
+        "{}",
+        out.stderr
+    );
+}

@@ -222,16 +222,20 @@ pub fn run(args: &ApplyArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let (spec_path, saved): (PathBuf, Option<Plan>) = if is_plan_file(&args.input) {
         let text = std::fs::read_to_string(&args.input)
             .with_context(|| format!("cannot read {}", args.input.display()))?;
-        let plan: Plan = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a labwright plan file", args.input.display()))?;
-        if plan.format_version != labwright_engine::plan::FORMAT_VERSION {
+        // The version first: an older plan file says so instead of failing to parse.
+        let raw: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", args.input.display()))?;
+        let version = raw.get("formatVersion").and_then(serde_json::Value::as_u64);
+        if version != Some(u64::from(labwright_engine::plan::FORMAT_VERSION)) {
             bail!(
-                "{} has plan format {}, this labwright reads {}",
+                "{} has plan format {}, this labwright reads {}; run `labwright plan --out` again",
                 args.input.display(),
-                plan.format_version,
+                version.map_or_else(|| "(none)".to_string(), |v| v.to_string()),
                 labwright_engine::plan::FORMAT_VERSION
             );
         }
+        let plan: Plan = serde_json::from_value(raw)
+            .with_context(|| format!("{} is not a labwright plan file", args.input.display()))?;
         let sp = plan
             .spec_path
             .clone()
