@@ -47,6 +47,8 @@ pub trait Progress: Send + Sync {
     fn started(&self, action: &Action);
     fn finished(&self, action: &Action, result: Result<(), &str>);
     fn note(&self, line: &str);
+    /// How far a running action is (`download 42%`); shown in place, not logged.
+    fn step(&self, _action: &Action, _detail: &str) {}
 }
 
 /// What an apply did.
@@ -200,11 +202,20 @@ impl SharedJournal {
 }
 
 async fn run_action(
-    cx: &ExecCx<'_>,
+    base: &ExecCx<'_>,
     plan: &Plan,
     a: &Action,
     journal: &SharedJournal,
+    progress: &dyn Progress,
 ) -> Result<Option<(u32, String)>, StepError> {
+    let step = |d: &str| progress.step(a, d);
+    let cx = &ExecCx {
+        client: base.client,
+        settings: base.settings,
+        wait: base.wait,
+        seeds: base.seeds,
+        progress: &step,
+    };
     let mut snap = None;
     let mut op = std::borrow::Cow::Borrowed(&a.op);
     if let (Some(name), Some((node, vmid))) = (&a.pre_snapshot, a.op.vm()) {
@@ -238,11 +249,13 @@ pub async fn apply(
     check_risk(plan, opts.allow_risk)?;
     check_destroy(plan, opts.allow_destroy)?;
     crate::firewall::check_plan_proof(plan, settings.unsafe_skip_proof)?;
+    let quiet = |_: &str| {};
     let cx = ExecCx {
         client,
         settings,
         wait: settings.wait,
         seeds: &opts.seeds,
+        progress: &quiet,
     };
     let mut report = ApplyReport {
         plan: plan.id.clone(),
@@ -311,7 +324,7 @@ pub async fn apply(
                 let journal = &journal;
                 let cx = &cx;
                 inflight.push(async move {
-                    let r = run_action(cx, plan, a, journal).await;
+                    let r = run_action(cx, plan, a, journal, progress).await;
                     (a, r)
                 });
             }

@@ -15,6 +15,8 @@ pub struct ExecCx<'a> {
     pub settings: &'a Settings,
     pub wait: WaitOptions,
     pub seeds: &'a crate::bootstrap::SeedSource,
+    /// Where a long step reports how far it is (a download's percent).
+    pub progress: &'a (dyn Fn(&str) + Sync),
 }
 
 /// One kind's steps: what they call (shown in plans, secrets redacted) and how they

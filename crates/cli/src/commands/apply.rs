@@ -166,6 +166,19 @@ impl Progress for Lines {
             self.line(format!("  {line}"));
         }
     }
+    fn step(&self, a: &Action, detail: &str) {
+        match &self.bar {
+            Some(b) => b.set_message(format!("{} {detail}", a.id)),
+            None if !self.quiet => {
+                self.line(format!(
+                    "  … {:<w$} {detail}",
+                    a.id.to_string(),
+                    w = self.width
+                ));
+            }
+            None => {}
+        }
+    }
 }
 
 /// Every secret a seed will need is readable before anything is written: a missing

@@ -26,6 +26,7 @@ pub(crate) async fn run_boot_op(
     op: &BootOp,
     boot: &SeedSource,
     wait: &WaitOptions,
+    progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), StepError> {
     match op {
         BootOp::DownloadImage {
@@ -64,11 +65,28 @@ pub(crate) async fn run_boot_op(
                 timeout: wait.timeout.max(Duration::from_secs(3600)),
                 ..*wait
             };
-            client
-                .wait_task(&upid, opts)
-                .await
-                .map_err(StepError::ctx(format!("download {url} to {volid}")))?;
-            Ok(())
+            // While the node downloads, its task log says how far it is: read the
+            // last lines now and then and pass the newest percent on.
+            let done = client.wait_task(&upid, opts);
+            tokio::pin!(done);
+            let mut last = String::new();
+            loop {
+                tokio::select! {
+                    r = &mut done => {
+                        r.map_err(StepError::ctx(format!("download {url} to {volid}")))?;
+                        return Ok(());
+                    }
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {
+                        if let Ok(lines) = client.task_log_tail(&upid, 3).await
+                            && let Some(p) = lines.iter().rev().find_map(|l| percent_of(l))
+                            && p != last
+                        {
+                            progress(&format!("downloading {filename}: {p}"));
+                            last = p;
+                        }
+                    }
+                }
+            }
         }
         BootOp::GrowDisk {
             node,
@@ -265,4 +283,14 @@ pub(crate) async fn delete_volume(
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(1));
     }
+}
+
+/// The last `NN%` / `NN.NN%` in a task-log line.
+pub(crate) fn percent_of(line: &str) -> Option<String> {
+    let end = line.rfind('%')?;
+    let start = line[..end]
+        .rfind(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map_or(0, |i| i + 1);
+    let num = &line[start..end];
+    (!num.is_empty() && num.chars().any(|c| c.is_ascii_digit())).then(|| format!("{num}%"))
 }

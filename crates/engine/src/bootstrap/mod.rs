@@ -175,7 +175,7 @@ impl crate::op::Step for BootOp {
     }
 
     async fn run(&self, cx: &crate::op::ExecCx<'_>) -> Result<(), crate::error::StepError> {
-        run_boot_op(cx.client, self, cx.seeds, &cx.wait).await
+        run_boot_op(cx.client, self, cx.seeds, &cx.wait, cx.progress).await
     }
 }
 

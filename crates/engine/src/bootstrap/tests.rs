@@ -87,3 +87,17 @@ fn import_syntax() {
         "local-lvm:0,import-from=local:import/d.qcow2"
     );
 }
+
+#[test]
+fn download_progress_is_read_from_task_log_lines() {
+    assert_eq!(
+        percent_of("downloaded 40 of 100 units (40.00%)").as_deref(),
+        Some("40.00%")
+    );
+    assert_eq!(
+        percent_of("  51200K ........ ........  7% 3.1M 2m").as_deref(),
+        Some("7%")
+    );
+    assert_eq!(percent_of("TASK OK"), None);
+    assert_eq!(percent_of("100% sure: no digits before %").as_deref(), None);
+}
