@@ -15,8 +15,26 @@ use std::process::ExitCode;
 /// node flags.
 fn offline_command_help() -> Option<String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let name = args.iter().find(|a| !a.starts_with('-'))?;
-    if !cli::OFFLINE.contains(&name.as_str()) {
+    // The command is the first word that is neither a flag nor a global flag's value;
+    // `labwright help check` asks for `check` too.
+    const TAKES_VALUE: [&str; 5] = ["-o", "--output", "--color", "--target", "--sim-state"];
+    let mut words = Vec::new();
+    let mut skip = false;
+    for a in &args {
+        if skip {
+            skip = false;
+        } else if TAKES_VALUE.contains(&a.as_str()) {
+            skip = true;
+        } else if !a.starts_with('-') {
+            words.push(a.as_str());
+        }
+    }
+    let name = match words.as_slice() {
+        ["help", name, ..] => *name,
+        [name, ..] => *name,
+        [] => return None,
+    };
+    if !cli::OFFLINE.contains(&name) {
         return None;
     }
     let long = !args.iter().any(|a| a == "-h");

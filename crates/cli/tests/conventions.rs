@@ -248,3 +248,98 @@ fn connection_failures_are_said_once_with_what_to_check() {
         out.stderr
     );
 }
+
+/// `labwright sim -v` logs one line per request; `--target env` trusts the node's CA
+/// file (`LABWRIGHT_PVE_CA_FILE`) without a pinned fingerprint; a second simulator on
+/// a busy address says how to pick another.
+#[test]
+fn sim_logs_requests_and_env_target_takes_a_ca_file() {
+    let lab = Lab::new();
+    let state = lab.path().join("simv");
+    let log = lab.path().join("sim.log");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("labwright"))
+        .args(["sim", "-v", "--listen", "127.0.0.1:0", "--sim-state"])
+        .arg(&state)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("sim starts");
+    let creds_path = state.join("credentials.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let creds: serde_json::Value = loop {
+        if let Some(v) = std::fs::read_to_string(&creds_path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .filter(|v| v["url"].is_string())
+        {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "no credentials");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let s = |k: &str| creds[k].as_str().unwrap_or_default().to_string();
+    let mut scan = lab.bare();
+    scan.args(["--target", "env", "scan", "-o", "json"])
+        .env("LABWRIGHT_PVE_URL", s("url"))
+        .env("LABWRIGHT_PVE_TOKEN_ID", s("token_id"))
+        .env("LABWRIGHT_PVE_TOKEN_SECRET", s("token_secret"))
+        .env("LABWRIGHT_PVE_CA_FILE", state.join("pve-root-ca.pem"))
+        .env_remove("LABWRIGHT_PVE_FINGERPRINT");
+    let out = common::run(scan);
+    // A second simulator on the same address.
+    let addr = s("url")
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_string();
+    let busy = common::run({
+        let mut c = lab.bare();
+        c.args(["sim", "--listen", &addr, "--sim-state"])
+            .arg(lab.path().join("other"));
+        c
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    out.expect_code(0, "scan through the CA file");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains("GET /api2/json/cluster/resources →"),
+        "no request line in the sim log:\n{text}"
+    );
+    assert_ne!(busy.code, 0);
+    assert!(
+        busy.stderr.contains("--listen 127.0.0.1:0"),
+        "{}",
+        busy.stderr
+    );
+}
+
+/// Help of offline commands leaves the node flags out, however it is asked for.
+#[test]
+fn offline_help_has_no_node_flags() {
+    let lab = Lab::new();
+    for args in [
+        vec!["check", "--help"],
+        vec!["--output", "json", "check", "--help"],
+        vec!["help", "schema"],
+        vec!["completions", "-h"],
+    ] {
+        let out = common::run({
+            let mut c = lab.bare();
+            c.args(&args);
+            c
+        });
+        out.expect_code(0, &format!("{args:?}"));
+        assert!(
+            out.stdout.contains("Usage: labwright"),
+            "{args:?}: {}",
+            out.stdout
+        );
+        assert!(!out.stdout.contains("--target"), "{args:?}: {}", out.stdout);
+    }
+    let out = common::run({
+        let mut c = lab.bare();
+        c.args(["plan", "--help"]);
+        c
+    });
+    assert!(out.stdout.contains("--target"));
+}

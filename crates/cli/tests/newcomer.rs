@@ -404,3 +404,23 @@ fn a_download_shows_its_progress_while_it_runs() {
         out.stderr
     );
 }
+
+/// The embedded simulator says once that it made a new node here.
+#[test]
+fn a_new_simulated_node_is_announced_once() {
+    let lab = Lab::new();
+    let nas = spec("nas.desired.yaml");
+    let first = lab.run(&["plan", &nas.to_string_lossy()]);
+    first.expect_code(0, "first plan");
+    assert!(
+        first.stderr.contains("created a new simulated node"),
+        "{}",
+        first.stderr
+    );
+    let second = lab.run(&["plan", &nas.to_string_lossy()]);
+    assert!(
+        !second.stderr.contains("created a new simulated node"),
+        "{}",
+        second.stderr
+    );
+}

@@ -322,6 +322,7 @@ async fn run_connected(
                 &crate::render::ApplyDoc {
                     report: &report,
                     plan: &plan,
+                    quiet: g.quiet,
                 },
             )?;
         }
@@ -369,6 +370,7 @@ async fn run_connected(
         &crate::render::ApplyDoc {
             report: &report,
             plan: &plan,
+            quiet: g.quiet,
         },
     )?;
     Ok(ExitCode::from(if report.ok() {

@@ -13,6 +13,9 @@ pub struct ApplyDoc<'a> {
     pub report: &'a ApplyReport,
     #[serde(skip)]
     pub plan: &'a Plan,
+    /// `-q`: a dry run's text leaves the API calls out (JSON keeps them).
+    #[serde(skip)]
+    pub quiet: bool,
 }
 
 impl Document for ApplyDoc<'_> {
@@ -20,7 +23,7 @@ impl Document for ApplyDoc<'_> {
         let (report, plan) = (self.report, self.plan);
         let mut out = String::new();
         if report.dry_run {
-            for w in &report.would_run {
+            for w in report.would_run.iter().filter(|_| !self.quiet) {
                 out.push_str(&format!("{}:\n", w.action));
                 for c in &w.calls {
                     out.push_str(&format!("  {c}\n"));
