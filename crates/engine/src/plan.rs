@@ -150,10 +150,9 @@ impl PlanOut {
     }
 }
 
-/// One resource kind, as the plan builder and validate see it.
+/// One resource kind, as the plan builder sees it.
 pub(crate) struct Kind {
-    /// For messages and the docs' list of kinds.
-    #[allow(dead_code)]
+    /// For the log (`-vvv` shows each kind as it plans).
     pub name: &'static str,
     /// desired → diff → actions (with their API calls) or held items.
     pub plan: fn(&PlanCx<'_>, &mut PlanOut),
@@ -215,6 +214,7 @@ pub fn plan_with_firewall(spec: &Spec, observed: &Observed, fw: Option<&Observed
     };
     let mut out = PlanOut::default();
     for k in KINDS {
+        tracing::trace!(kind = k.name, "planning");
         (k.plan)(&cx, &mut out);
     }
     let states = account(&cx, &mut out);
