@@ -307,13 +307,7 @@ fn shipped_specs_pass_check_strict_and_acknowledging_is_checked() {
 fn an_agent_that_refuses_commands_skips_the_in_guest_checks_with_its_reason() {
     let lab = Lab::new();
     let nas = spec("nas.desired.yaml");
-    let mut apply = lab.cmd(&[
-        "apply",
-        &nas.to_string_lossy(),
-        "--yes",
-        "--journal-dir",
-        &lab.journal_dir().to_string_lossy(),
-    ]);
+    let mut apply = lab.apply_cmd(&nas);
     apply.env_remove("LABWRIGHT_GUEST_CHECKS");
     common::run(apply).expect_code(0, "apply");
     let mut validate = lab.cmd(&[
@@ -382,13 +376,7 @@ fn an_old_plan_file_is_refused_by_its_format_version() {
 fn a_download_shows_its_progress_while_it_runs() {
     let lab = Lab::new();
     let nas = spec("nas.desired.yaml");
-    let mut apply = lab.cmd(&[
-        "apply",
-        &nas.to_string_lossy(),
-        "--yes",
-        "--journal-dir",
-        &lab.journal_dir().to_string_lossy(),
-    ]);
+    let mut apply = lab.apply_cmd(&nas);
     // Downloads of ≈ 1.5 s, progress every ≈ 0.3 s, polled every 0.5 s.
     apply.env("LABWRIGHT_SIM_TIME_SCALE", "0.3");
     let out = common::run(apply);

@@ -156,8 +156,13 @@ impl Lab {
 
     /// `apply SPEC --yes` with this lab's journal.
     pub fn apply(&self, spec: &Path) -> Out {
+        run(self.apply_cmd(spec))
+    }
+
+    /// The `apply SPEC --yes` command, for a test to add its own environment to.
+    pub fn apply_cmd(&self, spec: &Path) -> Command {
         let journal = self.journal_dir();
-        self.run(&[
+        self.cmd(&[
             "apply",
             &spec.to_string_lossy(),
             "--yes",
