@@ -5,6 +5,7 @@ mod commands;
 mod exit;
 mod print;
 mod render;
+mod host;
 mod settings;
 mod target;
 mod ui;

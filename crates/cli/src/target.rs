@@ -51,6 +51,11 @@ struct Profile {
     /// Address the node sees for this machine (NAT, tunnels), for the lockout proof.
     #[allow(dead_code)]
     client_address: Option<String>,
+    /// The node's SSH, `user@host[:port]` (datasets, sanoid).
+    ssh: Option<String>,
+    /// Private key and known_hosts file for it (defaults: your ssh configuration).
+    ssh_identity: Option<PathBuf>,
+    ssh_known_hosts: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,6 +74,13 @@ pub struct Connected {
     pub config: ClientConfig,
     /// The address the node sees labwright connect from (for the lockout proof).
     pub client_addr: Option<std::net::IpAddr>,
+    /// The node's SSH as the target says (a profile's `ssh`, the simulator's own);
+    /// `crate::host` adds the environment and the spec's `node.ssh`.
+    pub ssh: Option<labwright_host::SshTarget>,
+    /// Where `ssh` came from, for messages.
+    pub ssh_origin: String,
+    /// The SSH link, opened on first use and closed with the connection.
+    pub(crate) host: std::sync::OnceLock<Option<std::sync::Arc<labwright_host::Ssh>>>,
     sim: Option<labwright_sim::SimHandle>,
 }
 
@@ -80,6 +92,11 @@ impl Connected {
 
     /// Stops the embedded simulator cleanly (its state is saved).
     pub async fn close(self) {
+        if let Some(Some(h)) = self.host.into_inner()
+            && let Ok(ssh) = std::sync::Arc::try_unwrap(h)
+        {
+            ssh.close().await;
+        }
         if let Some(sim) = self.sim {
             sim.shutdown().await;
         }
@@ -174,6 +191,9 @@ fn env_target(args: &TargetArgs) -> anyhow::Result<Connected> {
         label: url,
         config: cfg,
         client_addr: None,
+        ssh: None,
+        ssh_origin: String::new(),
+        host: Default::default(),
         sim: None,
     })
 }
@@ -241,11 +261,24 @@ fn profile_target(name: &str, args: &TargetArgs) -> anyhow::Result<Connected> {
         })?),
         None => None,
     };
+    let ssh = match &p.ssh {
+        None => None,
+        Some(s) => {
+            let mut t = labwright_host::SshTarget::parse(s)
+                .with_context(|| format!("target `{name}` in {}: ssh", path.display()))?;
+            t.identity = p.ssh_identity.as_deref().map(expand_home);
+            t.known_hosts = p.ssh_known_hosts.as_deref().map(expand_home);
+            Some(t)
+        }
+    };
     Ok(Connected {
         client,
         label: format!("{name} ({})", p.url),
         config: cfg,
         client_addr,
+        ssh,
+        ssh_origin: format!("target `{name}`"),
+        host: Default::default(),
         sim: None,
     })
 }
@@ -304,6 +337,9 @@ async fn sim_target(args: &TargetArgs) -> anyhow::Result<Connected> {
         label: format!("embedded simulator ({})", args.sim_state.display()),
         config,
         client_addr: Some(sim_client_addr),
+        ssh: crate::host::sim_ssh(&sim),
+        ssh_origin: "the embedded simulator".into(),
+        host: Default::default(),
         sim: Some(sim),
     })
 }

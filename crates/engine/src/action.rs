@@ -114,9 +114,17 @@ pub enum ActionId {
     Firewall {
         key: String,
     },
+    /// A storage object: `pool-tank`, `dataset-tank-media`, `sanoid`, `entry-tank-vm`,
+    /// `mapping-tank-media`, `migrate-plex-media-copy`.
+    Storage {
+        key: String,
+    },
 }
 
 impl ActionId {
+    pub fn storage(key: impl Into<String>) -> Self {
+        ActionId::Storage { key: key.into() }
+    }
     pub fn vm(vmid: u32, step: VmStep) -> Self {
         ActionId::Vm { vmid, step }
     }
@@ -163,6 +171,7 @@ impl fmt::Display for ActionId {
             ),
             ActionId::Image { slug } => write!(f, "image-{slug}-download"),
             ActionId::Firewall { key } => write!(f, "fw-{key}"),
+            ActionId::Storage { key } => write!(f, "storage-{key}"),
         }
     }
 }
@@ -213,6 +222,9 @@ impl FromStr for ActionId {
         }
         if let Some(key) = s.strip_prefix("fw-") {
             return Ok(ActionId::Firewall { key: key.into() });
+        }
+        if let Some(key) = s.strip_prefix("storage-").filter(|k| !k.is_empty()) {
+            return Ok(ActionId::Storage { key: key.into() });
         }
         Err(bad())
     }
@@ -280,6 +292,20 @@ pub enum ActionKind {
     FirewallRuleDelete,
     #[serde(rename = "firewall.options")]
     FirewallOptions,
+    #[serde(rename = "zfs.pool")]
+    ZfsPool,
+    #[serde(rename = "zfs.dataset")]
+    ZfsDataset,
+    #[serde(rename = "zfs.snapshots")]
+    ZfsSnapshots,
+    #[serde(rename = "storage.entry")]
+    StorageEntry,
+    #[serde(rename = "storage.mapping")]
+    DirMapping,
+    #[serde(rename = "migration.copy")]
+    MigrationCopy,
+    #[serde(rename = "migration.switch")]
+    MigrationSwitch,
 }
 
 impl fmt::Display for ActionKind {
@@ -319,6 +345,16 @@ pub struct Action {
 }
 
 impl Action {
+    /// Destroys a guest or data on disks (a pool over used disks): needs
+    /// `--allow-destroy` on top of the risk level.
+    pub fn destroys_data(&self) -> bool {
+        self.kind == ActionKind::VmDestroy
+            || matches!(
+                &self.op,
+                Op::Storage(crate::storage::StorageOp::CreatePool { wipe, .. }) if !wipe.is_empty()
+            )
+    }
+
     /// A low-risk action with no downtime, to be filled in by its kind.
     pub fn new(id: ActionId, kind: ActionKind, target: impl Into<String>, op: Op) -> Self {
         Action {
@@ -391,6 +427,9 @@ mod tests {
             },
             ActionId::Firewall {
                 key: "dc-rule-mgmt-admin".into(),
+            },
+            ActionId::Storage {
+                key: "dataset-tank-media".into(),
             },
         ] {
             let s = id.to_string();

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use labwright_pve::PveClient;
 
-use crate::action::{Action, ActionId, ActionKind, Risk};
+use crate::action::{Action, ActionId, Risk};
 use crate::error::{EngineError, StepError};
 use crate::journal::Journal;
 use crate::op::{ExecCx, Op};
@@ -16,7 +16,7 @@ use crate::plan::Plan;
 use crate::settings::Settings;
 
 /// What the user approved for this apply (the engine's [`Settings`] say how it runs).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ApplyOptions {
     /// Print what would be done; call nothing that writes.
     pub dry_run: bool,
@@ -28,6 +28,8 @@ pub struct ApplyOptions {
     pub journal_dir: Option<PathBuf>,
     /// The spec and secret resolver seed steps render from.
     pub seeds: crate::bootstrap::SeedSource,
+    /// The node's shell over SSH (datasets, sanoid, migrations); `None`: not set up.
+    pub host: Option<std::sync::Arc<dyn labwright_host::HostExec>>,
 }
 
 impl Default for ApplyOptions {
@@ -38,6 +40,7 @@ impl Default for ApplyOptions {
             allow_risk: Risk::Medium,
             journal_dir: None,
             seeds: crate::bootstrap::SeedSource::default(),
+            host: None,
         }
     }
 }
@@ -107,14 +110,14 @@ pub fn check_destroy(plan: &Plan, allowed: bool) -> Result<(), EngineError> {
     let destroys: Vec<String> = plan
         .actions
         .iter()
-        .filter(|a| a.kind == ActionKind::VmDestroy)
+        .filter(|a| a.destroys_data())
         .map(|a| a.id.to_string())
         .collect();
     if destroys.is_empty() || allowed {
         return Ok(());
     }
     Err(EngineError::Refused(format!(
-        "the plan destroys guests ({}); pass --allow-destroy (and --allow-risk critical) if that is intended",
+        "the plan destroys guests or data ({}); pass --allow-destroy (and --allow-risk critical) if that is intended",
         destroys.join(", ")
     )))
 }
@@ -215,6 +218,7 @@ async fn run_action(
         wait: base.wait,
         seeds: base.seeds,
         progress: &step,
+        host: base.host,
     };
     let mut snap = None;
     let mut op = std::borrow::Cow::Borrowed(&a.op);
@@ -256,6 +260,7 @@ pub async fn apply(
         wait: settings.wait,
         seeds: &opts.seeds,
         progress: &quiet,
+        host: opts.host.as_deref(),
     };
     let mut report = ApplyReport {
         plan: plan.id.clone(),

@@ -27,6 +27,7 @@ pub mod plan;
 mod probe;
 pub mod redact;
 pub mod settings;
+pub mod storage;
 mod unsupported;
 pub mod validate;
 pub mod vm;

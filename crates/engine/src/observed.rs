@@ -98,6 +98,10 @@ pub struct Observed {
     /// The node's bridges, when the scan read its network (`None`: not read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bridges: Option<BTreeSet<String>>,
+    /// Disks, pools, storage entries, mappings and (over SSH) datasets, when the spec
+    /// declares phase 1 storage ([`crate::storage::scan_storage`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<crate::storage::ObservedStorageSide>,
     /// Requests the scan made (benchmarks compare it with the lower bound).
     pub requests: u64,
 }
@@ -425,6 +429,7 @@ pub async fn scan(
         storages,
         backup_jobs,
         bridges,
+        storage: None,
         requests: client.request_count().saturating_sub(before),
     })
 }
@@ -465,6 +470,9 @@ impl Observed {
         if let Some(b) = &self.bridges {
             h.update(format!("bridges {b:?};"));
         }
+        if let Some(s) = &self.storage {
+            h.update(s.fingerprint());
+        }
         hex::encode(&h.finalize()[..16])
     }
 
@@ -484,4 +492,23 @@ impl Observed {
             .find(|s| s.id == id && (s.node == self.node || s.node.is_empty()))
             .and_then(|s| Some((s.total?.saturating_sub(s.used?), s.total?)))
     }
+}
+
+/// [`scan`] plus, when `spec` declares storage work of its phase, the storage side
+/// (API, and the host shell for datasets when `host` is given).
+pub async fn scan_for_spec(
+    client: &PveClient,
+    host: Option<&dyn labwright_host::HostExec>,
+    spec: &labwright_spec::Spec,
+    node: &str,
+    scope: &ScanScope,
+) -> Result<Observed, EngineError> {
+    let before = client.request_count();
+    let mut observed = scan(client, node, scope).await?;
+    if crate::storage::active(spec) {
+        observed.storage =
+            Some(crate::storage::scan_storage(client, host, spec, observed.node.as_str()).await?);
+        observed.requests = client.request_count().saturating_sub(before);
+    }
+    Ok(observed)
 }

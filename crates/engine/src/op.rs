@@ -17,6 +17,8 @@ pub struct ExecCx<'a> {
     pub seeds: &'a crate::bootstrap::SeedSource,
     /// Where a long step reports how far it is (a download's percent).
     pub progress: &'a (dyn Fn(&str) + Sync),
+    /// The node's shell over SSH, for steps the API cannot do (datasets, sanoid).
+    pub host: Option<&'a dyn labwright_host::HostExec>,
 }
 
 /// One kind's steps: what they call (shown in plans, secrets redacted) and how they
@@ -41,6 +43,9 @@ pub enum Op {
     Bootstrap(crate::bootstrap::BootOp),
     /// Firewall objects; see `crate::firewall`.
     Firewall(crate::firewall::FwOp),
+    /// Pools, datasets, sanoid, storage entries, mappings, migrations; see
+    /// `crate::storage`.
+    Storage(crate::storage::StorageOp),
 }
 
 impl Op {
@@ -50,6 +55,7 @@ impl Op {
             Op::BackupJob(o) => o.api_calls(),
             Op::Bootstrap(o) => o.api_calls(),
             Op::Firewall(o) => o.api_calls(),
+            Op::Storage(o) => o.api_calls(),
         }
     }
 
@@ -60,6 +66,7 @@ impl Op {
             Op::BackupJob(o) => o.vm(),
             Op::Bootstrap(o) => o.vm(),
             Op::Firewall(o) => o.vm(),
+            Op::Storage(o) => o.vm(),
         }
     }
 
@@ -69,6 +76,7 @@ impl Op {
             Op::BackupJob(o) => o.run(cx).await,
             Op::Bootstrap(o) => o.run(cx).await,
             Op::Firewall(o) => o.run(cx).await,
+            Op::Storage(o) => o.run(cx).await,
         }
     }
 }

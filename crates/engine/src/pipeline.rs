@@ -11,7 +11,8 @@ use labwright_spec::types::SecretRef;
 
 use crate::action::ActionKind;
 use crate::error::EngineError;
-use crate::observed::{ScanScope, scan};
+use crate::observed::{ScanScope, scan_for_spec};
+use labwright_host::HostExec;
 use crate::plan::{Plan, plan_with_firewall};
 use crate::settings::Settings;
 
@@ -29,12 +30,13 @@ pub struct Planned {
 /// here, unless the settings' unsafe switch is on (then the plan says so loudly).
 pub async fn plan_spec(
     client: &PveClient,
+    host: Option<&dyn HostExec>,
     spec: &Spec,
     settings: &Settings,
 ) -> Result<Planned, EngineError> {
     let scope = ScanScope::for_spec(spec, settings.concurrency);
     let started = Instant::now();
-    let observed = scan(client, spec.node_name(), &scope).await?;
+    let observed = scan_for_spec(client, host, spec, spec.node_name(), &scope).await?;
     let info = vec![format!(
         "scanned {} guests with {} requests in {} ms",
         observed.vms.len(),
@@ -112,12 +114,13 @@ fn gate_proof(
 /// fingerprint); a stale plan is refused.
 pub async fn check_fresh(
     client: &PveClient,
+    host: Option<&dyn HostExec>,
     spec: &Spec,
     saved: &Plan,
     settings: &Settings,
 ) -> Result<(), EngineError> {
     let scope = ScanScope::for_spec(spec, settings.concurrency);
-    let observed = scan(client, &saved.node, &scope).await?;
+    let observed = scan_for_spec(client, host, spec, &saved.node, &scope).await?;
     let fw = crate::firewall::scan_firewall(client, spec, &observed, settings.client_addr).await?;
     let now =
         crate::firewall::combined_fingerprint(&observed.fingerprint(&scope.vmids), fw.as_ref());

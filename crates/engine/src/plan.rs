@@ -163,6 +163,22 @@ pub(crate) struct Kind {
 /// name; the host network holds what needs a bridge the node lacks).
 pub(crate) const KINDS: &[Kind] = &[
     Kind {
+        name: "zfs pool",
+        plan: crate::storage::pool::plan,
+    },
+    Kind {
+        name: "zfs dataset",
+        plan: crate::storage::dataset::plan,
+    },
+    Kind {
+        name: "storage entry",
+        plan: crate::storage::entry::plan,
+    },
+    Kind {
+        name: "directory mapping",
+        plan: crate::storage::migrate::plan_mappings,
+    },
+    Kind {
         name: "vm",
         plan: crate::vm::diff::plan,
     },
@@ -173,6 +189,10 @@ pub(crate) const KINDS: &[Kind] = &[
     Kind {
         name: "backup job",
         plan: crate::backup_job::plan,
+    },
+    Kind {
+        name: "data migration",
+        plan: crate::storage::migrate::plan,
     },
     Kind {
         name: "firewall",

@@ -1,4 +1,4 @@
-//! Kinds the engine does not manage yet (phase 1 storage, the phase 2 router and its
+//! Kinds the engine does not manage yet (the phase 2 router and its
 //! matrix, Tailscale routes through a guest labwright does not bootstrap): each is held
 //! with what the user can do meanwhile, so a plan never pretends they were handled.
 //! When a kind gets its own module, its arm here goes.
@@ -17,12 +17,6 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
             continue;
         }
         let way_out = match e.kind {
-            K::ZfsPool => {
-                "create the pool on the node (Node → Disks → ZFS) with the declared devices; labwright will only read it until pools are supported"
-            }
-            K::Dataset => "create it on the node with `zfs create`",
-            K::StorageEntry => "add it under Datacenter → Storage",
-            K::Migration => "move the data by hand (rsync, then switch the path)",
             K::Router => {
                 "install and configure the router VM by hand (docs/runbooks) and keep `router:` for the record"
             }

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::EngineError;
 use crate::desired::desired;
-use crate::observed::{Observed, ScanScope, scan};
+use crate::observed::{Observed, ScanScope};
 use crate::plan::PlanCx;
 use crate::plan::plan;
 use crate::settings::Settings;
@@ -94,6 +94,7 @@ pub fn checks(spec: &Spec, observed: &Observed) -> Vec<Check> {
     };
     out.extend(crate::vm::validate::validate(&cx));
     out.extend(crate::backup_job::validate(&cx));
+    out.extend(crate::storage::validate::validate(&cx));
     out
 }
 
@@ -138,13 +139,15 @@ async fn bridge_checks(client: &PveClient, spec: &Spec) -> Vec<Check> {
 /// snapshots; without it, validate only reads.
 pub async fn validate(
     client: &PveClient,
+    host: Option<&dyn labwright_host::HostExec>,
     spec: &Spec,
     settings: &Settings,
     cleanup: bool,
 ) -> Result<ValidationReport, EngineError> {
     let want = desired(spec);
     let scope = ScanScope::for_spec(spec, settings.concurrency);
-    let observed = scan(client, spec.node_name(), &scope).await?;
+    let observed =
+        crate::observed::scan_for_spec(client, host, spec, spec.node_name(), &scope).await?;
     let mut checks = checks(spec, &observed);
     checks.extend(bridge_checks(client, spec).await);
     // Firewall wave (issue 6): re-prove management access on what the node has.

@@ -294,9 +294,16 @@ async fn run_connected(
     let settings = crate::settings::for_target(conn)?;
     let plan = match saved {
         Some(p) => {
-            labwright_engine::pipeline::check_fresh(&conn.client, &loaded.spec, &p, &settings)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let host = conn.host(&loaded.spec)?;
+            labwright_engine::pipeline::check_fresh(
+                &conn.client,
+                crate::host::as_exec(&host),
+                &loaded.spec,
+                &p,
+                &settings,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             p
         }
         None => super::plan::compute(loaded, spec_path, conn, g).await?,
@@ -352,6 +359,9 @@ async fn run_connected(
         journal_dir: (!args.dry_run).then(|| args.journal_dir.clone()),
         // Seeds are rendered from the spec at apply time; the auth key is read here only.
         seeds: labwright_engine::bootstrap::SeedSource::for_spec(loaded.spec.clone()),
+        host: conn
+            .host(&loaded.spec)?
+            .map(|h| h as std::sync::Arc<dyn labwright_host::HostExec>),
     };
     let progress = Lines::for_plan(&plan, g.quiet);
     let report = tokio::select! {

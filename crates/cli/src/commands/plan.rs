@@ -38,9 +38,15 @@ pub async fn compute(
     g: &GlobalArgs,
 ) -> anyhow::Result<labwright_engine::Plan> {
     let settings = crate::settings::for_target(conn)?;
-    let planned = labwright_engine::pipeline::plan_spec(&conn.client, &loaded.spec, &settings)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let host = conn.host(&loaded.spec)?;
+    let planned = labwright_engine::pipeline::plan_spec(
+        &conn.client,
+        crate::host::as_exec(&host),
+        &loaded.spec,
+        &settings,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     for line in &planned.info {
         tracing::info!("{line}");
     }

@@ -37,11 +37,18 @@ pub fn run(args: &ValidateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         let conn = target::connect(&g.target).await?;
         ui::info(g, &format!("target: {}", conn.label));
         let r = match crate::settings::for_target(&conn) {
-            Ok(settings) => {
-                labwright_engine::validate(&conn.client, &loaded.spec, &settings, !args.no_cleanup)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))
-            }
+            Ok(settings) => match conn.host(&loaded.spec) {
+                Ok(host) => labwright_engine::validate(
+                    &conn.client,
+                    crate::host::as_exec(&host),
+                    &loaded.spec,
+                    &settings,
+                    !args.no_cleanup,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}")),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         conn.close().await;

@@ -152,7 +152,10 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
         let path = root.key("backups").key("jobs").index(i).to_string();
         out.own(&path);
         let (a0, h0) = (out.actions.len(), out.held.len());
-        if !storages.is_empty() && !storages.contains(&job.storage.as_str()) {
+        // A storage entry this plan adds counts as there; the job waits for it.
+        let entry = ActionId::storage(format!("entry-{}", job.storage));
+        let entry_planned = out.actions.iter().any(|a| a.id == entry);
+        if !storages.is_empty() && !storages.contains(&job.storage.as_str()) && !entry_planned {
             out.held.push(Held::new(
                 format!("backup-job/{}", job.id),
                 format!(
@@ -167,6 +170,11 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
         } else {
             let have = cx.observed.backup_jobs.get(&job.id);
             plan_job(cx, out, &cx.want.node, job, have);
+            if entry_planned {
+                for a in &mut out.actions[a0..] {
+                    a.depends_on.push(entry.clone());
+                }
+            }
         }
         for a in &mut out.actions[a0..] {
             a.elements.push(path.clone());

@@ -119,6 +119,10 @@ pub fn vm_desired(spec: &Spec, vm: &Vm) -> DesiredVm {
         v.push_str(&format!(",firewall={}", b01(nic.firewall)));
         c.insert(slot.clone(), v);
     }
+    // Datasets migrations move this guest's folders into reach it as virtiofs shares.
+    for (k, v) in crate::storage::migrate::virtiofs_for(spec, vm.vmid) {
+        c.insert(k, v);
+    }
     let mut disks = BTreeMap::new();
     for (slot, d) in &vm.disks {
         let mut options = BTreeMap::new();

@@ -144,3 +144,42 @@ impl PveClient {
         upid_from("POST", &path, r.data)
     }
 }
+
+/// `GET /nodes/{node}/disks/zfs/{name}`: the pool's vdev tree and health.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ZfsPoolDetail {
+    pub name: String,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub errors: Option<String>,
+    #[serde(default)]
+    pub children: Vec<ZfsVdev>,
+}
+
+/// One vdev (or section) of a pool; mirrors and raidz groups nest their disks.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ZfsVdev {
+    pub name: String,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_u64")]
+    pub read: Option<u64>,
+    #[serde(default, deserialize_with = "de::opt_u64")]
+    pub write: Option<u64>,
+    #[serde(default, deserialize_with = "de::opt_u64")]
+    pub cksum: Option<u64>,
+    #[serde(default)]
+    pub children: Vec<ZfsVdev>,
+}
+
+impl PveClient {
+    /// `GET /nodes/{node}/disks/zfs/{name}`.
+    pub async fn zfs_pool_detail(&self, node: &str, name: &str) -> Result<ZfsPoolDetail, Error> {
+        self.get(
+            &format!("/nodes/{}/disks/zfs/{}", seg(node), seg(name)),
+            Params::new(),
+        )
+        .await
+    }
+}

@@ -9,6 +9,7 @@ pub mod backup;
 pub mod cluster;
 pub mod disks;
 pub mod firewall;
+pub mod mapping;
 pub mod network;
 pub mod qemu;
 pub mod storage;

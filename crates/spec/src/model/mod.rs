@@ -142,6 +142,10 @@ pub struct Node {
     /// Storage for ISO images and cloud-init seeds (default `local`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iso_storage: Option<String>,
+    /// The node's SSH, `user@host[:port]`, for what the API cannot do (ZFS datasets,
+    /// sanoid). Your own ssh client, agent and known_hosts are used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<String>,
 }
 
 /// Ports every management source must keep reaching on the node (SSH, web UI): the

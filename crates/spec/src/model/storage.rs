@@ -28,6 +28,11 @@ pub struct ZfsPool {
     pub ashift: u8,
     #[serde(default)]
     pub compression: ZfsCompression,
+    /// Creating a pool wipes its disks. A disk that shows any use (partitions, a
+    /// filesystem, LVM, another pool) is refused unless this is set *and* apply runs
+    /// with `--allow-destroy`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wipe_used_disks: bool,
     #[serde(default = "one_phase")]
     pub phase: Phase,
 }
@@ -66,6 +71,9 @@ pub struct Dataset {
     pub snapshots: Option<SnapshotSchedule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<Size>,
+    /// Other ZFS properties set on the dataset (`recordsize: 1M`, `atime: "off"`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, String>,
     #[serde(default = "one_phase")]
     pub phase: Phase,
 }

@@ -1,0 +1,653 @@
+//! Data migrations from a guest folder into a dataset, as guarded data moves: the
+//! dataset reaches the guest as a virtiofs share (a directory mapping plus a
+//! `virtiofsN` device, which the VM kind adds with its reboot and pre-change
+//! snapshot), the copy runs in the guest with rsync and is verified with SHA-256
+//! manifests of both sides, and only then does the switch put the dataset in the
+//! folder's place. The source is never modified: the switch renames it aside
+//! (`DIR.lw-migrated`), where it stays until removed by hand or a later destructive
+//! step. How far a migration got is a ZFS user property on the dataset
+//! ([`super::MIGRATION_PROP`]), so a scan reads it without the guest, and a copy
+//! stopped midway simply runs again (rsync resumes).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use labwright_host::HostCmd;
+use labwright_spec::model::Migration;
+use labwright_spec::{Spec, YamlPath};
+use serde::{Deserialize, Serialize};
+
+use super::op::{host, run_checked};
+use super::{MANIFEST_DIR, MIGRATION_PROP, StorageOp};
+use crate::action::{Action, ActionId, ActionKind, Change, Held, Risk};
+use crate::error::StepError;
+use crate::op::{ExecCx, Op};
+use crate::plan::{PlanCx, PlanOut};
+
+/// Where the dataset is mounted in the guest while it is copied into.
+pub const STAGING: &str = "/mnt/lw";
+
+/// Suffix of a source folder set aside by the switch.
+pub const KEPT_SUFFIX: &str = ".lw-migrated";
+
+/// How long one rsync may run in the guest (large media libraries take hours).
+const COPY_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+const CMD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Everything a copy or switch needs (plans are self-contained).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationPlan {
+    pub name: String,
+    pub node: String,
+    pub vmid: u32,
+    /// The folder in the guest (`/opt/naas/appdata`).
+    pub source: String,
+    pub dataset: String,
+    /// The virtiofs tag (= mapping id).
+    pub tag: String,
+    /// Folders under `source` that other migrations move (relative, `plex/media`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excludes: Vec<String>,
+    /// Migrations inside this one's folder, already or to be mounted there: (tag,
+    /// absolute path), unmounted and mounted again around the switch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inner: Vec<(String, String)>,
+    /// Every migration tag of this guest (the fstab block lists their mounts).
+    pub vm_tags: Vec<String>,
+    /// Stop Docker while the last sync and the switch run (the guest runs Compose).
+    pub stop_docker: bool,
+}
+
+impl MigrationPlan {
+    fn staging(&self) -> String {
+        format!("{STAGING}/{}", self.tag)
+    }
+
+    fn rsync(&self) -> Vec<String> {
+        let mut v: Vec<String> = ["rsync", "-aHAX", "--delete"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for e in &self.excludes {
+            v.push(format!("--exclude=/{e}/"));
+            v.push(format!("--exclude=/{e}{KEPT_SUFFIX}/"));
+        }
+        v.push(format!("{}/", self.source));
+        v.push(format!("{}/", self.staging()));
+        v
+    }
+
+    fn manifest_file(&self) -> String {
+        format!("{MANIFEST_DIR}/{}.sha256", self.name)
+    }
+}
+
+/// `vm:300:/opt/naas/appdata` → (300, `/opt/naas/appdata`).
+pub(crate) fn parse_vm_source(from: &str) -> Option<(u32, String)> {
+    let rest = from.strip_prefix("vm:")?;
+    let (id, path) = rest.split_once(':')?;
+    let path = path.trim_end_matches('/');
+    (path.starts_with('/') && path.len() > 1).then_some((id.parse().ok()?, path.to_string()))
+}
+
+/// The active migrations out of guests: (index in the spec, migration, vmid, source).
+pub(crate) fn vm_migrations(spec: &Spec) -> Vec<(usize, &Migration, u32, String)> {
+    spec.storage
+        .iter()
+        .flat_map(|s| s.migrations.iter().enumerate())
+        .filter(|(_, m)| m.phase <= spec.phase)
+        .filter_map(|(i, m)| parse_vm_source(&m.from).map(|(v, p)| (i, m, v, p)))
+        .collect()
+}
+
+/// The `virtiofsN` keys a VM gets for the migrations out of it (spec order).
+pub fn virtiofs_for(spec: &Spec, vmid: u32) -> Vec<(String, String)> {
+    vm_migrations(spec)
+        .into_iter()
+        .filter(|(_, _, v, _)| *v == vmid)
+        .enumerate()
+        .map(|(n, (_, m, _, _))| {
+            (
+                format!("virtiofs{n}"),
+                format!("{},expose-acl=1", super::mapping_id(&m.to)),
+            )
+        })
+        .collect()
+}
+
+fn path_of(i: usize) -> String {
+    YamlPath::root()
+        .key("storage")
+        .key("migrations")
+        .index(i)
+        .to_string()
+}
+
+/// The directory-mapping kind: one mapping per dataset a guest receives.
+pub(crate) fn plan_mappings(cx: &PlanCx<'_>, out: &mut PlanOut) {
+    let Some(side) = cx.observed.storage.as_ref() else {
+        return;
+    };
+    let mut seen = Vec::new();
+    for (i, m, _, _) in vm_migrations(cx.spec) {
+        let id = super::mapping_id(&m.to);
+        if seen.contains(&id) {
+            continue;
+        }
+        seen.push(id.clone());
+        let mp = super::mountpoint_of(cx.spec, &m.to);
+        let want = format!("node={},path={mp}", cx.want.node);
+        let have = side.mappings.get(&id);
+        if have.and_then(|h| h.path_on(&cx.want.node)).as_deref() == Some(mp.as_str()) {
+            continue;
+        }
+        let mut map: Vec<String> = have
+            .map(|h| {
+                h.map
+                    .iter()
+                    .filter(|e| !e.split(',').any(|p| p == format!("node={}", cx.want.node)))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        map.push(want.clone());
+        let mut a = Action::new(
+            ActionId::storage(format!("mapping-{id}")),
+            ActionKind::DirMapping,
+            format!("mapping/{id}"),
+            Op::Storage(StorageOp::Mapping {
+                id: id.clone(),
+                create: have.is_none(),
+                map,
+            }),
+        );
+        let ds = ActionId::storage(format!("dataset-{id}"));
+        if out.actions.iter().any(|x| x.id == ds) {
+            a.depends_on.push(ds);
+        }
+        a.phase = m.phase.0;
+        a.changes = vec![Change::added("map", want)];
+        a.reason = format!("shares dataset `{}` with guests as virtiofs tag `{id}`", m.to);
+        a.rollback_hint = format!("`pvesh delete /cluster/mapping/dir/{id}` once no VM uses it");
+        a.expected_downtime = "none".into();
+        a.elements.push(path_of(i));
+        out.actions.push(a);
+    }
+}
+
+/// The migration kind: a copy and a switch per guest folder not yet switched.
+pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
+    let Some(side) = cx.observed.storage.as_ref() else {
+        return;
+    };
+    let all = vm_migrations(cx.spec);
+    // Inner migrations switch first: the outer switch mounts them back.
+    let mut order: Vec<&(usize, &Migration, u32, String)> = all.iter().collect();
+    order.sort_by_key(|(_, _, _, src)| std::cmp::Reverse(src.matches('/').count()));
+    for (i, m, vmid, source) in order {
+        let (i, vmid) = (*i, *vmid);
+        let path = path_of(i);
+        out.own(&path);
+        let target = format!("migration/{}", m.name);
+        let host_read = side.host().is_some();
+        if !host_read {
+            let why = match &side.host {
+                super::HostSide::Unavailable { why } => why.clone(),
+                _ => "the node's datasets were not read".into(),
+            };
+            let mut h = Held::new(
+                target,
+                format!("a migration needs the node's SSH: {why}"),
+                "give labwright the node's SSH (node.ssh or LABWRIGHT_SSH_TARGET)",
+            );
+            h.elements.push(path);
+            out.held.push(h);
+            continue;
+        }
+        let state = side.migration_state(&m.to, &m.name);
+        if state.as_deref() == Some("switched") {
+            continue;
+        }
+        let tag = super::mapping_id(&m.to);
+        let inner: Vec<&(usize, &Migration, u32, String)> = all
+            .iter()
+            .filter(|(_, _, v, s)| *v == vmid && s.starts_with(&format!("{source}/")))
+            .collect();
+        let vm_spec = cx.spec.vms.iter().find(|v| v.vmid == vmid);
+        let mp = MigrationPlan {
+            name: m.name.clone(),
+            node: cx.want.node.clone(),
+            vmid,
+            source: source.clone(),
+            dataset: m.to.clone(),
+            tag: tag.clone(),
+            excludes: inner
+                .iter()
+                .filter_map(|(_, _, _, s)| s.strip_prefix(&format!("{source}/")))
+                .map(str::to_string)
+                .collect(),
+            inner: inner
+                .iter()
+                .map(|(_, im, _, s)| (super::mapping_id(&im.to), s.clone()))
+                .collect(),
+            vm_tags: all
+                .iter()
+                .filter(|(_, _, v, _)| *v == vmid)
+                .map(|(_, im, _, _)| super::mapping_id(&im.to))
+                .collect(),
+            stop_docker: vm_spec
+                .and_then(|v| v.bootstrap.as_ref())
+                .is_some_and(|b| b.docker.is_some()),
+        };
+        // Everything the guest and the share need comes first.
+        let mut deps: Vec<ActionId> = out
+            .actions
+            .iter()
+            .filter(|a| {
+                a.id.vmid() == Some(vmid)
+                    || a.id == ActionId::storage(format!("mapping-{tag}"))
+                    || a.id == ActionId::storage(format!("dataset-{tag}"))
+            })
+            .map(|a| a.id.clone())
+            .collect();
+        let vm_name = vm_spec.map(|v| v.name.clone()).unwrap_or_default();
+        if state.is_none() {
+            let mut a = Action::new(
+                ActionId::storage(format!("migrate-{}-copy", m.name)),
+                ActionKind::MigrationCopy,
+                target.clone(),
+                Op::Storage(StorageOp::MigrateCopy(mp.clone())),
+            );
+            a.phase = m.phase.0;
+            a.depends_on = deps.clone();
+            a.changes = vec![Change::added(
+                "copy",
+                format!("vm {vmid}:{source} → {} (verified by SHA-256)", m.to),
+            )];
+            a.reason = format!(
+                "copies {source} in {vm_name} into dataset `{}` with rsync and compares both sides (count, bytes, SHA-256); the source is only read",
+                m.to
+            );
+            a.rollback_hint = format!(
+                "nothing to undo in the guest; the copy in `{}` can be removed with `zfs destroy` and recreated",
+                m.to
+            );
+            a.expected_downtime = "none (the guest keeps running; a stopped copy resumes on the next apply)".into();
+            a.elements.push(path.clone());
+            deps = vec![a.id.clone()];
+            out.actions.push(a);
+        }
+        for (_, im, _, _) in &inner {
+            let sw = ActionId::storage(format!("migrate-{}-switch", im.name));
+            if out.actions.iter().any(|a| a.id == sw) {
+                deps.push(sw);
+            }
+        }
+        let mut a = Action::new(
+            ActionId::storage(format!("migrate-{}-switch", m.name)),
+            ActionKind::MigrationSwitch,
+            target,
+            Op::Storage(StorageOp::MigrateSwitch(mp.clone())),
+        );
+        a.phase = m.phase.0;
+        a.risk = Risk::Medium;
+        a.depends_on = deps;
+        a.pre_snapshot = Some(format!("lw-{}", cx.plan_tag));
+        a.changes = vec![
+            Change::added("mount", format!("{tag} on {source} (virtiofs, fstab)")),
+            Change::added("kept source", format!("{source}{KEPT_SUFFIX}")),
+        ];
+        a.reason = format!(
+            "{}a last sync and compare, then dataset `{}` is mounted in place of {source}; the old folder is kept as {source}{KEPT_SUFFIX}",
+            if mp.stop_docker {
+                "Docker is stopped, "
+            } else {
+                ""
+            },
+            m.to
+        );
+        a.expected_downtime = if mp.stop_docker {
+            "Docker's containers are stopped during the last sync and the switch (about a minute plus the changes since the copy)".into()
+        } else {
+            "writes to the folder pause during the last sync and the switch".into()
+        };
+        a.downtime_seconds = 60;
+        a.rollback_hint = format!(
+            "in the guest: `umount {source} && rmdir {source} && mv {source}{KEPT_SUFFIX} {source}` and drop the labwright block from /etc/fstab; or `qm rollback {vmid} lw-{}`",
+            cx.plan_tag
+        );
+        a.elements.push(path);
+        out.actions.push(a);
+    }
+}
+
+/// The lines a copy shows in the plan.
+pub(crate) fn copy_calls(m: &MigrationPlan) -> Vec<String> {
+    let g = |s: &str| format!("AGENT {} {s}", m.vmid);
+    vec![
+        g(&format!("mkdir -p {}", m.staging())),
+        g(&format!("mount -t virtiofs {} {}", m.tag, m.staging())),
+        g(&m.rsync().join(" ")),
+        g(&format!("find {} -type f -exec sha256sum {{}} +", m.source)),
+        g(&format!("find {} -type f -exec sha256sum {{}} +", m.staging())),
+        format!(
+            "SSH install -D -m 0644 /dev/stdin {} < (manifest)",
+            m.manifest_file()
+        ),
+        format!("SSH zfs set {MIGRATION_PROP}={}=copied {}", m.name, m.dataset),
+    ]
+}
+
+/// The lines a switch shows in the plan.
+pub(crate) fn switch_calls(m: &MigrationPlan) -> Vec<String> {
+    let g = |s: &str| format!("AGENT {} {s}", m.vmid);
+    let mut v = Vec::new();
+    if m.stop_docker {
+        v.push(g("systemctl stop docker.socket docker.service"));
+    }
+    v.push(g(&m.rsync().join(" ")));
+    v.push(g("(manifests of both sides compared again)"));
+    v.push(g(&format!("umount {}", m.staging())));
+    for (_, p) in m.inner.iter().rev() {
+        v.push(g(&format!("umount {p}")));
+    }
+    v.push(g(&format!("mv {} {}{KEPT_SUFFIX}", m.source, m.source)));
+    v.push(g(&format!("mkdir -p {}", m.source)));
+    v.push(g(&format!("mount -t virtiofs {} {}", m.tag, m.source)));
+    for (t, p) in &m.inner {
+        v.push(g(&format!("mount -t virtiofs {t} {p}")));
+    }
+    v.push(g("/etc/fstab: the labwright block lists the virtiofs mounts"));
+    if m.stop_docker {
+        v.push(g("systemctl start docker.service"));
+    }
+    v.push(format!("SSH zfs set {MIGRATION_PROP}={}=switched {}", m.name, m.dataset));
+    v
+}
+
+/// Runs `argv` in the guest; a non-zero exit is an error with what it printed.
+async fn guest(cx: &ExecCx<'_>, m: &MigrationPlan, argv: &[&str], timeout: Duration) -> Result<String, StepError> {
+    let (code, out, err) = crate::agent::exec(cx.client, &m.node, m.vmid, argv, timeout)
+        .await
+        .map_err(|e| {
+            StepError::Refused(format!(
+                "VM {}: cannot run `{}` through the guest agent: {}",
+                m.vmid,
+                argv.join(" "),
+                crate::agent::first_line(&e)
+            ))
+        })?;
+    if code != 0 {
+        return Err(StepError::Refused(format!(
+            "VM {}: `{}` failed (exit {code}): {}",
+            m.vmid,
+            argv.join(" "),
+            crate::agent::first_line(if err.trim().is_empty() { &out } else { &err })
+        )));
+    }
+    Ok(out)
+}
+
+/// Mount targets by source tag/device, from `findmnt -rn -o TARGET,SOURCE,FSTYPE`.
+async fn mounts(cx: &ExecCx<'_>, m: &MigrationPlan) -> Result<Vec<(String, String, String)>, StepError> {
+    let out = guest(cx, m, &["findmnt", "-rn", "-o", "TARGET,SOURCE,FSTYPE"], CMD_TIMEOUT).await?;
+    Ok(out
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            match f[..] {
+                [t, s, fs] => Some((t.replace("\\x20", " "), s.to_string(), fs.to_string())),
+                _ => None,
+            }
+        })
+        .collect())
+}
+
+/// Files under `dir` (relative path → SHA-256), minus the excluded folders.
+async fn manifest(
+    cx: &ExecCx<'_>,
+    m: &MigrationPlan,
+    dir: &str,
+) -> Result<(BTreeMap<String, String>, u64), StepError> {
+    let out = guest(cx, m, &["find", dir, "-type", "f", "-exec", "sha256sum", "{}", "+"], COPY_TIMEOUT).await?;
+    let sizes = guest(cx, m, &["find", dir, "-type", "f", "-printf", "%s\\t%P\\n"], COPY_TIMEOUT).await?;
+    let prefix = format!("{dir}/");
+    let skip = |rel: &str| {
+        m.excludes.iter().any(|e| {
+            let kept = format!("{e}{KEPT_SUFFIX}");
+            rel == e
+                || rel.starts_with(&format!("{e}/"))
+                || rel == kept
+                || rel.starts_with(&format!("{kept}/"))
+        })
+    };
+    let mut files = BTreeMap::new();
+    for line in out.lines() {
+        let Some((hash, p)) = line.split_once("  ") else {
+            continue;
+        };
+        let rel = p.strip_prefix(&prefix).unwrap_or(p).to_string();
+        if !skip(&rel) {
+            files.insert(rel, hash.trim_start_matches('\\').to_string());
+        }
+    }
+    let mut bytes = 0u64;
+    for line in sizes.lines() {
+        if let Some((n, rel)) = line.split_once('\t')
+            && !skip(rel)
+        {
+            bytes += n.trim().parse::<u64>().unwrap_or(0);
+        }
+    }
+    Ok((files, bytes))
+}
+
+/// Copies and compares; returns the verified manifest text.
+async fn sync_and_verify(cx: &ExecCx<'_>, m: &MigrationPlan) -> Result<String, StepError> {
+    let staging = m.staging();
+    let mounted = mounts(cx, m).await?.into_iter().any(|(t, s, _)| t == staging && s == m.tag);
+    if !mounted {
+        guest(cx, m, &["mkdir", "-p", &staging], CMD_TIMEOUT).await?;
+        guest(cx, m, &["mount", "-t", "virtiofs", &m.tag, &staging], CMD_TIMEOUT).await?;
+    }
+    (cx.progress)(&format!("copying {} → {}", m.source, m.dataset));
+    let argv = m.rsync();
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    guest(cx, m, &args, COPY_TIMEOUT).await.map_err(|e| {
+        StepError::Refused(format!(
+            "{e}\nThe copy stopped; the source is untouched. Run apply again: the copy resumes where it stopped."
+        ))
+    })?;
+    (cx.progress)("comparing both sides (SHA-256)");
+    let (src, src_bytes) = manifest(cx, m, &m.source).await?;
+    let (dst, dst_bytes) = manifest(cx, m, &staging).await?;
+    if src != dst || src_bytes != dst_bytes {
+        let mut diff: Vec<String> = src
+            .iter()
+            .filter(|(k, v)| dst.get(*k) != Some(*v))
+            .map(|(k, _)| format!("{k} (differs or missing in the copy)"))
+            .chain(dst.keys().filter(|k| !src.contains_key(*k)).map(|k| format!("{k} (only in the copy)")))
+            .take(5)
+            .collect();
+        diff.sort();
+        return Err(StepError::Refused(format!(
+            "migration {}: the copy does not match the source ({} files, {src_bytes} bytes vs {} files, {dst_bytes} bytes): {}. Nothing was switched; run apply again.",
+            m.name,
+            src.len(),
+            dst.len(),
+            diff.join("; ")
+        )));
+    }
+    Ok(src
+        .iter()
+        .map(|(k, v)| format!("{v}  {k}\n"))
+        .collect::<String>()
+        + &format!("# {} files, {src_bytes} bytes\n", src.len()))
+}
+
+async fn record(cx: &ExecCx<'_>, m: &MigrationPlan, manifest: &str, state: &str) -> Result<(), StepError> {
+    let h = host(cx)?;
+    run_checked(
+        h,
+        &HostCmd::new(["install", "-D", "-m", "0644", "/dev/stdin", &m.manifest_file()])
+            .with_stdin(manifest),
+    )
+    .await?;
+    run_checked(
+        h,
+        &HostCmd::new([
+            "zfs".to_string(),
+            "set".into(),
+            format!("{MIGRATION_PROP}={}={state}", m.name),
+            m.dataset.clone(),
+        ]),
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn run_copy(cx: &ExecCx<'_>, m: &MigrationPlan) -> Result<(), StepError> {
+    host(cx)?;
+    let manifest = sync_and_verify(cx, m).await?;
+    record(cx, m, &manifest, "copied").await
+}
+
+pub(crate) async fn run_switch(cx: &ExecCx<'_>, m: &MigrationPlan) -> Result<(), StepError> {
+    host(cx)?;
+    let kept = format!("{}{KEPT_SUFFIX}", m.source);
+    let exists = crate::agent::exec(cx.client, &m.node, m.vmid, &["test", "-e", &kept], CMD_TIMEOUT)
+        .await
+        .map(|(c, _, _)| c == 0)
+        .unwrap_or(false);
+    if exists {
+        return Err(StepError::Refused(format!(
+            "VM {}: {kept} already exists (an earlier switch kept it there); move it away first — labwright never overwrites a kept source",
+            m.vmid
+        )));
+    }
+    if m.stop_docker {
+        guest(cx, m, &["systemctl", "stop", "docker.socket", "docker.service"], CMD_TIMEOUT).await?;
+    }
+    let result = switch_inner(cx, m, &kept).await;
+    if m.stop_docker {
+        let started = guest(cx, m, &["systemctl", "start", "docker.service"], CMD_TIMEOUT).await;
+        if let (Ok(_), Err(e)) = (&result, started) {
+            return Err(e);
+        }
+    }
+    let manifest = result?;
+    record(cx, m, &manifest, "switched").await
+}
+
+async fn switch_inner(cx: &ExecCx<'_>, m: &MigrationPlan, kept: &str) -> Result<String, StepError> {
+    let manifest = sync_and_verify(cx, m).await?;
+    let staging = m.staging();
+    guest(cx, m, &["umount", &staging], CMD_TIMEOUT).await?;
+    let now = mounts(cx, m).await?;
+    for (_, p) in m.inner.iter().rev() {
+        if now.iter().any(|(t, _, _)| t == p) {
+            guest(cx, m, &["umount", p], CMD_TIMEOUT).await?;
+        }
+    }
+    guest(cx, m, &["mv", &m.source, kept], CMD_TIMEOUT).await?;
+    let placed = async {
+        guest(cx, m, &["mkdir", "-p", &m.source], CMD_TIMEOUT).await?;
+        guest(cx, m, &["mount", "-t", "virtiofs", &m.tag, &m.source], CMD_TIMEOUT).await?;
+        for (t, p) in &m.inner {
+            guest(cx, m, &["mkdir", "-p", p], CMD_TIMEOUT).await?;
+            guest(cx, m, &["mount", "-t", "virtiofs", t, p], CMD_TIMEOUT).await?;
+        }
+        write_fstab(cx, m).await
+    }
+    .await;
+    if let Err(e) = placed {
+        // Put the folder back as it was: the source was only renamed.
+        let _ = guest(cx, m, &["umount", &m.source], CMD_TIMEOUT).await;
+        let _ = guest(cx, m, &["rmdir", &m.source], CMD_TIMEOUT).await;
+        let back = guest(cx, m, &["mv", kept, &m.source], CMD_TIMEOUT).await;
+        return Err(match back {
+            Ok(_) => StepError::Refused(format!("{e}; the folder was put back as it was")),
+            Err(b) => StepError::Refused(format!(
+                "{e}; putting the folder back failed too ({b}): in the guest, move {kept} back to {} by hand",
+                m.source
+            )),
+        });
+    }
+    Ok(manifest)
+}
+
+const FSTAB_BEGIN: &str = "# labwright begin: datasets shared with this guest (virtiofs)";
+const FSTAB_END: &str = "# labwright end";
+
+/// Rewrites the labwright block of `/etc/fstab` from the mounts in place now.
+async fn write_fstab(cx: &ExecCx<'_>, m: &MigrationPlan) -> Result<(), StepError> {
+    let now = mounts(cx, m).await?;
+    let mut lines: Vec<(String, String)> = now
+        .into_iter()
+        .filter(|(t, s, fs)| fs == "virtiofs" && m.vm_tags.contains(s) && !t.starts_with(STAGING))
+        .map(|(t, s, _)| (s, t))
+        .collect();
+    lines.sort_by_key(|(_, t)| (t.matches('/').count(), t.clone()));
+    let current = guest(cx, m, &["cat", "/etc/fstab"], CMD_TIMEOUT).await.unwrap_or_default();
+    let mut kept: Vec<&str> = Vec::new();
+    let mut inside = false;
+    for l in current.lines() {
+        if l == FSTAB_BEGIN {
+            inside = true;
+        } else if l == FSTAB_END {
+            inside = false;
+        } else if !inside {
+            kept.push(l);
+        }
+    }
+    let mut text: String = kept.iter().map(|l| format!("{l}\n")).collect();
+    text.push_str(FSTAB_BEGIN);
+    text.push('\n');
+    for (tag, target) in &lines {
+        text.push_str(&format!("{tag} {} virtiofs defaults,nofail 0 0\n", target.replace(' ', "\\040")));
+    }
+    text.push_str(FSTAB_END);
+    text.push('\n');
+    cx.client
+        .agent_file_write(&m.node, m.vmid, "/etc/fstab", &text, None)
+        .await
+        .map_err(|e| StepError::api(format!("VM {}: write /etc/fstab", m.vmid), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_sources_parse() {
+        assert_eq!(
+            parse_vm_source("vm:300:/opt/naas/appdata/"),
+            Some((300, "/opt/naas/appdata".into()))
+        );
+        assert_eq!(parse_vm_source("vm:300:relative"), None);
+        assert_eq!(parse_vm_source("vm:x:/a"), None);
+        assert_eq!(parse_vm_source("backup-job:nightly"), None);
+        assert_eq!(parse_vm_source("vm:300:/"), None);
+    }
+
+    #[test]
+    fn rsync_excludes_inner_folders_and_their_kept_copies() {
+        let m = MigrationPlan {
+            name: "docker-appdata".into(),
+            node: "n".into(),
+            vmid: 300,
+            source: "/opt/naas/appdata".into(),
+            dataset: "tank/appdata".into(),
+            tag: "tank-appdata".into(),
+            excludes: vec!["plex/media".into()],
+            inner: vec![],
+            vm_tags: vec![],
+            stop_docker: true,
+        };
+        assert_eq!(
+            m.rsync().join(" "),
+            "rsync -aHAX --delete --exclude=/plex/media/ --exclude=/plex/media.lw-migrated/ /opt/naas/appdata/ /mnt/lw/tank-appdata/"
+        );
+    }
+}
