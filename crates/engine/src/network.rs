@@ -94,6 +94,28 @@ fn hold_unrunnable(cx: &PlanCx<'_>, out: &mut PlanOut, bridges: &BTreeSet<String
                 ));
             }
         }
+        // A virtiofs share whose mapping (and dataset) is not there and not planned.
+        let have_cfg = cx.observed.vms.get(&vm.vmid).and_then(|o| o.config.as_ref());
+        for (k, v) in crate::storage::migrate::virtiofs_for(cx.spec, vm.vmid) {
+            if have_cfg.and_then(|c| c.get(&k)) == Some(&v) {
+                continue;
+            }
+            let tag = v.split(',').next().unwrap_or_default().to_string();
+            let mapped = cx
+                .observed
+                .storage
+                .as_ref()
+                .is_some_and(|s| s.mappings.contains_key(&tag));
+            let planned = out
+                .actions
+                .iter()
+                .any(|a| a.id == ActionId::storage(format!("mapping-{tag}")));
+            if !mapped && !planned {
+                why.entry(vm.vmid).or_default().push(format!(
+                    "{k} shares `{tag}`, whose dataset and mapping are not ready"
+                ));
+            }
+        }
         if !storages.is_empty()
             && let Some(d) = cx.want.vms.get(&vm.vmid)
         {

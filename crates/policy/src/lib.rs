@@ -12,6 +12,7 @@ mod mgmt;
 mod phase;
 mod refs;
 mod secrets;
+mod storage;
 mod tags;
 mod vms;
 
@@ -133,6 +134,31 @@ pub const RULES: &[RuleInfo] = &[
         summary: "OS images are files the node can fetch itself: no xz/zip for `import` images (PVE decompresses gz/lzo/zst/bz2, for ISOs only).",
     },
     RuleInfo {
+        id: "zfs-layout",
+        severity: Severity::Error,
+        summary: "A pool has enough devices for its raid level (mirror 2, raidz 3, raidz2 4), each disk in one pool once, ashift 9–16.",
+    },
+    RuleInfo {
+        id: "zfs-device-name",
+        severity: Severity::Warning,
+        summary: "Pool devices are named by /dev/disk/by-id/… or serial, not kernel names (sdb) that change across boots.",
+    },
+    RuleInfo {
+        id: "storage-path",
+        severity: Severity::Error,
+        summary: "Storage entries hold content their type supports; a dir storage on a pool lies under a declared dataset's mountpoint.",
+    },
+    RuleInfo {
+        id: "backup-target",
+        severity: Severity::Error,
+        summary: "Backups do not target the storage that holds the guests' disks.",
+    },
+    RuleInfo {
+        id: "migration-target",
+        severity: Severity::Error,
+        summary: "Each migrated guest folder moves into a dataset of its own.",
+    },
+    RuleInfo {
         id: "vm-resources",
         severity: Severity::Error,
         summary: "VM cores, memory and disk sizes are within what PVE accepts.",
@@ -199,6 +225,7 @@ pub fn check_with(loaded: &Loaded, opts: &CheckOptions) -> Vec<Diagnostic> {
     fwnames::run(&mut ctx);
     secrets::run(&mut ctx);
     backups::run(&mut ctx);
+    storage::run(&mut ctx);
     phase::run(&mut ctx);
     acknowledge(&mut ctx);
     let mut out = ctx.out;

@@ -1,7 +1,7 @@
 //! The plan as text (one block per action, readable at 80 columns) and as Markdown
 //! (a table, for pull requests). JSON is the plan itself.
 
-use labwright_engine::plan::Plan;
+use labwright_engine::plan::{ActionKind, Plan};
 
 use crate::print::Document;
 
@@ -47,6 +47,16 @@ fn render_actions_text(plan: &Plan) -> String {
         if let Some(snap) = &a.pre_snapshot {
             out.push_str(&format!("{pad}pre-snapshot: {snap}\n"));
         }
+        // Why, where it matters most: what a critical step erases, what a migration does.
+        let tell = a.risk == labwright_engine::plan::Risk::Critical
+            || a.destroys_data()
+            || matches!(
+                a.kind,
+                ActionKind::MigrationCopy | ActionKind::MigrationSwitch
+            );
+        if tell && !a.reason.is_empty() {
+            out.push_str(&format!("{pad}why: {}\n", a.reason));
+        }
         if !a.depends_on.is_empty() {
             out.push_str(&format!(
                 "{pad}after: {}\n",
@@ -79,6 +89,15 @@ fn render_actions_text(plan: &Plan) -> String {
             out.push_str(&format!(
                 "{pad}… {more} more change(s) (`-o json` lists them all)\n"
             ));
+        }
+        // Commands run on the node or in a guest are shown like the API calls they
+        // stand in for (JSON has every call).
+        for c in a
+            .api_calls
+            .iter()
+            .filter(|c| c.starts_with("SSH ") || c.starts_with("AGENT "))
+        {
+            out.push_str(&format!("{pad}$ {c}\n"));
         }
         out.push_str(&format!("{pad}rollback: {}\n", a.rollback_hint));
     }

@@ -129,6 +129,23 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
                 }
             }
         }
+        // A folder on a dataset waits for the dataset: without it the path is an
+        // empty folder on the system disk.
+        if s.kind == PveStorageType::Dir
+            && let Some(b) = &base
+        {
+            let planned = deps
+                .iter()
+                .any(|d| *d == ActionId::storage(format!("dataset-{}", super::mapping_id(b))));
+            let there = side.host().is_some_and(|h| h.datasets.contains_key(b));
+            if !planned && !there {
+                held(
+                    format!("its folder lies on dataset `{b}`, which is not on the node (or could not be read) and is not created by this plan"),
+                    "see the dataset's held item",
+                );
+                continue;
+            }
+        }
         let id = ActionId::storage(format!("entry-{}", s.id));
         let (create, params, changes, reason) = match side.configs.get(&s.id) {
             None => (

@@ -137,6 +137,19 @@ pub(crate) fn plan_mappings(cx: &PlanCx<'_>, out: &mut PlanOut) {
         }
         seen.push(id.clone());
         let mp = super::mountpoint_of(cx.spec, &m.to);
+        let ds = ActionId::storage(format!("dataset-{id}"));
+        let ds_planned = out.actions.iter().any(|x| x.id == ds);
+        let ds_there = side.host().is_some_and(|h| h.datasets.contains_key(&m.to));
+        if !ds_planned && !ds_there {
+            let mut h = Held::new(
+                format!("mapping/{id}"),
+                format!("it shares dataset `{}`, which is not on the node and not created by this plan", m.to),
+                "see the dataset's held item",
+            );
+            h.elements.push(path_of(i));
+            out.held.push(h);
+            continue;
+        }
         let want = format!("node={},path={mp}", cx.want.node);
         let have = side.mappings.get(&id);
         if have.and_then(|h| h.path_on(&cx.want.node)).as_deref() == Some(mp.as_str()) {
@@ -162,8 +175,7 @@ pub(crate) fn plan_mappings(cx: &PlanCx<'_>, out: &mut PlanOut) {
                 map,
             }),
         );
-        let ds = ActionId::storage(format!("dataset-{id}"));
-        if out.actions.iter().any(|x| x.id == ds) {
+        if ds_planned {
             a.depends_on.push(ds);
         }
         a.phase = m.phase.0;
@@ -182,6 +194,23 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
         return;
     };
     let all = vm_migrations(cx.spec);
+    // A guest's new virtiofs devices need their mappings first.
+    let mapping_ids: Vec<ActionId> = out
+        .actions
+        .iter()
+        .filter(|a| a.kind == ActionKind::DirMapping)
+        .map(|a| a.id.clone())
+        .collect();
+    for a in out.actions.iter_mut() {
+        let adds_share = a.changes.iter().any(|c| c.field.starts_with("virtiofs"));
+        if adds_share && a.id.vmid().is_some() {
+            for id in &mapping_ids {
+                if !a.depends_on.contains(id) {
+                    a.depends_on.push(id.clone());
+                }
+            }
+        }
+    }
     // Inner migrations switch first: the outer switch mounts them back.
     let mut order: Vec<&(usize, &Migration, u32, String)> = all.iter().collect();
     order.sort_by_key(|(_, _, _, src)| std::cmp::Reverse(src.matches('/').count()));
