@@ -21,8 +21,13 @@ pub fn sim_ssh(sim: &labwright_sim::SimHandle) -> Option<SshTarget> {
 }
 
 /// The SSH target for `spec` on `conn`, if any is set anywhere.
-pub fn target_for(conn: &Connected, spec: &labwright_spec::Spec) -> anyhow::Result<Option<SshTarget>> {
-    let env = std::env::var("LABWRIGHT_SSH_TARGET").ok().filter(|s| !s.trim().is_empty());
+pub fn target_for(
+    conn: &Connected,
+    spec: &labwright_spec::Spec,
+) -> anyhow::Result<Option<SshTarget>> {
+    let env = std::env::var("LABWRIGHT_SSH_TARGET")
+        .ok()
+        .filter(|s| !s.trim().is_empty());
     let mut t = if let Some(v) = env {
         Some(SshTarget::parse(&v).context("LABWRIGHT_SSH_TARGET")?)
     } else if let Some(t) = &conn.ssh {

@@ -3,9 +3,9 @@
 mod cli;
 mod commands;
 mod exit;
+mod host;
 mod print;
 mod render;
-mod host;
 mod settings;
 mod target;
 mod ui;

@@ -95,7 +95,11 @@ fn hold_unrunnable(cx: &PlanCx<'_>, out: &mut PlanOut, bridges: &BTreeSet<String
             }
         }
         // A virtiofs share whose mapping (and dataset) is not there and not planned.
-        let have_cfg = cx.observed.vms.get(&vm.vmid).and_then(|o| o.config.as_ref());
+        let have_cfg = cx
+            .observed
+            .vms
+            .get(&vm.vmid)
+            .and_then(|o| o.config.as_ref());
         for (k, v) in crate::storage::migrate::virtiofs_for(cx.spec, vm.vmid) {
             if have_cfg.and_then(|c| c.get(&k)) == Some(&v) {
                 continue;

@@ -12,9 +12,9 @@ use labwright_spec::types::SecretRef;
 use crate::action::ActionKind;
 use crate::error::EngineError;
 use crate::observed::{ScanScope, scan_for_spec};
-use labwright_host::HostExec;
 use crate::plan::{Plan, plan_with_firewall};
 use crate::settings::Settings;
+use labwright_host::HostExec;
 
 /// A plan and what the caller should show about how it was made.
 pub struct Planned {

@@ -133,7 +133,10 @@ mod tests {
             stdout: String::new(),
             stderr: "\ncannot create 'tank/x': parent does not exist\n".into(),
         };
-        let e = out.checked("root@n:22", &c).expect_err("exit 1").to_string();
+        let e = out
+            .checked("root@n:22", &c)
+            .expect_err("exit 1")
+            .to_string();
         assert!(e.contains("zfs create tank/x"), "{e}");
         assert!(e.contains("exit 1"), "{e}");
         assert!(e.contains("parent does not exist"), "{e}");

@@ -62,6 +62,8 @@ pub enum HostError {
         code: i32,
         stderr: String,
     },
-    #[error("cannot run the local ssh client: {0}\n  help: install OpenSSH's client (`apt-get install openssh-client`)")]
+    #[error(
+        "cannot run the local ssh client: {0}\n  help: install OpenSSH's client (`apt-get install openssh-client`)"
+    )]
     Local(String),
 }

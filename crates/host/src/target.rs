@@ -151,7 +151,9 @@ mod tests {
             ("-oProxyCommand=x", "cannot start with"),
             ("root@a b", "spaces"),
         ] {
-            let e = SshTarget::parse(v).expect_err("must be refused").to_string();
+            let e = SshTarget::parse(v)
+                .expect_err("must be refused")
+                .to_string();
             assert!(e.contains(why), "{v:?}: {e}");
         }
     }

@@ -48,12 +48,9 @@ pub(crate) fn run(ctx: &mut Ctx<'_>) {
         }
         if !(9..=16).contains(&p.ashift) {
             ctx.emit(
-                Diagnostic::error(
-                    "zfs-layout",
-                    format!("ashift {} is outside 9–16", p.ashift),
-                )
-                .label("ashift")
-                .help("use 12 for 4K-sector disks (almost every HDD and SSD today)"),
+                Diagnostic::error("zfs-layout", format!("ashift {} is outside 9–16", p.ashift))
+                    .label("ashift")
+                    .help("use 12 for 4K-sector disks (almost every HDD and SSD today)"),
                 &pp.key("ashift"),
             );
         }
@@ -103,13 +100,13 @@ pub(crate) fn run(ctx: &mut Ctx<'_>) {
                 ctx.emit(
                     Diagnostic::error(
                         "storage-path",
-                        format!(
-                            "a {} storage cannot hold `{c}`",
-                            crate::enum_name(&s.kind)
-                        ),
+                        format!("a {} storage cannot hold `{c}`", crate::enum_name(&s.kind)),
                     )
                     .label("unsupported content")
-                    .help(format!("content types it supports: {}", supported.join(", "))),
+                    .help(format!(
+                        "content types it supports: {}",
+                        supported.join(", ")
+                    )),
                     &ep.key("content").index(j),
                 );
             }
@@ -160,7 +157,12 @@ pub(crate) fn run(ctx: &mut Ctx<'_>) {
             .iter()
             .flat_map(|vm| vm.disks.values().filter_map(|d| d.storage.clone()))
             .collect();
-        v.push(spec.node.vm_storage.clone().unwrap_or_else(|| "local-lvm".into()));
+        v.push(
+            spec.node
+                .vm_storage
+                .clone()
+                .unwrap_or_else(|| "local-lvm".into()),
+        );
         v
     };
     for (i, job) in spec.backups.iter().flat_map(|b| b.jobs.iter()).enumerate() {
@@ -197,7 +199,10 @@ pub(crate) fn run(ctx: &mut Ctx<'_>) {
             ctx.emit(
                 Diagnostic::error(
                     "migration-target",
-                    format!("migrations `{other}` and `{}` both move into `{}`", m.name, m.to),
+                    format!(
+                        "migrations `{other}` and `{}` both move into `{}`",
+                        m.name, m.to
+                    ),
                 )
                 .label("second migration into this dataset")
                 .help("give each migrated folder its own dataset"),

@@ -31,7 +31,10 @@ pub(crate) fn raw_value(prop: &str, v: &str) -> String {
     if !SIZE_PROPS.contains(&prop) || v == "none" {
         return v.to_string();
     }
-    let t = v.trim().trim_end_matches(['b', 'B']).trim_end_matches(['i']);
+    let t = v
+        .trim()
+        .trim_end_matches(['b', 'B'])
+        .trim_end_matches(['i']);
     let (num, mult) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
         Some('K') => (&t[..t.len() - 1], 1u64 << 10),
         Some('M') => (&t[..t.len() - 1], 1 << 20),
@@ -205,11 +208,7 @@ pub(crate) fn sanoid_conf(cx: &PlanCx<'_>) -> Option<String> {
         let Some(snap) = &d.snapshots else { continue };
         any = true;
         let n = |f: SnapshotFrequency| {
-            if snap.schedule == f {
-                snap.keep
-            } else {
-                0
-            }
+            if snap.schedule == f { snap.keep } else { 0 }
         };
         s.push_str(&format!(
             "\n[{}]\n\tfrequently = 0\n\thourly = {}\n\tdaily = {}\n\tweekly = {}\n\tmonthly = 0\n\tyearly = 0\n\tautosnap = yes\n\tautoprune = yes\n",
@@ -249,12 +248,20 @@ fn plan_sanoid(cx: &PlanCx<'_>, out: &mut PlanOut) {
         changes.push(Change {
             field: SANOID_CONF.into(),
             before: sn.config.as_ref().map(|c| format!("{} bytes", c.len())),
-            after: Some(format!("{} bytes (the spec's snapshot schedules)", conf.len())),
+            after: Some(format!(
+                "{} bytes (the spec's snapshot schedules)",
+                conf.len()
+            )),
             effect: Effect::Hotplug,
         });
     }
     if !sn.installed || !sn.timer_enabled || !sn.timer_active {
-        cmds.push(HostCmd::new(["systemctl", "enable", "--now", "sanoid.timer"]));
+        cmds.push(HostCmd::new([
+            "systemctl",
+            "enable",
+            "--now",
+            "sanoid.timer",
+        ]));
         changes.push(Change::added("sanoid.timer", "enabled, active"));
     }
     if cmds.is_empty() {

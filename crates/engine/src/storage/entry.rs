@@ -103,7 +103,10 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
                 format!(
                     "a {} storage cannot hold {}; PVE would drop it",
                     type_name(s.kind),
-                    bad.iter().map(|b| format!("`{b}`")).collect::<Vec<_>>().join(", ")
+                    bad.iter()
+                        .map(|b| format!("`{b}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 "keep to the content types the storage type supports",
             );
@@ -140,7 +143,9 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
             let there = side.host().is_some_and(|h| h.datasets.contains_key(b));
             if !planned && !there {
                 held(
-                    format!("its folder lies on dataset `{b}`, which is not on the node (or could not be read) and is not created by this plan"),
+                    format!(
+                        "its folder lies on dataset `{b}`, which is not on the node (or could not be read) and is not created by this plan"
+                    ),
                     "see the dataset's held item",
                 );
                 continue;
@@ -162,10 +167,7 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
                     ("path", have.path.clone()),
                     ("pool", have.pool.clone()),
                 ];
-                if let Some((k, h)) = fixed
-                    .iter()
-                    .find(|(k, h)| get(k).is_some() && get(k) != *h)
-                {
+                if let Some((k, h)) = fixed.iter().find(|(k, h)| get(k).is_some() && get(k) != *h) {
                     held(
                         format!(
                             "storage `{}` exists with {k}={}, the spec says {}; PVE cannot change {k} of an existing storage",
@@ -210,7 +212,12 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
                         });
                     }
                 }
-                (false, params, changes, "options differ from the spec".to_string())
+                (
+                    false,
+                    params,
+                    changes,
+                    "options differ from the spec".to_string(),
+                )
             }
         };
         if params.is_empty() {

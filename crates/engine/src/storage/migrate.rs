@@ -143,7 +143,10 @@ pub(crate) fn plan_mappings(cx: &PlanCx<'_>, out: &mut PlanOut) {
         if !ds_planned && !ds_there {
             let mut h = Held::new(
                 format!("mapping/{id}"),
-                format!("it shares dataset `{}`, which is not on the node and not created by this plan", m.to),
+                format!(
+                    "it shares dataset `{}`, which is not on the node and not created by this plan",
+                    m.to
+                ),
                 "see the dataset's held item",
             );
             h.elements.push(path_of(i));
@@ -180,7 +183,10 @@ pub(crate) fn plan_mappings(cx: &PlanCx<'_>, out: &mut PlanOut) {
         }
         a.phase = m.phase.0;
         a.changes = vec![Change::added("map", want)];
-        a.reason = format!("shares dataset `{}` with guests as virtiofs tag `{id}`", m.to);
+        a.reason = format!(
+            "shares dataset `{}` with guests as virtiofs tag `{id}`",
+            m.to
+        );
         a.rollback_hint = format!("`pvesh delete /cluster/mapping/dir/{id}` once no VM uses it");
         a.expected_downtime = "none".into();
         a.elements.push(path_of(i));
@@ -302,7 +308,8 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
                 "nothing to undo in the guest; the copy in `{}` can be removed with `zfs destroy` and recreated",
                 m.to
             );
-            a.expected_downtime = "none (the guest keeps running; a stopped copy resumes on the next apply)".into();
+            a.expected_downtime =
+                "none (the guest keeps running; a stopped copy resumes on the next apply)".into();
             a.elements.push(path.clone());
             deps = vec![a.id.clone()];
             out.actions.push(a);
@@ -359,12 +366,18 @@ pub(crate) fn copy_calls(m: &MigrationPlan) -> Vec<String> {
         g(&format!("mount -t virtiofs {} {}", m.tag, m.staging())),
         g(&m.rsync().join(" ")),
         g(&format!("find {} -type f -exec sha256sum {{}} +", m.source)),
-        g(&format!("find {} -type f -exec sha256sum {{}} +", m.staging())),
+        g(&format!(
+            "find {} -type f -exec sha256sum {{}} +",
+            m.staging()
+        )),
         format!(
             "SSH install -D -m 0644 /dev/stdin {} < (manifest)",
             m.manifest_file()
         ),
-        format!("SSH zfs set {MIGRATION_PROP}={}=copied {}", m.name, m.dataset),
+        format!(
+            "SSH zfs set {MIGRATION_PROP}={}=copied {}",
+            m.name, m.dataset
+        ),
     ]
 }
 
@@ -387,16 +400,26 @@ pub(crate) fn switch_calls(m: &MigrationPlan) -> Vec<String> {
     for (t, p) in &m.inner {
         v.push(g(&format!("mount -t virtiofs {t} {p}")));
     }
-    v.push(g("/etc/fstab: the labwright block lists the virtiofs mounts"));
+    v.push(g(
+        "/etc/fstab: the labwright block lists the virtiofs mounts",
+    ));
     if m.stop_docker {
         v.push(g("systemctl start docker.service"));
     }
-    v.push(format!("SSH zfs set {MIGRATION_PROP}={}=switched {}", m.name, m.dataset));
+    v.push(format!(
+        "SSH zfs set {MIGRATION_PROP}={}=switched {}",
+        m.name, m.dataset
+    ));
     v
 }
 
 /// Runs `argv` in the guest; a non-zero exit is an error with what it printed.
-async fn guest(cx: &ExecCx<'_>, m: &MigrationPlan, argv: &[&str], timeout: Duration) -> Result<String, StepError> {
+async fn guest(
+    cx: &ExecCx<'_>,
+    m: &MigrationPlan,
+    argv: &[&str],
+    timeout: Duration,
+) -> Result<String, StepError> {
     let (code, out, err) = crate::agent::exec(cx.client, &m.node, m.vmid, argv, timeout)
         .await
         .map_err(|e| {
@@ -419,8 +442,17 @@ async fn guest(cx: &ExecCx<'_>, m: &MigrationPlan, argv: &[&str], timeout: Durat
 }
 
 /// Mount targets by source tag/device, from `findmnt -rn -o TARGET,SOURCE,FSTYPE`.
-async fn mounts(cx: &ExecCx<'_>, m: &MigrationPlan) -> Result<Vec<(String, String, String)>, StepError> {
-    let out = guest(cx, m, &["findmnt", "-rn", "-o", "TARGET,SOURCE,FSTYPE"], CMD_TIMEOUT).await?;
+async fn mounts(
+    cx: &ExecCx<'_>,
+    m: &MigrationPlan,
+) -> Result<Vec<(String, String, String)>, StepError> {
+    let out = guest(
+        cx,
+        m,
+        &["findmnt", "-rn", "-o", "TARGET,SOURCE,FSTYPE"],
+        CMD_TIMEOUT,
+    )
+    .await?;
     Ok(out
         .lines()
         .filter_map(|l| {
@@ -439,8 +471,20 @@ async fn manifest(
     m: &MigrationPlan,
     dir: &str,
 ) -> Result<(BTreeMap<String, String>, u64), StepError> {
-    let out = guest(cx, m, &["find", dir, "-type", "f", "-exec", "sha256sum", "{}", "+"], COPY_TIMEOUT).await?;
-    let sizes = guest(cx, m, &["find", dir, "-type", "f", "-printf", "%s\\t%P\\n"], COPY_TIMEOUT).await?;
+    let out = guest(
+        cx,
+        m,
+        &["find", dir, "-type", "f", "-exec", "sha256sum", "{}", "+"],
+        COPY_TIMEOUT,
+    )
+    .await?;
+    let sizes = guest(
+        cx,
+        m,
+        &["find", dir, "-type", "f", "-printf", "%s\\t%P\\n"],
+        COPY_TIMEOUT,
+    )
+    .await?;
     let prefix = format!("{dir}/");
     let skip = |rel: &str| {
         m.excludes.iter().any(|e| {
@@ -475,10 +519,19 @@ async fn manifest(
 /// Copies and compares; returns the verified manifest text.
 async fn sync_and_verify(cx: &ExecCx<'_>, m: &MigrationPlan) -> Result<String, StepError> {
     let staging = m.staging();
-    let mounted = mounts(cx, m).await?.into_iter().any(|(t, s, _)| t == staging && s == m.tag);
+    let mounted = mounts(cx, m)
+        .await?
+        .into_iter()
+        .any(|(t, s, _)| t == staging && s == m.tag);
     if !mounted {
         guest(cx, m, &["mkdir", "-p", &staging], CMD_TIMEOUT).await?;
-        guest(cx, m, &["mount", "-t", "virtiofs", &m.tag, &staging], CMD_TIMEOUT).await?;
+        guest(
+            cx,
+            m,
+            &["mount", "-t", "virtiofs", &m.tag, &staging],
+            CMD_TIMEOUT,
+        )
+        .await?;
     }
     (cx.progress)(&format!("copying {} → {}", m.source, m.dataset));
     let argv = m.rsync();
@@ -496,7 +549,11 @@ async fn sync_and_verify(cx: &ExecCx<'_>, m: &MigrationPlan) -> Result<String, S
             .iter()
             .filter(|(k, v)| dst.get(*k) != Some(*v))
             .map(|(k, _)| format!("{k} (differs or missing in the copy)"))
-            .chain(dst.keys().filter(|k| !src.contains_key(*k)).map(|k| format!("{k} (only in the copy)")))
+            .chain(
+                dst.keys()
+                    .filter(|k| !src.contains_key(*k))
+                    .map(|k| format!("{k} (only in the copy)")),
+            )
             .take(5)
             .collect();
         diff.sort();
@@ -515,12 +572,24 @@ async fn sync_and_verify(cx: &ExecCx<'_>, m: &MigrationPlan) -> Result<String, S
         + &format!("# {} files, {src_bytes} bytes\n", src.len()))
 }
 
-async fn record(cx: &ExecCx<'_>, m: &MigrationPlan, manifest: &str, state: &str) -> Result<(), StepError> {
+async fn record(
+    cx: &ExecCx<'_>,
+    m: &MigrationPlan,
+    manifest: &str,
+    state: &str,
+) -> Result<(), StepError> {
     let h = host(cx)?;
     run_checked(
         h,
-        &HostCmd::new(["install", "-D", "-m", "0644", "/dev/stdin", &m.manifest_file()])
-            .with_stdin(manifest),
+        &HostCmd::new([
+            "install",
+            "-D",
+            "-m",
+            "0644",
+            "/dev/stdin",
+            &m.manifest_file(),
+        ])
+        .with_stdin(manifest),
     )
     .await?;
     run_checked(
@@ -545,10 +614,16 @@ pub(crate) async fn run_copy(cx: &ExecCx<'_>, m: &MigrationPlan) -> Result<(), S
 pub(crate) async fn run_switch(cx: &ExecCx<'_>, m: &MigrationPlan) -> Result<(), StepError> {
     host(cx)?;
     let kept = format!("{}{KEPT_SUFFIX}", m.source);
-    let exists = crate::agent::exec(cx.client, &m.node, m.vmid, &["test", "-e", &kept], CMD_TIMEOUT)
-        .await
-        .map(|(c, _, _)| c == 0)
-        .unwrap_or(false);
+    let exists = crate::agent::exec(
+        cx.client,
+        &m.node,
+        m.vmid,
+        &["test", "-e", &kept],
+        CMD_TIMEOUT,
+    )
+    .await
+    .map(|(c, _, _)| c == 0)
+    .unwrap_or(false);
     if exists {
         return Err(StepError::Refused(format!(
             "VM {}: {kept} already exists (an earlier switch kept it there); move it away first — labwright never overwrites a kept source",
@@ -556,11 +631,23 @@ pub(crate) async fn run_switch(cx: &ExecCx<'_>, m: &MigrationPlan) -> Result<(),
         )));
     }
     if m.stop_docker {
-        guest(cx, m, &["systemctl", "stop", "docker.socket", "docker.service"], CMD_TIMEOUT).await?;
+        guest(
+            cx,
+            m,
+            &["systemctl", "stop", "docker.socket", "docker.service"],
+            CMD_TIMEOUT,
+        )
+        .await?;
     }
     let result = switch_inner(cx, m, &kept).await;
     if m.stop_docker {
-        let started = guest(cx, m, &["systemctl", "start", "docker.service"], CMD_TIMEOUT).await;
+        let started = guest(
+            cx,
+            m,
+            &["systemctl", "start", "docker.service"],
+            CMD_TIMEOUT,
+        )
+        .await;
         if let (Ok(_), Err(e)) = (&result, started) {
             return Err(e);
         }
@@ -582,7 +669,13 @@ async fn switch_inner(cx: &ExecCx<'_>, m: &MigrationPlan, kept: &str) -> Result<
     guest(cx, m, &["mv", &m.source, kept], CMD_TIMEOUT).await?;
     let placed = async {
         guest(cx, m, &["mkdir", "-p", &m.source], CMD_TIMEOUT).await?;
-        guest(cx, m, &["mount", "-t", "virtiofs", &m.tag, &m.source], CMD_TIMEOUT).await?;
+        guest(
+            cx,
+            m,
+            &["mount", "-t", "virtiofs", &m.tag, &m.source],
+            CMD_TIMEOUT,
+        )
+        .await?;
         for (t, p) in &m.inner {
             guest(cx, m, &["mkdir", "-p", p], CMD_TIMEOUT).await?;
             guest(cx, m, &["mount", "-t", "virtiofs", t, p], CMD_TIMEOUT).await?;
@@ -618,7 +711,9 @@ async fn write_fstab(cx: &ExecCx<'_>, m: &MigrationPlan) -> Result<(), StepError
         .map(|(t, s, _)| (s, t))
         .collect();
     lines.sort_by_key(|(_, t)| (t.matches('/').count(), t.clone()));
-    let current = guest(cx, m, &["cat", "/etc/fstab"], CMD_TIMEOUT).await.unwrap_or_default();
+    let current = guest(cx, m, &["cat", "/etc/fstab"], CMD_TIMEOUT)
+        .await
+        .unwrap_or_default();
     let mut kept: Vec<&str> = Vec::new();
     let mut inside = false;
     for l in current.lines() {
@@ -634,7 +729,10 @@ async fn write_fstab(cx: &ExecCx<'_>, m: &MigrationPlan) -> Result<(), StepError
     text.push_str(FSTAB_BEGIN);
     text.push('\n');
     for (tag, target) in &lines {
-        text.push_str(&format!("{tag} {} virtiofs defaults,nofail 0 0\n", target.replace(' ', "\\040")));
+        text.push_str(&format!(
+            "{tag} {} virtiofs defaults,nofail 0 0\n",
+            target.replace(' ', "\\040")
+        ));
     }
     text.push_str(FSTAB_END);
     text.push('\n');

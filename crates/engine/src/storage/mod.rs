@@ -59,7 +59,9 @@ pub enum HostSide {
     #[default]
     NotNeeded,
     /// Needed, but no SSH target, or it could not be reached: why.
-    Unavailable { why: String },
+    Unavailable {
+        why: String,
+    },
     Read(HostState),
 }
 
@@ -128,7 +130,12 @@ impl ObservedStorageSide {
 
     /// The migration state recorded on `dataset` for migration `name`.
     pub fn migration_state(&self, dataset: &str, name: &str) -> Option<String> {
-        let v = self.host()?.datasets.get(dataset)?.props.get(MIGRATION_PROP)?;
+        let v = self
+            .host()?
+            .datasets
+            .get(dataset)?
+            .props
+            .get(MIGRATION_PROP)?;
         let (n, state) = v.split_once('=')?;
         (n == name).then(|| state.to_string())
     }
@@ -148,8 +155,7 @@ pub(crate) fn active(spec: &Spec) -> bool {
 pub(crate) fn needs_host(spec: &Spec) -> bool {
     spec.storage.as_ref().is_some_and(|s| {
         s.datasets.iter().any(|d| d.phase <= spec.phase)
-            || s
-                .migrations
+            || s.migrations
                 .iter()
                 .any(|m| m.phase <= spec.phase && m.from.starts_with("vm:"))
     })

@@ -175,7 +175,11 @@ impl Step for StorageOp {
                 }
                 Ok(())
             }
-            StorageOp::Entry { id, create, params: p } => {
+            StorageOp::Entry {
+                id,
+                create,
+                params: p,
+            } => {
                 let what = format!("{} storage {id}", if *create { "add" } else { "update" });
                 let r: Result<serde_json::Value, _> = if *create {
                     let mut all = labwright_pve::Params::new().set("storage", id.as_str());

@@ -253,12 +253,27 @@ mod tests {
 
     #[test]
     fn devices_resolve_by_id_serial_and_name() {
-        let disks = vec![disk("/dev/sdb", "WD-1", None), disk("/dev/sdc", "WD-2", None)];
+        let disks = vec![
+            disk("/dev/sdb", "WD-1", None),
+            disk("/dev/sdc", "WD-2", None),
+        ];
         let by_id = "/dev/disk/by-id/ata-WDC_WD40EFPX-68C6CN0_WD-2";
-        assert_eq!(resolve(by_id, &disks).map(|d| d.devpath.as_str()), Some("/dev/sdc"));
-        assert_eq!(resolve("serial:WD-1", &disks).map(|d| d.devpath.as_str()), Some("/dev/sdb"));
-        assert_eq!(resolve("sdb", &disks).map(|d| d.devpath.as_str()), Some("/dev/sdb"));
-        assert_eq!(resolve("/dev/sdc", &disks).map(|d| d.devpath.as_str()), Some("/dev/sdc"));
+        assert_eq!(
+            resolve(by_id, &disks).map(|d| d.devpath.as_str()),
+            Some("/dev/sdc")
+        );
+        assert_eq!(
+            resolve("serial:WD-1", &disks).map(|d| d.devpath.as_str()),
+            Some("/dev/sdb")
+        );
+        assert_eq!(
+            resolve("sdb", &disks).map(|d| d.devpath.as_str()),
+            Some("/dev/sdb")
+        );
+        assert_eq!(
+            resolve("/dev/sdc", &disks).map(|d| d.devpath.as_str()),
+            Some("/dev/sdc")
+        );
         assert!(resolve("/dev/disk/by-id/ata-X_WD-3", &disks).is_none());
         assert!(resolve("/dev/disk/by-id/wwn-0x5000WD-1", &disks).is_some());
         assert!(is_kernel_name("sdb") && !is_kernel_name(by_id));

@@ -40,7 +40,10 @@ pub async fn scan_storage(
     let mut side = ObservedStorageSide {
         disks,
         pools,
-        configs: configs.into_iter().map(|c| (c.storage.clone(), c)).collect(),
+        configs: configs
+            .into_iter()
+            .map(|c| (c.storage.clone(), c))
+            .collect(),
         status: status.into_iter().map(|s| (s.storage.clone(), s)).collect(),
         mappings: mappings.into_iter().map(|m| (m.id.clone(), m)).collect(),
         ..Default::default()

@@ -30,7 +30,11 @@ pub(crate) fn validate(cx: &PlanCx<'_>) -> Vec<Check> {
             format!(
                 "state {}; {}",
                 detail.state.as_deref().unwrap_or("unknown"),
-                if errors.is_empty() { "no errors reported" } else { &errors }
+                if errors.is_empty() {
+                    "no errors reported"
+                } else {
+                    &errors
+                }
             ),
         ));
         // The vdev tree: pool → (mirror-0 → disks) or pool → disks.
@@ -48,7 +52,9 @@ pub(crate) fn validate(cx: &PlanCx<'_>) -> Vec<Check> {
         let leaves: Vec<&labwright_pve::api::disks::ZfsVdev> = match want_group {
             Some(g) => top
                 .iter()
-                .filter(|c| c.name.starts_with(g) || (g == "raidz1" && c.name.starts_with("raidz-")))
+                .filter(|c| {
+                    c.name.starts_with(g) || (g == "raidz1" && c.name.starts_with("raidz-"))
+                })
                 .flat_map(|c| c.children.iter())
                 .collect(),
             None => top.iter().collect(),
@@ -136,12 +142,23 @@ pub(crate) fn validate(cx: &PlanCx<'_>) -> Vec<Check> {
             let s = &h.sanoid;
             out.push(check(
                 "sanoid snapshots",
-                s.installed && s.config.as_deref() == Some(conf.as_str()) && s.timer_enabled && s.timer_active,
+                s.installed
+                    && s.config.as_deref() == Some(conf.as_str())
+                    && s.timer_enabled
+                    && s.timer_active,
                 format!(
                     "package {}, config {}, timer {} and {}",
                     if s.installed { "installed" } else { "missing" },
-                    if s.config.as_deref() == Some(conf.as_str()) { "as generated" } else { "differs" },
-                    if s.timer_enabled { "enabled" } else { "disabled" },
+                    if s.config.as_deref() == Some(conf.as_str()) {
+                        "as generated"
+                    } else {
+                        "differs"
+                    },
+                    if s.timer_enabled {
+                        "enabled"
+                    } else {
+                        "disabled"
+                    },
                     if s.timer_active { "active" } else { "inactive" }
                 ),
             ));
