@@ -143,7 +143,10 @@ pub fn cells(spec: &Spec, phase: u8) -> Result<Vec<Cell>, CompileError> {
         .into_iter()
         .flat_map(|(d, a)| d.iter().chain(a.iter()))
         .collect();
-    let mgmt: Vec<(L4, (u16, u16))> = MANAGEMENT_PORTS.iter().map(|p| (L4::Tcp, (*p, *p))).collect();
+    let mgmt: Vec<(L4, (u16, u16))> = MANAGEMENT_PORTS
+        .iter()
+        .map(|p| (L4::Tcp, (*p, *p)))
+        .collect();
     let mut dests = vec![Dest {
         ep: world.endpoint("node", &root.key("node"))?,
         ports: mgmt,
@@ -155,10 +158,18 @@ pub fn cells(spec: &Spec, phase: u8) -> Result<Vec<Cell>, CompileError> {
         }
         let mut ports = Vec::new();
         for e in vm.firewall.iter().flat_map(|f| f.allow.iter()) {
-            ports.extend(ranges(&e.ports).into_iter().filter_map(|r| Some((l4(e.proto)?, r))));
+            ports.extend(
+                ranges(&e.ports)
+                    .into_iter()
+                    .filter_map(|r| Some((l4(e.proto)?, r))),
+            );
         }
         for f in flows.iter().filter(|f| f.to == vm.name) {
-            ports.extend(ranges(&f.ports).into_iter().filter_map(|r| Some((l4(f.proto)?, r))));
+            ports.extend(
+                ranges(&f.ports)
+                    .into_iter()
+                    .filter_map(|r| Some((l4(f.proto)?, r))),
+            );
         }
         if ports.is_empty() {
             continue;
@@ -241,13 +252,19 @@ fn path_of(spec: &Spec, rs: &RuleSet, row: &Endpoint, dest: &Endpoint) -> Path {
         }
         (Zone::Tailnet, Zone::Segment(b)) => {
             let seg_cidr = spec.networks.segments.get(b).map(|s| s.cidr);
-            let route = spec.tailscale.iter().flat_map(|t| t.subnet_routes.iter()).find(|r| {
-                r.phase.0 <= rs.phase
-                    && (r.route == *b
-                        || r.route.parse::<labwright_spec::types::Cidr>().is_ok_and(|c| {
-                            seg_cidr.is_some_and(|s| c.0.contains(&s.0.trunc()))
-                        }))
-            });
+            let route = spec
+                .tailscale
+                .iter()
+                .flat_map(|t| t.subnet_routes.iter())
+                .find(|r| {
+                    r.phase.0 <= rs.phase
+                        && (r.route == *b
+                            || r.route
+                                .parse::<labwright_spec::types::Cidr>()
+                                .is_ok_and(|c| {
+                                    seg_cidr.is_some_and(|s| c.0.contains(&s.0.trunc()))
+                                }))
+                });
             match route {
                 None => Path::NoRoute,
                 Some(r) if r.via == rs.router_vm => {
@@ -285,7 +302,11 @@ fn hit(
     r: (u16, u16),
 ) -> Option<String> {
     list.iter().enumerate().find_map(|(i, f)| {
-        let path = YamlPath::root().key("firewall").key("matrix").key(key).index(i);
+        let path = YamlPath::root()
+            .key("firewall")
+            .key("matrix")
+            .key(key)
+            .index(i);
         if !proto_covers(f.proto, proto) || !ports_cover(&ranges(&f.ports), r) {
             return None;
         }
@@ -305,7 +326,13 @@ fn hit(
 
 /// Intent of the guest's own side: its allowlist, or the management guards for the
 /// node.
-fn guest_intent(world: &World<'_>, row: &Endpoint, d: &Dest, proto: L4, r: (u16, u16)) -> (Intent, String) {
+fn guest_intent(
+    world: &World<'_>,
+    row: &Endpoint,
+    d: &Dest,
+    proto: L4,
+    r: (u16, u16),
+) -> (Intent, String) {
     let spec = world.spec;
     let Some(i) = d.vm else {
         let g = &spec.safety_guards;
@@ -347,7 +374,9 @@ fn cell(world: &World<'_>, row: &Endpoint, d: &Dest, proto: L4, r: (u16, u16), p
     let explicit = matrix_flows(spec, world.phase).and_then(|(deny, allow)| {
         hit(world, deny, "deny", row, &d.ep, proto, r)
             .map(|p| (Intent::Deny, p))
-            .or_else(|| hit(world, allow, "allow", row, &d.ep, proto, r).map(|p| (Intent::Allow, p)))
+            .or_else(|| {
+                hit(world, allow, "allow", row, &d.ep, proto, r).map(|p| (Intent::Allow, p))
+            })
     });
     let guest = explicit
         .clone()
@@ -363,7 +392,10 @@ fn cell(world: &World<'_>, row: &Endpoint, d: &Dest, proto: L4, r: (u16, u16), p
                 },
                 "firewall.matrix.defaultBetweenSegments".to_string(),
             ),
-            _ => (Intent::Deny, "no matrix in force: the router forwards nothing".into()),
+            _ => (
+                Intent::Deny,
+                "no matrix in force: the router forwards nothing".into(),
+            ),
         };
         let note = (guest.0 != Intent::None && guest.0 != i).then(|| {
             format!(

@@ -225,8 +225,7 @@ fn hosts(
     interfaces: &[Interface],
     router_vm: &str,
 ) -> Result<Vec<Host>, CompileError> {
-    let on_router =
-        |seg: &str| interfaces.iter().any(|i| i.segment.as_deref() == Some(seg));
+    let on_router = |seg: &str| interfaces.iter().any(|i| i.segment.as_deref() == Some(seg));
     let mut out = Vec::new();
     if let Ok(h) = world.node_host(&YamlPath::root().key("node"))
         && on_router(&h.segment)
@@ -287,7 +286,10 @@ fn link_of(ep: &Endpoint, interfaces: &[Interface]) -> Option<String> {
 }
 
 fn nets_text(nets: &[Cidr]) -> String {
-    nets.iter().map(Cidr::to_string).collect::<Vec<_>>().join(", ")
+    nets.iter()
+        .map(Cidr::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One matrix flow → a forward rule, or the reason the router never sees it.
@@ -441,7 +443,10 @@ fn input_rules(spec: &Spec, interfaces: &[Interface]) -> Vec<Rule> {
     if !g.management_access_cidrs.is_empty() {
         rules.push(mgmt(
             "management",
-            g.management_access_cidrs.iter().map(|c| network(*c)).collect(),
+            g.management_access_cidrs
+                .iter()
+                .map(|c| network(*c))
+                .collect(),
             "admin CIDRs → router SSH and GUI",
             guards.key("managementAccessCidrs"),
         ));

@@ -27,7 +27,9 @@ pub enum CompileError {
         known: String,
     },
 
-    #[error("{path}: `{name}` belongs to phase {its_phase}, later than phase {phase}; it does not exist yet")]
+    #[error(
+        "{path}: `{name}` belongs to phase {its_phase}, later than phase {phase}; it does not exist yet"
+    )]
     NotInPhase {
         path: YamlPath,
         name: String,

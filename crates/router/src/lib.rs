@@ -15,7 +15,7 @@ pub use cells::{Cell, Intent, Path, cells};
 pub use compile::compile;
 pub use error::CompileError;
 pub use model::{
-    Action, AddrSet, Chain, Host, Interface, L4, Masquerade, Origin, ROUTER_MANAGEMENT_PORTS,
-    Role, Rule, RuleSet, TAILSCALE_IFACE, Unrouted,
+    Action, AddrSet, Chain, Host, Interface, L4, Masquerade, Origin, ROUTER_MANAGEMENT_PORTS, Role,
+    Rule, RuleSet, TAILSCALE_IFACE, Unrouted,
 };
 pub use resolve::{Endpoint, EndpointKind, Zone};

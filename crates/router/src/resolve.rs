@@ -124,7 +124,11 @@ impl<'a> World<'a> {
     }
 
     fn vm_index(&self, name: &str) -> Option<(usize, &'a Vm)> {
-        self.spec.vms.iter().enumerate().find(|(_, v)| v.name == name)
+        self.spec
+            .vms
+            .iter()
+            .enumerate()
+            .find(|(_, v)| v.name == name)
     }
 
     /// Where VM `name` sits at this phase: its first NIC (slot order) on a live
@@ -159,7 +163,9 @@ impl<'a> World<'a> {
                             .reattach
                             .as_ref()
                             .filter(|r| r.phase <= phase)
-                            .map(|r| format!(" (the NIC moves to {} in phase {})", r.bridge, r.phase.0))
+                            .map(|r| {
+                                format!(" (the NIC moves to {} in phase {})", r.bridge, r.phase.0)
+                            })
                             .unwrap_or_default();
                         return Err(CompileError::AddressOutsideSegment {
                             path: nic_path.key("address"),
@@ -271,7 +277,11 @@ impl<'a> World<'a> {
             }
             "node" => {
                 let h = self.node_host(path)?;
-                let nets = h.address.map(|a| Cidr(IpNet::from(a))).into_iter().collect();
+                let nets = h
+                    .address
+                    .map(|a| Cidr(IpNet::from(a)))
+                    .into_iter()
+                    .collect();
                 return Ok(Endpoint {
                     name: name.to_string(),
                     kind: EndpointKind::Node,
@@ -313,8 +323,5 @@ impl<'a> World<'a> {
 
 /// True when every net of `inner` lies in some net of `outer`.
 pub(crate) fn all_within(inner: &[Cidr], outer: &[Cidr]) -> bool {
-    !inner.is_empty()
-        && inner
-            .iter()
-            .all(|i| outer.iter().any(|o| contains(*o, *i)))
+    !inner.is_empty() && inner.iter().all(|i| outer.iter().any(|o| contains(*o, *i)))
 }

@@ -57,13 +57,32 @@ impl Backend for Nftables {
             );
         }
         for u in &rs.unrouted {
-            let _ = writeln!(s, "# not routed: {} → {} ({}): {}", u.from, u.to, u.origin, u.reason);
+            let _ = writeln!(
+                s,
+                "# not routed: {} → {} ({}): {}",
+                u.from, u.to, u.origin, u.reason
+            );
         }
         // Creating then deleting makes the delete safe on a router that never had the
         // table; both happen in the script's one transaction.
-        let _ = writeln!(s, "table inet {t}\ndelete table inet {t}\ntable inet {t} {{");
-        chain(&mut s, "input", "filter hook input priority filter", &rs.input, true);
-        chain(&mut s, "forward", "filter hook forward priority filter", &rs.forward, false);
+        let _ = writeln!(
+            s,
+            "table inet {t}\ndelete table inet {t}\ntable inet {t} {{"
+        );
+        chain(
+            &mut s,
+            "input",
+            "filter hook input priority filter",
+            &rs.input,
+            true,
+        );
+        chain(
+            &mut s,
+            "forward",
+            "filter hook forward priority filter",
+            &rs.forward,
+            false,
+        );
         let _ = writeln!(
             s,
             "\tchain postrouting {{\n\t\ttype nat hook postrouting priority srcnat; policy accept;"
@@ -105,7 +124,10 @@ fn names(set: &[String]) -> String {
         [one] => quote_name(one),
         _ => format!(
             "{{ {} }}",
-            set.iter().map(|n| quote_name(n)).collect::<Vec<_>>().join(", ")
+            set.iter()
+                .map(|n| quote_name(n))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }

@@ -46,7 +46,10 @@ fn listen(ports: &[String]) -> ExitCode {
     for l in listeners {
         std::thread::spawn(move || {
             for mut s in l.incoming().flatten() {
-                let peer = s.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+                let peer = s
+                    .peer_addr()
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_default();
                 let _ = writeln!(s, "{peer}");
             }
         });
