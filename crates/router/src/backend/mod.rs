@@ -1,0 +1,18 @@
+//! Router backends: each renders one [`RuleSet`] in its own configuration language.
+//! nftables today (a plain Debian router); OPNsense is the next one, behind the same
+//! trait, so both stay one compilation of the same model.
+
+use crate::model::RuleSet;
+
+pub mod nftables;
+
+pub use nftables::Nftables;
+
+/// A way to configure a router from the rule model.
+pub trait Backend {
+    /// Short name (`nftables`).
+    fn name(&self) -> &'static str;
+    /// The rule set in the backend's configuration language; deterministic (the same
+    /// rule set always gives the same text).
+    fn render(&self, rules: &RuleSet) -> String;
+}
