@@ -175,6 +175,27 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
                     a.depends_on.push(entry.clone());
                 }
             }
+            // A moved job leaves its archives where they are: say which.
+            let old = cx
+                .observed
+                .backup_jobs
+                .get(&job.id)
+                .and_then(|o| o.storage.clone())
+                .filter(|s| *s != job.storage);
+            if let (Some(old), Some(side)) = (old, cx.observed.storage.as_ref())
+                && out.actions[a0..].iter().any(|a| a.id == ActionId::job(&job.id, JobStep::Update))
+            {
+                let list = side.old_backups.get(&old).cloned().unwrap_or_default();
+                let shown: Vec<&str> = list.iter().take(5).map(String::as_str).collect();
+                out.notes.push(format!(
+                    "backup job `{}` moves from `{old}` to `{}`: the {} archive(s) on `{old}` stay there (nothing is copied or deleted){}{}",
+                    job.id,
+                    job.storage,
+                    list.len(),
+                    if shown.is_empty() { String::new() } else { format!(": {}", shown.join(", ")) },
+                    if list.len() > shown.len() { format!(" and {} more", list.len() - shown.len()) } else { String::new() }
+                ));
+            }
         }
         for a in &mut out.actions[a0..] {
             a.elements.push(path.clone());

@@ -48,6 +48,10 @@ pub struct ObservedStorageSide {
     pub status: BTreeMap<String, StorageStatus>,
     #[serde(skip)]
     pub mappings: BTreeMap<String, DirMapping>,
+    /// Archives on the storage a moved backup job writes to now: storage id → volids
+    /// (they stay there; the plan lists them).
+    #[serde(skip)]
+    pub old_backups: BTreeMap<String, Vec<String>>,
     pub host: HostSide,
 }
 

@@ -64,6 +64,22 @@ pub async fn scan_storage(
             side.pool_details.insert(name.clone(), d);
         }
     }
+    // A backup job that moves leaves its archives where they are: read them to say so.
+    let moved_from: Vec<String> = spec
+        .storage
+        .iter()
+        .flat_map(|s| s.migrations.iter())
+        .filter(|m| m.phase <= spec.phase)
+        .filter_map(|m| m.from.strip_prefix("backup-job:"))
+        .filter_map(|id| spec.backup_jobs().find(|j| j.id == id))
+        .map(|j| j.storage.clone())
+        .collect();
+    for st in moved_from {
+        if let Ok(list) = client.storage_content(node, &st, Some("backup"), None).await {
+            side.old_backups
+                .insert(st, list.into_iter().map(|c| c.volid).collect());
+        }
+    }
     if super::needs_host(spec) {
         side.host = match host {
             None => HostSide::Unavailable {
