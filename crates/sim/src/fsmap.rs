@@ -129,13 +129,12 @@ pub fn rename(files: &mut Files, from: &str, to: &str) -> bool {
 
 /// The names directly inside `dir`, sorted.
 pub fn list(files: &Files, dir: &str) -> Vec<String> {
-    let mut names: Vec<String> = tree(files, dir)
+    let names: std::collections::BTreeSet<String> = tree(files, dir)
         .into_iter()
         .map(|(rel, _)| rel.split('/').next().unwrap_or("").to_string())
         .filter(|n| !n.is_empty())
         .collect();
-    names.dedup();
-    names
+    names.into_iter().collect()
 }
 
 #[cfg(test)]

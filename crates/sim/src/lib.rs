@@ -21,6 +21,7 @@ pub mod calendar;
 pub mod formats;
 pub mod fsmap;
 mod fweval;
+mod guest;
 mod guestnet;
 pub mod host;
 pub mod netip;
