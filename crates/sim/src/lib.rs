@@ -19,15 +19,20 @@ mod api;
 mod auth;
 pub mod calendar;
 pub mod formats;
+pub mod fsmap;
 mod fweval;
+mod guest;
 mod guestnet;
+pub mod host;
 pub mod netip;
 pub mod schema;
 mod server;
+mod ssh;
 pub mod state;
 mod tasks;
 mod tls;
 mod util;
+pub mod words;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -66,8 +71,9 @@ pub struct Faults {
     /// Probability (0..1) that a request gets a PVE-style 500 instead of being served.
     pub error_rate: f64,
     /// Which requests `error_rate` applies to: `all`, `read` (GET), `write`
-    /// (POST/PUT/DELETE), `qemu`, `storage`, `network`, `firewall`, `tasks`, or any other
-    /// text, matched as a substring of the path.
+    /// (POST/PUT/DELETE), `qemu`, `storage`, `network`, `firewall`, `tasks`, `ssh`
+    /// (commands on the node's SSH endpoint: the connection drops before the command
+    /// runs, so `ssh` exits 255), or any other text, matched as a substring of the path.
     pub error_class: Option<String>,
     /// Probability that the connection is cut after a request was received.
     pub drop_rate: f64,
@@ -80,6 +86,9 @@ pub struct Faults {
     pub slow_task_rate: f64,
     /// Duration multiplier of slow tasks (default 10 when zero).
     pub slow_task_factor: f64,
+    /// Probability that an `rsync` in a guest stops partway: a seeded random part of
+    /// the files is copied, then it exits 12 like a broken transfer.
+    pub copy_failure_rate: f64,
 }
 
 /// Simulator settings.
@@ -153,6 +162,20 @@ pub struct Credentials {
     pub readonly_token_secret: String,
     pub root_password: String,
     pub ca_pem: String,
+    /// The node's SSH endpoint on 127.0.0.1 (0 in files written before it existed).
+    #[serde(default)]
+    pub ssh_port: u16,
+    #[serde(default)]
+    pub ssh_user: String,
+    /// The public host key, `ssh-ed25519 AAAA…`.
+    #[serde(default)]
+    pub ssh_host_key: String,
+    /// Path of the client's private key (OpenSSH format, mode 0600).
+    #[serde(default)]
+    pub ssh_client_key: String,
+    /// Path of a `known_hosts` file holding the host key for `[127.0.0.1]:PORT`.
+    #[serde(default)]
+    pub ssh_known_hosts: String,
 }
 
 impl Credentials {
@@ -175,6 +198,9 @@ pub struct SimHandle {
     server: axum_server::Handle<SocketAddr>,
     join: Mutex<Option<tokio::task::JoinHandle<()>>>,
     credentials_path: Option<PathBuf>,
+    ssh: Mutex<Option<ssh::SshServer>>,
+    /// Where the SSH keys live without a state folder; removed on shutdown or drop.
+    key_dir: Mutex<Option<tempfile::TempDir>>,
 }
 
 impl SimHandle {
@@ -241,6 +267,41 @@ impl SimHandle {
             }
         });
     }
+    /// The SSH endpoint's address (127.0.0.1, its own port).
+    pub fn ssh_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.creds.ssh_port))
+    }
+    pub fn ssh_port(&self) -> u16 {
+        self.creds.ssh_port
+    }
+    /// The one user the endpoint accepts (`root`).
+    pub fn ssh_user(&self) -> String {
+        self.creds.ssh_user.clone()
+    }
+    /// `root@127.0.0.1:PORT`, the form of `LABWRIGHT_SSH_TARGET`.
+    pub fn ssh_target(&self) -> String {
+        format!("{}@127.0.0.1:{}", self.creds.ssh_user, self.creds.ssh_port)
+    }
+    /// The public host key line, `ssh-ed25519 AAAA…`.
+    pub fn ssh_host_key(&self) -> String {
+        self.creds.ssh_host_key.clone()
+    }
+    /// Path of the accepted client's private key (mode 0600).
+    pub fn ssh_client_key_path(&self) -> PathBuf {
+        PathBuf::from(&self.creds.ssh_client_key)
+    }
+    /// Path of a `known_hosts` file that vouches for the host key.
+    pub fn ssh_known_hosts_path(&self) -> PathBuf {
+        PathBuf::from(&self.creds.ssh_known_hosts)
+    }
+    /// The faults in force.
+    pub fn faults(&self) -> Faults {
+        self.inner.faults()
+    }
+    /// Changes fault injection while running (tests switch faults on for one step).
+    pub fn set_faults(&self, faults: Faults) {
+        self.inner.set_faults(faults);
+    }
     /// A copy of the whole simulated state, for assertions.
     pub fn snapshot_state(&self) -> state::State {
         self.inner.with_state(|st| st.clone())
@@ -253,6 +314,13 @@ impl SimHandle {
         if let Some(j) = join {
             let _ = j.await;
         }
+        let ssh = self.ssh.lock().ok().and_then(|mut s| s.take());
+        if let Some(s) = ssh {
+            let _ = s.stop.send(());
+            let _ = s.join.await;
+        }
+        let keys = self.key_dir.lock().ok().and_then(|mut k| k.take());
+        drop(keys);
     }
 }
 

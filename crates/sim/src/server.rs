@@ -42,6 +42,8 @@ pub struct Inner {
     pub cert_info: Vec<Value>,
     pub state_file: Option<PathBuf>,
     pub persist_lock: Mutex<()>,
+    /// Fault injection in force (starts as `cfg.faults`, changed by `set_faults`).
+    pub faults: Mutex<crate::Faults>,
 }
 
 impl Inner {
@@ -53,6 +55,21 @@ impl Inner {
             Err(p) => p.into_inner(),
         };
         f(&mut g)
+    }
+
+    /// The faults in force.
+    pub fn faults(&self) -> crate::Faults {
+        match self.faults.lock() {
+            Ok(f) => f.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn set_faults(&self, f: crate::Faults) {
+        match self.faults.lock() {
+            Ok(mut g) => *g = f,
+            Err(p) => *p.into_inner() = f,
+        }
     }
 
     /// Random number in [0,1) from the seeded generator.
@@ -423,6 +440,11 @@ pub async fn start(cfg: SimConfig) -> Result<SimHandle, SimError> {
             .unwrap_or_default(),
         root_password: root.password.clone(),
         ca_pem: certs.ca_pem.clone(),
+        ssh_port: 0,
+        ssh_user: "root".into(),
+        ssh_host_key: String::new(),
+        ssh_client_key: String::new(),
+        ssh_known_hosts: String::new(),
     };
     let ticket_key = uuid::Builder::from_random_bytes(rng.random())
         .into_uuid()
@@ -444,9 +466,33 @@ pub async fn start(cfg: SimConfig) -> Result<SimHandle, SimError> {
         .collect(),
         state_file,
         persist_lock: Mutex::new(()),
+        faults: Mutex::new(cfg.faults.clone()),
         cfg,
     });
     inner.persist();
+    // The SSH endpoint: keys in the state folder, or in a private temporary folder.
+    let (key_dir, key_tmp) = match &inner.cfg.state_dir {
+        Some(d) => (d.clone(), None),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("labwright-sim-ssh-")
+                .tempdir()
+                .map_err(|e| SimError::State {
+                    path: std::env::temp_dir(),
+                    source: e,
+                })?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    let keys = crate::ssh::load_or_generate(&key_dir, inner.cfg.reset)?;
+    let ssh = crate::ssh::start(inner.clone(), &keys)?;
+    let mut creds = creds;
+    creds.ssh_port = ssh.addr.port();
+    creds.ssh_host_key = crate::ssh::host_key_line(&keys.host);
+    creds.ssh_client_key = keys.client_path.display().to_string();
+    creds.ssh_known_hosts = crate::ssh::write_known_hosts(&key_dir, ssh.addr, &creds.ssh_host_key)?
+        .display()
+        .to_string();
     let credentials_path = match &inner.cfg.state_dir {
         Some(d) => {
             let p = d.join("credentials.json");
@@ -485,6 +531,8 @@ pub async fn start(cfg: SimConfig) -> Result<SimHandle, SimError> {
         server: handle_srv,
         join: Mutex::new(Some(join)),
         credentials_path,
+        ssh: Mutex::new(Some(ssh)),
+        key_dir: Mutex::new(key_tmp),
     })
 }
 
@@ -962,7 +1010,7 @@ async fn process(inner: &Arc<Inner>, req: Request) -> Result<Response, ApiError>
     }
 
     // Fault injection (after validation: a fault looks like a runtime failure).
-    let f = &inner.cfg.faults;
+    let f = &inner.faults();
     if f.error_rate > 0.0
         && fault_applies(
             f.error_class.as_deref().unwrap_or("all"),

@@ -50,6 +50,65 @@ pub struct State {
     pub ha_groups: IndexMap<String, Obj>,
     #[serde(default)]
     pub ha_rules: IndexMap<String, Obj>,
+    /// `/etc/pve/mapping/directory.cfg`: id → mapping.
+    #[serde(default)]
+    pub dir_mappings: IndexMap<String, DirMapping>,
+}
+
+/// A cluster-wide directory mapping (virtiofs shares).
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct DirMapping {
+    /// `node=NAME,path=/abs` property strings, as given.
+    pub map: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl DirMapping {
+    /// The path mapped on `node`, if the mapping has exactly one entry for it.
+    pub fn path_on(&self, node: &str) -> Option<String> {
+        let paths: Vec<String> = self
+            .map
+            .iter()
+            .filter_map(|m| {
+                let mut n = None;
+                let mut p = None;
+                for kv in m.split(',') {
+                    match kv.split_once('=') {
+                        Some(("node", v)) => n = Some(v),
+                        Some(("path", v)) => p = Some(v),
+                        _ => {}
+                    }
+                }
+                (n == Some(node)).then(|| p.map(String::from)).flatten()
+            })
+            .collect();
+        if paths.len() == 1 {
+            paths.into_iter().next()
+        } else {
+            None
+        }
+    }
+}
+
+/// A ZFS dataset (filesystem) on a node.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct Dataset {
+    pub name: String,
+    /// Effective mountpoint (`none` / `legacy` when not mountable).
+    pub mountpoint: String,
+    pub mounted: bool,
+    /// Properties set locally (`zfs get -s local`), values as ZFS stores them (sizes in
+    /// bytes).
+    pub props: IndexMap<String, String>,
+}
+
+/// The `sanoid` package on a node.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct Sanoid {
+    pub installed: bool,
+    pub timer_enabled: bool,
+    pub timer_active: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -81,6 +140,15 @@ pub struct Node {
     pub zpools: Vec<Obj>,
     pub fw_options: Obj,
     pub fw_rules: Vec<Obj>,
+    /// ZFS datasets by name (the pool's root dataset first).
+    #[serde(default)]
+    pub datasets: IndexMap<String, Dataset>,
+    /// Host files by path (a path ending in `/` marks a directory); a dataset's files
+    /// live under its mountpoint.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+    #[serde(default)]
+    pub sanoid: Sanoid,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -177,6 +245,20 @@ pub struct Guest {
     pub tailscale: Option<TailscaleState>,
     pub exec: BTreeMap<u32, ExecResult>,
     pub next_pid: u32,
+    /// Mounts beyond the root file system (virtiofs shares mounted in the guest).
+    #[serde(default)]
+    pub mounts: Vec<GuestMount>,
+}
+
+/// One mounted file system in a guest.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct GuestMount {
+    pub target: String,
+    /// The virtiofs tag (the directory mapping id).
+    pub source: String,
+    pub fstype: String,
+    /// The node directory the share shows (resolved when mounted).
+    pub host_path: String,
 }
 
 /// What `tailscale status --json` reports once the guest joined.
@@ -279,6 +361,8 @@ pub enum Scenario {
     Fresh,
     /// `Fresh` plus two unused HDDs (for the ZFS mirror of phase 1).
     Hdds,
+    /// `Hdds`, but `/dev/sdc` still carries old partitions (pool creation refuses it).
+    HddsUsed,
     /// Three nodes `pve1`..`pve3`.
     Cluster,
     /// `nodes` nodes and `vms` guests spread over them.
@@ -291,13 +375,14 @@ impl std::str::FromStr for Scenario {
         match s {
             "fresh" => Ok(Scenario::Fresh),
             "hdds" => Ok(Scenario::Hdds),
+            "hdds-used" => Ok(Scenario::HddsUsed),
             "cluster" => Ok(Scenario::Cluster),
             "large" => Ok(Scenario::Large {
                 nodes: 8,
                 vms: 1000,
             }),
             other => Err(format!(
-                "unknown scenario '{other}' (expected fresh, hdds, cluster or large)"
+                "unknown scenario '{other}' (expected fresh, hdds, hdds-used, cluster or large)"
             )),
         }
     }
@@ -351,6 +436,20 @@ fn base_node(name: &str, ip: &str, now: u64) -> Node {
         zpools: vec![],
         fw_options: Obj::new(),
         fw_rules: vec![],
+        datasets: IndexMap::new(),
+        files: [
+            "/",
+            "/etc/",
+            "/root/",
+            "/var/",
+            "/var/lib/",
+            "/var/lib/vz/",
+            "/mnt/",
+        ]
+        .iter()
+        .map(|d| (d.to_string(), String::new()))
+        .collect(),
+        sanoid: Sanoid::default(),
     }
 }
 
@@ -391,7 +490,7 @@ impl State {
             o(json!({"type": "lvmthin", "thinpool": "data", "vgname": "pve", "content": "rootdir,images"})),
         );
         let names: Vec<String> = match s {
-            Scenario::Fresh | Scenario::Hdds => vec!["proxmox".into()],
+            Scenario::Fresh | Scenario::Hdds | Scenario::HddsUsed => vec!["proxmox".into()],
             Scenario::Cluster => (1..=3).map(|i| format!("pve{i}")).collect(),
             Scenario::Large { nodes, .. } => {
                 (1..=nodes.max(1)).map(|i| format!("pve{i}")).collect()
@@ -404,7 +503,7 @@ impl State {
         if names.len() > 1 {
             st.cluster_name = Some("labcluster".into());
         }
-        if s == Scenario::Hdds
+        if matches!(s, Scenario::Hdds | Scenario::HddsUsed)
             && let Some(node) = st.nodes.get_mut("proxmox")
         {
             for (dev, serial) in [
@@ -418,7 +517,8 @@ impl State {
                     serial: serial.into(),
                     r#type: "hdd".into(),
                     rpm: 5400,
-                    used: None,
+                    used: (s == Scenario::HddsUsed && dev == "/dev/sdc")
+                        .then(|| "partitions".to_string()),
                     wwn: format!("0x50014ee2{}", &serial[8..]),
                 });
             }

@@ -97,7 +97,7 @@ pub fn spawn(inner: &Arc<Inner>, spec: Spec, work: Work) -> String {
     let inner2 = inner.clone();
     let id = upid.clone();
     tokio::spawn(async move {
-        let f = &inner2.cfg.faults;
+        let f = &inner2.faults();
         let mut secs = spec.secs;
         if f.slow_task_rate > 0.0 && inner2.roll() < f.slow_task_rate {
             secs *= if f.slow_task_factor > 0.0 {

@@ -18,8 +18,9 @@ pub struct SimArgs {
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8006")]
     pub listen: SocketAddr,
     /// Starting inventory: fresh (one SSD node), hdds (plus two spare HDDs),
-    /// cluster (three nodes) or large (see --nodes/--vms).
-    #[arg(long, value_name = "NAME", default_value = "fresh", value_parser = ["fresh", "hdds", "cluster", "large"])]
+    /// hdds-used (the second HDD still partitioned), cluster (three nodes) or large
+    /// (see --nodes/--vms).
+    #[arg(long, value_name = "NAME", default_value = "fresh", value_parser = ["fresh", "hdds", "hdds-used", "cluster", "large"])]
     pub scenario: String,
     /// Number of nodes of the `large` scenario.
     #[arg(long, value_name = "N", default_value_t = 8)]
@@ -54,7 +55,8 @@ pub struct SimArgs {
     #[arg(long, value_name = "P", default_value_t = 0.0)]
     pub fault_error_rate: f64,
     /// Which requests --fault-error-rate hits: all, read, write, qemu, storage,
-    /// network, firewall, tasks, or a path substring.
+    /// network, firewall, tasks, ssh (commands on the node's SSH endpoint), or a path
+    /// substring.
     #[arg(long, value_name = "CLASS")]
     pub fault_error_class: Option<String>,
     /// Probability that a connection is cut after the request was received.
@@ -73,6 +75,9 @@ pub struct SimArgs {
     /// Duration multiplier of slow tasks.
     #[arg(long, value_name = "F", default_value_t = 10.0)]
     pub fault_slow_task_factor: f64,
+    /// Probability that an rsync in a guest stops partway (exit 12, part copied).
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub fault_copy_failure_rate: f64,
 }
 
 impl SimArgs {
@@ -102,6 +107,7 @@ impl SimArgs {
                 task_failure_rate: self.fault_task_failure_rate,
                 slow_task_rate: self.fault_slow_task_rate,
                 slow_task_factor: self.fault_slow_task_factor,
+                copy_failure_rate: self.fault_copy_failure_rate,
             },
             seed: self.seed,
             client_addr: self.client_addr,
@@ -143,6 +149,13 @@ pub fn run(args: &SimArgs, g: &crate::cli::GlobalArgs) -> anyhow::Result<ExitCod
         );
         eprintln!("  url:         {}", sim.url());
         eprintln!("  node:        {}", sim.node());
+        eprintln!(
+            "  ssh:         {}@127.0.0.1 -p {} (key: {}, known_hosts: {})",
+            sim.ssh_user(),
+            sim.ssh_port(),
+            sim.ssh_client_key_path().display(),
+            sim.ssh_known_hosts_path().display()
+        );
         eprintln!("  fingerprint: {}", sim.fingerprint());
         eprintln!("  token id:    {}", sim.token_id());
         eprintln!("  read-only:   {}", sim.readonly_token_id());
@@ -159,6 +172,16 @@ pub fn run(args: &SimArgs, g: &crate::cli::GlobalArgs) -> anyhow::Result<ExitCod
             eprintln!("  export LABWRIGHT_PVE_URL={}", sim.url());
             eprintln!("  export LABWRIGHT_PVE_TOKEN_ID='{}'", sim.token_id());
             eprintln!("  export LABWRIGHT_PVE_FINGERPRINT={}", sim.fingerprint());
+            let abs_of = |p: std::path::PathBuf| std::fs::canonicalize(&p).unwrap_or(p);
+            eprintln!("  export LABWRIGHT_SSH_TARGET={}", sim.ssh_target());
+            eprintln!(
+                "  export LABWRIGHT_SSH_IDENTITY='{}'",
+                abs_of(sim.ssh_client_key_path()).display()
+            );
+            eprintln!(
+                "  export LABWRIGHT_SSH_KNOWN_HOSTS='{}'",
+                abs_of(sim.ssh_known_hosts_path()).display()
+            );
             let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
             eprintln!(
                 "  export LABWRIGHT_PVE_TOKEN_SECRET=\"$(sed -n 's/.*\"token_secret\": *\"\\([^\"]*\\)\".*/\\1/p' '{}')\"",

@@ -9,6 +9,7 @@ pub(crate) mod access;
 pub(crate) mod admin;
 pub(crate) mod cluster;
 pub(crate) mod firewall;
+pub(crate) mod mapping;
 pub(crate) mod network;
 pub(crate) mod qemu;
 pub(crate) mod snapshot;
@@ -112,6 +113,12 @@ pub const IMPLEMENTED: &[(&str, &str)] = &[
     ("GET", "/cluster/sdn/vnets"),
     ("GET", "/nodes/{node}/time"),
     ("GET", "/nodes/{node}/hosts"),
+    // Directory mappings (virtiofs shares)
+    ("GET", "/cluster/mapping/dir"),
+    ("POST", "/cluster/mapping/dir"),
+    ("GET", "/cluster/mapping/dir/{id}"),
+    ("PUT", "/cluster/mapping/dir/{id}"),
+    ("DELETE", "/cluster/mapping/dir/{id}"),
     // QEMU
     ("GET", "/nodes/{node}/qemu"),
     ("POST", "/nodes/{node}/qemu"),
@@ -285,6 +292,9 @@ pub async fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         || t.starts_with("/nodes/{node}/firewall")
     {
         return firewall::dispatch(inner, r);
+    }
+    if t.starts_with("/cluster/mapping/dir") {
+        return mapping::dispatch(inner, r);
     }
     if t.starts_with("/nodes/{node}/qemu") {
         return qemu::dispatch(inner, r).await;

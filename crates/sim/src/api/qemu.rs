@@ -403,6 +403,13 @@ fn normalise_value(
     value: &str,
 ) -> Result<(String, Vec<Volume>), ApiError> {
     let mut vols = vec![];
+    if key.starts_with("virtiofs") {
+        // The share must be mapped on the VM's node (PVE finds out at the latest when
+        // the VM starts; refusing here keeps a broken VM config from being written).
+        super::mapping::find_on_node(st, &super::mapping::dirid(value), node)
+            .map_err(|e| ApiError::param(key, e))?;
+        return Ok((value.to_string(), vols));
+    }
     if key.starts_with("net") && key[3..].chars().all(|c| c.is_ascii_digit()) {
         let Some(mut p) = qemu_config_prop(key)
             .and_then(prop_format)
@@ -1229,6 +1236,17 @@ fn start_task(inner: &Arc<Inner>, node: &str, vmid: u32, user: &str, skiplock: b
                 return Err(format!("VM {vmid} already running"));
             }
             apply_pending(vm);
+            let shares: Vec<String> = vm
+                .conf
+                .iter()
+                .filter(|(k, _)| k.starts_with("virtiofs"))
+                .map(|(_, v)| v.clone())
+                .collect();
+            // Config generation resolves every share (PVE's Virtiofs::config).
+            for v in shares {
+                super::mapping::assert_virtiofs(st, &node2, &v)?;
+            }
+            let vm = st.vm_mut(&node2, vmid)?;
             for (k, v) in &vm.conf {
                 if k.starts_with("net")
                     && let Some(b) = v.split(',').find_map(|p| p.strip_prefix("bridge="))
@@ -1249,6 +1267,7 @@ fn start_task(inner: &Arc<Inner>, node: &str, vmid: u32, user: &str, skiplock: b
             {
                 log.push("generating cloud-init ISO".to_string());
             }
+            let mut first_boot = None;
             if let Some(text) = seed {
                 // cloud-init runs a seed once per instance: the first boot, and again
                 // when a different seed (a new instance-id) is attached.
@@ -1256,7 +1275,20 @@ fn start_task(inner: &Arc<Inner>, node: &str, vmid: u32, user: &str, skiplock: b
                 if vm.guest.seed_digest.as_deref() != Some(digest.as_str()) {
                     vm.guest.cloud_init_done = true;
                     vm.guest.seed_digest = Some(digest);
-                    log.extend(apply_cloud_config(vm, &text));
+                    first_boot = Some(text);
+                }
+            }
+            let lan = Lan::default();
+            if let Some(mut ctx) = crate::guest::Ctx::of(st, vmid, &lan) {
+                crate::guest::boot(&mut ctx);
+                if let Some(text) = first_boot {
+                    log.extend(crate::guest::apply_cloud_config(&mut ctx, &text));
+                }
+                if crate::guest::seed::plant(&mut ctx.vm.guest.files, vmid) {
+                    log.push(format!(
+                        "guest: {} holds the apps' data",
+                        crate::guest::seed::APPDATA
+                    ));
                 }
             }
             Ok(log)
@@ -1276,68 +1308,6 @@ fn seed_user_data(st: &State, vm: &Vm) -> Option<String> {
                 .find(|x| x.volid == volid)
                 .and_then(|x| x.user_data.clone())
         })
-}
-
-/// Applies the parts of a cloud-config the simulated guest understands: `hostname`,
-/// `write_files` (plain or base64), `bootcmd` and `runcmd` (through the tiny shell).
-fn apply_cloud_config(vm: &mut Vm, text: &str) -> Vec<String> {
-    let doc: Value = match serde_saphyr::from_str(text) {
-        Ok(v) => v,
-        Err(e) => return vec![format!("cloud-init: user-data is not valid YAML: {e}")],
-    };
-    let mut log = vec![];
-    if let Some(h) = doc.get("hostname").and_then(Value::as_str) {
-        vm.guest.hostname = Some(h.to_string());
-    }
-    for f in doc
-        .get("write_files")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let Some(path) = f.get("path").and_then(Value::as_str) else {
-            continue;
-        };
-        let raw = f.get("content").and_then(Value::as_str).unwrap_or("");
-        let content = match f.get("encoding").and_then(Value::as_str) {
-            Some("b64" | "base64") => base64::engine::general_purpose::STANDARD
-                .decode(raw.trim())
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default(),
-            _ => raw.to_string(),
-        };
-        vm.guest.files.insert(path.to_string(), content);
-        log.push(format!("cloud-init: wrote {path}"));
-    }
-    // `packages:` installs from Debian and the sources in `apt.sources`; the simulated
-    // mirror has every package name it is asked for.
-    for p in doc
-        .get("packages")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
-        vm.guest.packages.insert(p.to_string());
-        log.push(format!("cloud-init: installed {p}"));
-    }
-    for key in ["bootcmd", "runcmd"] {
-        for c in doc.get(key).and_then(Value::as_array).into_iter().flatten() {
-            let (code, _, _) = match c {
-                Value::String(s) => run_script(vm, &Lan::default(), s, None),
-                Value::Array(a) => {
-                    let argv: Vec<String> = a
-                        .iter()
-                        .map(|x| x.as_str().map_or_else(|| x.to_string(), String::from))
-                        .collect();
-                    run_guest(vm, &Lan::default(), &argv, None)
-                }
-                _ => continue,
-            };
-            log.push(format!("cloud-init: {key} {c} exited {code}"));
-        }
-    }
-    log
 }
 
 fn power(inner: &Arc<Inner>, r: &Req, kind: &'static str) -> Result<Reply, ApiError> {
@@ -1539,383 +1509,6 @@ fn lvm_size(bytes: u64) -> String {
     format!("{gib:.2} GiB ({} extents)", bytes.div_ceil(4 << 20))
 }
 
-/// Runs a command in the simulated guest. Understands a handful of shell commands, the
-/// files written with `file-write`, and stdin from `input-data`.
-fn run_guest(
-    vm: &mut Vm,
-    lan: &Lan,
-    argv: &[String],
-    input: Option<&str>,
-) -> (i64, String, String) {
-    if argv.len() >= 3
-        && ["sh", "bash", "/bin/sh", "/bin/bash", "/usr/bin/bash"].contains(&argv[0].as_str())
-        && argv[1] == "-c"
-    {
-        return run_script(vm, lan, &argv[2], input);
-    }
-    run_simple(vm, lan, argv, input)
-}
-
-/// A shell script: lines and `;` run in sequence, `&&` stops at the first failure,
-/// `if C; then A; else B; fi` branches on C's exit code, and redirections
-/// (`>/dev/null`, `2>&1`) are accepted and ignored.
-fn run_script(vm: &mut Vm, lan: &Lan, script: &str, input: Option<&str>) -> (i64, String, String) {
-    let mut acc = (0, String::new(), String::new());
-    for line in script.lines() {
-        let stmts: Vec<&str> = line
-            .split(';')
-            .map(str::trim)
-            .filter(|s| !s.is_empty() && !s.starts_with('#'))
-            .collect();
-        let mut i = 0;
-        while i < stmts.len() {
-            let stmt = stmts[i];
-            if let Some(cond) = stmt.strip_prefix("if ") {
-                // Collect `then …`, optional `else …`, up to `fi`.
-                let (mut then_part, mut else_part, mut in_else) = (Vec::new(), Vec::new(), false);
-                let mut j = i + 1;
-                while j < stmts.len() && stmts[j] != "fi" {
-                    let s = stmts[j];
-                    if let Some(rest) = s.strip_prefix("then ") {
-                        then_part.push(rest);
-                    } else if let Some(rest) = s.strip_prefix("else ") {
-                        in_else = true;
-                        else_part.push(rest);
-                    } else if in_else {
-                        else_part.push(s);
-                    } else {
-                        then_part.push(s);
-                    }
-                    j += 1;
-                }
-                let (c, _, _) = run_chain(vm, lan, cond, input);
-                for s in if c == 0 { then_part } else { else_part } {
-                    acc = merge(acc, run_chain(vm, lan, s, input));
-                }
-                i = j + 1;
-                continue;
-            }
-            acc = merge(acc, run_chain(vm, lan, stmt, input));
-            i += 1;
-        }
-    }
-    acc
-}
-
-fn merge(acc: (i64, String, String), next: (i64, String, String)) -> (i64, String, String) {
-    (next.0, acc.1 + &next.1, acc.2 + &next.2)
-}
-
-/// `a && b && c`: stops at the first failure.
-fn run_chain(vm: &mut Vm, lan: &Lan, stmt: &str, input: Option<&str>) -> (i64, String, String) {
-    let (mut code, mut out, mut err) = (0, String::new(), String::new());
-    for part in stmt.split("&&").map(str::trim).filter(|s| !s.is_empty()) {
-        let words: Vec<String> = part
-            .split_whitespace()
-            .filter(|w| !w.starts_with('>') && !w.starts_with("2>") && !w.starts_with("1>"))
-            .map(|w| w.trim_matches(|c| c == '\'' || c == '"').to_string())
-            .collect();
-        let (c, o, e) = run_simple(vm, lan, &words, input);
-        code = c;
-        out.push_str(&o);
-        err.push_str(&e);
-        if c != 0 {
-            break;
-        }
-    }
-    (code, out, err)
-}
-
-/// `--name=value` or `--name value` from a tailscale command line.
-fn flag_value(args: &[String], name: &str) -> Option<String> {
-    let long = format!("--{name}");
-    args.iter().enumerate().find_map(|(i, a)| {
-        a.strip_prefix(&format!("{long}="))
-            .map(str::to_string)
-            .or_else(|| (a == &long).then(|| args.get(i + 1).cloned()).flatten())
-    })
-}
-
-/// The simulated `tailscale` CLI: `up` needs a readable auth key that looks like one,
-/// `set` needs a joined node, `status [--json]` reports what was joined.
-fn run_tailscale(vm: &mut Vm, args: &[String]) -> (i64, String, String) {
-    let routes = |v: Option<String>| -> Vec<String> {
-        v.map(|r| {
-            r.split(',')
-                .filter(|x| !x.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-    };
-    match args.first().map(String::as_str) {
-        Some("status") => {
-            let json = args.iter().any(|a| a == "--json");
-            match (&vm.guest.tailscale, json) {
-                (Some(ts), true) => (
-                    0,
-                    json!({"BackendState": "Running",
-                           "Self": {"HostName": ts.hostname, "Online": true,
-                                    "PrimaryRoutes": ts.routes}})
-                    .to_string()
-                        + "\n",
-                    String::new(),
-                ),
-                (Some(ts), false) => (
-                    0,
-                    format!("100.64.0.2  {}  linux  -\n", ts.hostname),
-                    String::new(),
-                ),
-                (None, true) => (
-                    0,
-                    json!({"BackendState": "NeedsLogin"}).to_string() + "\n",
-                    String::new(),
-                ),
-                (None, false) => (1, "Logged out.\n".into(), String::new()),
-            }
-        }
-        Some("up") => {
-            let key = flag_value(args, "authkey").unwrap_or_default();
-            let value = match key.strip_prefix("file:") {
-                Some(path) => vm.guest.files.get(path).cloned().unwrap_or_default(),
-                None => key,
-            };
-            if !value.trim().starts_with("tskey-") {
-                return (
-                    1,
-                    String::new(),
-                    "backend error: invalid key: unable to validate API key\n".into(),
-                );
-            }
-            let hostname = flag_value(args, "hostname")
-                .or_else(|| vm.guest.hostname.clone())
-                .unwrap_or_default();
-            vm.guest.tailscale = Some(crate::state::TailscaleState {
-                hostname,
-                routes: routes(flag_value(args, "advertise-routes")),
-                accept_routes: flag_value(args, "accept-routes").is_some_and(|v| v == "true"),
-            });
-            (0, String::new(), String::new())
-        }
-        Some("set") => {
-            let Some(ts) = vm.guest.tailscale.as_mut() else {
-                return (1, String::new(), "not logged in\n".into());
-            };
-            if let Some(h) = flag_value(args, "hostname") {
-                ts.hostname = h;
-            }
-            if let Some(r) = flag_value(args, "advertise-routes") {
-                ts.routes = routes(Some(r));
-            }
-            if let Some(a) = flag_value(args, "accept-routes") {
-                ts.accept_routes = a == "true";
-            }
-            (0, String::new(), String::new())
-        }
-        _ => (0, String::new(), String::new()),
-    }
-}
-
-fn run_simple(
-    vm: &mut Vm,
-    lan: &Lan,
-    argv: &[String],
-    input: Option<&str>,
-) -> (i64, String, String) {
-    let argv: Vec<String> = argv.to_vec();
-    let Some(cmd) = argv.first().cloned() else {
-        return (0, String::new(), String::new());
-    };
-    let args = &argv[1..];
-    let name = vm
-        .guest
-        .hostname
-        .clone()
-        .or_else(|| vm.conf.get("name").cloned())
-        .unwrap_or_else(|| format!("vm{}", vm.vmid));
-    match cmd.rsplit('/').next().unwrap_or("") {
-        "true" | "mkdir" | "chmod" | "chown" | "systemctl"
-            if cmd.ends_with("systemctl") && args.first().is_some_and(|a| a == "is-active") =>
-        {
-            (0, "active\n".into(), String::new())
-        }
-        "mkdir" => {
-            for d in args.iter().filter(|a| !a.starts_with('-')) {
-                // Each level of the path exists afterwards (mkdir -p semantics).
-                let mut acc = String::new();
-                for seg in d.split('/').filter(|x| !x.is_empty()) {
-                    acc.push('/');
-                    acc.push_str(seg);
-                    vm.guest.files.entry(format!("{acc}/")).or_default();
-                }
-            }
-            (0, String::new(), String::new())
-        }
-        "true" | "chmod" | "chown" | "systemctl" | "sync" | "apt-get" => {
-            (0, String::new(), String::new())
-        }
-        "false" => (1, String::new(), String::new()),
-        "echo" => (0, format!("{}\n", args.join(" ")), String::new()),
-        "hostname" => (0, format!("{name}\n"), String::new()),
-        "uname" => (
-            0,
-            format!(
-                "Linux {name} 6.1.0-28-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1 x86_64 GNU/Linux\n"
-            ),
-            String::new(),
-        ),
-        "id" => (
-            0,
-            "uid=0(root) gid=0(root) groups=0(root)\n".into(),
-            String::new(),
-        ),
-        "whoami" => (0, "root\n".into(), String::new()),
-        "cloud-init" => (0, "status: done\n".into(), String::new()),
-        "tailscale" | "tailscaled" if !vm.guest.packages.contains("tailscale") => {
-            (127, String::new(), format!("sh: 1: {cmd}: not found\n"))
-        }
-        "tailscale" => run_tailscale(vm, args),
-        "docker"
-            if !vm.guest.packages.contains("docker-ce")
-                && !args.is_empty()
-                && args[0] == "compose" =>
-        {
-            (127, String::new(), "sh: 1: docker: not found\n".into())
-        }
-        "docker"
-            if args.first().is_some_and(|a| a == "compose")
-                && args.get(1).is_some_and(|a| a == "version") =>
-        {
-            if vm.guest.packages.contains("docker-compose-plugin") {
-                (0, "Docker Compose version v2.29.7\n".into(), String::new())
-            } else {
-                (
-                    1,
-                    String::new(),
-                    "docker: 'compose' is not a docker command.\n".into(),
-                )
-            }
-        }
-        "install" if args.iter().any(|a| a == "-d") => {
-            // install -d [-m MODE] [-o USER] [-g GROUP] DIR…: option values are skipped.
-            let mut skip = false;
-            for a in args {
-                if skip {
-                    skip = false;
-                    continue;
-                }
-                if matches!(a.as_str(), "-m" | "-o" | "-g") {
-                    skip = true;
-                    continue;
-                }
-                if a.starts_with('-') {
-                    continue;
-                }
-                let mut acc = String::new();
-                for seg in a.split('/').filter(|x| !x.is_empty()) {
-                    acc.push('/');
-                    acc.push_str(seg);
-                    vm.guest.files.entry(format!("{acc}/")).or_default();
-                }
-            }
-            (0, String::new(), String::new())
-        }
-        "usermod" | "sysctl" | "groupadd" => (0, String::new(), String::new()),
-        // curl is in Debian's cloud images; it reaches the other guests on the LAN.
-        "curl" => crate::guestnet::curl(lan, args),
-        "docker" if args.first().is_some_and(|a| a == "--version") => (
-            0,
-            "Docker version 27.3.1, build ce12230\n".into(),
-            String::new(),
-        ),
-        "docker" => (0, String::new(), String::new()),
-        "cat" => match args.first() {
-            None => (0, input.unwrap_or("").to_string(), String::new()),
-            Some(f) => match vm.guest.files.get(f) {
-                Some(c) => (0, c.clone(), String::new()),
-                None => (
-                    1,
-                    String::new(),
-                    format!("cat: {f}: No such file or directory\n"),
-                ),
-            },
-        },
-        "touch" => {
-            for f in args {
-                vm.guest.files.entry(f.clone()).or_default();
-            }
-            (0, String::new(), String::new())
-        }
-        "tee" => {
-            let content = input.unwrap_or("").to_string();
-            for f in args.iter().filter(|a| !a.starts_with('-')) {
-                vm.guest.files.insert(f.clone(), content.clone());
-            }
-            (0, content, String::new())
-        }
-        "rm" => {
-            for f in args.iter().filter(|a| !a.starts_with('-')) {
-                vm.guest.files.remove(f);
-            }
-            (0, String::new(), String::new())
-        }
-        "test" | "[" => {
-            let ok = match (args.first().map(String::as_str), args.get(1)) {
-                (Some("-f" | "-e" | "-s"), Some(f)) => {
-                    vm.guest.files.contains_key(f)
-                        || vm
-                            .guest
-                            .files
-                            .keys()
-                            .any(|k| k.starts_with(&format!("{f}/")))
-                }
-                (Some("-d"), Some(d)) => vm
-                    .guest
-                    .files
-                    .keys()
-                    .any(|k| k.starts_with(&format!("{}/", d.trim_end_matches('/')))),
-                _ => false,
-            };
-            (if ok { 0 } else { 1 }, String::new(), String::new())
-        }
-        "ls" => {
-            let dir = args
-                .iter()
-                .find(|a| !a.starts_with('-'))
-                .cloned()
-                .unwrap_or_else(|| "/root".into());
-            let prefix = format!("{}/", dir.trim_end_matches('/'));
-            let names: Vec<String> = vm
-                .guest
-                .files
-                .keys()
-                .filter_map(|k| k.strip_prefix(&prefix))
-                .map(|r| r.split('/').next().unwrap_or("").to_string())
-                .filter(|n| !n.is_empty())
-                .collect();
-            if names.is_empty()
-                && !vm.guest.files.contains_key(&dir)
-                && !vm.guest.files.contains_key(&prefix)
-            {
-                (
-                    2,
-                    String::new(),
-                    format!("ls: cannot access '{dir}': No such file or directory\n"),
-                )
-            } else {
-                let mut n = names;
-                n.dedup();
-                (
-                    0,
-                    n.iter().map(|x| format!("{x}\n")).collect(),
-                    String::new(),
-                )
-            }
-        }
-        other => (127, String::new(), format!("sh: 1: {other}: not found\n")),
-    }
-}
-
 fn agent(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
     let node = r.node();
     let vmid = r.vmid();
@@ -1977,7 +1570,20 @@ fn agent(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
                 if argv.is_empty() {
                     return Err(ApiError::param("command", "property is missing and it is not optional"));
                 }
-                let (code, out, err) = run_guest(vm, &lan, &argv, r.str("input-data").as_deref());
+                // The copy fault is drawn per command, before the guest runs it.
+                let f = inner.faults();
+                let copy_fault = (argv.first().is_some_and(|c| c.ends_with("rsync"))
+                    && f.copy_failure_rate > 0.0
+                    && inner.roll() < f.copy_failure_rate)
+                    .then(|| (inner.roll() * u64::MAX as f64) as u64);
+                let (code, out, err) = match crate::guest::Ctx::of(st, vmid, &lan) {
+                    Some(mut ctx) => {
+                        ctx.copy_fault = copy_fault;
+                        crate::guest::run_guest(&mut ctx, &argv, r.str("input-data").as_deref())
+                    }
+                    None => (1, String::new(), String::new()),
+                };
+                let vm = st.vm_mut(&node, vmid)?;
                 vm.guest.next_pid = vm.guest.next_pid.max(1000) + 1;
                 let pid = vm.guest.next_pid;
                 vm.guest.exec.insert(pid, ExecResult { exitcode: code, out, err, done_at: now_f() + 0.5 * inner.cfg.time_scale });

@@ -60,7 +60,13 @@ pub fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             let name = r.s("name");
             let p = n.zpools.iter().find(|p| p.get("name").and_then(Value::as_str) == Some(name.as_str())).ok_or_else(|| ApiError::e500(format!("zpool '{name}' does not exist")))?;
             let devs: Vec<Value> = p.get("devices").and_then(Value::as_array).cloned().unwrap_or_default().iter()
-                .map(|d| json!({"name": d.as_str().unwrap_or("").trim_start_matches("/dev/"), "state": "ONLINE", "read": 0, "write": 0, "cksum": 0}))
+                .map(|d| {
+                    let d = d.as_str().unwrap_or("");
+                    let name = n.disks.iter().find(|x| x.devpath == d)
+                        .map(|x| crate::host::zfs::by_id(&x.model, &x.serial))
+                        .unwrap_or_else(|| d.to_string());
+                    json!({"name": name.trim_start_matches("/dev/disk/by-id/").trim_start_matches("/dev/"), "state": "ONLINE", "read": 0, "write": 0, "cksum": 0})
+                })
                 .collect();
             let level = p.get("raidlevel").and_then(Value::as_str).unwrap_or("single");
             let children = if level == "single" { devs } else { vec![json!({"name": format!("{level}-0"), "state": "ONLINE", "read": 0, "write": 0, "cksum": 0, "children": devs})] };
@@ -151,13 +157,20 @@ fn storage_cfg(inner: &Inner, r: &Req) -> Result<Obj, ApiError> {
 }
 
 fn status_entry(st: &State, node: &str, id: &str, cfg: &Obj) -> Value {
-    let (total, used) = usage(st, node, id, cfg);
     let enabled = cfg
         .get("disable")
         .is_none_or(|v| v != &json!("1") && v != &json!(1));
+    // A storage whose plugin status fails (dataset gone, mount point not mounted) is
+    // listed inactive with zero sizes, as PVE's storage_info does.
+    let active = enabled && super::storage_cfg::online(st, node, cfg);
+    let (total, used) = if active {
+        usage(st, node, id, cfg)
+    } else {
+        (0, 0)
+    };
     json!({
         "storage": id, "type": cfg.get("type"), "content": cfg.get("content").cloned().unwrap_or(json!("")),
-        "active": if enabled { 1 } else { 0 }, "enabled": if enabled { 1 } else { 0 },
+        "active": if active { 1 } else { 0 }, "enabled": if enabled { 1 } else { 0 },
         "shared": if is_shared(cfg) { 1 } else { 0 },
         "total": total, "used": used, "avail": total - used,
         "used_fraction": if total > 0 { used as f64 / total as f64 } else { 0.0 },
@@ -505,14 +518,21 @@ fn zfs_create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             )));
         }
         let mut sizes = vec![];
+        let mut resolved = vec![];
         for d in &devices {
-            let disk =
-                nd.disks.iter().find(|x| &x.devpath == d).ok_or_else(|| {
-                    ApiError::e500(format!("unable to get device info for '{d}'"))
-                })?;
+            // `/dev/sdb` or its udev link `/dev/disk/by-id/ata-MODEL_SERIAL`.
+            let disk = nd
+                .disks
+                .iter()
+                .find(|x| &x.devpath == d || crate::host::zfs::by_id(&x.model, &x.serial) == *d)
+                .ok_or_else(|| ApiError::e500(format!("unable to get device info for '{d}'")))?;
             if disk.used.is_some() {
                 return Err(ApiError::e500(format!("device '{d}' is already in use")));
             }
+            if resolved.contains(&disk.devpath) {
+                return Err(ApiError::e500(format!("device '{d}' is given twice")));
+            }
+            resolved.push(disk.devpath.clone());
             sizes.push(disk.size);
         }
         let min = sizes.iter().copied().min().unwrap_or(0);
@@ -524,8 +544,9 @@ fn zfs_create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             "raidz3" | "draid3" => min * (n as u64 - 3),
             _ => sizes.iter().sum(),
         };
-        Ok(usable)
+        Ok((usable, resolved))
     })?;
+    let (size, devices) = size;
     let ashift = r.str("ashift").unwrap_or_else(|| "12".into());
     let compression = r.str("compression").unwrap_or_else(|| "on".into());
     let upid = tasks::spawn(
@@ -556,6 +577,7 @@ fn zfs_create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             p.insert("ashift".into(), json!(ashift));
             p.insert("compression".into(), json!(compression));
             nd.zpools.push(p);
+            crate::host::zfs::create_pool_root(nd, &name, &compression);
             let log = vec![
                 format!(
                     "# /sbin/zpool create -o ashift={ashift} {name} {} {}",
@@ -648,6 +670,7 @@ fn zfs_delete(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                 return Err(format!("zpool '{name}' does not exist"));
             };
             let pool = nd.zpools.remove(i);
+            crate::host::zfs::destroy_pool(nd, &name);
             let devices: Vec<String> = pool
                 .get("devices")
                 .and_then(Value::as_array)

@@ -227,6 +227,35 @@ fn supported_content(ty: &str, value: &str) -> Result<String, String> {
     Ok(kept.join(","))
 }
 
+/// DirPlugin's `is_mountpoint`: a boolean names the storage path, anything else is
+/// the mount point itself.
+fn mountpoint_of(cfg: &Obj) -> Option<String> {
+    let v = cfg.get("is_mountpoint").and_then(Value::as_str)?;
+    match v {
+        "1" | "yes" | "on" | "true" => cfg.get("path").and_then(Value::as_str).map(String::from),
+        "0" | "no" | "off" | "false" => None,
+        path => Some(path.to_string()),
+    }
+}
+
+/// The plugin's status check on `node`: ZFS datasets must exist, `is_mountpoint`
+/// storages must be mounted.
+pub(super) fn online(st: &State, node: &str, cfg: &Obj) -> bool {
+    let Some(n) = st.nodes.get(node) else {
+        return false;
+    };
+    match cfg.get("type").and_then(Value::as_str) {
+        Some("zfspool") => {
+            let dataset = cfg.get("pool").and_then(Value::as_str).unwrap_or("");
+            n.datasets.contains_key(dataset)
+        }
+        Some("dir") => {
+            mountpoint_of(cfg).is_none_or(|mp| crate::host::zfs::is_mounted_mountpoint(n, &mp))
+        }
+        _ => true,
+    }
+}
+
 /// `PVE::Storage::activate_storage` for a new storage on the local node: ZFS pools must
 /// exist (or be importable), LVM-thin pools must exist, directories must exist unless
 /// the plugin may create them (`create-base-path`, default on).
@@ -267,6 +296,13 @@ fn activate(st: &State, node: &str, id: &str, cfg: &Obj) -> Result<(), String> {
         }
         "dir" => {
             let path = get("path");
+            if let Some(mp) = mountpoint_of(cfg)
+                && !n.is_some_and(|n| crate::host::zfs::is_mounted_mountpoint(n, &mp))
+            {
+                return Err(format!(
+                    "unable to activate storage '{id}' - directory is expected to be a mount point but is not mounted: '{mp}'"
+                ));
+            }
             let may_create = ["create-base-path", "mkdir"]
                 .iter()
                 .all(|k| cfg.get(*k).is_none_or(|v| v != "0"));

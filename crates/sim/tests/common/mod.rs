@@ -7,6 +7,8 @@
     clippy::print_stderr
 )]
 
+pub mod ssh;
+
 use std::sync::Arc;
 use std::time::Duration;
 
