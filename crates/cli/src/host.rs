@@ -16,8 +16,17 @@ use crate::target::Connected;
 
 /// The simulator's SSH endpoint, with its client key and known_hosts file.
 pub fn sim_ssh(sim: &labwright_sim::SimHandle) -> Option<SshTarget> {
-    let _ = sim;
-    None
+    let c = sim.credentials();
+    if c.ssh_port == 0 {
+        return None;
+    }
+    Some(SshTarget {
+        user: Some(c.ssh_user.clone()),
+        host: "127.0.0.1".into(),
+        port: Some(c.ssh_port),
+        identity: Some(PathBuf::from(&c.ssh_client_key)),
+        known_hosts: Some(PathBuf::from(&c.ssh_known_hosts)),
+    })
 }
 
 /// The SSH target for `spec` on `conn`, if any is set anywhere.

@@ -217,6 +217,8 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
             }
         }
     }
+    // One copy at a time per guest (they read and write the same disks).
+    let mut last_copy: std::collections::BTreeMap<u32, ActionId> = Default::default();
     // Inner migrations switch first: the outer switch mounts them back.
     let mut order: Vec<&(usize, &Migration, u32, String)> = all.iter().collect();
     order.sort_by_key(|(_, _, _, src)| std::cmp::Reverse(src.matches('/').count()));
@@ -296,6 +298,9 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
             );
             a.phase = m.phase.0;
             a.depends_on = deps.clone();
+            if let Some(prev) = last_copy.insert(vmid, a.id.clone()) {
+                a.depends_on.push(prev);
+            }
             a.changes = vec![Change::added(
                 "copy",
                 format!("vm {vmid}:{source} → {} (verified by SHA-256)", m.to),
@@ -605,14 +610,32 @@ async fn record(
     Ok(())
 }
 
+/// The guest's agent answers (a VM just restarted for its virtiofs devices boots
+/// first).
+async fn agent_up(cx: &ExecCx<'_>, m: &MigrationPlan) -> Result<(), StepError> {
+    match crate::agent::wait_agent(cx.client, &m.node, m.vmid, &cx.settings.guest).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(StepError::Refused(format!(
+            "VM {} has no guest agent configured: a migration runs its copy inside the guest (set `agent: true`)",
+            m.vmid
+        ))),
+        Err(e) => Err(StepError::Refused(format!(
+            "VM {}: the guest agent does not answer ({e}); is the guest running? Run apply again once it is up",
+            m.vmid
+        ))),
+    }
+}
+
 pub(crate) async fn run_copy(cx: &ExecCx<'_>, m: &MigrationPlan) -> Result<(), StepError> {
     host(cx)?;
+    agent_up(cx, m).await?;
     let manifest = sync_and_verify(cx, m).await?;
     record(cx, m, &manifest, "copied").await
 }
 
 pub(crate) async fn run_switch(cx: &ExecCx<'_>, m: &MigrationPlan) -> Result<(), StepError> {
     host(cx)?;
+    agent_up(cx, m).await?;
     let kept = format!("{}{KEPT_SUFFIX}", m.source);
     let exists = crate::agent::exec(
         cx.client,

@@ -85,10 +85,14 @@ pub async fn scan_storage(
             None => HostSide::Unavailable {
                 why: "no SSH target for the node (set `node.ssh` in the spec or LABWRIGHT_SSH_TARGET=user@host:port)".into(),
             },
-            Some(h) => match read_host(h, &declared).await {
-                Ok(s) => HostSide::Read(s),
-                Err(why) => HostSide::Unavailable { why },
-            },
+            // SSH is set up but does not work (host key, refused, a failing `zfs`):
+            // that is for the person to fix now, not a held item to overlook.
+            Some(h) => HostSide::Read(read_host(h, &declared).await.map_err(|why| {
+                EngineError::Refused(format!(
+                    "cannot read the node's datasets over SSH ({}): {why}",
+                    h.target()
+                ))
+            })?),
         };
     }
     Ok(side)
