@@ -38,11 +38,13 @@ pub enum HostError {
     #[error("{value:?} is not an SSH target: {why} (expected user@host or user@host:port)")]
     BadTarget { value: String, why: String },
     #[error(
-        "the host key of {target} is not known or does not match; labwright never accepts host keys on its own.\n  {detail}\n  help: check the key on the node's console (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`), then add it to {known_hosts} (`ssh-keyscan -p PORT HOST`, compare the fingerprint)"
+        "the host key of {target} is not known or does not match; labwright never accepts host keys on its own.\n  {detail}\n  help: compare `{keyscan} | ssh-keygen -lf -` with the key on the node's console (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`), then add the line to {known_hosts}"
     )]
     HostKey {
         target: String,
         known_hosts: String,
+        /// The `ssh-keyscan` command for this host.
+        keyscan: String,
         detail: String,
     },
     #[error(

@@ -65,7 +65,14 @@ impl Ssh {
             detail = format!("{detail}: {s}");
             src = s.source();
         }
-        let detail = detail.trim().to_string();
+        // ssh's own lines, indented under ours.
+        let detail = detail
+            .trim()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n  ");
         let t = &self.target;
         if let openssh::Error::Connect(io) | openssh::Error::Master(io) | openssh::Error::Ssh(io) =
             &e
@@ -85,6 +92,10 @@ impl Ssh {
         if key_words.iter().any(|k| detail.contains(k)) {
             return HostError::HostKey {
                 target: t.display(),
+                keyscan: match t.port {
+                    Some(p) => format!("ssh-keyscan -p {p} {}", t.host),
+                    None => format!("ssh-keyscan {}", t.host),
+                },
                 known_hosts: t.known_hosts.as_ref().map_or_else(
                     || "~/.ssh/known_hosts".to_string(),
                     |p| p.display().to_string(),
