@@ -867,6 +867,7 @@ fn main() {
             storages: Vec::new(),
             backup_jobs: BTreeMap::new(),
             bridges: None,
+            storage: None,
             requests: 0,
         };
         let iters = if quick { 3 } else { 20 };

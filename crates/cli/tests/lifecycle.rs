@@ -910,6 +910,7 @@ fn secrets_never_leak_into_output_files_or_errors() {
             .tempdir_in(embedded.path())
             .expect("dir"),
         target,
+        env: Vec::new(),
     };
     let env_lab = sub("env-", env_target.clone());
     let common::Target::Env {

@@ -171,6 +171,7 @@ fn observed(vms: Vec<ObservedVm>, jobs: Vec<ObservedBackupJob>) -> Observed {
         storages: Vec::new(),
         backup_jobs: jobs.into_iter().map(|j| (j.id.clone(), j)).collect(),
         bridges: None,
+        storage: None,
         requests: 0,
     }
 }

@@ -139,13 +139,9 @@ fn blank_disks_give_a_critical_pool_naming_each_disk() {
     let ds = p
         .actions
         .iter()
-        .find(|a| a.id.to_string() == "storage-dataset-tank-media")
+        .find(|a| a.id == "storage-dataset-tank-media")
         .expect("dataset");
-    assert!(
-        ds.depends_on
-            .iter()
-            .any(|d| d.to_string() == "storage-pool-tank")
-    );
+    assert!(ds.depends_on.iter().any(|d| *d == "storage-pool-tank"));
     assert_eq!(
         ds.api_calls,
         vec!["SSH zfs create -o atime=off -o recordsize=1048576 tank/media".to_string()]
@@ -337,7 +333,7 @@ fn datasets_converge_by_property_and_sanoid_only_writes_what_differs() {
     let ds = p
         .actions
         .iter()
-        .find(|a| a.id.to_string() == "storage-dataset-tank-media")
+        .find(|a| a.id == "storage-dataset-tank-media")
         .expect("converge");
     assert_eq!(
         ds.api_calls,
@@ -413,7 +409,7 @@ fn a_migration_carries_on_from_the_state_recorded_on_its_dataset() {
         switch
             .depends_on
             .iter()
-            .any(|d| d.to_string() == "storage-migrate-media-copy")
+            .any(|d| *d == "storage-migrate-media-copy")
     );
     assert!(
         switch

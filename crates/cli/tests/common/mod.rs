@@ -39,6 +39,8 @@ pub enum Target {
 pub struct Lab {
     pub dir: tempfile::TempDir,
     pub target: Target,
+    /// Extra environment of every command (the node's SSH of a `labwright sim`).
+    pub env: Vec<(String, String)>,
 }
 
 /// What a finished command printed.
@@ -76,6 +78,7 @@ impl Lab {
                 .tempdir()
                 .expect("temp dir"),
             target: Target::Sim,
+            env: Vec::new(),
         }
     }
 
@@ -126,6 +129,9 @@ impl Lab {
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = self.bare();
         cmd.args(args);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
         match &self.target {
             Target::Sim => {
                 cmd.arg("--target")
@@ -242,6 +248,11 @@ pub struct SimProcess {
 impl SimProcess {
     /// Starts `labwright sim` on a free loopback port with its state in `dir`.
     pub fn start(dir: &Path, time_scale: f64) -> SimProcess {
+        SimProcess::start_with(dir, time_scale, &[])
+    }
+
+    /// [`SimProcess::start`] with more `labwright sim` arguments (scenario, faults).
+    pub fn start_with(dir: &Path, time_scale: f64, extra: &[&str]) -> SimProcess {
         let state = dir.join("simd");
         let log = dir.join("sim-process.log");
         let logf = std::fs::File::create(&log).expect("sim log");
@@ -254,6 +265,7 @@ impl SimProcess {
             .arg(&state)
             .arg("--time-scale")
             .arg(time_scale.to_string())
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(logf)
@@ -296,6 +308,48 @@ impl SimProcess {
             .as_str()
             .unwrap_or_else(|| panic!("credentials.json lacks {key}"))
             .to_string()
+    }
+
+    /// The node's SSH as `LABWRIGHT_SSH_*` variables.
+    pub fn ssh_env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "LABWRIGHT_SSH_TARGET".into(),
+                format!("root@127.0.0.1:{}", self.creds["ssh_port"]),
+            ),
+            ("LABWRIGHT_SSH_IDENTITY".into(), self.cred("ssh_client_key")),
+            (
+                "LABWRIGHT_SSH_KNOWN_HOSTS".into(),
+                self.cred("ssh_known_hosts"),
+            ),
+        ]
+    }
+
+    /// Plain `ssh` to the simulated node (the user's own client, strict host keys).
+    pub fn ssh(&self, command: &str) -> std::process::Output {
+        std::process::Command::new("ssh")
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+            ])
+            .arg("-o")
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.cred("ssh_known_hosts")
+            ))
+            .arg("-i")
+            .arg(self.cred("ssh_client_key"))
+            .arg("-p")
+            .arg(self.creds["ssh_port"].to_string())
+            .arg("root@127.0.0.1")
+            .arg(command)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ssh (openssh-client)")
     }
 
     /// The `--target env` settings of this simulator (with its admin token).

@@ -183,7 +183,9 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
                 .and_then(|o| o.storage.clone())
                 .filter(|s| *s != job.storage);
             if let (Some(old), Some(side)) = (old, cx.observed.storage.as_ref())
-                && out.actions[a0..].iter().any(|a| a.id == ActionId::job(&job.id, JobStep::Update))
+                && out.actions[a0..]
+                    .iter()
+                    .any(|a| a.id == ActionId::job(&job.id, JobStep::Update))
             {
                 let list = side.old_backups.get(&old).cloned().unwrap_or_default();
                 let shown: Vec<&str> = list.iter().take(5).map(String::as_str).collect();

@@ -75,7 +75,10 @@ pub async fn scan_storage(
         .map(|j| j.storage.clone())
         .collect();
     for st in moved_from {
-        if let Ok(list) = client.storage_content(node, &st, Some("backup"), None).await {
+        if let Ok(list) = client
+            .storage_content(node, &st, Some("backup"), None)
+            .await
+        {
             side.old_backups
                 .insert(st, list.into_iter().map(|c| c.volid).collect());
         }
