@@ -74,6 +74,10 @@ pub enum Mode {
     Fresh,
     /// Converged node, chaos apply of app-host's memory change (snapshot, update, reboot).
     Drift,
+    /// Converged phase-0 node with two spare disks, chaos apply of phase 1: the pool,
+    /// datasets and sanoid over SSH, storage entries, the backup job's move and the
+    /// migrations of app-host's data (copies cut midway by faults).
+    Phase1,
 }
 
 /// The fault settings of one run, all derived from its seed.
@@ -98,15 +102,20 @@ pub struct Chaos {
     /// Right after the kill, apply once more against the still faulty node, while the
     /// killed run's tasks may still hold their VM locks.
     pub resume_under_faults: bool,
+    /// Phase 1: chance that an rsync in a guest stops partway.
+    pub copy_failure_rate: f64,
 }
 
 impl Chaos {
     pub fn from_seed(seed: u64) -> Chaos {
         let mut r = Rng::new(seed);
-        let mode = if r.chance(0.4) {
-            Mode::Drift
-        } else {
-            Mode::Fresh
+        // Phase 1 runs come from their own stream, so the other settings of a seed
+        // stay what they were before phase 1 existed.
+        let mut p1 = Rng::new(seed ^ 0x9a5e_0001);
+        let mode = match (r.chance(0.4), p1.chance(0.35)) {
+            (_, true) => Mode::Phase1,
+            (true, false) => Mode::Drift,
+            (false, false) => Mode::Fresh,
         };
         // Journal entries of an uninterrupted chaos apply: apply-start, start/done per
         // action (and the snapshot), apply-end. Fresh: 2 image downloads, and per VM
@@ -114,8 +123,17 @@ impl Chaos {
         let events = match mode {
             Mode::Fresh => 30,
             Mode::Drift => 7,
+            // 17 actions (pool, 3 datasets, sanoid, 2 entries, 2 mappings, VM update
+            // and reboot, job, 2 × copy and switch) with their snapshots.
+            Mode::Phase1 => 38,
         };
-        Chaos {
+        let copy_failure_rate = if mode == Mode::Phase1 {
+            p1.pick(&[0.0, 0.3, 0.6, 1.0])
+        } else {
+            0.0
+        };
+        let ssh_errors = mode == Mode::Phase1 && p1.chance(0.3);
+        let mut c = Chaos {
             seed,
             mode,
             error_rate: r.pick(&[0.0, 0.03, 0.08, 0.15]),
@@ -131,7 +149,12 @@ impl Chaos {
             kill_delay_ms: r.range(0, 250),
             resume_under_faults: r.chance(0.3),
             lost_reply_rate: Rng::new(seed ^ 0x1057_0e91).pick(&[0.0, 0.0, 0.05, 0.15]),
+            copy_failure_rate,
+        };
+        if ssh_errors {
+            c.error_class = "ssh";
         }
+        c
     }
 
     fn sim_args(&self) -> Vec<String> {
@@ -154,6 +177,8 @@ impl Chaos {
             self.slow_task_rate.to_string(),
             "--fault-slow-task-factor".into(),
             self.slow_task_factor.to_string(),
+            "--fault-copy-failure-rate".into(),
+            self.copy_failure_rate.to_string(),
         ]
     }
 }
@@ -441,6 +466,8 @@ struct Lab {
     sim_starts: usize,
     /// How long the simulator's state must stay unchanged before it counts as idle.
     quiet: Duration,
+    /// Added to every apply (phase 1 needs `--allow-risk critical` for its pool).
+    apply_args: Vec<String>,
 }
 
 impl Lab {
@@ -477,6 +504,13 @@ impl Lab {
             .env("LABWRIGHT_PVE_TOKEN_ID", sim.cred("token_id"))
             .env("LABWRIGHT_PVE_TOKEN_SECRET", sim.cred("token_secret"))
             .env("LABWRIGHT_PVE_FINGERPRINT", sim.cred("fingerprint"))
+            // The node's SSH (datasets, sanoid): the simulator's own endpoint.
+            .env(
+                "LABWRIGHT_SSH_TARGET",
+                format!("root@127.0.0.1:{}", sim.creds["ssh_port"]),
+            )
+            .env("LABWRIGHT_SSH_IDENTITY", sim.cred("ssh_client_key"))
+            .env("LABWRIGHT_SSH_KNOWN_HOSTS", sim.cred("ssh_known_hosts"))
             .args(args)
             .args(["--target", "env"])
             .stdin(Stdio::null())
@@ -502,16 +536,11 @@ impl Lab {
     }
 
     fn apply(&self, sim: &Sim, spec: &Path) -> Result<Out, String> {
-        self.run(
-            sim,
-            &[
-                "apply",
-                &spec.to_string_lossy(),
-                "--yes",
-                "--journal-dir",
-                &self.journal_dir.to_string_lossy(),
-            ],
-        )
+        let spec = spec.to_string_lossy();
+        let journal = self.journal_dir.to_string_lossy();
+        let mut args = vec!["apply", &spec, "--yes", "--journal-dir", &journal];
+        args.extend(self.apply_args.iter().map(String::as_str));
+        self.run(sim, &args)
     }
 
     /// `plan --detailed-exitcode -o json`: (exit code, action ids, blocked).
@@ -588,6 +617,103 @@ fn bigger_memory(text: &str) -> Result<String, String> {
     Ok(text.replace(old, "    cores: 4\n    memory: 12G\n"))
 }
 
+/// The nas spec at phase 1: the HDD mirror, its datasets, storage entries, the
+/// backup job's move and app-host's data moved into the datasets.
+fn phase_one(text: &str) -> Result<String, String> {
+    if text.matches("\nphase: 0\n").count() != 1 {
+        return Err("the nas spec's `phase: 0` line changed shape".into());
+    }
+    Ok(text.replacen("\nphase: 0\n", "\nphase: 1\n", 1)
+        + r#"
+storage:
+  zfsPools:
+    - name: tank
+      raidLevel: mirror
+      devices:
+        - /dev/disk/by-id/ata-WDC_WD40EFPX-68C6CN0_WD-WX12A0000001
+        - /dev/disk/by-id/ata-WDC_WD40EFPX-68C6CN0_WD-WX12A0000002
+  datasets:
+    - name: tank/media
+      snapshots: { schedule: daily, keep: 14 }
+    - name: tank/appdata
+      snapshots: { schedule: daily, keep: 14 }
+    - name: tank/backups
+  pveStorages:
+    - { id: tank-backups, type: dir, path: /tank/backups, content: [backup] }
+  migrations:
+    - { name: plex-media, from: "vm:300:/opt/naas/appdata/plex/media", to: tank/media }
+    - { name: docker-appdata, from: "vm:300:/opt/naas/appdata", to: tank/appdata }
+    - { name: backup-target, from: "backup-job:nightly", to: tank-backups }
+"#)
+}
+
+/// Files under `prefix` in a `path → content` map, by their path below it.
+fn files_under(files: &Value, prefix: &str) -> BTreeMap<String, String> {
+    files
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(k, _)| !k.ends_with('/'))
+                .filter_map(|(k, v)| {
+                    Some((k.strip_prefix(prefix)?.to_string(), v.as_str()?.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Phase 1's invariants on the node's saved state: one pool made once over the two
+/// disks, the datasets, and every moved file equal to its kept source.
+fn check_phase_one(st: &Value, v: &mut Vec<String>) {
+    let node = &st["nodes"]["proxmox"];
+    let pools: Vec<&str> = node["zpools"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p["name"].as_str()).collect())
+        .unwrap_or_default();
+    if pools != ["tank"] {
+        v.push(format!("phase 1: pools {pools:?}, want [tank]"));
+    }
+    let creates = tasks(st)
+        .iter()
+        .filter(|t| t["type"] == "zfscreate" && t["exitstatus"] == "OK")
+        .count();
+    if creates != 1 {
+        v.push(format!("phase 1: {creates} successful zfscreate task(s), want 1"));
+    }
+    for d in ["tank/media", "tank/appdata", "tank/backups"] {
+        if node["datasets"].get(d).is_none() {
+            v.push(format!("phase 1: dataset {d} missing"));
+        }
+    }
+    let guest = &st["vms"]["300"]["guest"]["files"];
+    let host = &node["files"];
+    let media_src = files_under(guest, "/opt/naas/appdata/plex/media.lw-migrated/");
+    let media_dst = files_under(host, "/tank/media/");
+    if media_src.is_empty() || media_src != media_dst {
+        v.push(format!(
+            "phase 1: tank/media ({} files) differs from the kept source ({} files)",
+            media_dst.len(),
+            media_src.len()
+        ));
+    }
+    let skip = |k: &String| k.starts_with("plex/media/") || k.starts_with("plex/media.lw-migrated/");
+    let app_src: BTreeMap<String, String> = files_under(guest, "/opt/naas/appdata.lw-migrated/")
+        .into_iter()
+        .filter(|(k, _)| !skip(k))
+        .collect();
+    let app_dst: BTreeMap<String, String> = files_under(host, "/tank/appdata/")
+        .into_iter()
+        .filter(|(k, _)| !skip(k))
+        .collect();
+    if app_src.is_empty() || app_src != app_dst {
+        v.push(format!(
+            "phase 1: tank/appdata ({} files) differs from the kept source ({} files)",
+            app_dst.len(),
+            app_src.len()
+        ));
+    }
+}
+
 /// Starts apply and SIGKILLs it at the chaos point. Returns (killed, exit code if it
 /// ended by itself).
 fn chaos_apply(
@@ -597,17 +723,12 @@ fn chaos_apply(
     chaos: &Chaos,
 ) -> Result<(bool, Option<i32>, Out), String> {
     let base = lab.journal().len();
+    let spec_s = spec.to_string_lossy();
+    let journal = lab.journal_dir.to_string_lossy();
+    let mut args = vec!["apply", &spec_s, "--yes", "--journal-dir", &journal];
+    args.extend(lab.apply_args.iter().map(String::as_str));
     let mut child = lab
-        .cmd(
-            sim,
-            &[
-                "apply",
-                &spec.to_string_lossy(),
-                "--yes",
-                "--journal-dir",
-                &lab.journal_dir.to_string_lossy(),
-            ],
-        )
+        .cmd(sim, &args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -875,6 +996,7 @@ fn run_inner(
         cfg: cfg.clone(),
         sim_starts: 0,
         quiet: Duration::from_millis(300 + 4 * chaos.latency_ms),
+        apply_args: Vec::new(),
     };
     let nas_text = std::fs::read_to_string(repo_root().join("specs/nas.desired.yaml"))
         .map_err(|e| format!("harness: read nas spec: {e}"))?;
@@ -896,6 +1018,20 @@ fn run_inner(
             }
             drain_tasks(&lab.state, Duration::from_secs(60), lab.quiet)?;
             sim.stop();
+            p
+        }
+        Mode::Phase1 => {
+            let p = dir.join("nas-phase1.yaml");
+            std::fs::write(&p, phase_one(&nas_text)?)
+                .map_err(|e| format!("harness: write spec: {e}"))?;
+            // Phase 0 first, without faults, on a node with two spare disks.
+            let sim = lab.start_sim(&["--scenario".to_string(), "hdds".to_string()])?;
+            if lab.converge(&sim, &nas, 3, notes)?.is_none() {
+                return Err("phase-1 setup: the nas spec did not converge without faults".into());
+            }
+            drain_tasks(&lab.state, Duration::from_secs(60), lab.quiet)?;
+            sim.stop();
+            lab.apply_args = vec!["--allow-risk".into(), "critical".into()];
             p
         }
     };
@@ -1059,6 +1195,9 @@ fn run_inner(
                 "snapshots: journalled {key:?} was not on the node before validate"
             ));
         }
+    }
+    if chaos.mode == Mode::Phase1 {
+        check_phase_one(&st, v);
     }
     if chaos.mode == Mode::Drift {
         let mem = st["vms"]["300"]["conf"]["memory"].as_str().unwrap_or("");
