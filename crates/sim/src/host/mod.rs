@@ -3,6 +3,7 @@
 //! same state the API serves.
 
 pub mod zfs;
+pub mod zpool;
 
 use sha2::{Digest, Sha256};
 
@@ -109,7 +110,7 @@ pub fn run(n: &mut Node, argv: &[String], stdin: &str) -> Out {
     let args = &argv[1..];
     match cmd.as_str() {
         "zfs" | "/sbin/zfs" | "/usr/sbin/zfs" => zfs::zfs(n, args),
-        "zpool" | "/sbin/zpool" | "/usr/sbin/zpool" => zfs::zpool(n, args),
+        "zpool" | "/sbin/zpool" | "/usr/sbin/zpool" => zpool::zpool(n, args),
         "true" | ":" => Out::ok(String::new()),
         "false" => Out::err(1, String::new()),
         "hostname" => Out::ok(format!("{}\n", n.name)),
