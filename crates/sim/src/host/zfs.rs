@@ -62,7 +62,7 @@ pub fn parse_size(v: &str) -> Option<u64> {
         _ => (t, 1),
     };
     let n: f64 = num.parse().ok()?;
-    (n >= 0.0 && n.is_finite()).then(|| (n * mult as f64) as u64)
+    (n >= 0.0 && n.is_finite()).then_some((n * mult as f64) as u64)
 }
 
 /// Bytes the way `zfs get` shows them without `-p` (`10G`, `1.50T`).
@@ -478,8 +478,12 @@ fn get(node: &Node, args: &[String]) -> Out {
     Out::ok(out)
 }
 
+/// `zfs create`'s arguments: `-o` properties, positional names, `-p`, and the first
+/// option it does not know.
+type CreateArgs = (Vec<(String, String)>, Vec<String>, bool, Option<String>);
+
 /// Splits `-o PROP=VALUE` options; the rest are positional.
-fn options(args: &[String]) -> (Vec<(String, String)>, Vec<String>, bool, Option<String>) {
+fn options(args: &[String]) -> CreateArgs {
     let (mut props, mut pos, mut parents) = (vec![], vec![], false);
     let mut bad = None;
     let mut i = 0;
