@@ -678,6 +678,12 @@ fn check_code(name: &str, v: &str) -> Result<(), String> {
         "pve-node" if !node_re().is_match(v) => {
             return Err("value does not look like a valid node name\n".into());
         }
+        // Mapping::Dir's path (no quoting in property strings yet).
+        "pve-storage-path-in-property-string"
+            if !v.starts_with('/') || v.len() < 2 || v.contains([';', ',', '=', '(', ')']) =>
+        {
+            return Err("Value does not look like a valid absolute path. These symbols are currently not allowed in path: ;,=()\n".into());
+        }
         "pve-configid" if !configid_re().is_match(v) => {
             return Err(format!("invalid configuration ID '{v}'\n"));
         }

@@ -18,7 +18,7 @@ use crate::server::{Inner, write_private};
 /// File names inside the key folder.
 pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
 pub const CLIENT_KEY_FILE: &str = "ssh_client_ed25519_key";
-pub const KNOWN_HOSTS_FILE: &str = "ssh_known_hosts";
+pub const KNOWN_HOSTS_FILE: &str = "known_hosts";
 
 /// The node's host key and the one client key it accepts.
 pub struct SshKeys {

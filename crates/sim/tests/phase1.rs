@@ -23,7 +23,19 @@ fn cfg(scenario: Scenario) -> SimConfig {
 
 /// Runs a command through the guest agent and waits for it: (exit code, out, err).
 async fn exec(api: &Api, vmid: u32, argv: &[&str]) -> (i64, String, String) {
-    let form: Vec<(&str, &str)> = argv.iter().map(|a| ("command", *a)).collect();
+    exec_in(api, vmid, argv, None).await
+}
+
+async fn exec_in(
+    api: &Api,
+    vmid: u32,
+    argv: &[&str],
+    input: Option<&str>,
+) -> (i64, String, String) {
+    let mut form: Vec<(&str, &str)> = argv.iter().map(|a| ("command", *a)).collect();
+    if let Some(i) = input {
+        form.push(("input-data", i));
+    }
     let r = api
         .post(&format!("/nodes/proxmox/qemu/{vmid}/agent/exec"), &form)
         .await;
@@ -368,14 +380,11 @@ async fn guest_folder_copied_into_a_dataset_looks_the_same_on_both_sides() {
     assert_eq!(s1, s2);
 
     // A file written in the guest shows on the node, and the other way round.
-    let (c, _, _) = exec(
+    let (c, _, _) = exec_in(
         &api,
         120,
-        &[
-            "sh",
-            "-c",
-            "echo hello | tee /mnt/lw/tank-media/from-guest.txt",
-        ],
+        &["tee", "/mnt/lw/tank-media/from-guest.txt"],
+        Some("hello\n"),
     )
     .await;
     assert_eq!(c, 0);

@@ -63,7 +63,7 @@ pub fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
                 .map(|d| {
                     let d = d.as_str().unwrap_or("");
                     let name = n.disks.iter().find(|x| x.devpath == d)
-                        .map(|x| crate::host::zfs::by_id(&x.model, &x.serial))
+                        .map(|x| crate::host::zpool::by_id(&x.model, &x.serial))
                         .unwrap_or_else(|| d.to_string());
                     json!({"name": name.trim_start_matches("/dev/disk/by-id/").trim_start_matches("/dev/"), "state": "ONLINE", "read": 0, "write": 0, "cksum": 0})
                 })
@@ -464,7 +464,7 @@ fn disks_list(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
                     "vendor": "ATA     ", "type": d.r#type, "rpm": d.rpm, "wwn": d.wwn, "health": "PASSED",
                     "wearout": if d.r#type == "ssd" { json!(98) } else { json!("N/A") }, "gpt": if d.used.is_some() { 1 } else { 0 },
                     "mounted": 0, "osdid": -1, "osdid-list": null,
-                    "by_id_link": format!("/dev/disk/by-id/ata-{}_{}", d.model.replace(' ', "_"), d.serial)});
+                    "by_id_link": crate::host::zpool::by_id(&d.model, &d.serial)});
                 if let Some(u) = &d.used {
                     e["used"] = json!(u);
                 }
@@ -524,7 +524,7 @@ fn zfs_create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             let disk = nd
                 .disks
                 .iter()
-                .find(|x| &x.devpath == d || crate::host::zfs::by_id(&x.model, &x.serial) == *d)
+                .find(|x| &x.devpath == d || crate::host::zpool::by_id(&x.model, &x.serial) == *d)
                 .ok_or_else(|| ApiError::e500(format!("unable to get device info for '{d}'")))?;
             if disk.used.is_some() {
                 return Err(ApiError::e500(format!("device '{d}' is already in use")));

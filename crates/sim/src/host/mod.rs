@@ -3,6 +3,7 @@
 //! same state the API serves.
 
 pub mod zfs;
+pub mod zpool;
 
 use sha2::{Digest, Sha256};
 
@@ -109,7 +110,7 @@ pub fn run(n: &mut Node, argv: &[String], stdin: &str) -> Out {
     let args = &argv[1..];
     match cmd.as_str() {
         "zfs" | "/sbin/zfs" | "/usr/sbin/zfs" => zfs::zfs(n, args),
-        "zpool" | "/sbin/zpool" | "/usr/sbin/zpool" => zfs::zpool(n, args),
+        "zpool" | "/sbin/zpool" | "/usr/sbin/zpool" => zpool::zpool(n, args),
         "true" | ":" => Out::ok(String::new()),
         "false" => Out::err(1, String::new()),
         "hostname" => Out::ok(format!("{}\n", n.name)),
@@ -403,10 +404,11 @@ fn install(n: &mut Node, args: &[String], stdin: &str) -> Out {
 }
 
 fn ls(n: &Node, args: &[String]) -> Out {
-    let dirs: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    let dirs = if dirs.is_empty() { vec![] } else { dirs };
     let root = "/root".to_string();
-    let dirs = if dirs.is_empty() { vec![&root] } else { dirs };
+    let mut dirs: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    if dirs.is_empty() {
+        dirs.push(&root);
+    }
     let mut out = Out::default();
     for d in dirs {
         if fsmap::is_file(&n.files, d) {
@@ -425,6 +427,9 @@ fn ls(n: &Node, args: &[String]) -> Out {
     out
 }
 
+/// Lists the files (relative path, content) below a folder, `None` if it is none.
+pub type FileView<'a> = dyn Fn(&str) -> Option<Vec<(String, String)>> + 'a;
+
 /// SHA-256 of a text, lowercase hex.
 pub fn sha256(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
@@ -432,11 +437,7 @@ pub fn sha256(text: &str) -> String {
 
 /// `find DIR -type f -exec sha256sum {} +` and `find DIR -type f -printf '%s\t%P\n'`
 /// over a file map; `view` lists a guest's merged tree instead of `files`.
-pub fn find(
-    files: &fsmap::Files,
-    args: &[String],
-    view: Option<&dyn Fn(&str) -> Option<Vec<(String, String)>>>,
-) -> Out {
+pub fn find(files: &fsmap::Files, args: &[String], view: Option<&FileView<'_>>) -> Out {
     let Some(dir) = args.first().filter(|a| !a.starts_with('-')) else {
         return Out::err(1, "find: missing starting point\n".into());
     };
