@@ -472,7 +472,8 @@ pub async fn start(cfg: SimConfig) -> Result<SimHandle, SimError> {
     inner.persist();
     // The SSH endpoint: keys in the state folder, or in a private temporary folder.
     let (key_dir, key_tmp) = match &inner.cfg.state_dir {
-        Some(d) => (d.clone(), None),
+        // Absolute: ssh is run from wherever the reader of credentials.json is.
+        Some(d) => (std::path::absolute(d).unwrap_or_else(|_| d.clone()), None),
         None => {
             let t = tempfile::Builder::new()
                 .prefix("labwright-sim-ssh-")

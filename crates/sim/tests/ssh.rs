@@ -176,6 +176,24 @@ async fn zfs_over_ssh_matches_the_api() {
     )
     .await;
     assert_eq!((r.code, r.out.as_str()), (0, "lz4\n"));
+    // User properties (labwright records a migration's progress in one).
+    let r = ssh(
+        sim,
+        "zfs set labwright:migration=media=copied tank/media && zfs get -H -p -s local -o property,value all tank/media",
+        None,
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(
+        r.out.ends_with("labwright:migration\tmedia=copied\n"),
+        "{}",
+        r.out
+    );
+    let r = ssh(sim, "zfs get -H -o value labwright:migration tank", None).await;
+    assert_eq!((r.code, r.out.as_str()), (0, "-\n"));
+    let r = ssh(sim, "zfs set Bad:Name=1 tank/media", None).await;
+    assert_eq!(r.code, 1);
+    assert!(r.err.contains("invalid property 'Bad:Name'"), "{}", r.err);
 
     // The API sees the dataset: a zfspool storage on it works and is active.
     let node = sim.node();

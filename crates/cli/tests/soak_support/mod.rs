@@ -678,7 +678,9 @@ fn check_phase_one(st: &Value, v: &mut Vec<String>) {
         .filter(|t| t["type"] == "zfscreate" && t["exitstatus"] == "OK")
         .count();
     if creates != 1 {
-        v.push(format!("phase 1: {creates} successful zfscreate task(s), want 1"));
+        v.push(format!(
+            "phase 1: {creates} successful zfscreate task(s), want 1"
+        ));
     }
     for d in ["tank/media", "tank/appdata", "tank/backups"] {
         if node["datasets"].get(d).is_none() {
@@ -696,7 +698,8 @@ fn check_phase_one(st: &Value, v: &mut Vec<String>) {
             media_src.len()
         ));
     }
-    let skip = |k: &String| k.starts_with("plex/media/") || k.starts_with("plex/media.lw-migrated/");
+    let skip =
+        |k: &String| k.starts_with("plex/media/") || k.starts_with("plex/media.lw-migrated/");
     let app_src: BTreeMap<String, String> = files_under(guest, "/opt/naas/appdata.lw-migrated/")
         .into_iter()
         .filter(|(k, _)| !skip(k))

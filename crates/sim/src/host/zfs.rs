@@ -86,6 +86,21 @@ pub fn nice(bytes: u64) -> String {
 /// Checks `prop=value`; returns the value as stored, or the reason after
 /// `cannot create 'X': `.
 pub fn check_prop(prop: &str, value: &str) -> Result<String, String> {
+    // User properties (`module:name`): any value up to 8 KiB, ZFS's name alphabet.
+    if prop.contains(':') {
+        let ok_name = prop.len() <= 256
+            && prop.starts_with(|c: char| c.is_ascii_lowercase())
+            && prop
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ":._-".contains(c));
+        if !ok_name {
+            return Err(format!("invalid property '{prop}'"));
+        }
+        if value.len() > 8191 {
+            return Err(format!("property value too long for '{prop}'"));
+        }
+        return Ok(value.to_string());
+    }
     let one_of = |allowed: &str, ok: bool| {
         if ok {
             Ok(value.to_string())
@@ -329,6 +344,8 @@ fn value(node: &Node, d: &Dataset, prop: &str, parsable: bool) -> Option<String>
                 .unwrap_or(0);
             size(total.saturating_sub(used(node, d)))
         }
+        // A user property that is not set reads as `-`.
+        p if p.contains(':') => source_of(node, d, p).map_or_else(|| "-".into(), |(v, _)| v),
         _ => {
             let (_, default, inherits) = PROPS.iter().find(|(n, _, _)| *n == prop)?;
             let raw = source_of(node, d, prop)
@@ -352,7 +369,8 @@ fn source_of(node: &Node, d: &Dataset, prop: &str) -> Option<(String, String)> {
     if let Some(v) = d.props.get(prop) {
         return Some((v.clone(), "local".into()));
     }
-    let inherits = PROPS.iter().any(|(n, _, i)| *n == prop && *i);
+    // User properties inherit like the built-in inheritable ones.
+    let inherits = prop.contains(':') || PROPS.iter().any(|(n, _, i)| *n == prop && *i);
     if !inherits {
         return None;
     }
@@ -428,7 +446,8 @@ fn get(node: &Node, args: &[String]) -> Out {
         props_arg.split(',').map(String::from).collect()
     };
     for p in &props {
-        if !READONLY.contains(&p.as_str())
+        if !p.contains(':')
+            && !READONLY.contains(&p.as_str())
             && !PROPS.iter().any(|(n, _, _)| n == p)
             && !["name", "avail", "refer", "referenced"].contains(&p.as_str())
         {
@@ -438,6 +457,11 @@ fn get(node: &Node, args: &[String]) -> Out {
     let mut out = String::new();
     for n in &names {
         let d = &node.datasets[n];
+        // `all` lists the user properties (`module:name`) set on the dataset too.
+        let mut props = props.clone();
+        if props_arg == "all" {
+            props.extend(d.props.keys().filter(|k| k.contains(':')).cloned());
+        }
         for p in &props {
             let src = if READONLY.contains(&p.as_str()) || p == "name" {
                 "-".to_string()
@@ -717,6 +741,13 @@ mod tests {
             check_prop("bogus", "1"),
             Err("invalid property 'bogus'".into())
         );
+        // User properties: any value, ZFS's name alphabet.
+        assert_eq!(
+            check_prop("labwright:migration", "media=copied"),
+            Ok("media=copied".into())
+        );
+        assert!(check_prop("Labwright:x", "1").is_err());
+        assert!(check_prop("lw:a b", "1").is_err());
         assert_eq!(nice(10 << 30), "10G");
         assert_eq!(nice(1536 << 20), "1.50G");
     }
