@@ -33,7 +33,17 @@ fn lab_on(sim: &SimProcess) -> Lab {
 /// `relative path → sha256` of the files under `dir` in guest 300, through the API.
 fn guest_manifest(sim: &SimProcess, dir: &str) -> BTreeMap<String, String> {
     let client = sim.client();
-    let st = rt()
+    let rt = rt();
+    // A guest that just (re)booted answers once its agent is up.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while rt.block_on(client.agent_ping(NODE, 300)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "VM 300's agent never answered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let st = rt
         .block_on(client.agent_exec_wait(
             NODE,
             300,
@@ -221,8 +231,9 @@ fn phase_one_converges_and_checks_out_from_outside() {
     // The data: byte-identical in the datasets, the source kept untouched.
     let media = host_manifest(&sim, "/tank/media");
     assert_eq!(media, before_media, "tank/media holds exactly the media");
+    // The media folder was set aside inside appdata, which was then set aside whole.
     assert_eq!(
-        guest_manifest(&sim, "/opt/naas/appdata/plex/media.lw-migrated"),
+        guest_manifest(&sim, "/opt/naas/appdata.lw-migrated/plex/media.lw-migrated"),
         before_media,
         "the kept media source is untouched"
     );

@@ -254,6 +254,8 @@ impl SimProcess {
     /// [`SimProcess::start`] with more `labwright sim` arguments (scenario, faults).
     pub fn start_with(dir: &Path, time_scale: f64, extra: &[&str]) -> SimProcess {
         let state = dir.join("simd");
+        // The credentials of an earlier start on this state would look ready at once.
+        let _ = std::fs::remove_file(state.join("credentials.json"));
         let log = dir.join("sim-process.log");
         let logf = std::fs::File::create(&log).expect("sim log");
         let mut cmd = std::process::Command::cargo_bin("labwright").expect("labwright binary");
