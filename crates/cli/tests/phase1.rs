@@ -354,3 +354,39 @@ fn a_copy_cut_midway_resumes_and_nothing_is_lost() {
         .collect();
     assert_eq!(host_manifest(&sim, "/tank/media"), media, "nothing lost");
 }
+
+#[test]
+fn an_unknown_host_key_stops_the_plan_and_is_never_accepted() {
+    let dir = tempfile::tempdir().expect("dir");
+    let sim = SimProcess::start_with(dir.path(), 0.01, &["--scenario", "hdds"]);
+    let mut lab = lab_on(&sim);
+    let empty = lab.path().join("known_hosts");
+    std::fs::write(&empty, "").expect("empty known_hosts");
+    for (k, v) in lab.env.iter_mut() {
+        if k == "LABWRIGHT_SSH_KNOWN_HOSTS" {
+            *v = empty.to_string_lossy().into_owned();
+        }
+    }
+    let p1 = at_phase(&lab, 1);
+    let out = lab.run(&["plan", &p1.to_string_lossy()]);
+    assert_ne!(out.code, 0, "a plan that cannot read the datasets fails");
+    for s in [
+        "never accepts host keys",
+        "Host key verification failed",
+        "ssh-keyscan -p",
+        &empty.to_string_lossy().into_owned(),
+    ] {
+        assert!(out.stderr.contains(s), "{s} in:\n{}", out.stderr);
+    }
+    assert_eq!(
+        std::fs::read_to_string(&empty).expect("read"),
+        "",
+        "the key was not added on the fly"
+    );
+    // Nothing was written on the node either.
+    assert!(
+        rt().block_on(sim.client().zfs_pools(NODE))
+            .expect("pools")
+            .is_empty()
+    );
+}

@@ -306,6 +306,8 @@ pub enum ActionKind {
     MigrationCopy,
     #[serde(rename = "migration.switch")]
     MigrationSwitch,
+    #[serde(rename = "migration.remove-source")]
+    MigrationRemoveSource,
 }
 
 impl fmt::Display for ActionKind {
@@ -349,6 +351,7 @@ impl Action {
     /// `--allow-destroy` on top of the risk level.
     pub fn destroys_data(&self) -> bool {
         self.kind == ActionKind::VmDestroy
+            || self.kind == ActionKind::MigrationRemoveSource
             || matches!(
                 &self.op,
                 Op::Storage(crate::storage::StorageOp::CreatePool { wipe, .. }) if !wipe.is_empty()

@@ -420,3 +420,97 @@ fn a_migration_carries_on_from_the_state_recorded_on_its_dataset() {
     assert_eq!(count(Some("copied")).0, vec![ActionKind::MigrationSwitch]);
     assert!(count(Some("switched")).0.is_empty());
 }
+
+#[test]
+fn a_kept_source_goes_only_when_asked_checked_and_destructive() {
+    let spec_with = |remove: bool| {
+        let t = if remove { "removeSource: true, " } else { "" };
+        let text = format!(
+            r#"apiVersion: labwright/v1
+kind: Homelab
+metadata: {{ name: unit, owner: loic }}
+node: {{ name: proxmox, address: 192.168.1.10 }}
+phase: 1
+safetyGuards:
+  executionMode: safe
+  managementAccessCidrs: [192.168.1.50/32]
+vms:
+  - vmid: 300
+    name: app-host
+    role: app-host
+    cores: 2
+    memory: 4G
+    disks: {{ scsi0: {{ size: 32G }} }}
+    nics: {{ net0: {{ bridge: vmbr0 }} }}
+storage:
+  zfsPools:
+    - {{ name: tank, raidLevel: mirror, devices: {BY_ID} }}
+  datasets:
+    - name: tank/media
+    - name: tank/appdata
+  migrations:
+    - {{ name: media, from: "vm:300:/srv/app/media", to: tank/media }}
+    - {{ name: app, {t}from: "vm:300:/srv/app", to: tank/appdata }}
+"#
+        );
+        labwright_spec::load_str("unit.yaml", &text, &|_| None)
+            .unwrap_or_else(|e| panic!("spec: {:?}", e.diagnostics))
+            .spec
+    };
+    let side = |app: &str, media: &str| {
+        let mut s = pool_there();
+        let app_p = format!("app={app}");
+        let media_p = format!("media={media}");
+        s.host = host(&[
+            ("tank", &[]),
+            ("tank/media", &[(MIGRATION_PROP, media_p.as_str())]),
+            ("tank/appdata", &[(MIGRATION_PROP, app_p.as_str())]),
+        ]);
+        s
+    };
+    // Not asked: nothing to do once switched.
+    let p = plan(&spec_with(false), &observed(side("switched", "switched")));
+    assert!(
+        !ids(&p).iter().any(|i| i.contains("remove-source")),
+        "{:?}",
+        ids(&p)
+    );
+    // Asked for the outer folder while the inner kept folder (inside it) stays: held.
+    let p = plan(&spec_with(true), &observed(side("switched", "switched")));
+    assert!(
+        !ids(&p).iter().any(|i| i.contains("remove-source")),
+        "{:?}",
+        ids(&p)
+    );
+    let h = p
+        .held
+        .iter()
+        .find(|h| h.target == "migration/app")
+        .expect("held");
+    assert!(h.reason.contains("media"), "{}", h.reason);
+    // The inner one removed already: the outer goes, destructively, after a check.
+    let p = plan(&spec_with(true), &observed(side("switched", "removed")));
+    let a = p
+        .actions
+        .iter()
+        .find(|a| a.kind == ActionKind::MigrationRemoveSource)
+        .expect("remove planned");
+    assert!(a.destroys_data() && a.risk == Risk::High);
+    assert_eq!(
+        a.api_calls[0],
+        "SSH cat /var/lib/labwright/migrations/app.sha256"
+    );
+    assert!(
+        a.api_calls
+            .iter()
+            .any(|c| c == "AGENT 300 rm -rf /srv/app.lw-migrated")
+    );
+    assert!(labwright_engine::apply::check_destroy(&p, false).is_err());
+    // Removed: in place.
+    let p = plan(&spec_with(true), &observed(side("removed", "removed")));
+    assert!(
+        !ids(&p).iter().any(|i| i.starts_with("storage-migrate")),
+        "{:?}",
+        ids(&p)
+    );
+}

@@ -689,7 +689,11 @@ fn check_phase_one(st: &Value, v: &mut Vec<String>) {
     }
     let guest = &st["vms"]["300"]["guest"]["files"];
     let host = &node["files"];
-    let media_src = files_under(guest, "/opt/naas/appdata/plex/media.lw-migrated/");
+    // Set aside inside appdata, which was then set aside whole (inner switches first).
+    let media_src = files_under(
+        guest,
+        "/opt/naas/appdata.lw-migrated/plex/media.lw-migrated/",
+    );
     let media_dst = files_under(host, "/tank/media/");
     if media_src.is_empty() || media_src != media_dst {
         v.push(format!(

@@ -228,19 +228,30 @@ pub(crate) fn validate(cx: &PlanCx<'_>) -> Vec<Check> {
         let name = format!("backup job {}", job.id);
         match cx.observed.backup_jobs.get(&job.id) {
             None => out.push(check(name, false, "absent on the node")),
-            Some(o) => out.push(check(
-                format!("{name} retention"),
-                o.prune == job.prune,
-                format!(
-                    "node: {}; spec: {}",
-                    if o.prune.is_empty() {
-                        "(none)"
-                    } else {
-                        &o.prune
-                    },
-                    job.prune
-                ),
-            )),
+            Some(o) => {
+                out.push(check(
+                    format!("{name} storage"),
+                    o.storage.as_deref() == Some(job.storage.as_str()),
+                    format!(
+                        "node: {}; spec: {}",
+                        o.storage.as_deref().unwrap_or("(none)"),
+                        job.storage
+                    ),
+                ));
+                out.push(check(
+                    format!("{name} retention"),
+                    o.prune == job.prune,
+                    format!(
+                        "node: {}; spec: {}",
+                        if o.prune.is_empty() {
+                            "(none)"
+                        } else {
+                            &o.prune
+                        },
+                        job.prune
+                    ),
+                ));
+            }
         }
     }
     out

@@ -243,7 +243,9 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
             continue;
         }
         let state = side.migration_state(&m.to, &m.name);
-        if state.as_deref() == Some("switched") {
+        let done = matches!(state.as_deref(), Some("switched" | "removed"));
+        let remove = m.remove_source && state.as_deref() == Some("switched");
+        if done && !remove {
             continue;
         }
         let tag = super::mapping_id(&m.to);
@@ -277,6 +279,67 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
                 .and_then(|v| v.bootstrap.as_ref())
                 .is_some_and(|b| b.docker.is_some()),
         };
+        if remove {
+            // The outer kept folder holds the inner ones: removing it removes theirs.
+            let keeps: Vec<&str> = inner
+                .iter()
+                .filter(|(_, im, _, _)| {
+                    !im.remove_source
+                        && side.migration_state(&im.to, &im.name).as_deref() != Some("removed")
+                })
+                .map(|(_, im, _, _)| im.name.as_str())
+                .collect();
+            if !keeps.is_empty() {
+                let mut h = Held::new(
+                    target,
+                    format!(
+                        "removing its kept source would also remove the kept source of {}, which the spec keeps",
+                        keeps.join(", ")
+                    ),
+                    "set `removeSource: true` on those migrations too, or move their kept folders out first",
+                );
+                h.elements.push(path);
+                out.held.push(h);
+                continue;
+            }
+            let kept = kept_path(cx, &all, vmid, source);
+            let mut a = Action::new(
+                ActionId::storage(format!("migrate-{}-remove-source", m.name)),
+                ActionKind::MigrationRemoveSource,
+                target.clone(),
+                Op::Storage(StorageOp::MigrateRemoveSource {
+                    plan: mp,
+                    kept: kept.clone(),
+                }),
+            );
+            a.phase = m.phase.0;
+            a.risk = Risk::High;
+            a.changes = vec![Change {
+                field: "kept source".into(),
+                before: Some(kept.clone()),
+                after: None,
+                effect: crate::canon::Effect::Hotplug,
+            }];
+            a.reason = format!(
+                "`removeSource: true`: {kept} is checked against the manifest of the verified copy, then removed (the data lives in `{}`)",
+                m.to
+            );
+            a.rollback_hint = format!(
+                "none: the kept copy is gone; `{}` and its snapshots hold the data",
+                m.to
+            );
+            a.expected_downtime = "none".into();
+            a.elements.push(path);
+            // Inner kept folders go before the outer one that holds them.
+            for (_, im, _, _) in &inner {
+                let id = ActionId::storage(format!("migrate-{}-remove-source", im.name));
+                if out.actions.iter().any(|x| x.id == id) {
+                    a.depends_on.push(id);
+                }
+            }
+            out.actions.push(a);
+            continue;
+        }
         // Everything the guest and the share need comes first.
         let mut deps: Vec<ActionId> = out
             .actions
@@ -361,6 +424,91 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
         a.elements.push(path);
         out.actions.push(a);
     }
+}
+
+/// Where the source of the migration out of `source` is kept now: `DIR.lw-migrated`,
+/// or inside the kept folder of an outer migration switched after it.
+fn kept_path(
+    cx: &PlanCx<'_>,
+    all: &[(usize, &Migration, u32, String)],
+    vmid: u32,
+    source: &str,
+) -> String {
+    let side = cx.observed.storage.as_ref();
+    let outer = all
+        .iter()
+        .filter(|(_, om, v, s)| {
+            *v == vmid
+                && source.starts_with(&format!("{s}/"))
+                && side
+                    .and_then(|x| x.migration_state(&om.to, &om.name))
+                    .as_deref()
+                    == Some("switched")
+        })
+        .max_by_key(|(_, _, _, s)| s.len());
+    match outer {
+        Some((_, _, _, os)) => {
+            let rel = source.strip_prefix(&format!("{os}/")).unwrap_or(source);
+            format!("{}/{rel}{KEPT_SUFFIX}", kept_path(cx, all, vmid, os))
+        }
+        None => format!("{source}{KEPT_SUFFIX}"),
+    }
+}
+
+/// The lines a removal shows in the plan.
+pub(crate) fn remove_calls(m: &MigrationPlan, kept: &str) -> Vec<String> {
+    vec![
+        format!("SSH cat {}", m.manifest_file()),
+        format!(
+            "AGENT {} find {kept} -type f -exec sha256sum {{}} +",
+            m.vmid
+        ),
+        format!("AGENT {} rm -rf {kept}", m.vmid),
+        format!(
+            "SSH zfs set {MIGRATION_PROP}={}=removed {}",
+            m.name, m.dataset
+        ),
+    ]
+}
+
+/// Removes the kept source once it matches the manifest recorded at the switch.
+pub(crate) async fn run_remove_source(
+    cx: &ExecCx<'_>,
+    m: &MigrationPlan,
+    kept: &str,
+) -> Result<(), StepError> {
+    let h = host(cx)?;
+    agent_up(cx, m).await?;
+    let text = run_checked(h, &HostCmd::new(["cat", m.manifest_file().as_str()]))
+        .await?
+        .stdout;
+    let recorded: BTreeMap<String, String> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once("  "))
+        .map(|(hash, rel)| (rel.to_string(), hash.to_string()))
+        .collect();
+    let (now, _) = manifest(cx, m, kept).await?;
+    if recorded.is_empty() || now != recorded {
+        return Err(StepError::Refused(format!(
+            "VM {}: {kept} does not match the manifest of the verified copy ({} files recorded, {} found); nothing was removed",
+            m.vmid,
+            recorded.len(),
+            now.len()
+        )));
+    }
+    guest(cx, m, &["rm", "-rf", kept], CMD_TIMEOUT).await?;
+    run_checked(
+        h,
+        &HostCmd::new([
+            "zfs".to_string(),
+            "set".into(),
+            format!("{MIGRATION_PROP}={}=removed", m.name),
+            m.dataset.clone(),
+        ]),
+    )
+    .await
+    .map(|_| ())
 }
 
 /// The lines a copy shows in the plan.

@@ -43,6 +43,8 @@ pub enum StorageOp {
     MigrateCopy(MigrationPlan),
     /// Stop writers, sync, verify, put the dataset in place of the folder.
     MigrateSwitch(MigrationPlan),
+    /// Check the kept source against the verified manifest, then remove it.
+    MigrateRemoveSource { plan: MigrationPlan, kept: String },
 }
 
 impl StorageOp {
@@ -50,7 +52,10 @@ impl StorageOp {
     pub fn needs_host(&self) -> bool {
         matches!(
             self,
-            StorageOp::Host { .. } | StorageOp::MigrateCopy(_) | StorageOp::MigrateSwitch(_)
+            StorageOp::Host { .. }
+                | StorageOp::MigrateCopy(_)
+                | StorageOp::MigrateSwitch(_)
+                | StorageOp::MigrateRemoveSource { .. }
         )
     }
 }
@@ -115,6 +120,7 @@ impl Step for StorageOp {
             }
             StorageOp::MigrateCopy(m) => migrate::copy_calls(m),
             StorageOp::MigrateSwitch(m) => migrate::switch_calls(m),
+            StorageOp::MigrateRemoveSource { plan, kept } => migrate::remove_calls(plan, kept),
         }
     }
 
@@ -205,6 +211,9 @@ impl Step for StorageOp {
             }
             StorageOp::MigrateCopy(m) => migrate::run_copy(cx, m).await,
             StorageOp::MigrateSwitch(m) => migrate::run_switch(cx, m).await,
+            StorageOp::MigrateRemoveSource { plan, kept } => {
+                migrate::run_remove_source(cx, plan, kept).await
+            }
         }
     }
 }

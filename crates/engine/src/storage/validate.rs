@@ -167,8 +167,9 @@ pub(crate) fn validate(cx: &PlanCx<'_>) -> Vec<Check> {
             let state = side.migration_state(&m.to, &m.name);
             out.push(check(
                 format!("migration {}", m.name),
-                state.as_deref() == Some("switched"),
+                matches!(state.as_deref(), Some("switched" | "removed")),
                 match state.as_deref() {
+                    Some("removed") => format!("{} in place, kept source removed", m.to),
                     Some("switched") => format!(
                         "{} in place, verified manifest in {}/{}.sha256",
                         m.to,

@@ -129,6 +129,11 @@ pub struct Migration {
     pub from: String,
     /// Destination: a dataset (`tank/appdata`) or, for a backup job, a PVE storage id.
     pub to: String,
+    /// Remove the source kept after the switch (`DIR.lw-migrated`), once it is checked
+    /// against the manifest of the verified copy. Destructive: apply needs
+    /// `--allow-destroy`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remove_source: bool,
     #[serde(default = "one_phase")]
     pub phase: Phase,
 }
