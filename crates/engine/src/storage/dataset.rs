@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use labwright_host::HostCmd;
-use labwright_spec::YamlPath;
 use labwright_spec::model::{Dataset, SnapshotFrequency};
 
 use super::scan::SANOID_CONF;
@@ -84,11 +83,7 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
     // Parents before children.
     list.sort_by_key(|(_, d)| d.name.matches('/').count());
     for (i, d) in list {
-        let path = YamlPath::root()
-            .key("storage")
-            .key("datasets")
-            .index(i)
-            .to_string();
+        let path = super::spec_path("datasets", i);
         out.own(&path);
         let target = format!("zfs-dataset/{}", d.name);
         let host = match &side.host {
@@ -288,13 +283,7 @@ fn plan_sanoid(cx: &PlanCx<'_>, out: &mut PlanOut) {
     if let Some(st) = &cx.spec.storage {
         for (i, d) in st.datasets.iter().enumerate() {
             if d.snapshots.is_some() && d.phase <= cx.spec.phase {
-                a.elements.push(
-                    YamlPath::root()
-                        .key("storage")
-                        .key("datasets")
-                        .index(i)
-                        .to_string(),
-                );
+                a.elements.push(super::spec_path("datasets", i));
             }
         }
     }

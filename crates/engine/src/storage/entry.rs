@@ -2,7 +2,6 @@
 //! entry for backups on a dataset, with `is_mountpoint` so backups never land on the
 //! system SSD when the pool is not mounted. `pbs` entries are held as "later".
 
-use labwright_spec::YamlPath;
 use labwright_spec::model::{PveStorage, PveStorageType};
 
 use super::StorageOp;
@@ -74,11 +73,7 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
         if s.phase > cx.spec.phase {
             continue;
         }
-        let path = YamlPath::root()
-            .key("storage")
-            .key("pveStorages")
-            .index(i)
-            .to_string();
+        let path = super::spec_path("pveStorages", i);
         out.own(&path);
         let target = format!("storage/{}", s.id);
         let mut held = |reason: String, way: &str| {

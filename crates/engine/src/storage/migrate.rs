@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use labwright_host::HostCmd;
+use labwright_spec::Spec;
 use labwright_spec::model::Migration;
-use labwright_spec::{Spec, YamlPath};
 use serde::{Deserialize, Serialize};
 
 use super::op::{host, run_checked};
@@ -117,11 +117,7 @@ pub fn virtiofs_for(spec: &Spec, vmid: u32) -> Vec<(String, String)> {
 }
 
 fn path_of(i: usize) -> String {
-    YamlPath::root()
-        .key("storage")
-        .key("migrations")
-        .index(i)
-        .to_string()
+    super::spec_path("migrations", i)
 }
 
 /// The directory-mapping kind: one mapping per dataset a guest receives.
@@ -498,12 +494,21 @@ pub(crate) async fn run_remove_source(
         )));
     }
     guest(cx, m, &["rm", "-rf", kept], CMD_TIMEOUT).await?;
+    set_state(h, m, "removed").await
+}
+
+/// Records how far the migration got, on its dataset (read back by the scan).
+async fn set_state(
+    h: &dyn labwright_host::HostExec,
+    m: &MigrationPlan,
+    state: &str,
+) -> Result<(), StepError> {
     run_checked(
         h,
         &HostCmd::new([
             "zfs".to_string(),
             "set".into(),
-            format!("{MIGRATION_PROP}={}=removed", m.name),
+            format!("{MIGRATION_PROP}={}={state}", m.name),
             m.dataset.clone(),
         ]),
     )
@@ -745,17 +750,7 @@ async fn record(
         .with_stdin(manifest),
     )
     .await?;
-    run_checked(
-        h,
-        &HostCmd::new([
-            "zfs".to_string(),
-            "set".into(),
-            format!("{MIGRATION_PROP}={}={state}", m.name),
-            m.dataset.clone(),
-        ]),
-    )
-    .await?;
-    Ok(())
+    set_state(h, m, state).await
 }
 
 /// The guest's agent answers (a VM just restarted for its virtiofs devices boots

@@ -180,6 +180,15 @@ pub(crate) fn mapping_id(dataset: &str) -> String {
     dataset.replace('/', "-")
 }
 
+/// Where the `i`-th entry of `storage.<list>` is declared (`storage.datasets[2]`).
+pub(crate) fn spec_path(list: &str, i: usize) -> String {
+    labwright_spec::YamlPath::root()
+        .key("storage")
+        .key(list)
+        .index(i)
+        .to_string()
+}
+
 /// "4.0 TB": disk sizes as vendors print them.
 pub(crate) fn tb(bytes: u64) -> String {
     if bytes >= 1_000_000_000_000 {

@@ -3,7 +3,6 @@
 //! unless the spec allows wiping it (and apply then also needs `--allow-destroy`).
 
 use labwright_pve::api::disks::Disk;
-use labwright_spec::YamlPath;
 use labwright_spec::model::{RaidLevel, ZfsPool};
 
 use super::{StorageOp, tb};
@@ -71,11 +70,7 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
         if pool.phase > cx.spec.phase {
             continue;
         }
-        let path = YamlPath::root()
-            .key("storage")
-            .key("zfsPools")
-            .index(i)
-            .to_string();
+        let path = super::spec_path("zfsPools", i);
         out.own(&path);
         if side.pool(&pool.name).is_some() {
             continue;
