@@ -29,6 +29,13 @@ fn excluded(patterns: &[String], rel: &str) -> bool {
 }
 
 pub fn rsync(ctx: &mut Ctx<'_>, args: &[String]) -> Ran {
+    if args.first().is_some_and(|a| a == "--version") {
+        return (
+            0,
+            "rsync  version 3.2.7  protocol version 31\n".into(),
+            String::new(),
+        );
+    }
     let (mut excludes, mut delete, mut pos) = (vec![], false, vec![]);
     let mut i = 0;
     while i < args.len() {

@@ -467,6 +467,7 @@ pub(crate) fn copy_calls(m: &MigrationPlan) -> Vec<String> {
     vec![
         g(&format!("mkdir -p {}", m.staging())),
         g(&format!("mount -t virtiofs {} {}", m.tag, m.staging())),
+        g("rsync --version (apt-get install -y rsync when missing)"),
         g(&m.rsync().join(" ")),
         g(&format!("find {} -type f -exec sha256sum {{}} +", m.source)),
         g(&format!(

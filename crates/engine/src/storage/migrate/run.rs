@@ -186,6 +186,33 @@ async fn sync_and_verify(cx: &ExecCx<'_>, m: &MigrationPlan) -> Result<String, S
         )
         .await?;
     }
+    // Minimal images may lack rsync: Debian's package is one apt-get away.
+    let has_rsync = crate::agent::exec(
+        cx.client,
+        &m.node,
+        m.vmid,
+        &["rsync", "--version"],
+        CMD_TIMEOUT,
+    )
+    .await
+    .is_ok_and(|(code, _, _)| code == 0);
+    if !has_rsync {
+        (cx.progress)("installing rsync in the guest");
+        guest(
+            cx,
+            m,
+            &[
+                "env",
+                "DEBIAN_FRONTEND=noninteractive",
+                "apt-get",
+                "install",
+                "-y",
+                "rsync",
+            ],
+            Duration::from_secs(600),
+        )
+        .await?;
+    }
     (cx.progress)(&format!("copying {} → {}", m.source, m.dataset));
     let argv = m.rsync();
     let args: Vec<&str> = argv.iter().map(String::as_str).collect();
