@@ -21,9 +21,14 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// A comment's text: `--` may not occur in it nor may it end with `-`.
+/// A comment's text: kept literal (comments are not entity-decoded), but `--` may
+/// not occur in it nor may it end with `-`.
 fn comment_text(text: &str) -> String {
-    let mut s = escape(text).replace("--", "- -");
+    let clean: String = text
+        .chars()
+        .map(|c| if (c as u32) < 0x20 { ' ' } else { c })
+        .collect();
+    let mut s = clean.replace("--", "- -");
     while s.contains("--") {
         s = s.replace("--", "- -");
     }
@@ -36,6 +41,12 @@ fn comment_text(text: &str) -> String {
 pub struct Writer {
     out: String,
     open: Vec<String>,
+}
+
+impl Default for Writer {
+    fn default() -> Self {
+        Writer::new()
+    }
 }
 
 impl Writer {
