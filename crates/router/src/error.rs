@@ -139,3 +139,35 @@ impl CompileError {
         }
     }
 }
+
+/// Why a rule set cannot be rendered as an OPNsense configuration.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OpnsenseError {
+    #[error(
+        "{path}: OPNsense needs an upstream interface (its `wan`); give one router interface no address"
+    )]
+    NoWan { path: YamlPath },
+
+    #[error("{path}: NIC slot `{slot}` is not `netN`; name the router VM's NICs net0, net1, …")]
+    BadNicSlot { path: YamlPath, slot: String },
+
+    #[error(
+        "{path}: segment {cidr} is too small for a DHCP range (OPNsense backend needs /29 or larger); widen the segment or set `dhcp: false`"
+    )]
+    SegmentTooSmall { path: YamlPath, cidr: String },
+
+    #[error(
+        "{path}: the router address {gateway} lies inside the DHCP range {start}–{end} (the upper half of the segment); use an address of the lower half, e.g. the first host"
+    )]
+    GatewayInRange {
+        path: YamlPath,
+        gateway: String,
+        start: String,
+        end: String,
+    },
+
+    #[error(
+        "{path}: the OPNsense backend serves DHCP on IPv4 segments only; set `dhcp: false` here"
+    )]
+    DhcpNotIpv4 { path: YamlPath },
+}

@@ -1,12 +1,14 @@
 //! Router backends: each renders one [`RuleSet`] in its own configuration language.
-//! nftables today (a plain Debian router); OPNsense is the next one, behind the same
+//! nftables (a plain Debian router) and OPNsense (its `config.xml`), behind the same
 //! trait, so both stay one compilation of the same model.
 
 use crate::model::RuleSet;
 
 pub mod nftables;
+pub mod opnsense;
 
 pub use nftables::Nftables;
+pub use opnsense::Opnsense;
 
 /// A way to configure a router from the rule model.
 pub trait Backend {
