@@ -19,6 +19,11 @@ pub fn have_ssh() -> bool {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
+    // CI installs it (scripts/test): there, a missing client is a failure, not a skip.
+    assert!(
+        ok || std::env::var_os("CI").is_none(),
+        "the OpenSSH client (`ssh`) is not installed; scripts/test installs openssh-client"
+    );
     if !ok {
         eprintln!("skipped: the OpenSSH client (`ssh`) is not installed");
     }
