@@ -47,13 +47,7 @@ fn bridges(sim: &SimProcess) -> (Vec<(String, bool, Option<String>)>, bool) {
         .ifaces
         .iter()
         .filter(|i| i.iface_type == "bridge")
-        .map(|i| {
-            (
-                i.iface.clone(),
-                i.active.unwrap_or(false),
-                i.cidr.clone(),
-            )
-        })
+        .map(|i| (i.iface.clone(), i.active.unwrap_or(false), i.cidr.clone()))
         .collect();
     (b, list.changes.is_some())
 }
@@ -73,7 +67,11 @@ fn only_vmbr0(sim: &SimProcess) {
     let (b, staged) = bridges(sim);
     assert_eq!(
         b,
-        vec![("vmbr0".to_string(), true, Some("192.168.1.10/24".to_string()))],
+        vec![(
+            "vmbr0".to_string(),
+            true,
+            Some("192.168.1.10/24".to_string())
+        )],
         "the node's network is as before"
     );
     assert!(!staged, "nothing left staged");
@@ -172,7 +170,10 @@ fn a_reload_that_cuts_management_is_restored() {
     let out = apply(&lab, &phase_two(&lab));
     assert_ne!(out.code, 0, "apply reports the failure");
     let text = format!("{}{}", out.stdout, out.stderr);
-    assert!(text.contains("probe over a fresh connection failed"), "{text}");
+    assert!(
+        text.contains("probe over a fresh connection failed"),
+        "{text}"
+    );
     assert!(text.contains("reverted"), "{text}");
     only_vmbr0(&sim);
 }
