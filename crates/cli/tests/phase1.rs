@@ -374,7 +374,7 @@ fn an_unknown_host_key_stops_the_plan_and_is_never_accepted() {
         "never accepts host keys",
         "Host key verification failed",
         "ssh-keyscan -p",
-        &empty.to_string_lossy().into_owned(),
+        &empty.to_string_lossy(),
     ] {
         assert!(out.stderr.contains(s), "{s} in:\n{}", out.stderr);
     }
