@@ -368,6 +368,12 @@ impl Action {
             )
     }
 
+    /// Runs with no other action in flight: a network reload disturbs every
+    /// connection, and its revert needs a kept-alive one that no other action holds.
+    pub fn exclusive(&self) -> bool {
+        self.kind == ActionKind::NetworkBridges
+    }
+
     /// A low-risk action with no downtime, to be filled in by its kind.
     pub fn new(id: ActionId, kind: ActionKind, target: impl Into<String>, op: Op) -> Self {
         Action {

@@ -215,9 +215,25 @@ impl BridgeOp {
         crate::op::wait(cx, Some(upid), "reload the node's network").await
     }
 
+    /// [`Self::restore_once`], retried while new connections are refused: the revert
+    /// needs a kept-alive connection, and with other actions in flight every pooled
+    /// one may be busy for a moment. Restoring is idempotent (it re-reads the node).
+    async fn restore(&self, cx: &ExecCx<'_>) -> Result<(), StepError> {
+        let mut tries = 0u32;
+        loop {
+            match self.restore_once(cx).await {
+                Err(StepError::Api { source, .. }) if source.is_connect() && tries < 40 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Puts the node back as it was: staged changes discarded; if they went live,
     /// created bridges removed, updated ones restored, and the network reloaded.
-    async fn restore(&self, cx: &ExecCx<'_>) -> Result<(), StepError> {
+    async fn restore_once(&self, cx: &ExecCx<'_>) -> Result<(), StepError> {
         let c = cx.client;
         let list = c
             .network_list(&self.node, None)
