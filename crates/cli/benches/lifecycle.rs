@@ -866,7 +866,7 @@ fn main() {
             vms,
             storages: Vec::new(),
             backup_jobs: BTreeMap::new(),
-            bridges: None,
+            network: None,
             storage: None,
             requests: 0,
         };

@@ -119,6 +119,10 @@ pub enum ActionId {
     Storage {
         key: String,
     },
+    /// A host-network wave (`bridges`).
+    Network {
+        key: String,
+    },
 }
 
 impl ActionId {
@@ -172,6 +176,7 @@ impl fmt::Display for ActionId {
             ActionId::Image { slug } => write!(f, "image-{slug}-download"),
             ActionId::Firewall { key } => write!(f, "fw-{key}"),
             ActionId::Storage { key } => write!(f, "storage-{key}"),
+            ActionId::Network { key } => write!(f, "net-{key}"),
         }
     }
 }
@@ -225,6 +230,9 @@ impl FromStr for ActionId {
         }
         if let Some(key) = s.strip_prefix("storage-").filter(|k| !k.is_empty()) {
             return Ok(ActionId::Storage { key: key.into() });
+        }
+        if let Some(key) = s.strip_prefix("net-").filter(|k| !k.is_empty()) {
+            return Ok(ActionId::Network { key: key.into() });
         }
         Err(bad())
     }
@@ -308,6 +316,8 @@ pub enum ActionKind {
     MigrationSwitch,
     #[serde(rename = "migration.remove-source")]
     MigrationRemoveSource,
+    #[serde(rename = "network.bridges")]
+    NetworkBridges,
 }
 
 impl fmt::Display for ActionKind {
@@ -356,6 +366,12 @@ impl Action {
                 &self.op,
                 Op::Storage(crate::storage::StorageOp::CreatePool { wipe, .. }) if !wipe.is_empty()
             )
+    }
+
+    /// Runs with no other action in flight: a network reload disturbs every
+    /// connection, and its revert needs a kept-alive one that no other action holds.
+    pub fn exclusive(&self) -> bool {
+        self.kind == ActionKind::NetworkBridges
     }
 
     /// A low-risk action with no downtime, to be filled in by its kind.
@@ -433,6 +449,9 @@ mod tests {
             },
             ActionId::Storage {
                 key: "dataset-tank-media".into(),
+            },
+            ActionId::Network {
+                key: "bridges".into(),
             },
         ] {
             let s = id.to_string();

@@ -296,13 +296,15 @@ pub async fn apply(
     let mut failed = false;
     let mut inflight = FuturesUnordered::new();
     let conc = settings.concurrency.max(1);
+    // An exclusive action (a network reload) runs alone.
+    let mut alone: Option<&ActionId> = None;
     loop {
-        if !failed {
+        if !failed && alone.is_none() {
             for a in &plan.actions {
-                if inflight.len() >= conc {
+                if inflight.len() >= conc || alone.is_some() {
                     break;
                 }
-                if started.contains(&a.id) {
+                if started.contains(&a.id) || (a.exclusive() && !inflight.is_empty()) {
                     continue;
                 }
                 let deps_ok = a
@@ -320,6 +322,9 @@ pub async fn apply(
                     locked_storages.insert(s.clone());
                 }
                 started.insert(&a.id);
+                if a.exclusive() {
+                    alone = Some(&a.id);
+                }
                 journal.record(
                     Some(&a.id.to_string()),
                     "start",
@@ -337,6 +342,9 @@ pub async fn apply(
         let Some((a, result)) = inflight.next().await else {
             break;
         };
+        if alone == Some(&a.id) {
+            alone = None;
+        }
         if let Some(s) = &a.storage_lock {
             locked_storages.remove(s);
         }

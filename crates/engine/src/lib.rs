@@ -13,6 +13,7 @@ pub mod agent;
 pub mod apply;
 pub mod backup_job;
 pub mod bootstrap;
+pub mod bridge;
 pub mod canon;
 pub mod desired;
 mod error;

@@ -1,7 +1,7 @@
-//! The host-network kind, for now: the node's bridges are read (one request) and
-//! compared with the declared ones; labwright does not create bridges yet, so a
-//! missing one is held with the way out, and so is every action that needs a bridge
-//! or a storage the node lacks — `apply` never starts what it knows will fail.
+//! The host network's consequences: segments are in place when their bridge is (or
+//! is created by the bridge wave, `crate::bridge`), and every action that needs a
+//! bridge or a storage the node lacks is held — `apply` never starts what it knows
+//! will fail — unless the bridge wave creates it, in which case it waits for the wave.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,7 +13,7 @@ use crate::plan::{PlanCx, PlanOut};
 pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
     let spec = cx.spec;
     let now = spec.phase;
-    let Some(bridges) = &cx.observed.bridges else {
+    let Some(net) = &cx.observed.network else {
         // Not read (a hand-built scan): nothing to compare, nothing held.
         for e in cx.elements {
             if matches!(
@@ -25,35 +25,24 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
         }
         return;
     };
-    for (name, b) in &spec.networks.bridges {
-        if b.phase > now {
-            continue;
-        }
-        let path = labwright_spec::YamlPath::root()
-            .key("networks")
-            .key("bridges")
-            .key(name.clone());
-        if bridges.contains(name) {
-            out.own(&path);
-        } else {
-            let mut h = Held::new(
-                format!("bridge `{name}`"),
-                format!(
-                    "the node has no bridge `{name}` and labwright does not create bridges yet"
-                ),
-                format!(
-                    "create `{name}` on the node (Node → System → Network → Create → Linux Bridge{}) and plan again, or keep the lab in an earlier phase",
-                    if b.ports.is_empty() {
-                        ", no ports, no address"
-                    } else {
-                        ""
-                    }
-                ),
-            );
-            h.elements.push(path.to_string());
-            out.held.push(h);
-        }
-    }
+    // Bridges the wave brings up (when it is planned, not held).
+    let wave: BTreeSet<String> = out
+        .actions
+        .iter()
+        .filter(|a| a.id == crate::bridge::wave_id())
+        .filter_map(|a| match &a.op {
+            crate::op::Op::Bridge(o) => Some(
+                o.create
+                    .iter()
+                    .map(|d| d.name.clone())
+                    .chain(o.update.iter().map(|u| u.want.name.clone()))
+                    .collect::<Vec<_>>(),
+            ),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let up: BTreeSet<String> = net.bridges.keys().filter(|b| net.has(b)).cloned().collect();
     for (name, s) in &spec.networks.segments {
         if s.phase > now {
             continue;
@@ -62,33 +51,42 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
             .key("networks")
             .key("segments")
             .key(name.clone());
-        if bridges.contains(&s.bridge) {
+        if up.contains(&s.bridge) || wave.contains(&s.bridge) {
             out.own(&path);
         } else {
             let mut h = Held::new(
                 format!("segment `{name}`"),
                 format!("its bridge `{}` is not on the node", s.bridge),
-                format!("create bridge `{}` first", s.bridge),
+                format!("create bridge `{}` first (see the held bridge)", s.bridge),
             );
             h.elements.push(path.to_string());
             out.held.push(h);
         }
     }
-    hold_unrunnable(cx, out, bridges, now);
+    hold_unrunnable(cx, out, &up, &wave, now);
 }
 
 /// Holds every action of a VM that needs a bridge or a storage the node does not have,
 /// and whatever depends on those actions.
-fn hold_unrunnable(cx: &PlanCx<'_>, out: &mut PlanOut, bridges: &BTreeSet<String>, now: Phase) {
+fn hold_unrunnable(
+    cx: &PlanCx<'_>,
+    out: &mut PlanOut,
+    bridges: &BTreeSet<String>,
+    wave: &BTreeSet<String>,
+    now: Phase,
+) {
     let storages: BTreeSet<&str> = cx.observed.storage_ids().into_iter().collect();
     let mut why: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    let mut waits: BTreeSet<u32> = BTreeSet::new();
     for vm in &cx.spec.vms {
         if vm.phase > now || !cx.want.vms.contains_key(&vm.vmid) {
             continue;
         }
         for (slot, nic) in &vm.nics {
             let b = nic.bridge_in(now);
-            if !bridges.contains(b) {
+            if wave.contains(b) && !bridges.contains(b) {
+                waits.insert(vm.vmid);
+            } else if !bridges.contains(b) {
                 why.entry(vm.vmid).or_default().push(format!(
                     "{slot} is on bridge `{b}`, which the node does not have"
                 ));
@@ -132,6 +130,14 @@ fn hold_unrunnable(cx: &PlanCx<'_>, out: &mut PlanOut, bridges: &BTreeSet<String
                     ));
                 }
             }
+        }
+    }
+    // A VM on a bridge the wave brings up waits for the wave.
+    let wave_id = crate::bridge::wave_id();
+    for a in &mut out.actions {
+        let vmid = a.id.vmid().or_else(|| a.op.vm().map(|(_, v)| v));
+        if vmid.is_some_and(|v| waits.contains(&v)) && !a.depends_on.contains(&wave_id) {
+            a.depends_on.push(wave_id.clone());
         }
     }
     if why.is_empty() {

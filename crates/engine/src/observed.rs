@@ -95,9 +95,10 @@ pub struct Observed {
     pub vms: BTreeMap<u32, ObservedVm>,
     pub storages: Vec<ObservedStorage>,
     pub backup_jobs: BTreeMap<String, ObservedBackupJob>,
-    /// The node's bridges, when the scan read its network (`None`: not read).
+    /// The node's bridges (and staged network changes), when the scan read its
+    /// network (`None`: not read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bridges: Option<BTreeSet<String>>,
+    pub network: Option<crate::bridge::ObservedNetwork>,
     /// Disks, pools, storage entries, mappings and (over SSH) datasets, when the spec
     /// declares phase 1 storage ([`crate::storage::scan_storage`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -218,17 +219,9 @@ pub async fn scan(
         client.backup_jobs(),
         network
     );
-    let bridges = match network {
+    let network = match network {
         None => None,
-        Some(Ok(list)) => Some(
-            list.ifaces
-                .into_iter()
-                .filter(|i| {
-                    i.iface_type.eq_ignore_ascii_case("bridge") || i.iface_type == "OVSBridge"
-                })
-                .map(|i| i.iface)
-                .collect(),
-        ),
+        Some(Ok(list)) => Some(crate::bridge::ObservedNetwork::from_list(list)),
         Some(Err(e)) => return Err(EngineError::api("read the node's network", e)),
     };
     let version = version.ok().map(|v| v.version);
@@ -428,7 +421,7 @@ pub async fn scan(
         vms,
         storages,
         backup_jobs,
-        bridges,
+        network,
         storage: None,
         requests: client.request_count().saturating_sub(before),
     })
@@ -467,8 +460,8 @@ impl Observed {
                 j.comment
             ));
         }
-        if let Some(b) = &self.bridges {
-            h.update(format!("bridges {b:?};"));
+        if let Some(n) = &self.network {
+            h.update(format!("network {:?};", n));
         }
         if let Some(s) = &self.storage {
             h.update(s.fingerprint());

@@ -46,6 +46,8 @@ pub enum Op {
     /// Pools, datasets, sanoid, storage entries, mappings, migrations; see
     /// `crate::storage`.
     Storage(crate::storage::StorageOp),
+    /// The bridge wave (stage, one reload, probe); see `crate::bridge`.
+    Bridge(crate::bridge::BridgeOp),
 }
 
 impl Op {
@@ -56,6 +58,7 @@ impl Op {
             Op::Bootstrap(o) => o.api_calls(),
             Op::Firewall(o) => o.api_calls(),
             Op::Storage(o) => o.api_calls(),
+            Op::Bridge(o) => o.api_calls(),
         }
     }
 
@@ -67,6 +70,7 @@ impl Op {
             Op::Bootstrap(o) => o.vm(),
             Op::Firewall(o) => o.vm(),
             Op::Storage(o) => o.vm(),
+            Op::Bridge(o) => o.vm(),
         }
     }
 
@@ -77,6 +81,7 @@ impl Op {
             Op::Bootstrap(o) => o.run(cx).await,
             Op::Firewall(o) => o.run(cx).await,
             Op::Storage(o) => o.run(cx).await,
+            Op::Bridge(o) => o.run(cx).await,
         }
     }
 }

@@ -199,6 +199,10 @@ pub(crate) const KINDS: &[Kind] = &[
         plan: crate::firewall::plan,
     },
     Kind {
+        name: "bridges",
+        plan: crate::bridge::plan,
+    },
+    Kind {
         name: "host network",
         plan: crate::network::plan,
     },

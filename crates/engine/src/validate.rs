@@ -98,17 +98,15 @@ pub fn checks(spec: &Spec, observed: &Observed) -> Vec<Check> {
     out
 }
 
-/// The active bridges the spec declares exist on the node (host networking is never
-/// changed unless the spec allows it; this only verifies).
+/// The active bridges the spec declares exist on the node, up, with the declared
+/// ports and comment (crate::bridge).
 async fn bridge_checks(client: &PveClient, spec: &Spec) -> Vec<Check> {
-    let active: Vec<&String> = spec
+    if !spec
         .networks
         .bridges
-        .iter()
-        .filter(|(_, b)| b.phase <= spec.phase)
-        .map(|(n, _)| n)
-        .collect();
-    if active.is_empty() {
+        .values()
+        .any(|b| b.phase <= spec.phase)
+    {
         return Vec::new();
     }
     match client.network_list(spec.node_name(), None).await {
@@ -117,20 +115,7 @@ async fn bridge_checks(client: &PveClient, spec: &Spec) -> Vec<Check> {
             status: CheckStatus::Fail,
             detail: format!("cannot read the node's network: {e}"),
         }],
-        Ok(list) => active
-            .into_iter()
-            .map(|name| {
-                let found = list.ifaces.iter().find(|i| &i.iface == name);
-                check(
-                    format!("bridge {name} exists"),
-                    found.is_some_and(|i| i.iface_type == "bridge"),
-                    match found {
-                        Some(i) => format!("type {}", i.iface_type),
-                        None => "not on the node (labwright does not create bridges yet)".into(),
-                    },
-                )
-            })
-            .collect(),
+        Ok(list) => crate::bridge::validate(spec, &crate::bridge::ObservedNetwork::from_list(list)),
     }
 }
 

@@ -170,7 +170,7 @@ fn observed(vms: Vec<ObservedVm>, jobs: Vec<ObservedBackupJob>) -> Observed {
         vms: vms.into_iter().map(|v| (v.vmid, v)).collect(),
         storages: Vec::new(),
         backup_jobs: jobs.into_iter().map(|j| (j.id.clone(), j)).collect(),
-        bridges: None,
+        network: None,
         storage: None,
         requests: 0,
     }

@@ -3,7 +3,7 @@
 //! when the node's SSH is missing; how far a migration is carried on from the state
 //! recorded on its dataset.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use labwright_engine::observed::Observed;
 use labwright_engine::plan::{ActionKind, Op, Plan, Risk, plan};
@@ -70,7 +70,9 @@ fn observed(side: ObservedStorageSide) -> Observed {
         vms: BTreeMap::new(),
         storages: Vec::new(),
         backup_jobs: BTreeMap::new(),
-        bridges: Some(BTreeSet::from(["vmbr0".to_string()])),
+        network: Some(labwright_engine::bridge::ObservedNetwork::with_bridges([
+            "vmbr0",
+        ])),
         storage: Some(side),
         requests: 0,
     }

@@ -89,6 +89,16 @@ pub struct Faults {
     /// Probability that an `rsync` in a guest stops partway: a seeded random part of
     /// the files is copied, then it exits 12 like a broken transfer.
     pub copy_failure_rate: f64,
+    /// Probability that a network reload which brings up new interfaces fails the way
+    /// `ifreload -a` does: PVE has already moved `interfaces.new` over the live file, so
+    /// the new stanzas are configured but not up (no `active`, guests cannot use them)
+    /// and nothing is staged any more — the caller has to restore the old definitions.
+    pub reload_failure_rate: f64,
+    /// Probability that a network reload which brings up new interfaces succeeds but
+    /// leaves the management address unreachable for new connections (established ones
+    /// live on) until a later reload applies a different configuration: the case a
+    /// probe over a fresh connection exists for.
+    pub reload_mgmt_cut_rate: f64,
 }
 
 /// Simulator settings.

@@ -136,6 +136,14 @@ pub struct Node {
     pub network: IndexMap<String, Obj>,
     /// `/etc/network/interfaces.new`, when changes are staged.
     pub network_pending: Option<IndexMap<String, Obj>>,
+    /// Interfaces in the live file that a failed `ifreload` left down (not in the
+    /// kernel: not `active`, no guest can use them).
+    #[serde(default)]
+    pub network_down: std::collections::BTreeSet<String>,
+    /// A reload cut the management address off (fault `reload_mgmt_cut_rate`): new
+    /// connections are refused until another configuration is reloaded.
+    #[serde(default)]
+    pub mgmt_cut: bool,
     pub disks: Vec<Disk>,
     pub zpools: Vec<Obj>,
     pub fw_options: Obj,
@@ -423,6 +431,8 @@ fn base_node(name: &str, ip: &str, now: u64) -> Node {
         maxmem: 32 << 30,
         network,
         network_pending: None,
+        network_down: Default::default(),
+        mgmt_cut: false,
         disks: vec![Disk {
             devpath: "/dev/sda".into(),
             size: 500_107_862_016,

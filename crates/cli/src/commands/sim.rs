@@ -78,6 +78,14 @@ pub struct SimArgs {
     /// Probability that an rsync in a guest stops partway (exit 12, part copied).
     #[arg(long, value_name = "P", default_value_t = 0.0)]
     pub fault_copy_failure_rate: f64,
+    /// Probability that a network reload bringing up new interfaces fails like
+    /// `ifreload -a` (the new stanzas stay configured but down).
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub fault_reload_failure_rate: f64,
+    /// Probability that a network reload bringing up new interfaces cuts the
+    /// management address off for new connections until another reload.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub fault_reload_mgmt_cut_rate: f64,
 }
 
 impl SimArgs {
@@ -108,6 +116,8 @@ impl SimArgs {
                 slow_task_rate: self.fault_slow_task_rate,
                 slow_task_factor: self.fault_slow_task_factor,
                 copy_failure_rate: self.fault_copy_failure_rate,
+                reload_failure_rate: self.fault_reload_failure_rate,
+                reload_mgmt_cut_rate: self.fault_reload_mgmt_cut_rate,
             },
             seed: self.seed,
             client_addr: self.client_addr,

@@ -71,7 +71,7 @@ fn decorate(n: &Node, i: &Obj) -> Obj {
     let name = i.get("iface").and_then(Value::as_str).unwrap_or("");
     let live = n.network.get(name);
     o.shift_remove("active");
-    if live.is_some() {
+    if live.is_some() && !n.network_down.contains(name) {
         o.insert("active".into(), json!(1));
     }
     if o.get("type").and_then(Value::as_str) == Some("eth") {
@@ -387,6 +387,10 @@ fn edit(inner: &Inner, r: &Req, create: bool) -> Result<Reply, ApiError> {
 fn reload(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
     let node_name = r.node();
     inner.with_state(|st| node(st, r).map(|_| ()))?;
+    // The faults are drawn when the reload is asked for (reproducible by seed).
+    let f = inner.faults();
+    let fail = f.reload_failure_rate > 0.0 && inner.roll() < f.reload_failure_rate;
+    let cut = f.reload_mgmt_cut_rate > 0.0 && inner.roll() < f.reload_mgmt_cut_rate;
     let upid = tasks::spawn(
         inner,
         Spec {
@@ -396,36 +400,85 @@ fn reload(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             user: r.who.full(),
             secs: 2.0,
             locks: vec![],
-            fail_text: Some("command 'ifreload -a' failed: exit code 1".into()),
+            fail_text: Some(IFRELOAD_FAILED.into()),
             config_lock: None,
         },
-        Box::new(move |st| {
-            let n = st.nodes.get_mut(&node_name).ok_or("no such node")?;
-            let mut log = vec![];
-            if let Some(p) = n.network_pending.take() {
-                for (name, o) in &p {
-                    if let Some(ports) = o.get("bridge_ports").and_then(Value::as_str) {
-                        for port in split_list(ports) {
-                            if !p.contains_key(&port) {
-                                log.push(format!("warning: {name}: port {port} does not exist"));
-                            }
-                        }
-                    }
-                }
-                n.network = p;
-            }
-            Ok(log)
-        }),
+        Box::new(move |st| apply_staged(st, &node_name, fail, cut)),
     );
     Ok(json!(upid).into())
 }
 
+/// What `ifreload -a` ends with when it could not bring an interface up.
+const IFRELOAD_FAILED: &str = "command 'ifreload -a' failed: exit code 1";
+
+/// The reload worker: like pve-manager's, it first moves `interfaces.new` over the
+/// live file, then runs `ifreload -a`. A failing `ifreload` (fault) leaves the new
+/// stanzas configured but down; a cut (fault) leaves management unreachable for new
+/// connections. Both faults only strike a reload that brings up new interfaces, so
+/// restoring the previous configuration and reloading again heals the node.
+fn apply_staged(
+    st: &mut crate::state::State,
+    node_name: &str,
+    fail: bool,
+    cut: bool,
+) -> Result<Vec<String>, String> {
+    let n = st.nodes.get_mut(node_name).ok_or("no such node")?;
+    let mut log = vec![];
+    let before: Vec<String> = n.network.keys().cloned().collect();
+    let changed = match n.network_pending.take() {
+        Some(p) => {
+            for (name, o) in &p {
+                if let Some(ports) = o.get("bridge_ports").and_then(Value::as_str) {
+                    for port in split_list(ports) {
+                        if !p.contains_key(&port) {
+                            log.push(format!("warning: {name}: port {port} does not exist"));
+                        }
+                    }
+                }
+            }
+            let changed = render(&p) != render(&n.network);
+            n.network = p;
+            changed
+        }
+        None => false,
+    };
+    let added: Vec<String> = n
+        .network
+        .keys()
+        .filter(|k| !before.contains(k))
+        .cloned()
+        .collect();
+    if fail && !added.is_empty() {
+        n.network_down = added.iter().cloned().collect();
+        // pve-manager prints ifreload's `error: <iface>:` lines as `<iface> : <line>`.
+        if let Some(t) = st
+            .tasks
+            .iter_mut()
+            .rev()
+            .find(|t| t.running && t.upid.contains(":srvreload:"))
+        {
+            for i in &added {
+                t.log.push(format!(
+                    "{i} : error: {i}: netlink: failed to bring up bridge: Invalid argument"
+                ));
+            }
+        }
+        return Err(IFRELOAD_FAILED.into());
+    }
+    n.network_down.clear();
+    if changed {
+        n.mgmt_cut = cut && !added.is_empty();
+    }
+    Ok(log)
+}
+
 /// Is the node's management address still configured on some interface?
 pub fn mgmt_reachable(n: &Node) -> bool {
-    n.network.values().any(|o| {
-        o.get("address").and_then(Value::as_str) == Some(n.ip.as_str())
-            || o.get("cidr")
-                .and_then(Value::as_str)
-                .is_some_and(|c| c.split('/').next() == Some(n.ip.as_str()))
-    })
+    !n.mgmt_cut
+        && n.network.values().any(|o| {
+            o.get("address").and_then(Value::as_str) == Some(n.ip.as_str())
+                || o.get("cidr")
+                    .and_then(Value::as_str)
+                    .is_some_and(|c| c.split('/').next() == Some(n.ip.as_str()))
+        })
 }

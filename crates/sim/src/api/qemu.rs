@@ -1224,7 +1224,13 @@ fn start_task(inner: &Arc<Inner>, node: &str, vmid: u32, user: &str, skiplock: b
             let bridges: Vec<String> = st
                 .nodes
                 .get(&node2)
-                .map(|n| n.network.keys().cloned().collect())
+                .map(|n| {
+                    n.network
+                        .keys()
+                        .filter(|k| !n.network_down.contains(*k))
+                        .cloned()
+                        .collect()
+                })
                 .unwrap_or_default();
             let seed = st.vms.get(&vmid).and_then(|vm| seed_user_data(st, vm));
             let vm = st.vm_mut(&node2, vmid)?;
