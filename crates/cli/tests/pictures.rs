@@ -7,6 +7,8 @@
 //!
 //! Chromium and Graphviz come from Debian (`scripts/test` installs them in CI). Where
 //! one is missing, a test says so and skips — except in CI (`CI` set), where it fails.
+// A skipped test says why on stderr; the screenshot's path is printed the same way.
+#![allow(clippy::print_stderr)]
 
 mod common;
 

@@ -74,7 +74,9 @@ pub fn render_with(g: &Graph, standalone: bool) -> String {
 
     // Ports: the lines on one side of a box are spread along it, in the order of
     // the heights of their other ends, so they do not cross at the box.
-    let mut sides: BTreeMap<(usize, Side), Vec<(f64, usize, bool)>> = BTreeMap::new();
+    // (height of the other end, line, this box is the line's start) per box side.
+    type Ends = Vec<(f64, usize, bool)>;
+    let mut sides: BTreeMap<(usize, Side), Ends> = BTreeMap::new();
     for (k, &(a, b, _)) in edges.iter().enumerate() {
         let (sa, sb) = sides_of(&lay, a, b);
         sides
