@@ -172,9 +172,11 @@ impl Graph {
     }
     /// Edges whose both ends are drawn (a builder may name an end it did not add).
     pub fn drawn_edges(&self) -> impl Iterator<Item = &Edge> {
+        let ids: std::collections::BTreeSet<&str> =
+            self.nodes.iter().map(|n| n.id.as_str()).collect();
         self.edges
             .iter()
-            .filter(|e| self.node(&e.from).is_some() && self.node(&e.to).is_some())
+            .filter(move |e| ids.contains(e.from.as_str()) && ids.contains(e.to.as_str()))
     }
     pub fn svg(&self) -> String {
         svg::render(self)
