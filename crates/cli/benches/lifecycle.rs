@@ -3,7 +3,7 @@
 //!   cargo bench -p labwright --bench lifecycle            # all rows
 //!   LW_BENCH_QUICK=1 cargo bench -p labwright --bench lifecycle   # fewer runs
 //!   LW_BENCH_NO_PEERS=1 …                                 # without the peer rows
-//!   LW_BENCH_ONLY=check,plan,scan,growth,apply …           # only those groups
+//!   LW_BENCH_ONLY=check,plan,report,scan,growth,apply …    # only those groups
 //!
 //! Rows: `check` of the reference spec; plan computation alone for 1000 VMs (no
 //! network); scan + plan of the simulator's `large` scenario at 20 ms latency and 3
@@ -565,6 +565,66 @@ fn scan_plan_row(vms: u32, latency: u64, runs: usize, peer_runs: usize) -> Vec<R
     rows
 }
 
+/// `labwright report` of the 1000-VM spec with a saved plan creating every guest
+/// (the plan of an empty node: the most actions that inventory can have): the whole
+/// process, and the rendering alone as the command logs it.
+fn report_row(runs: usize) -> Row {
+    use labwright_engine::observed::Observed;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let spec = large_spec(1000, tmp.path(), &Default::default());
+    let loaded = labwright_spec::load_file(&spec, &|_| None).expect("spec loads");
+    let empty = Observed {
+        node: "pve1".into(),
+        pve_version: None,
+        vms: BTreeMap::new(),
+        storages: Vec::new(),
+        backup_jobs: BTreeMap::new(),
+        network: Some(labwright_engine::bridge::ObservedNetwork::with_bridges([
+            "vmbr0",
+        ])),
+        storage: None,
+        requests: 0,
+    };
+    let plan = labwright_engine::plan(&loaded.spec, &empty);
+    let plan_file = tmp.path().join("plan.json");
+    std::fs::write(&plan_file, serde_json::to_string(&plan).expect("plan json")).expect("write");
+    let page = tmp.path().join("report.html");
+    let (mut wall, mut render) = (Vec::new(), Vec::new());
+    let mut peak = 0;
+    for _ in 0..runs {
+        let (t, kib, _out, err, code) = run_measured(
+            Command::new(BIN)
+                .args(["report", "-v", "--plan"])
+                .arg(&plan_file)
+                .arg("--out")
+                .arg(&page)
+                .arg(&spec)
+                .env("NO_COLOR", "1"),
+        );
+        assert_eq!(code, 0, "report failed: {err}");
+        if let Some(ms) = err.lines().find_map(|l| {
+            let i = l.find("report rendered in ")?;
+            l[i + 19..].split_whitespace().next()?.parse::<f64>().ok()
+        }) {
+            render.push(ms);
+        }
+        peak = peak.max(kib);
+        wall.push(t.as_secs_f64() * 1000.0);
+    }
+    let size = std::fs::metadata(&page).map(|m| m.len()).unwrap_or(0);
+    Row {
+        name: "report, 1000 VMs: saved plan → one HTML page (whole process)".into(),
+        value: format!("{:.0} ms", median(wall)),
+        detail: format!(
+            "{} actions; rendering alone {:.0} ms (matrix, topology SVG, HTML); page {:.1} MiB; peak RSS {:.1} MiB; median of {runs}",
+            plan.actions.len(),
+            median(render),
+            size as f64 / 1048576.0,
+            peak as f64 / 1024.0
+        ),
+    }
+}
+
 /// How many new VMs the apply rows create.
 const APPLY_VMS: u32 = 50;
 /// The simulator's `qmcreate` (holds the storage's lock) and `qmstart` durations, in
@@ -884,6 +944,11 @@ fn main() {
             value: format!("{:.1} ms", median(t)),
             detail: format!("{actions} actions (converged inventory); median of {iters}"),
         });
+    }
+
+    // The HTML report of a 1000-VM plan (saved, so no node is contacted).
+    if only("report") {
+        rows.push(report_row(if quick { 3 } else { 10 }));
     }
 
     // Scan + plan against the simulator, with the peers reading the same inventory.

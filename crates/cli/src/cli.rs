@@ -90,6 +90,19 @@ pub enum OutputFormat {
     Json,
     /// Markdown, for pull requests.
     Markdown,
+    /// A picture (`graph` only; its default).
+    Svg,
+    /// Graphviz DOT text (`graph` only).
+    Dot,
+    /// A Mermaid flowchart (`graph` only).
+    Mermaid,
+}
+
+impl OutputFormat {
+    /// The picture formats, which only `graph` prints.
+    pub fn is_picture(self) -> bool {
+        matches!(self, Self::Svg | Self::Dot | Self::Mermaid)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -122,6 +135,10 @@ pub enum Command {
     Schema(commands::schema::SchemaArgs),
     /// Firewall questions: simulate a flow (decision trail), print the reachability matrix.
     Firewall(commands::firewall::FirewallArgs),
+    /// Draw the lab: bridges, guests, router, storage, routes and allowed flows.
+    Graph(commands::graph::GraphArgs),
+    /// Write a one-page, offline HTML report: plan, topology, matrix, checks.
+    Report(commands::report::ReportArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     Completions(commands::completions::CompletionsArgs),
     /// Print the man page, or write one per subcommand into a folder.

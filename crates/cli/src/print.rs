@@ -37,7 +37,10 @@ pub fn print<D: Document>(g: &GlobalArgs, doc: &D) -> anyhow::Result<()> {
             serde_json::to_string_pretty(&v)? + "\n"
         }
         OutputFormat::Markdown => doc.markdown(),
-        OutputFormat::Table => doc.text(),
+        // Picture formats never get here (`commands::run` refuses them but for graph).
+        OutputFormat::Table | OutputFormat::Svg | OutputFormat::Dot | OutputFormat::Mermaid => {
+            doc.text()
+        }
     };
     raw(&text)
 }

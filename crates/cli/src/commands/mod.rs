@@ -5,8 +5,10 @@ pub mod check;
 mod common;
 pub mod completions;
 pub mod firewall;
+pub mod graph;
 pub mod man;
 pub mod plan;
+pub mod report;
 pub mod scan;
 pub mod schema;
 pub mod sim;
@@ -17,6 +19,16 @@ use std::process::ExitCode;
 use crate::cli::{Cli, Command};
 
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    if cli.global.output.is_picture() && !matches!(cli.command, Command::Graph(_)) {
+        let err = anyhow::anyhow!(
+            "`-o {}` draws a picture, which only `labwright graph` does; use -o table, json or markdown here",
+            clap::ValueEnum::to_possible_value(&cli.global.output)
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default()
+        );
+        crate::ui::print_error(&err, &cli.global);
+        return Ok(ExitCode::from(crate::exit::USAGE));
+    }
     match &cli.command {
         Command::Check(a) => check::run(a, &cli.global),
         Command::Schema(a) => schema::run(a, &cli.global),
@@ -26,6 +38,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(a) => validate::run(a, &cli.global),
         Command::Sim(a) => sim::run(a, &cli.global),
         Command::Firewall(a) => firewall::run(a, &cli.global),
+        Command::Graph(a) => graph::run(a, &cli.global),
+        Command::Report(a) => report::run(a, &cli.global),
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => man::run(a),
     }

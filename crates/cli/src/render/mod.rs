@@ -5,7 +5,9 @@ mod apply;
 mod audit;
 mod check;
 mod firewall;
+pub mod graph;
 pub mod plan;
+pub mod report;
 mod scan;
 mod validate;
 
