@@ -105,16 +105,41 @@ pub fn build_iso(seed: &Seed) -> Result<SeedIso, Error> {
 
 /// Writes a `cidata` ISO holding `files` at the root, with fixed timestamps.
 pub fn iso_bytes(files: &[(&str, &[u8])]) -> Result<Vec<u8>, Error> {
+    labelled_iso(VOLUME_LABEL, files)
+}
+
+/// Writes an ISO named `label` holding `files` (a name may sit in one folder,
+/// `conf/config.xml`), with fixed timestamps: the same files give the same bytes.
+/// Also used for the router's configuration seed (`labwright-router`).
+pub fn labelled_iso(label: &str, files: &[(&str, &[u8])]) -> Result<Vec<u8>, Error> {
     let meta = InputMetadata {
         mode: Some(0o444),
         uid: Some(0),
         gid: Some(0),
         ..InputMetadata::default()
     };
-    let entries = files
-        .iter()
-        .map(|(name, data)| InputEntry::file(*name, data.to_vec()).with_metadata(meta))
-        .collect();
+    let dir_meta = InputMetadata {
+        mode: Some(0o555),
+        ..meta
+    };
+    let mut entries: Vec<InputEntry> = Vec::new();
+    let mut dirs: Vec<(String, Vec<InputEntry>)> = Vec::new();
+    for (name, data) in files {
+        let file = |n: &str| InputEntry::file(n, data.to_vec()).with_metadata(meta);
+        match name.split_once('/') {
+            None => entries.push(file(name)),
+            Some((d, f)) if !f.contains('/') && !d.is_empty() && !f.is_empty() => {
+                match dirs.iter_mut().find(|(x, _)| x == d) {
+                    Some((_, list)) => list.push(file(f)),
+                    None => dirs.push((d.to_string(), vec![file(f)])),
+                }
+            }
+            Some(_) => return Err(Error::Iso(format!("`{name}`: one folder level at most"))),
+        }
+    }
+    for (d, list) in dirs {
+        entries.push(InputEntry::directory(d, list).with_metadata(dir_meta));
+    }
     let tree = InputTree::new(PathSeparator::ForwardSlash, entries);
     let rock_ridge = RripOptions {
         enabled: true,
@@ -127,7 +152,7 @@ pub fn iso_bytes(files: &[(&str, &[u8])]) -> Result<Vec<u8>, Error> {
         preserve_devices: false,
     };
     let options = IsoFormatOptions {
-        volume_name: VOLUME_LABEL.to_string(),
+        volume_name: label.to_string(),
         system_id: None,
         volume_set_id: None,
         publisher_id: None,

@@ -37,7 +37,7 @@ pub mod iso;
 pub mod render;
 pub mod secret;
 
-pub use iso::{SeedIso, VOLUME_LABEL, build_iso, iso_bytes};
+pub use iso::{SeedIso, VOLUME_LABEL, build_iso, iso_bytes, labelled_iso};
 pub use render::{
     Seed, SeedOptions, SeedPlan, SensitiveText, naas_dirs, needs_seed, plan_seed, render_seed,
 };

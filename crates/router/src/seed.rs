@@ -11,13 +11,6 @@
 //! The config holds no secret (no password hash, see the OPNsense backend), so the
 //! seed may be shown and hashed freely.
 
-use std::io::Cursor;
-
-use hadris_iso::joliet::JolietLevel;
-use hadris_iso::read::PathSeparator;
-use hadris_iso::rrip::RripOptions;
-use hadris_iso::write::options::{BaseIsoLevel, CreationFeatures, IsoFormatOptions};
-use hadris_iso::write::{InputEntry, InputMetadata, InputTree, IsoImageWriter};
 use sha2::{Digest, Sha256};
 
 /// Volume label of the seed (shown by `camcontrol`/`isoinfo`, not read by the importer).
@@ -25,8 +18,6 @@ pub const VOLUME_LABEL: &str = "LW_ROUTER_SEED";
 
 /// Path of the configuration inside the seed, where the importer reads it.
 pub const CONFIG_PATH: &str = "conf/config.xml";
-
-const SECTOR: usize = 2048;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
@@ -38,8 +29,7 @@ pub enum SeedError {
 #[derive(Clone, Debug)]
 pub struct RouterSeed {
     pub bytes: Vec<u8>,
-    /// SHA-256 (hex) of the `config.xml` inside: the seed's identity. The ISO bytes
-    /// carry the writer's timestamps, so two builds of one config differ there.
+    /// SHA-256 (hex) of the `config.xml` inside: the seed's identity.
     pub config_sha256: String,
 }
 
@@ -51,70 +41,13 @@ impl RouterSeed {
     }
 }
 
-/// Packs `config_xml` as `/conf/config.xml` on an ISO 9660 image (Rock Ridge, Joliet).
+/// Packs `config_xml` as `/conf/config.xml` on an ISO 9660 image (Rock Ridge, Joliet),
+/// written by the same code as the cloud-init seeds (fixed timestamps: one config,
+/// one image).
 pub fn seed_iso(config_xml: &str) -> Result<RouterSeed, SeedError> {
-    let meta = InputMetadata {
-        mode: Some(0o444),
-        uid: Some(0),
-        gid: Some(0),
-        ..InputMetadata::default()
-    };
-    let dir_meta = InputMetadata {
-        mode: Some(0o555),
-        ..meta
-    };
-    let Some((dir, file)) = CONFIG_PATH.split_once('/') else {
-        return Err(SeedError::Iso("bad config path".into()));
-    };
-    let tree = InputTree::new(
-        PathSeparator::ForwardSlash,
-        vec![
-            InputEntry::directory(
-                dir,
-                vec![InputEntry::file(file, config_xml.as_bytes().to_vec()).with_metadata(meta)],
-            )
-            .with_metadata(dir_meta),
-        ],
-    );
-    let options = IsoFormatOptions {
-        volume_name: VOLUME_LABEL.to_string(),
-        system_id: None,
-        volume_set_id: None,
-        publisher_id: None,
-        preparer_id: None,
-        application_id: Some("LABWRIGHT".to_string()),
-        sector_size: SECTOR,
-        features: CreationFeatures {
-            filenames: BaseIsoLevel::Level1 {
-                supports_lowercase: false,
-                supports_rrip: true,
-            },
-            long_filenames: false,
-            joliet: Some(JolietLevel::Level3),
-            rock_ridge: Some(RripOptions {
-                enabled: true,
-                relocate_deep_dirs: false,
-                preserve_permissions: true,
-                preserve_ownership: true,
-                preserve_timestamps: false,
-                preserve_symlinks: false,
-                preserve_devices: false,
-            }),
-            el_torito: None,
-            hybrid_boot: None,
-        },
-        path_separator: PathSeparator::ForwardSlash,
-        strict_charset: false,
-    };
-    let out = IsoImageWriter::create(Cursor::new(Vec::new()), tree, options)
-        .map_err(|e| SeedError::Iso(e.to_string()))?;
-    let mut bytes = out.into_inner();
-    let sectors = bytes
-        .get(16 * SECTOR + 80..16 * SECTOR + 84)
-        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-        .ok_or_else(|| SeedError::Iso("the image has no primary volume descriptor".into()))?;
-    // Exactly the declared volume: readers that check the size agree on it.
-    bytes.resize(sectors as usize * SECTOR, 0);
+    let bytes =
+        labwright_cloudinit::labelled_iso(VOLUME_LABEL, &[(CONFIG_PATH, config_xml.as_bytes())])
+            .map_err(|e| SeedError::Iso(e.to_string()))?;
     Ok(RouterSeed {
         bytes,
         config_sha256: hex_sha256(config_xml.as_bytes()),
