@@ -39,6 +39,12 @@ pub fn for_target(conn: &Connected) -> anyhow::Result<Settings> {
     if let Some(d) = env_secs("LABWRIGHT_AGENT_WAIT_SECS")? {
         s.guest.agent_wait = d;
     }
+    if conn.is_sim() {
+        s.router_poll = Duration::from_millis(100);
+    }
+    if let Some(d) = env_secs("LABWRIGHT_ROUTER_WAIT_SECS")? {
+        s.router_wait = d;
+    }
     if std::env::var("LABWRIGHT_GUEST_CHECKS")
         .is_ok_and(|v| matches!(v.trim(), "off" | "0" | "false" | "no"))
     {

@@ -251,6 +251,7 @@ impl Model {
                 let os = match other {
                     Some(OsSource::HaosImage(_)) => "haosImage",
                     Some(OsSource::Iso(_)) => "iso",
+                    Some(OsSource::OpnsenseImage(_)) => "opnsenseImage",
                     _ => "no os",
                 };
                 return Err(Error::NotCloudImage {

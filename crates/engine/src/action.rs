@@ -123,6 +123,10 @@ pub enum ActionId {
     Network {
         key: String,
     },
+    /// The phase-2 router: `150-seed`, `150-ready`.
+    Router {
+        key: String,
+    },
 }
 
 impl ActionId {
@@ -177,6 +181,7 @@ impl fmt::Display for ActionId {
             ActionId::Firewall { key } => write!(f, "fw-{key}"),
             ActionId::Storage { key } => write!(f, "storage-{key}"),
             ActionId::Network { key } => write!(f, "net-{key}"),
+            ActionId::Router { key } => write!(f, "router-{key}"),
         }
     }
 }
@@ -233,6 +238,9 @@ impl FromStr for ActionId {
         }
         if let Some(key) = s.strip_prefix("net-").filter(|k| !k.is_empty()) {
             return Ok(ActionId::Network { key: key.into() });
+        }
+        if let Some(key) = s.strip_prefix("router-").filter(|k| !k.is_empty()) {
+            return Ok(ActionId::Router { key: key.into() });
         }
         Err(bad())
     }
@@ -318,6 +326,10 @@ pub enum ActionKind {
     MigrationRemoveSource,
     #[serde(rename = "network.bridges")]
     NetworkBridges,
+    #[serde(rename = "router.seed")]
+    RouterSeed,
+    #[serde(rename = "router.ready")]
+    RouterReady,
 }
 
 impl fmt::Display for ActionKind {

@@ -27,6 +27,7 @@ pub mod pipeline;
 pub mod plan;
 mod probe;
 pub mod redact;
+pub mod router;
 pub mod settings;
 pub mod storage;
 mod unsupported;

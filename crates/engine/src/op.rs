@@ -48,6 +48,8 @@ pub enum Op {
     Storage(crate::storage::StorageOp),
     /// The bridge wave (stage, one reload, probe); see `crate::bridge`.
     Bridge(crate::bridge::BridgeOp),
+    /// The router's seed and readiness gate; see `crate::router`.
+    Router(crate::router::RouterOp),
 }
 
 impl Op {
@@ -59,6 +61,7 @@ impl Op {
             Op::Firewall(o) => o.api_calls(),
             Op::Storage(o) => o.api_calls(),
             Op::Bridge(o) => o.api_calls(),
+            Op::Router(o) => o.api_calls(),
         }
     }
 
@@ -71,6 +74,7 @@ impl Op {
             Op::Firewall(o) => o.vm(),
             Op::Storage(o) => o.vm(),
             Op::Bridge(o) => o.vm(),
+            Op::Router(o) => o.vm(),
         }
     }
 
@@ -82,6 +86,7 @@ impl Op {
             Op::Firewall(o) => o.run(cx).await,
             Op::Storage(o) => o.run(cx).await,
             Op::Bridge(o) => o.run(cx).await,
+            Op::Router(o) => o.run(cx).await,
         }
     }
 }

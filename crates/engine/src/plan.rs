@@ -187,6 +187,10 @@ pub(crate) const KINDS: &[Kind] = &[
         plan: crate::bootstrap::plan,
     },
     Kind {
+        name: "router",
+        plan: crate::router::plan,
+    },
+    Kind {
         name: "backup job",
         plan: crate::backup_job::plan,
     },
@@ -241,6 +245,7 @@ pub fn plan_with_firewall(spec: &Spec, observed: &Observed, fw: Option<&Observed
         tracing::trace!(kind = k.name, "planning");
         (k.plan)(&cx, &mut out);
     }
+    out.actions = in_dependency_order(std::mem::take(&mut out.actions));
     let states = account(&cx, &mut out);
     let deferred = labwright_spec::elements::deferred_of(&elements, spec.phase)
         .iter()
@@ -285,6 +290,54 @@ pub fn plan_with_firewall(spec: &Spec, observed: &Observed, fw: Option<&Observed
         fill(&mut a.expected_downtime);
     }
     plan
+}
+
+/// The actions in an order that runs each after what it depends on (kinds may add
+/// a dependency on a later kind's action: the router gate before a reattachment),
+/// otherwise as planned. A cycle keeps the planned order for what is left; the
+/// executor refuses it.
+fn in_dependency_order(actions: Vec<Action>) -> Vec<Action> {
+    let index: BTreeMap<String, usize> = actions
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.id.to_string(), i))
+        .collect();
+    let n = actions.len();
+    let mut waiting = vec![0usize; n];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, a) in actions.iter().enumerate() {
+        let mut deps: Vec<usize> = a
+            .depends_on
+            .iter()
+            .filter_map(|d| index.get(&d.to_string()).copied())
+            .filter(|&d| d != i)
+            .collect();
+        deps.sort_unstable();
+        deps.dedup();
+        waiting[i] = deps.len();
+        for d in deps {
+            dependents[d].push(i);
+        }
+    }
+    // Ready actions, earliest planned first.
+    let mut ready: BTreeSet<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(i) = ready.pop_first() {
+        order.push(i);
+        for &j in &dependents[i] {
+            waiting[j] -= 1;
+            if waiting[j] == 0 {
+                ready.insert(j);
+            }
+        }
+    }
+    let mut done = vec![false; n];
+    for &i in &order {
+        done[i] = true;
+    }
+    order.extend((0..n).filter(|&i| !done[i]));
+    let mut slots: Vec<Option<Action>> = actions.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
 /// Every declared element gets a status. An element no kind manages is held as "not

@@ -28,6 +28,11 @@ pub struct Settings {
     /// Apply even though the lockout proof failed. Tests only: it exists to show what
     /// the proof prevents.
     pub unsafe_skip_proof: bool,
+    /// How long apply waits for the phase-2 router to answer on its gateway
+    /// addresses (its first boot includes one console step: docs/runbooks).
+    pub router_wait: Duration,
+    /// Pause between two looks at the router while waiting.
+    pub router_poll: Duration,
 }
 
 impl Default for Settings {
@@ -40,6 +45,8 @@ impl Default for Settings {
             probe: None,
             probe_settle: Duration::ZERO,
             unsafe_skip_proof: false,
+            router_wait: Duration::from_secs(600),
+            router_poll: Duration::from_secs(3),
         }
     }
 }

@@ -244,6 +244,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_>) {
         let image = match &vm.os {
             Some(OsSource::CloudImage(img)) => Some(("cloudImage", img.url.as_str(), false)),
             Some(OsSource::HaosImage(img)) => Some(("haosImage", img.url.as_str(), false)),
+            Some(OsSource::OpnsenseImage(img)) => Some(("opnsenseImage", img.url.as_str(), false)),
             Some(OsSource::Iso(iso)) => iso.url.as_deref().map(|u| ("iso", u, true)),
             None => None,
         };
@@ -271,7 +272,9 @@ pub(crate) fn run(ctx: &mut Ctx<'_>) {
                 ctx.emit(
                     Diagnostic::error("image-source", why)
                         .label("the node cannot fetch this as is")
-                        .help(if kind == "haosImage" {
+                        .help(if kind == "opnsenseImage" {
+                            "decompress it once (`bunzip2 OPNsense-*-nano-amd64.img.bz2`), serve the .img on your LAN (e.g. `python3 -m http.server 8000` on the admin PC), point `url` at it and put the decompressed file's sha256 in `checksum` (docs/runbooks/router-first-boot.md)"
+                        } else if kind == "haosImage" {
                             "decompress it once (`unxz haos_ova-*.qcow2.xz`), serve the .qcow2 on your LAN (e.g. `python3 -m http.server 8000` on the admin PC), point `url` at it and put the decompressed file's sha256 in `checksum` (docs/runbooks/install-haos.md)"
                         } else {
                             "point `url` at the plain image (most distributions publish one), or serve a decompressed copy on your LAN; the checksum is the plain file's"
@@ -288,6 +291,9 @@ pub(crate) fn run(ctx: &mut Ctx<'_>) {
                 let what = match &vm.os {
                     Some(OsSource::HaosImage(_)) => "Home Assistant OS has no cloud-init",
                     Some(OsSource::Iso(_)) => "an ISO installer does not read a cloud-init seed",
+                    Some(OsSource::OpnsenseImage(_)) => {
+                        "OPNsense has no cloud-init (its configuration comes from `router:`)"
+                    }
                     _ => "the VM has no OS source",
                 };
                 let _ = b;

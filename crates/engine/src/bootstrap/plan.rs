@@ -204,8 +204,11 @@ pub(crate) fn plan_new_vm(
     let mut last = create_id.clone();
     match &vm.os {
         None => {}
-        Some(OsSource::CloudImage(img)) | Some(OsSource::HaosImage(img)) => {
+        Some(OsSource::CloudImage(img))
+        | Some(OsSource::HaosImage(img))
+        | Some(OsSource::OpnsenseImage(img)) => {
             let is_haos = matches!(vm.os, Some(OsSource::HaosImage(_)));
+            let is_router = matches!(vm.os, Some(OsSource::OpnsenseImage(_)));
             let filename = match image_file(&img.url) {
                 Ok(f) => f,
                 Err(why) => {
@@ -278,6 +281,8 @@ pub(crate) fn plan_new_vm(
                 "declared in the spec, absent on the node; boot disk {slot} imported from {volid}{}",
                 if is_haos {
                     " (UEFI, Home Assistant OS)"
+                } else if is_router {
+                    " (OPNsense nano; its configuration comes from the router seed)"
                 } else {
                     ""
                 }

@@ -111,7 +111,12 @@ pub fn vm_desired(spec: &Spec, vm: &Vm) -> DesiredVm {
     c.insert("tags".into(), tags);
     for (slot, nic) in &vm.nics {
         let model = crate::canon::enum_name(&nic.model);
-        let mut v = match &nic.mac_address {
+        // The router's NICs get fixed MACs (its links are told apart by them).
+        let mac = nic
+            .mac_address
+            .clone()
+            .or_else(|| crate::router::fixed_mac(spec, vm.vmid, slot));
+        let mut v = match mac {
             Some(mac) => format!("{model}={}", mac.to_ascii_uppercase()),
             None => model,
         };

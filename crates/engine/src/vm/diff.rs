@@ -222,9 +222,16 @@ fn plan_update(
 
     let mut changes = Vec::new();
     let mut set = Vec::new();
+    let mut moves = Vec::new();
     for (k, want_v) in &vm.config {
         let have = observed_value(k, config.get(k).map(String::as_str), want_v);
         if &have != want_v {
+            // A reattachment needs a fresh DHCP lease on the new segment: a hot-plugged
+            // bridge change leaves the guest with its old address, so it reboots.
+            let moved = reattach_move(cx.spec, vm.vmid, k, config.get(k), want_v);
+            if let Some(b) = &moved {
+                moves.push(format!("{k} → {b}"));
+            }
             changes.push(Change {
                 field: k.clone(),
                 before: config
@@ -232,7 +239,11 @@ fn plan_update(
                     .cloned()
                     .or_else(|| crate::canon::pve_default(k).map(str::to_string)),
                 after: Some(want_v.clone()),
-                effect: classify(k),
+                effect: if moved.is_some() {
+                    Effect::NeedsReboot
+                } else {
+                    classify(k)
+                },
             });
             set.push((k.clone(), want_v.clone()));
         }
@@ -355,7 +366,15 @@ fn plan_update(
                 "none (hotplug)".into()
             },
             downtime_seconds: if down { REBOOT_SECONDS } else { 0 },
-            reason: "the node differs from the spec".into(),
+            reason: if moves.is_empty() {
+                "the node differs from the spec".into()
+            } else {
+                format!(
+                    "reattach {} (phase {}): the guest reboots to lease an address on its new segment",
+                    moves.join(", "),
+                    cx.spec.phase.0
+                )
+            },
             changes: changes.clone(),
             depends_on: Vec::new(),
             api_calls: Vec::new(),
@@ -537,6 +556,25 @@ fn plan_update(
             ));
         }
     }
+}
+
+/// The bridge `slot` moves to when this change is a declared reattachment.
+fn reattach_move(
+    spec: &labwright_spec::Spec,
+    vmid: u32,
+    slot: &str,
+    have: Option<&String>,
+    want: &str,
+) -> Option<String> {
+    let bridge = |v: &str| {
+        v.split(',')
+            .find_map(|p| p.strip_prefix("bridge="))
+            .map(str::to_string)
+    };
+    let nic = spec.vms.iter().find(|v| v.vmid == vmid)?.nics.get(slot)?;
+    let r = nic.reattach.as_ref().filter(|r| r.phase <= spec.phase)?;
+    let to = bridge(want)?;
+    (to == r.bridge && have.and_then(|h| bridge(h)) != Some(to.clone())).then_some(to)
 }
 
 fn reboot_fields(changes: &[Change]) -> String {

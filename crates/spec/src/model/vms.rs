@@ -215,6 +215,10 @@ pub enum OsSource {
     CloudImage(ImageSource),
     /// The Home Assistant OS qcow2 image (UEFI, imported as the boot disk).
     HaosImage(ImageSource),
+    /// The OPNsense **nano** image (a pre-installed raw disk, imported as the boot
+    /// disk). The router VM gets its configuration from a seed CD labwright renders
+    /// from `router:` (docs/decisions.md, "OPNsense router").
+    OpnsenseImage(ImageSource),
     /// An installer ISO already on (or downloaded to) ISO storage.
     Iso(IsoSource),
 }
