@@ -68,21 +68,12 @@ impl Node {
             entries.push((key.to_string(), node));
         }
     }
-    /// The mapping entry `key`, created empty when absent.
-    pub fn child(&mut self, key: &str) -> &mut Node {
-        let Val::Map(entries) = &mut self.val else {
-            // Only ever called on maps built by this crate; a scalar has no children.
-            self.val = Val::Map(Vec::new());
-            return self.child(key);
-        };
-        let pos = match entries.iter().position(|(k, _)| k == key) {
-            Some(p) => p,
-            None => {
-                entries.push((key.to_string(), Node::map()));
-                entries.len() - 1
-            }
-        };
-        &mut entries[pos].1
+    /// The mapping entry `key`, if there is one.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Node> {
+        match &mut self.val {
+            Val::Map(e) => e.iter_mut().find(|(k, _)| k == key).map(|(_, n)| n),
+            _ => None,
+        }
     }
     pub fn has(&self, key: &str) -> bool {
         matches!(&self.val, Val::Map(e) if e.iter().any(|(k, _)| k == key))
