@@ -111,12 +111,13 @@ pub fn quote(s: &str) -> String {
     let first_ok = s
         .chars()
         .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '/' || c == '_');
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '/' || c == '_');
+    let radix = s.starts_with("0x") || s.starts_with("0o") || s.starts_with("0b");
     let rest_ok = s
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-' | '+' | '@' | ' '));
     let numeric = s.parse::<f64>().is_ok();
-    if !special && first_ok && rest_ok && !numeric && !s.ends_with(' ') && !s.contains("  ") {
+    if !special && first_ok && rest_ok && !numeric && !radix && !s.ends_with(' ') && !s.contains("  ") {
         s.to_string()
     } else {
         serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())

@@ -37,6 +37,8 @@ pub struct Cx<'a> {
     pub is_secret: &'a dyn Fn(&Path) -> bool,
     /// Bridges the VMs' NICs name, in order of first use.
     pub bridges_used: Vec<String>,
+    /// Tailscale subnet routes as (via VM, route, source): the VM joins the tailnet.
+    pub ts_routes: Vec<(String, String, Path)>,
 }
 
 impl Cx<'_> {

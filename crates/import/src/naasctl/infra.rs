@@ -497,6 +497,7 @@ pub fn tailscale(cx: &mut Cx<'_>, root: &Value) -> Option<Node> {
         e.set("route", Node::str(&route).from(&p.key(rk)));
         e.set("via", Node::str(&via).from(&p.key("via")));
         routes.push(e);
+        cx.ts_routes.push((via, route, p.key(rk)));
     }
     if !routes.is_empty() {
         n.set("subnetRoutes", routes);

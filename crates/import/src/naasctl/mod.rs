@@ -38,6 +38,7 @@ pub fn map(
         node: None,
         is_secret,
         bridges_used: Vec::new(),
+        ts_routes: Vec::new(),
     };
     let profiles = profile_list(&mut cx, root);
     let root_zfs = !cx
@@ -46,7 +47,9 @@ pub fn map(
         .is_empty();
     let phase: u8 = u8::from(root_zfs);
 
-    // VMs first: they fix the node name and the bridges in use.
+    // Tailscale before the VMs: a VM that routes a subnet joins the tailnet.
+    let tailscale = infra::tailscale(&mut cx, root);
+    // VMs next: they fix the node name and the bridges in use.
     let mut power = vms::power_states(&mut cx, root);
     let mut vm_list = Node::seq();
     let vp = Path::root().key("vmProvision");
@@ -112,7 +115,6 @@ pub fn map(
     let fw = firewall::firewall(&mut cx, root);
     let needs_mgmt = fw.as_ref().is_some_and(firewall_enabled);
     let safety = infra::safety(&mut cx, root, needs_mgmt);
-    let tailscale = infra::tailscale(&mut cx, root);
 
     // The document, in the order of labwright's reference spec.
     let mut doc = Node::map();

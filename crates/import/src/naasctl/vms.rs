@@ -426,13 +426,12 @@ fn ipconfig_pairs(c: &Value) -> Option<Vec<(String, String, Option<String>)>> {
 }
 
 /// `cloudInit` → `bootstrap.user` (name, SSH keys) and `packages`; the password is a
-/// secret with nowhere to go. A bootstrap needs a cloud image: its URL and checksum
-/// are decisions (naasctl cloned a template instead).
+/// secret with nowhere to go. A VM that routes a Tailscale subnet joins the tailnet.
+/// A bootstrap needs a cloud image: its URL and checksum are decisions (naasctl cloned
+/// a template instead).
 fn bootstrap(cx: &mut Cx<'_>, item: &Value, p: &Path, name: &str, vm: &mut Node) {
     let cp = p.key("cloudInit");
-    let Some(ci) = cx.e.map(item.get("cloudInit"), &cp).cloned() else {
-        return;
-    };
+    let ci = cx.e.map(item.get("cloudInit"), &cp).cloned().unwrap_or_default();
     let mut user = Node::map();
     for key in ["user", "ciuser"] {
         if let Some(u) = cx.e.string(ci.get(key), &cp.key(key)) {
@@ -467,7 +466,7 @@ fn bootstrap(cx: &mut Cx<'_>, item: &Value, p: &Path, name: &str, vm: &mut Node)
             break;
         }
     }
-    for (k, _) in &ci {
+    for k in ci.keys() {
         let kp = cp.key(k);
         if (cx.is_secret)(&kp) {
             cx.secrets.push(super::cx::Secret {
@@ -487,6 +486,21 @@ fn bootstrap(cx: &mut Cx<'_>, item: &Value, p: &Path, name: &str, vm: &mut Node)
             list.push(Node::str(w).from(&cp.key("packages").index(i)));
         }
         boot.set("packages", list);
+    }
+    let routes: Vec<(String, Path)> = cx
+        .ts_routes
+        .iter()
+        .filter(|(via, _, _)| via == name)
+        .map(|(_, r, p)| (r.clone(), p.clone()))
+        .collect();
+    if !routes.is_empty() {
+        let mut ts = Node::map().head("it routes a subnet (tailscaleConfig.subnetRoutes), so it joins the tailnet");
+        let mut adv = Node::seq();
+        for (r, src) in routes {
+            adv.push(Node::str(&r).from(&src));
+        }
+        ts.set("advertiseRoutes", adv);
+        boot.set("tailscale", ts);
     }
     if boot.is_empty() {
         return;
