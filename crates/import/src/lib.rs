@@ -139,8 +139,8 @@ pub fn naasctl(name: &str, text: &str) -> Result<Imported, ImportFailure> {
     };
     let lab = lab_name(name);
     let mapped = naasctl::map(&tree, &lab, &is_secret).map_err(|errs| {
-        fail(
-            errs.into_iter()
+        let mut diags: Vec<Diagnostic> = errs
+            .into_iter()
                 .map(|e| {
                     let yp = e.path.to_yaml_path();
                     let span = index.value(&yp).or_else(|| index.key(&yp)).or(at_start);
@@ -149,8 +149,10 @@ pub fn naasctl(name: &str, text: &str) -> Result<Imported, ImportFailure> {
                         .label("here")
                         .help(e.help)
                 })
-                .collect(),
-        )
+                .collect();
+        // In file order, as a person fixes them.
+        diags.sort_by_key(|d| d.span.map(|s| s.offset));
+        fail(diags)
     })?;
 
     // What was consumed is exactly what the output names; the rest is reported.

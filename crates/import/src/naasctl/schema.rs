@@ -144,6 +144,12 @@ pub fn reason(path: &Path) -> &'static str {
         if rest.starts_with("Ha") || rest.starts_with("Replication") {
             return "HA and replication need a cluster; the lab is one node";
         }
+        if rest.starts_with("NodeZfsCreate") {
+            return "declare the pool's PVE storage in storage.pveStorages (type zfspool) instead";
+        }
+        if rest.contains("FirewallOptions") {
+            return "labwright's firewall options are enable, policyIn and policyOut";
+        }
         if rest.starts_with("Datacenter") || rest.starts_with("Node") {
             return "this part of the node or datacenter has no labwright resource";
         }
@@ -156,8 +162,11 @@ pub fn reason(path: &Path) -> &'static str {
         "composeProjects" | "dockerStacks" => {
             return "labwright prepares /opt/naas but does not deploy Compose stacks";
         }
-        "validation" | "validationChecks" => {
+        "validation" => {
             return "labwright's checks are HTTP probes; Prometheus expressions have no equivalent";
+        }
+        "validationChecks" => {
+            return "free-form checks; write them as labwright validationChecks (http) by hand";
         }
         "profiles" | "assumptions" => return "documentation for people; no labwright field",
         "firewallPolicies" => return "free-form intent; write it as firewall.matrix by hand",
@@ -176,6 +185,12 @@ pub fn reason(path: &Path) -> &'static str {
     if under("vmProvision[].boot.order") {
         return "the boot order follows the OS disk labwright creates";
     }
+    if under("vmProvision[].disks[].format") {
+        return "labwright picks the disk format the storage needs";
+    }
+    if under("vmProvision[].networks[].rate") {
+        return "NIC rate limits are not modelled";
+    }
     if under("vmProvision[].cloudInit") {
         return "no labwright bootstrap field for this cloud-init setting";
     }
@@ -189,7 +204,7 @@ pub fn reason(path: &Path) -> &'static str {
         return "only Linux bridges are managed (no bonds, no VLAN interfaces)";
     }
     if fam == "storage" {
-        return "labwright manages dir, zfspool and pbs storage entries only";
+        return "no labwright field for this storage option";
     }
     if fam == "profilesConfig" {
         return "no labwright field for this part of the phase profile";
