@@ -292,7 +292,7 @@ fn header(name: &str, i: &Imported) -> Vec<String> {
         .unwrap_or(name);
     let mut out = vec![
         format!("# labwright spec imported from the naasctl spec `{base}` (labwright import naasctl)."),
-        "# `# <- PATH` after a value names the naasctl key it came from; `# from` heads a block.".to_string(),
+        "# A `<-` comment after a value names the naasctl key(s) it came from; `from` heads a block.".to_string(),
         "# Review it, then: labwright check FILE".to_string(),
         "#".to_string(),
     ];
