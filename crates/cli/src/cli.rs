@@ -140,6 +140,11 @@ pub enum Command {
     /// Write a one-page, offline HTML report: plan, topology, matrix, checks.
     Report(commands::report::ReportArgs),
     /// Convert another tool's spec (naasctl) into a labwright spec, listing what did not map.
+    ///
+    /// Every value carries a `# <- PATH` comment naming the naasctl key it came from.
+    /// On top, and on stderr: every key not mapped (and whether naasctl itself acted on
+    /// it), the decisions left to you as `${VAR}` placeholders, and the secrets found,
+    /// which are never copied. Exit code 1 when the input cannot be read.
     Import(commands::import::ImportArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     Completions(commands::completions::CompletionsArgs),

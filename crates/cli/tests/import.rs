@@ -35,7 +35,9 @@ fn labwright(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let o = cmd.output().unwrap_or_else(|e| panic!("run labwright: {e}"));
+    let o = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("run labwright: {e}"));
     Out {
         code: o.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -94,15 +96,16 @@ fn leaves(v: &Value, prefix: &str, out: &mut Vec<String>) {
 }
 
 fn under(leaf: &str, p: &str) -> bool {
-    leaf == p
-        || (leaf.starts_with(p) && matches!(leaf.as_bytes().get(p.len()), Some(b'.' | b'[')))
+    leaf == p || (leaf.starts_with(p) && matches!(leaf.as_bytes().get(p.len()), Some(b'.' | b'[')))
 }
 
 /// The paths of every `# <- PATH, PATH (note)` marker.
 fn markers(yaml: &str) -> Vec<String> {
     let mut out = Vec::new();
     for line in yaml.lines() {
-        let Some(pos) = line.find("# <- ") else { continue };
+        let Some(pos) = line.find("# <- ") else {
+            continue;
+        };
         let rest = &line[pos + 5..];
         let paths = rest.split(" (").next().unwrap_or_default();
         out.extend(paths.split(", ").map(|p| p.trim().to_string()));
@@ -114,7 +117,9 @@ fn markers(yaml: &str) -> Vec<String> {
 fn unmapped(yaml: &str) -> BTreeMap<String, bool> {
     let mut out = BTreeMap::new();
     for line in yaml.lines().take_while(|l| l.starts_with('#')) {
-        let Some(rest) = line.strip_prefix("#   - ") else { continue };
+        let Some(rest) = line.strip_prefix("#   - ") else {
+            continue;
+        };
         let (path, tail) = rest
             .split_once("  [")
             .unwrap_or_else(|| panic!("unmapped line without a verdict: {line}"));
@@ -125,7 +130,10 @@ fn unmapped(yaml: &str) -> BTreeMap<String, bool> {
         } else {
             panic!("unmapped line without a verdict: {line}")
         };
-        assert!(out.insert(path.to_string(), acted).is_none(), "{path} listed twice");
+        assert!(
+            out.insert(path.to_string(), acted).is_none(),
+            "{path} listed twice"
+        );
     }
     out
 }
@@ -167,8 +175,14 @@ const CASES: &[Case] = &[
         decisions: &[
             ("TEMPLATE_9000_IMAGE_URL", IMAGE),
             ("TEMPLATE_9000_IMAGE_CHECKSUM", CHECKSUM),
-            ("TANK_DISK1", "/dev/disk/by-id/ata-WDC_WD40EFPX-68C6CN0_WD-WX12A0000001"),
-            ("TANK_DISK2", "/dev/disk/by-id/ata-WDC_WD40EFPX-68C6CN0_WD-WX12A0000002"),
+            (
+                "TANK_DISK1",
+                "/dev/disk/by-id/ata-WDC_WD40EFPX-68C6CN0_WD-WX12A0000001",
+            ),
+            (
+                "TANK_DISK2",
+                "/dev/disk/by-id/ata-WDC_WD40EFPX-68C6CN0_WD-WX12A0000002",
+            ),
         ],
         must_be_unmapped: &[
             ("profiles[0]", false),
@@ -249,15 +263,27 @@ fn fixtures_import_with_every_leaf_accounted_for_and_check_passes() {
         let input = fixture(case.file);
         let input_s = input.display().to_string();
         let first = labwright(dir, &["import", "naasctl", &input_s], &[]);
-        assert_eq!(first.code, 0, "{}: exit {}\n{}", case.file, first.code, first.stderr);
+        assert_eq!(
+            first.code, 0,
+            "{}: exit {}\n{}",
+            case.file, first.code, first.stderr
+        );
         let yaml = &first.stdout;
         assert_no_secret("stdout", yaml);
         assert_no_secret("stderr", &first.stderr);
 
         // Same input, same bytes; --out writes exactly what stdout carries.
         let second = labwright(dir, &["import", "naasctl", &input_s], &[]);
-        assert_eq!(&second.stdout, yaml, "{}: output differs between runs", case.file);
-        assert_eq!(second.stderr, first.stderr, "{}: report differs between runs", case.file);
+        assert_eq!(
+            &second.stdout, yaml,
+            "{}: output differs between runs",
+            case.file
+        );
+        assert_eq!(
+            second.stderr, first.stderr,
+            "{}: report differs between runs",
+            case.file
+        );
         let out = dir.join(format!("{}.labwright.yaml", case.file));
         let out_s = out.display().to_string();
         let w = labwright(dir, &["import", "naasctl", &input_s, "--out", &out_s], &[]);
@@ -278,7 +304,9 @@ fn fixtures_import_with_every_leaf_accounted_for_and_check_passes() {
             let by_list = listed.contains_key(leaf);
             match (by_marker, by_list) {
                 (true, true) => problems.push(format!("{leaf}: both mapped and listed")),
-                (false, false) => problems.push(format!("{leaf}: dropped (neither mapped nor listed)")),
+                (false, false) => {
+                    problems.push(format!("{leaf}: dropped (neither mapped nor listed)"))
+                }
                 _ => {}
             }
         }
@@ -306,24 +334,50 @@ fn fixtures_import_with_every_leaf_accounted_for_and_check_passes() {
         }
         // The stderr summary lists the same keys with the same verdicts.
         for (p, acted) in &listed {
-            let verdict = if *acted { "naasctl acted on it" } else { "naasctl never acted on it" };
+            let verdict = if *acted {
+                "naasctl acted on it"
+            } else {
+                "naasctl never acted on it"
+            };
             let want = format!("  - {p}  [{verdict}]");
             if !first.stderr.lines().any(|l| l.starts_with(&want)) {
                 problems.push(format!("stderr does not list `{p}` [{verdict}]"));
             }
         }
-        assert!(problems.is_empty(), "{}:\n{}\n\n{yaml}", case.file, problems.join("\n"));
+        assert!(
+            problems.is_empty(),
+            "{}:\n{}\n\n{yaml}",
+            case.file,
+            problems.join("\n")
+        );
 
         // Before the decisions: check names exactly the placeholders, nothing else.
         let want: BTreeSet<String> = case.decisions.iter().map(|(k, _)| k.to_string()).collect();
-        assert_eq!(decisions(yaml), want, "{}: decisions in the header", case.file);
+        assert_eq!(
+            decisions(yaml),
+            want,
+            "{}: decisions in the header",
+            case.file
+        );
         let c = labwright(dir, &["check", &out_s, "-o", "json"], &[]);
-        assert_eq!(c.code, 1, "{}: check before decisions\n{}", case.file, c.stderr);
-        let report: Value = serde_json::from_str(&c.stdout).unwrap_or_else(|e| panic!("{e}: {}", c.stdout));
-        let diags = report["specs"][0]["diagnostics"].as_array().cloned().unwrap_or_default();
+        assert_eq!(
+            c.code, 1,
+            "{}: check before decisions\n{}",
+            case.file, c.stderr
+        );
+        let report: Value =
+            serde_json::from_str(&c.stdout).unwrap_or_else(|e| panic!("{e}: {}", c.stdout));
+        let diags = report["specs"][0]["diagnostics"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let mut named = BTreeSet::new();
         for d in &diags {
-            assert_eq!(d["rule"], "env-unset", "{}: unexpected diagnostic {d}", case.file);
+            assert_eq!(
+                d["rule"], "env-unset",
+                "{}: unexpected diagnostic {d}",
+                case.file
+            );
             let msg = d["message"].as_str().unwrap_or_default();
             let var = msg.split('`').nth(1).unwrap_or_default().to_string();
             named.insert(var);
@@ -332,7 +386,11 @@ fn fixtures_import_with_every_leaf_accounted_for_and_check_passes() {
 
         // After them: check passes.
         let c = labwright(dir, &["check", &out_s], case.decisions);
-        assert_eq!(c.code, 0, "{}: check with the decisions made\n{}", case.file, c.stderr);
+        assert_eq!(
+            c.code, 0,
+            "{}: check with the decisions made\n{}",
+            case.file, c.stderr
+        );
     }
 }
 
@@ -340,7 +398,11 @@ fn fixtures_import_with_every_leaf_accounted_for_and_check_passes() {
 fn json_report_matches_the_comment_block_and_holds_no_secret() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let input = fixture("everything.naasctl.yaml").display().to_string();
-    let o = labwright(tmp.path(), &["import", "naasctl", &input, "-o", "json"], &[]);
+    let o = labwright(
+        tmp.path(),
+        &["import", "naasctl", &input, "-o", "json"],
+        &[],
+    );
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_no_secret("json", &o.stdout);
     let v: Value = serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
@@ -349,7 +411,12 @@ fn json_report_matches_the_comment_block_and_holds_no_secret() {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|u| (u["path"].as_str().unwrap_or_default().to_string(), u["naasctlActed"] == true))
+        .map(|u| {
+            (
+                u["path"].as_str().unwrap_or_default().to_string(),
+                u["naasctlActed"] == true,
+            )
+        })
         .collect();
     assert_eq!(from_json, unmapped(spec));
     let secrets: Vec<&str> = v["secrets"]
@@ -377,20 +444,38 @@ fn out_is_not_overwritten_without_force() {
     std::fs::write(&out, "keep me\n").unwrap_or_else(|e| panic!("{e}"));
     let input = fixture("jarvis.naasctl.yaml").display().to_string();
     let out_s = out.display().to_string();
-    let o = labwright(tmp.path(), &["import", "naasctl", &input, "--out", &out_s], &[]);
+    let o = labwright(
+        tmp.path(),
+        &["import", "naasctl", &input, "--out", &out_s],
+        &[],
+    );
     assert_eq!(o.code, 1, "{}", o.stderr);
     assert!(o.stderr.contains("--force"), "{}", o.stderr);
-    assert_eq!(std::fs::read_to_string(&out).unwrap_or_default(), "keep me\n");
-    let o = labwright(tmp.path(), &["import", "naasctl", &input, "--out", &out_s, "--force"], &[]);
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap_or_default(),
+        "keep me\n"
+    );
+    let o = labwright(
+        tmp.path(),
+        &["import", "naasctl", &input, "--out", &out_s, "--force"],
+        &[],
+    );
     assert_eq!(o.code, 0, "{}", o.stderr);
-    assert!(std::fs::read_to_string(&out).unwrap_or_default().contains("apiVersion: labwright/v1"));
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .contains("apiVersion: labwright/v1")
+    );
 }
 
 #[test]
 fn bad_input_is_an_error_at_its_position_with_exit_1() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let cases: &[(&str, &[&str])] = &[
-        ("malformed.naasctl.yaml", &["malformed.naasctl.yaml:7:11: error[yaml-syntax]"]),
+        (
+            "malformed.naasctl.yaml",
+            &["malformed.naasctl.yaml:7:11: error[yaml-syntax]"],
+        ),
         (
             "wrong-shape.naasctl.yaml",
             &[
@@ -409,25 +494,51 @@ fn bad_input_is_an_error_at_its_position_with_exit_1() {
         let input = fixture(file).display().to_string();
         let o = labwright(tmp.path(), &["import", "naasctl", &input], &[]);
         assert_eq!(o.code, 1, "{file}: exit {}\n{}", o.code, o.stderr);
-        assert!(o.stdout.is_empty(), "{file}: stdout must stay empty:\n{}", o.stdout);
+        assert!(
+            o.stdout.is_empty(),
+            "{file}: stdout must stay empty:\n{}",
+            o.stdout
+        );
         for w in *want {
-            assert!(o.stderr.contains(w), "{file}: stderr lacks `{w}`:\n{}", o.stderr);
+            assert!(
+                o.stderr.contains(w),
+                "{file}: stderr lacks `{w}`:\n{}",
+                o.stderr
+            );
         }
-        assert!(o.stderr.contains("help:"), "{file}: no help line:\n{}", o.stderr);
-        assert!(!o.stderr.contains("panicked"), "{file}: panic\n{}", o.stderr);
+        assert!(
+            o.stderr.contains("help:"),
+            "{file}: no help line:\n{}",
+            o.stderr
+        );
+        assert!(
+            !o.stderr.contains("panicked"),
+            "{file}: panic\n{}",
+            o.stderr
+        );
         assert_no_secret(file, &o.stderr);
     }
     // Not a mapping, missing file, a directory: errors, never panics.
     let list = tmp.path().join("list.yaml");
     std::fs::write(&list, "- a\n- b\n").unwrap_or_else(|e| panic!("{e}"));
     for (path, want) in [
-        (list.display().to_string(), "list.yaml:1:1: error[naasctl-shape]"),
-        (tmp.path().join("nope.yaml").display().to_string(), "cannot read"),
+        (
+            list.display().to_string(),
+            "list.yaml:1:1: error[naasctl-shape]",
+        ),
+        (
+            tmp.path().join("nope.yaml").display().to_string(),
+            "cannot read",
+        ),
         (tmp.path().display().to_string(), "is a directory"),
     ] {
         let o = labwright(tmp.path(), &["import", "naasctl", &path], &[]);
         assert_eq!(o.code, 1, "{path}: exit {}\n{}", o.code, o.stderr);
-        assert!(o.stderr.contains(want), "{path}: stderr lacks `{want}`:\n{}", o.stderr);
+        assert!(
+            o.stderr.contains(want),
+            "{path}: stderr lacks `{want}`:\n{}",
+            o.stderr
+        );
     }
     // An unknown format is a usage error.
     let o = labwright(tmp.path(), &["import", "terraform", "x.tf"], &[]);

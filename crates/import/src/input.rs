@@ -126,7 +126,10 @@ impl Errors {
                 }
                 self.push(
                     p,
-                    format!("`{p}` should be a whole number, but is the string {:?}", short(t)),
+                    format!(
+                        "`{p}` should be a whole number, but is the string {:?}",
+                        short(t)
+                    ),
                     "write a whole number here (e.g. 2)",
                 );
                 None
@@ -245,7 +248,11 @@ mod tests {
         assert_eq!(e.int(Some(&Value::from("four")), &p), None);
         assert_eq!(e.list(Some(&Value::from("x")), &p).len(), 0);
         assert_eq!(e.0.len(), 2);
-        assert!(e.0[1].message.contains("should be a list"), "{}", e.0[1].message);
+        assert!(
+            e.0[1].message.contains("should be a list"),
+            "{}",
+            e.0[1].message
+        );
     }
 
     #[test]

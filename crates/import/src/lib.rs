@@ -141,15 +141,15 @@ pub fn naasctl(name: &str, text: &str) -> Result<Imported, ImportFailure> {
     let mapped = naasctl::map(&tree, &lab, &is_secret).map_err(|errs| {
         let mut diags: Vec<Diagnostic> = errs
             .into_iter()
-                .map(|e| {
-                    let yp = e.path.to_yaml_path();
-                    let span = index.value(&yp).or_else(|| index.key(&yp)).or(at_start);
-                    Diagnostic::error("naasctl-shape", e.message)
-                        .at(&yp, span)
-                        .label("here")
-                        .help(e.help)
-                })
-                .collect();
+            .map(|e| {
+                let yp = e.path.to_yaml_path();
+                let span = index.value(&yp).or_else(|| index.key(&yp)).or(at_start);
+                Diagnostic::error("naasctl-shape", e.message)
+                    .at(&yp, span)
+                    .label("here")
+                    .help(e.help)
+            })
+            .collect();
         // In file order, as a person fixes them.
         diags.sort_by_key(|d| d.span.map(|s| s.offset));
         fail(diags)
@@ -229,7 +229,13 @@ fn lab_name(file: &str) -> String {
     let stem = base.split('.').next().unwrap_or(base);
     let mut s: String = stem
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     s = s.trim_matches('-').to_string();
     if s.is_empty() { "imported".into() } else { s }
@@ -245,7 +251,11 @@ pub fn unmapped_line(u: &Unmapped) -> String {
         } else {
             "naasctl never acted on it"
         },
-        if u.secret { " (secret, value not copied)" } else { "" },
+        if u.secret {
+            " (secret, value not copied)"
+        } else {
+            ""
+        },
         u.reason
     )
 }
@@ -263,7 +273,10 @@ pub fn report_lines(i: &Imported) -> Vec<String> {
         }
     }
     if !i.secrets.is_empty() {
-        out.push(format!("Secrets found ({}), never copied:", i.secrets.len()));
+        out.push(format!(
+            "Secrets found ({}), never copied:",
+            i.secrets.len()
+        ));
         for s in &i.secrets {
             match &s.var {
                 Some(v) => out.push(format!("  {} -> env:{v}: {}", s.path, s.note)),

@@ -117,7 +117,14 @@ pub fn quote(s: &str) -> String {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-' | '+' | '@' | ' '));
     let numeric = s.parse::<f64>().is_ok();
-    if !special && first_ok && rest_ok && !numeric && !radix && !s.ends_with(' ') && !s.contains("  ") {
+    if !special
+        && first_ok
+        && rest_ok
+        && !numeric
+        && !radix
+        && !s.ends_with(' ')
+        && !s.contains("  ")
+    {
         s.to_string()
     } else {
         serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())

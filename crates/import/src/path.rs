@@ -4,8 +4,8 @@
 
 use std::fmt;
 
-use labwright_spec::path::Seg;
 use labwright_spec::YamlPath;
+use labwright_spec::path::Seg;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Path(pub Vec<PSeg>);
@@ -75,8 +75,7 @@ impl Path {
 /// A key printed bare when it is a plain word, else quoted.
 fn plain_key(k: &str) -> bool {
     !k.is_empty()
-        && k
-            .chars()
+        && k.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
@@ -106,7 +105,11 @@ mod tests {
 
     #[test]
     fn prints_and_quotes() {
-        let p = Path::root().key("vmProvision").index(2).key("cpu").key("cores");
+        let p = Path::root()
+            .key("vmProvision")
+            .index(2)
+            .key("cpu")
+            .key("cores");
         assert_eq!(p.to_string(), "vmProvision[2].cpu.cores");
         assert_eq!(p.shape(), "vmProvision[].cpu.cores");
         let q = Path::root().key("crud").key("a b");

@@ -11,7 +11,8 @@ use labwright_spec::diag::{RenderOptions, render};
 use crate::cli::{GlobalArgs, OutputFormat};
 use crate::{exit, ui};
 
-/// Writes the labwright spec to stdout (or `--out`), with a comment on every value
+/// Arguments of `labwright import` (its help text is the `Import` variant's doc in
+/// `cli.rs`). Writes the labwright spec to stdout (or `--out`), with a comment on every value
 /// naming the key it came from and, on top, every key that was not mapped, the
 /// decisions left to you (`${VAR}` placeholders) and the secrets found (never
 /// copied). The same list goes to stderr. Exit code 1 when the input cannot be read.
@@ -60,8 +61,15 @@ pub fn run(args: &ImportArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     match std::fs::metadata(&args.file) {
-        Ok(m) if m.is_dir() => return fail(format!("{name} is a directory; pass the naasctl spec file")),
-        Ok(m) if m.len() > MAX_BYTES => return fail(format!("{name} is {} bytes; a spec is at most 16 MiB", m.len())),
+        Ok(m) if m.is_dir() => {
+            return fail(format!("{name} is a directory; pass the naasctl spec file"));
+        }
+        Ok(m) if m.len() > MAX_BYTES => {
+            return fail(format!(
+                "{name} is {} bytes; a spec is at most 16 MiB",
+                m.len()
+            ));
+        }
         _ => {}
     }
     let text = match std::fs::read(&args.file).map(String::from_utf8) {

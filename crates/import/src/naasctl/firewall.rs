@@ -14,14 +14,28 @@ pub fn firewall(cx: &mut Cx<'_>, root: &Value) -> Option<Node> {
     let mut fw = Node::map();
     let mut ids = BTreeSet::new();
     for (level, opts, rules) in [
-        ("datacenter", "proxmoxDatacenterFirewallOptions", "proxmoxDatacenterFirewallRules"),
-        ("node", "proxmoxNodeFirewallOptions", "proxmoxNodeFirewallRules"),
+        (
+            "datacenter",
+            "proxmoxDatacenterFirewallOptions",
+            "proxmoxDatacenterFirewallRules",
+        ),
+        (
+            "node",
+            "proxmoxNodeFirewallOptions",
+            "proxmoxNodeFirewallRules",
+        ),
     ] {
         let mut l = Node::map();
         if let Some(o) = options(cx, root.get(opts), &Path::root().key(opts)) {
             l.set("options", o);
         }
-        let rl = rule_list(cx, root.get(rules), &Path::root().key(rules), level, &mut ids);
+        let rl = rule_list(
+            cx,
+            root.get(rules),
+            &Path::root().key(rules),
+            level,
+            &mut ids,
+        );
         if !rl.is_empty() {
             l.set("rules", rl);
         }
@@ -31,7 +45,11 @@ pub fn firewall(cx: &mut Cx<'_>, root: &Value) -> Option<Node> {
     }
     let ap = Path::root().key("proxmoxDatacenterFirewallAliases");
     let mut aliases = Node::map();
-    for (i, a) in cx.e.list(root.get("proxmoxDatacenterFirewallAliases"), &ap).iter().enumerate() {
+    for (i, a) in
+        cx.e.list(root.get("proxmoxDatacenterFirewallAliases"), &ap)
+            .iter()
+            .enumerate()
+    {
         let p = ap.index(i);
         if cx.e.map(Some(a), &p).is_none() {
             continue;
@@ -44,7 +62,11 @@ pub fn firewall(cx: &mut Cx<'_>, root: &Value) -> Option<Node> {
             cx.e.string(a.get("name"), &p.key("name")),
             cx.e.string(a.get("cidr"), &p.key("cidr")),
         ) else {
-            cx.e.push(&p, format!("`{p}` needs `name` and `cidr`"), "write `{ name: admin-pc, cidr: 192.168.1.50/32 }`");
+            cx.e.push(
+                &p,
+                format!("`{p}` needs `name` and `cidr`"),
+                "write `{ name: admin-pc, cidr: 192.168.1.50/32 }`",
+            );
             continue;
         };
         let mut n = Node::str(&cidr).from(&p.key("name")).from(&p.key("cidr"));
@@ -59,7 +81,11 @@ pub fn firewall(cx: &mut Cx<'_>, root: &Value) -> Option<Node> {
     }
     let sp = Path::root().key("proxmoxDatacenterFirewallIpsets");
     let mut sets = Node::map();
-    for (i, s) in cx.e.list(root.get("proxmoxDatacenterFirewallIpsets"), &sp).iter().enumerate() {
+    for (i, s) in
+        cx.e.list(root.get("proxmoxDatacenterFirewallIpsets"), &sp)
+            .iter()
+            .enumerate()
+    {
         let p = sp.index(i);
         if cx.e.map(Some(s), &p).is_none() {
             continue;
@@ -84,15 +110,27 @@ pub fn firewall(cx: &mut Cx<'_>, root: &Value) -> Option<Node> {
                 match e {
                     Value::String(c) => list.push(Node::str(c).from(&jp)),
                     Value::Object(m) => {
-                        if m.get("nomatch").is_some_and(|v| v.as_bool() == Some(true) || v.as_u64() == Some(1)) {
-                            cx.skip(&jp, "a `nomatch` entry (an exclusion) has no labwright form");
+                        if m.get("nomatch")
+                            .is_some_and(|v| v.as_bool() == Some(true) || v.as_u64() == Some(1))
+                        {
+                            cx.skip(
+                                &jp,
+                                "a `nomatch` entry (an exclusion) has no labwright form",
+                            );
                             continue;
                         }
                         if let Some(c) = cx.e.string(m.get("cidr"), &jp.key("cidr")) {
                             list.push(Node::str(&c).from(&jp.key("cidr")));
                         }
                     }
-                    other => cx.e.push(&jp, format!("`{jp}` should be a CIDR, but is {}", crate::input::kind(other)), "write a CIDR"),
+                    other => cx.e.push(
+                        &jp,
+                        format!(
+                            "`{jp}` should be a CIDR, but is {}",
+                            crate::input::kind(other)
+                        ),
+                        "write a CIDR",
+                    ),
                 }
             }
         }
@@ -107,7 +145,11 @@ pub fn firewall(cx: &mut Cx<'_>, root: &Value) -> Option<Node> {
 /// Firewall options: one mapping, or a list of them (naasctl's lists of `{…, ensure}`).
 fn options(cx: &mut Cx<'_>, v: Option<&Value>, p: &Path) -> Option<Node> {
     let items: Vec<(Value, Path)> = match v? {
-        Value::Array(a) => a.iter().enumerate().map(|(i, x)| (x.clone(), p.index(i))).collect(),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (x.clone(), p.index(i)))
+            .collect(),
         Value::Null => return None,
         other => vec![(other.clone(), p.clone())],
     };
@@ -131,7 +173,11 @@ fn options(cx: &mut Cx<'_>, v: Option<&Value>, p: &Path) -> Option<Node> {
                 if matches!(up.as_str(), "ACCEPT" | "DROP" | "REJECT") {
                     o.set(to, Node::str(&up).from(&kp));
                 } else {
-                    cx.e.push(&kp, format!("`{kp}` is `{pol}`; PVE knows ACCEPT, DROP and REJECT"), "write ACCEPT, DROP or REJECT");
+                    cx.e.push(
+                        &kp,
+                        format!("`{kp}` is `{pol}`; PVE knows ACCEPT, DROP and REJECT"),
+                        "write ACCEPT, DROP or REJECT",
+                    );
                 }
             }
         }
@@ -142,7 +188,13 @@ fn options(cx: &mut Cx<'_>, v: Option<&Value>, p: &Path) -> Option<Node> {
     (!o.is_empty() || !o.src.is_empty()).then_some(o)
 }
 
-fn rule_list(cx: &mut Cx<'_>, v: Option<&Value>, lp: &Path, level: &str, ids: &mut BTreeSet<String>) -> Node {
+fn rule_list(
+    cx: &mut Cx<'_>,
+    v: Option<&Value>,
+    lp: &Path,
+    level: &str,
+    ids: &mut BTreeSet<String>,
+) -> Node {
     let mut out = Node::seq();
     let prefix = if level == "node" { "node" } else { "dc" };
     for (i, r) in cx.e.list(v, lp).iter().enumerate() {
@@ -158,7 +210,11 @@ fn rule_list(cx: &mut Cx<'_>, v: Option<&Value>, lp: &Path, level: &str, ids: &m
             read.push(rp.key("pos"));
         }
         let Some(action) = cx.e.string(r.get("action"), &rp.key("action")) else {
-            cx.e.push(&rp, format!("`{rp}` has no `action`"), "give the rule an action: ACCEPT, DROP or REJECT");
+            cx.e.push(
+                &rp,
+                format!("`{rp}` has no `action`"),
+                "give the rule an action: ACCEPT, DROP or REJECT",
+            );
             continue;
         };
         let comment = cx.e.string(r.get("comment"), &rp.key("comment"));
@@ -176,26 +232,45 @@ fn rule_list(cx: &mut Cx<'_>, v: Option<&Value>, lp: &Path, level: &str, ids: &m
         }
         let mut n = Node::map().head(format!("from {rp}"));
         mark_read(&mut n, read, "position kept by order; node");
-        n.set("id", Node::str(&id).note("made from the comment: labwright keys rules by id"));
+        n.set(
+            "id",
+            Node::str(&id).note("made from the comment: labwright keys rules by id"),
+        );
         let dir = cx.e.string(r.get("type"), &rp.key("type"));
         let is_group = dir.as_deref() == Some("group");
-        let action = if is_group { action } else { action.to_ascii_uppercase() };
+        let action = if is_group {
+            action
+        } else {
+            action.to_ascii_uppercase()
+        };
         n.set("action", Node::str(&action).from(&rp.key("action")));
         if let Some(d) = dir {
             if matches!(d.as_str(), "in" | "out" | "group") {
                 n.set("direction", Node::str(&d).from(&rp.key("type")));
             } else {
-                cx.e.push(&rp.key("type"), format!("`{rp}.type` is `{d}`; PVE knows in, out and group"), "write in, out or group");
+                cx.e.push(
+                    &rp.key("type"),
+                    format!("`{rp}.type` is `{d}`; PVE knows in, out and group"),
+                    "write in, out or group",
+                );
             }
         }
-        for (from, to) in [("macro", "macro"), ("source", "source"), ("dest", "dest"), ("proto", "proto"), ("iface", "iface")] {
+        for (from, to) in [
+            ("macro", "macro"),
+            ("source", "source"),
+            ("dest", "dest"),
+            ("proto", "proto"),
+            ("iface", "iface"),
+        ] {
             if let Some(s) = cx.e.string(r.get(from), &rp.key(from)) {
                 n.set(to, Node::str(&s).from(&rp.key(from)));
             }
         }
         for k in ["dport", "sport"] {
             match r.get(k) {
-                Some(Value::Number(x)) if x.as_u64().is_some() => n.set(k, Node::int(x.as_u64().unwrap_or(0)).from(&rp.key(k))),
+                Some(Value::Number(x)) if x.as_u64().is_some() => {
+                    n.set(k, Node::int(x.as_u64().unwrap_or(0)).from(&rp.key(k)))
+                }
                 v => {
                     if let Some(s) = cx.e.string(v, &rp.key(k)) {
                         n.set(k, Node::str(&s).from(&rp.key(k)));
@@ -210,7 +285,12 @@ fn rule_list(cx: &mut Cx<'_>, v: Option<&Value>, lp: &Path, level: &str, ids: &m
             n.set("enable", Node::bool(b).from(&rp.key("enable")));
         }
         if let Some(l) = cx.e.string(r.get("log"), &rp.key("log")) {
-            n.set("log", Node::bool(l != "nolog").from(&rp.key("log")).note(format!("PVE log level `{l}`")));
+            n.set(
+                "log",
+                Node::bool(l != "nolog")
+                    .from(&rp.key("log"))
+                    .note(format!("PVE log level `{l}`")),
+            );
         }
         out.push(n);
     }

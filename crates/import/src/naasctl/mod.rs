@@ -9,8 +9,8 @@ mod vms;
 
 use serde_json::Value;
 
-pub use cx::{Decision, Secret};
 use cx::Cx;
+pub use cx::{Decision, Secret};
 
 use crate::input::{Errors, ShapeError};
 use crate::out::Node;
@@ -43,7 +43,10 @@ pub fn map(
     let profiles = profile_list(&mut cx, root);
     let root_zfs = !cx
         .e
-        .list(root.get("proxmoxNodeZfsCreate"), &Path::root().key("proxmoxNodeZfsCreate"))
+        .list(
+            root.get("proxmoxNodeZfsCreate"),
+            &Path::root().key("proxmoxNodeZfsCreate"),
+        )
         .is_empty();
     let phase: u8 = u8::from(root_zfs);
 
@@ -74,7 +77,13 @@ pub fn map(
     }
 
     let mut bridges = Node::map();
-    infra::bridges(&mut cx, root.get("networks"), &Path::root().key("networks"), None, &mut bridges);
+    infra::bridges(
+        &mut cx,
+        root.get("networks"),
+        &Path::root().key("networks"),
+        None,
+        &mut bridges,
+    );
     for (n, prof, pp) in &profiles {
         for key in ["networks", "bridges"] {
             infra::bridges(&mut cx, prof.get(key), &pp.key(key), Some(*n), &mut bridges);
@@ -91,9 +100,27 @@ pub fn map(
     let mut datasets = Node::seq();
     let mut stores = Node::seq();
     let mut jobs = Node::seq();
-    infra::zfs_pools(&mut cx, root.get("proxmoxNodeZfsCreate"), &Path::root().key("proxmoxNodeZfsCreate"), phase, &mut pools);
-    infra::storages(&mut cx, root.get("storage"), &Path::root().key("storage"), phase, &mut stores);
-    infra::backup_jobs(&mut cx, root.get("proxmoxBackupJobs"), &Path::root().key("proxmoxBackupJobs"), 0, &mut jobs);
+    infra::zfs_pools(
+        &mut cx,
+        root.get("proxmoxNodeZfsCreate"),
+        &Path::root().key("proxmoxNodeZfsCreate"),
+        phase,
+        &mut pools,
+    );
+    infra::storages(
+        &mut cx,
+        root.get("storage"),
+        &Path::root().key("storage"),
+        phase,
+        &mut stores,
+    );
+    infra::backup_jobs(
+        &mut cx,
+        root.get("proxmoxBackupJobs"),
+        &Path::root().key("proxmoxBackupJobs"),
+        0,
+        &mut jobs,
+    );
     for (n, prof, pp) in &profiles {
         for key in ["proxmoxNodeZfsCreate", "zfsPools", "pools"] {
             infra::zfs_pools(&mut cx, prof.get(key), &pp.key(key), *n, &mut pools);
@@ -101,9 +128,21 @@ pub fn map(
         if let Some(z) = cx.e.map(prof.get("zfs"), &pp.key("zfs")).cloned() {
             let zp = pp.key("zfs");
             infra::zfs_pools(&mut cx, z.get("pools"), &zp.key("pools"), *n, &mut pools);
-            infra::datasets(&mut cx, z.get("datasets"), &zp.key("datasets"), *n, &mut datasets);
+            infra::datasets(
+                &mut cx,
+                z.get("datasets"),
+                &zp.key("datasets"),
+                *n,
+                &mut datasets,
+            );
         }
-        infra::datasets(&mut cx, prof.get("datasets"), &pp.key("datasets"), *n, &mut datasets);
+        infra::datasets(
+            &mut cx,
+            prof.get("datasets"),
+            &pp.key("datasets"),
+            *n,
+            &mut datasets,
+        );
         for key in ["storages", "storage"] {
             infra::storages(&mut cx, prof.get(key), &pp.key(key), *n, &mut stores);
         }
@@ -121,13 +160,19 @@ pub fn map(
     doc.set("apiVersion", Node::str("labwright/v1"));
     doc.set("kind", Node::str("Homelab"));
     let mut meta = Node::map();
-    meta.set("name", Node::str(lab).note("the input file's name: naasctl specs have no lab name"));
+    meta.set(
+        "name",
+        Node::str(lab).note("the input file's name: naasctl specs have no lab name"),
+    );
     let owner = vm_list_owner(root);
     meta.set(
         "owner",
         match owner {
             Some((o, p)) => Node::str(&o).from(&p).note("the owner-* tag"),
-            None => cx.decide("LAB_OWNER", "who owns the lab (naasctl has no owner; it names the owner-* tag)"),
+            None => cx.decide(
+                "LAB_OWNER",
+                "who owns the lab (naasctl has no owner; it names the owner-* tag)",
+            ),
         },
     );
     doc.set("metadata", meta);
@@ -136,7 +181,10 @@ pub fn map(
         "name",
         match cx.node.clone() {
             Some(n) => Node::str(&n).note("the `node:` of the items above"),
-            None => cx.decide("PVE_NODE", "the Proxmox node's name (naasctl's items named none)"),
+            None => cx.decide(
+                "PVE_NODE",
+                "the Proxmox node's name (naasctl's items named none)",
+            ),
         },
     );
     doc.set("node", node);
@@ -166,7 +214,11 @@ pub fn map(
         doc.set("backups", b);
     }
     let mut storage = Node::map();
-    for (k, v) in [("zfsPools", pools), ("datasets", datasets), ("pveStorages", stores)] {
+    for (k, v) in [
+        ("zfsPools", pools),
+        ("datasets", datasets),
+        ("pveStorages", stores),
+    ] {
         if !v.is_empty() {
             storage.set(k, v);
         }
@@ -223,7 +275,10 @@ fn vm_list_owner(root: &Value) -> Option<(String, Path)> {
                 }
             }
             Value::String(s) => {
-                if let Some(o) = s.split([';', ',', ' ']).find_map(|t| t.strip_prefix("owner-")) {
+                if let Some(o) = s
+                    .split([';', ',', ' '])
+                    .find_map(|t| t.strip_prefix("owner-"))
+                {
                     return Some((o.to_string(), tp));
                 }
             }
@@ -236,7 +291,9 @@ fn vm_list_owner(root: &Value) -> Option<(String, Path)> {
 /// The datacenter firewall is switched on in the output.
 fn firewall_enabled(fw: &Node) -> bool {
     use crate::out::Val;
-    let Val::Map(levels) = &fw.val else { return false };
+    let Val::Map(levels) = &fw.val else {
+        return false;
+    };
     levels.iter().any(|(k, l)| {
         k == "datacenter"
             && matches!(&l.val, Val::Map(e) if e.iter().any(|(k, o)| k == "options"

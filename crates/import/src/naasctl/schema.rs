@@ -233,12 +233,22 @@ mod tests {
     #[test]
     fn acted_follows_the_schema() {
         assert!(naasctl_acted(&p(&["vmProvision", "0", "cpu", "numa"])));
-        assert!(naasctl_acted(&p(&["vmProvision", "0", "cloudInit", "anything"])));
+        assert!(naasctl_acted(&p(&[
+            "vmProvision",
+            "0",
+            "cloudInit",
+            "anything"
+        ])));
         assert!(naasctl_acted(&p(&["proxmoxUsers", "0", "userid"])));
         assert!(naasctl_acted(&p(&["vmProvision", "0", "tags"]))); // empty list
         assert!(!naasctl_acted(&p(&["vmProvision", "0", "scsihw"])));
         assert!(!naasctl_acted(&p(&["tailscaleConfig", "authKey"])));
-        assert!(!naasctl_acted(&p(&["profilesConfig", "phase1", "storages", "0"])));
+        assert!(!naasctl_acted(&p(&[
+            "profilesConfig",
+            "phase1",
+            "storages",
+            "0"
+        ])));
         assert!(!naasctl_acted(&p(&["proxmox"])));
         assert!(!naasctl_acted(&p(&["vmProvisions", "0"])));
     }

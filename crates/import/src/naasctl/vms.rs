@@ -84,7 +84,10 @@ pub fn vm(
         vm.set("role", Node::str(&role).from(&tp).note("the role-* tag"));
     }
     if let Some(ph) = phase {
-        vm.set("phase", Node::int(u64::from(ph)).note("from its phase profile"));
+        vm.set(
+            "phase",
+            Node::int(u64::from(ph)).note("from its phase profile"),
+        );
     }
 
     // CPU and memory.
@@ -104,7 +107,10 @@ pub fn vm(
         .as_ref()
         .and_then(|c| cx.e.int(c.get("sockets"), &cpu_p.key("sockets")))
     {
-        vm.set("sockets", with_note(Node::int(n).from(&cpu_p.key("sockets")), note));
+        vm.set(
+            "sockets",
+            with_note(Node::int(n).from(&cpu_p.key("sockets")), note),
+        );
     }
     let mem_p = p.key("memory");
     let mem = cx.e.map(item.get("memory"), &mem_p).cloned();
@@ -134,7 +140,10 @@ pub fn vm(
         if matches!(bios.as_str(), "seabios" | "ovmf") {
             vm.set("bios", Node::str(&bios).from(&boot_p.key("bios")));
         } else {
-            cx.skip(&boot_p.key("bios"), format!("bios `{bios}` is not seabios or ovmf"));
+            cx.skip(
+                &boot_p.key("bios"),
+                format!("bios `{bios}` is not seabios or ovmf"),
+            );
         }
     }
     for key in ["machine", "scsihw"] {
@@ -144,11 +153,21 @@ pub fn vm(
                 "machine" => matches!(v.as_str(), "q35" | "pc"),
                 _ => matches!(
                     v.as_str(),
-                    "virtio-scsi-single" | "virtio-scsi-pci" | "lsi" | "lsi53c810" | "megasas" | "pvscsi"
+                    "virtio-scsi-single"
+                        | "virtio-scsi-pci"
+                        | "lsi"
+                        | "lsi53c810"
+                        | "megasas"
+                        | "pvscsi"
                 ),
             };
             if ok {
-                vm.set(key, Node::str(&v).from(&kp).note("naasctl's schema ignored this key"));
+                vm.set(
+                    key,
+                    Node::str(&v)
+                        .from(&kp)
+                        .note("naasctl's schema ignored this key"),
+                );
             } else {
                 cx.skip(&kp, format!("`{v}` is not a {key} value labwright knows"));
             }
@@ -249,12 +268,14 @@ fn disks(cx: &mut Cx<'_>, item: &Value, p: &Path) -> Node {
         if cx.e.map(Some(d), &dp).is_none() {
             continue;
         }
-        let bus = cx
-            .e
-            .string(d.get("interface"), &dp.key("interface"))
-            .unwrap_or_else(|| "scsi".into());
+        let bus =
+            cx.e.string(d.get("interface"), &dp.key("interface"))
+                .unwrap_or_else(|| "scsi".into());
         if !matches!(bus.as_str(), "scsi" | "virtio" | "sata" | "ide") {
-            cx.skip(&dp, format!("disk bus `{bus}` is not scsi, virtio, sata or ide"));
+            cx.skip(
+                &dp,
+                format!("disk bus `{bus}` is not scsi, virtio, sata or ide"),
+            );
             continue;
         }
         let index = match cx.e.int(d.get("index"), &dp.key("index")) {
@@ -276,15 +297,26 @@ fn disks(cx: &mut Cx<'_>, item: &Value, p: &Path) -> Node {
         match d.get("size") {
             Some(Value::Number(n)) if n.as_u64().is_some() => {
                 let g = n.as_u64().unwrap_or(0);
-                disk.set("size", Node::str(&format!("{g}G")).from(&sp).note("a bare number is GiB in PVE"));
+                disk.set(
+                    "size",
+                    Node::str(&format!("{g}G"))
+                        .from(&sp)
+                        .note("a bare number is GiB in PVE"),
+                );
             }
             _ => match cx.e.string(d.get("size"), &sp) {
                 Some(s) => match s.parse::<Size>() {
                     Ok(size) => disk.set("size", Node::str(&size.to_string()).from(&sp)),
-                    Err(e) => cx.e.push(&sp, format!("`{sp}`: {e}"), "write a size such as 32G"),
+                    Err(e) => {
+                        cx.e.push(&sp, format!("`{sp}`: {e}"), "write a size such as 32G")
+                    }
                 },
                 None => {
-                    cx.e.push(&dp, format!("`{dp}` has no `size`"), "give every disk its size, e.g. `size: 32G`");
+                    cx.e.push(
+                        &dp,
+                        format!("`{dp}` has no `size`"),
+                        "give every disk its size, e.g. `size: 32G`",
+                    );
                     continue;
                 }
             },
@@ -293,10 +325,16 @@ fn disks(cx: &mut Cx<'_>, item: &Value, p: &Path) -> Node {
             disk.set("storage", Node::str(&s).from(&dp.key("storage")));
         }
         if let Some(c) = cx.e.string(d.get("cache"), &dp.key("cache")) {
-            if matches!(c.as_str(), "none" | "writethrough" | "writeback" | "unsafe" | "directsync") {
+            if matches!(
+                c.as_str(),
+                "none" | "writethrough" | "writeback" | "unsafe" | "directsync"
+            ) {
                 disk.set("cache", Node::str(&c).from(&dp.key("cache")));
             } else {
-                cx.skip(&dp.key("cache"), format!("cache mode `{c}` is not one PVE knows"));
+                cx.skip(
+                    &dp.key("cache"),
+                    format!("cache mode `{c}` is not one PVE knows"),
+                );
             }
         }
         for k in ["discard", "iothread", "ssd"] {
@@ -310,7 +348,11 @@ fn disks(cx: &mut Cx<'_>, item: &Value, p: &Path) -> Node {
             }
         }
         if out.has(&slot) {
-            cx.e.push(&dp, format!("`{dp}` uses slot {slot} a second time"), "give each disk its own interface and index");
+            cx.e.push(
+                &dp,
+                format!("`{dp}` uses slot {slot} a second time"),
+                "give each disk its own interface and index",
+            );
             continue;
         }
         out.set(&slot, disk);
@@ -347,13 +389,25 @@ fn nics(cx: &mut Cx<'_>, item: &Value, p: &Path) -> Node {
                 }
                 nic.set("bridge", Node::str(&b).from(&np.key("bridge")))
             }
-            None => nic.set("bridge", cx.decide("VM_BRIDGE", format!("{np} names no bridge; labwright needs one (vmbr0 is the LAN)"))),
+            None => nic.set(
+                "bridge",
+                cx.decide(
+                    "VM_BRIDGE",
+                    format!("{np} names no bridge; labwright needs one (vmbr0 is the LAN)"),
+                ),
+            ),
         }
         if let Some(m) = cx.e.string(n.get("model"), &np.key("model")) {
-            if matches!(m.as_str(), "virtio" | "e1000" | "e1000e" | "rtl8139" | "vmxnet3") {
+            if matches!(
+                m.as_str(),
+                "virtio" | "e1000" | "e1000e" | "rtl8139" | "vmxnet3"
+            ) {
                 nic.set("model", Node::str(&m).from(&np.key("model")));
             } else {
-                cx.skip(&np.key("model"), format!("NIC model `{m}` is not one labwright knows"));
+                cx.skip(
+                    &np.key("model"),
+                    format!("NIC model `{m}` is not one labwright knows"),
+                );
             }
         }
         if let Some(b) = cx.e.flag(n.get("firewall"), &np.key("firewall")) {
@@ -375,7 +429,10 @@ fn nics(cx: &mut Cx<'_>, item: &Value, p: &Path) -> Node {
         let pairs = match ipconfig_pairs(c) {
             Some(p) => p,
             None => {
-                cx.skip(&cp, "only `ip=` and `gw=` (IPv4) map to a NIC's address and gateway");
+                cx.skip(
+                    &cp,
+                    "only `ip=` and `gw=` (IPv4) map to a NIC's address and gateway",
+                );
                 continue;
             }
         };
@@ -431,7 +488,10 @@ fn ipconfig_pairs(c: &Value) -> Option<Vec<(String, String, Option<String>)>> {
 /// a template instead).
 fn bootstrap(cx: &mut Cx<'_>, item: &Value, p: &Path, name: &str, vm: &mut Node) {
     let cp = p.key("cloudInit");
-    let ci = cx.e.map(item.get("cloudInit"), &cp).cloned().unwrap_or_default();
+    let ci =
+        cx.e.map(item.get("cloudInit"), &cp)
+            .cloned()
+            .unwrap_or_default();
     let mut user = Node::map();
     for key in ["user", "ciuser"] {
         if let Some(u) = cx.e.string(ci.get(key), &cp.key(key)) {
@@ -494,7 +554,8 @@ fn bootstrap(cx: &mut Cx<'_>, item: &Value, p: &Path, name: &str, vm: &mut Node)
         .map(|(_, r, p)| (r.clone(), p.clone()))
         .collect();
     if !routes.is_empty() {
-        let mut ts = Node::map().head("it routes a subnet (tailscaleConfig.subnetRoutes), so it joins the tailnet");
+        let mut ts = Node::map()
+            .head("it routes a subnet (tailscaleConfig.subnetRoutes), so it joins the tailnet");
         let mut adv = Node::seq();
         for (r, src) in routes {
             adv.push(Node::str(&r).from(&src));
@@ -532,7 +593,8 @@ fn bootstrap(cx: &mut Cx<'_>, item: &Value, p: &Path, name: &str, vm: &mut Node)
             "the image's checksum as sha256:<hex> or sha512:<hex> (from its SHA*SUMS file)",
         ),
     );
-    let mut os = Node::map().head("cloud-init needs a cloud image (labwright never clones templates)");
+    let mut os =
+        Node::map().head("cloud-init needs a cloud image (labwright never clones templates)");
     os.set("cloudImage", img);
     vm.set("os", os);
     vm.set("bootstrap", boot);
@@ -541,6 +603,12 @@ fn bootstrap(cx: &mut Cx<'_>, item: &Value, p: &Path, name: &str, vm: &mut Node)
 /// A name as an environment variable word: `app-host` → `APP_HOST`.
 pub fn env_word(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
