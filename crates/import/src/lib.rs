@@ -342,8 +342,15 @@ extra: 1
             assert!(!i.yaml.contains(s), "{s} leaked:\n{}", i.yaml);
             assert!(!format!("{:?}", i.unmapped).contains(s));
         }
-        assert!(i.yaml.contains("authKey: \"env:TAILSCALE_AUTHKEY\""), "{}", i.yaml);
-        assert!(i.yaml.contains("memory: 1536M  # <- vmProvision[0].memory.size (1536 MB)"));
+        assert!(
+            i.yaml.contains("authKey: \"env:TAILSCALE_AUTHKEY\""),
+            "{}",
+            i.yaml
+        );
+        assert!(
+            i.yaml
+                .contains("memory: 1536M  # <- vmProvision[0].memory.size (1536 MB)")
+        );
         let listed: Vec<(String, bool)> = i
             .unmapped
             .iter()
@@ -379,7 +386,12 @@ extra: 1
         let vars: Vec<&str> = i.decisions.iter().map(|d| d.var.as_str()).collect();
         assert_eq!(
             vars,
-            ["APP_HOST_IMAGE_URL", "APP_HOST_IMAGE_CHECKSUM", "LAB_OWNER", "PVE_NODE"]
+            [
+                "APP_HOST_IMAGE_URL",
+                "APP_HOST_IMAGE_CHECKSUM",
+                "LAB_OWNER",
+                "PVE_NODE"
+            ]
         );
         match labwright_spec::load_str("out.yaml", &i.yaml, &env) {
             Ok(l) => {

@@ -41,6 +41,12 @@ pub fn power_states(cx: &mut Cx<'_>, root: &Value) -> BTreeMap<u64, (String, Pat
                 );
                 continue;
             }
+            if let Some((_, first)) = out.get(&vmid) {
+                let msg =
+                    format!("VMID {vmid} has a second power state here (the first is {first})");
+                cx.e.push(&p.key("vmid"), msg, "give each VMID one entry in `vms`");
+                continue;
+            }
             out.insert(vmid, (power, p));
         }
     }
@@ -60,15 +66,18 @@ pub fn vm(
     if !ensure_present(cx, item, p, &mut read) || !cx.on_node(item, p, &mut read) {
         return None;
     }
-    let (vmid, _) = match cx.e.int(item.get("vmid"), &p.key("vmid")) {
-        Some(v) => v,
-        None => {
-            cx.e.push(p, format!("`{p}` has no `vmid`"), "give every VM its VMID");
-            return None;
+    let vmid = cx.e.int(item.get("vmid"), &p.key("vmid"));
+    let name = cx.e.string(item.get("name"), &p.key("name"));
+    for (key, what) in [("vmid", "VMID"), ("name", "name")] {
+        if item.get(key).is_none() {
+            cx.e.push(
+                p,
+                format!("`{p}` has no `{key}`"),
+                format!("give every VM its {what}"),
+            );
         }
-    };
-    let Some(name) = cx.e.string(item.get("name"), &p.key("name")) else {
-        cx.e.push(p, format!("`{p}` has no `name`"), "give every VM its name");
+    }
+    let (Some((vmid, _)), Some(name)) = (vmid, name) else {
         return None;
     };
     let mut vm = Node::map().head(format!("from {p} ({name})"));
@@ -205,6 +214,8 @@ pub fn vm(
                 .note("power state by VMID"),
         );
         vm.src.push(pp.key("vmid"));
+        vm.note
+            .get_or_insert_with(|| "read; nothing to write".to_string());
     }
     Some(vm)
 }
