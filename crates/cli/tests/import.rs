@@ -192,6 +192,7 @@ const CASES: &[Case] = &[
             ("composeProjects[1].path", true),
             ("validation.checks[0].expr", true),
             ("vms[1].snapshotBeforeRisky", true),
+            ("profilesConfig.phase2.vmProvision[1].tags[2]", false),
         ],
         must_contain: &[
             "  - vmid: 300  # <- vmProvision[1].vmid",
@@ -202,6 +203,9 @@ const CASES: &[Case] = &[
             "      raidLevel: mirror  # <- profilesConfig.phase1.zfs.pools[0].options.raidlevel",
             "        weekly: 4  # <- proxmoxBackupJobs[0].prune-backups",
             "      phase: 2  # from its phase profile",
+            "          bridge: vmbr1  # <- profilesConfig.phase2.vmProvision[1].networks[0].bridge",
+            "          bridge: vmbr2  # <- profilesConfig.phase2.vmProvision[2].networks[0].bridge",
+            "  - vmid: 150  # <- profilesConfig.phase2.vmProvision[0].vmid",
         ],
     },
     Case {

@@ -64,7 +64,11 @@ pub fn map(
     for (n, prof, pp) in &profiles {
         let lp = pp.key("vmProvision");
         for (i, item) in cx.e.list(prof.get("vmProvision"), &lp).iter().enumerate() {
-            if let Some(vm) = vms::vm(&mut cx, item, &lp.index(i), &mut power, Some(*n)) {
+            let ip = lp.index(i);
+            let vmid = item.get("vmid").map(|v| v.to_string());
+            if let Some(existing) = vmid.and_then(|id| vm_by_id(&mut vm_list, &id)) {
+                vms::reattach(&mut cx, item, &ip, *n, existing);
+            } else if let Some(vm) = vms::vm(&mut cx, item, &ip, &mut power, Some(*n)) {
                 vm_list.push(vm);
             }
         }
@@ -286,6 +290,18 @@ fn vm_list_owner(root: &Value) -> Option<(String, Path)> {
         }
     }
     None
+}
+
+/// The output VM with this VMID (as printed), if one was emitted.
+fn vm_by_id<'n>(list: &'n mut Node, vmid: &str) -> Option<&'n mut Node> {
+    use crate::out::Val;
+    let Val::Seq(items) = &mut list.val else {
+        return None;
+    };
+    items.iter_mut().find(|vm| {
+        matches!(&vm.val, Val::Map(e) if e.iter().any(|(k, v)| k == "vmid"
+            && matches!(&v.val, Val::Scalar(s) if s.trim_matches('"') == vmid.trim_matches('"'))))
+    })
 }
 
 /// The datacenter firewall is switched on in the output.

@@ -623,3 +623,68 @@ pub fn env_word(s: &str) -> String {
         })
         .collect()
 }
+
+/// A phase profile's entry for a VM the top level already declares: a NIC on another
+/// bridge is the seeds' reattachment (app-host → vmbr1 in phase 2). Anything else it
+/// changes is left out and listed.
+pub fn reattach(cx: &mut Cx<'_>, item: &Value, p: &Path, phase: u8, vm: &mut Node) {
+    let mut read = vec![p.key("vmid")];
+    if item.get("name").is_some() {
+        read.push(p.key("name"));
+    }
+    let lp = p.key("networks");
+    for (i, n) in cx.e.list(item.get("networks"), &lp).iter().enumerate() {
+        let np = lp.index(i);
+        if cx.e.map(Some(n), &np).is_none() {
+            continue;
+        }
+        let index = match cx.e.int(n.get("index"), &np.key("index")) {
+            Some((k, _)) => k,
+            None => i as u64,
+        };
+        let slot = format!("net{index}");
+        let Some(bridge) = cx.e.string(n.get("bridge"), &np.key("bridge")) else {
+            continue;
+        };
+        let Some(nic) = vm.get_mut("nics").and_then(|nics| nics.get_mut(&slot)) else {
+            cx.skip(
+                &np,
+                format!("the VM has no {slot} at the top level to move"),
+            );
+            continue;
+        };
+        let same = matches!(nic.get_mut("bridge"), Some(b)
+            if matches!(&b.val, crate::out::Val::Scalar(s) if *s == crate::out::quote(&bridge)));
+        if same {
+            cx.skip(&np, format!("{slot} is on {bridge} already: nothing moves"));
+            continue;
+        }
+        let mut r = Node::map().head(format!("from {np}: moves in phase {phase}"));
+        for k in ["interface", "index"] {
+            if n.get(k).is_some() {
+                r.src.push(np.key(k));
+            }
+        }
+        r.set(
+            "phase",
+            Node::int(u64::from(phase)).note("from its phase profile"),
+        );
+        r.set("bridge", Node::str(&bridge).from(&np.key("bridge")));
+        if !cx.bridges_used.contains(&bridge) {
+            cx.bridges_used.push(bridge.clone());
+        }
+        nic.set("reattach", r);
+    }
+    let mut marker = Node::map();
+    mark_read(&mut marker, read, "the phase profile's entry for this VM");
+    vm.head.push(format!(
+        "{p} changes this VM in phase {phase}: NIC bridge moves become `reattach`; its other keys are listed as not mapped"
+    ));
+    vm.src.extend(marker.src);
+    vm.note
+        .get_or_insert_with(|| "read; nothing to write".to_string());
+    cx.skip(
+        p,
+        "a phase profile's change to a VM the top level declares: only NIC bridge moves map (reattach)",
+    );
+}
