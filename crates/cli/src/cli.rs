@@ -26,7 +26,7 @@ pub struct Cli {
 /// Commands that contact no node: the node flags mean nothing there, so their help
 /// does not show them (they are still accepted, so scripts that pass them everywhere
 /// keep working).
-pub const OFFLINE: [&str; 4] = ["check", "schema", "completions", "man"];
+pub const OFFLINE: [&str; 5] = ["check", "schema", "import", "completions", "man"];
 
 /// The node flags, by clap id.
 const NODE_FLAGS: [&str; 3] = ["target", "insecure", "sim_state"];
@@ -139,6 +139,13 @@ pub enum Command {
     Graph(commands::graph::GraphArgs),
     /// Write a one-page, offline HTML report: plan, topology, matrix, checks.
     Report(commands::report::ReportArgs),
+    /// Convert another tool's spec (naasctl) into a labwright spec, listing what did not map.
+    ///
+    /// Every value carries a `# <- PATH` comment naming the naasctl key it came from.
+    /// On top, and on stderr: every key not mapped (and whether naasctl itself acted on
+    /// it), the decisions left to you as `${VAR}` placeholders, and the secrets found,
+    /// which are never copied. Exit code 1 when the input cannot be read.
+    Import(commands::import::ImportArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     Completions(commands::completions::CompletionsArgs),
     /// Print the man page, or write one per subcommand into a folder.

@@ -205,8 +205,9 @@ fn mask_with_index(text: &str) -> (String, PathIndex) {
     (masked, index)
 }
 
-/// YAML forbids tabs in indentation; say so plainly at the tab itself.
-fn check_tabs(text: &str) -> Option<Diagnostic> {
+/// YAML forbids tabs in indentation; say so plainly at the tab itself. Public for
+/// other YAML readers (the naasctl importer) that report the way the loader does.
+pub fn check_tabs(text: &str) -> Option<Diagnostic> {
     let mut offset = 0;
     for (i, line) in yaml_lines(text).enumerate() {
         let indent: usize = line
@@ -230,7 +231,8 @@ fn check_tabs(text: &str) -> Option<Diagnostic> {
     None
 }
 
-fn yaml_error(e: &serde_saphyr::Error, text: &str) -> Diagnostic {
+/// A YAML parse error as a diagnostic at its position (public for the importer).
+pub fn yaml_error(e: &serde_saphyr::Error, text: &str) -> Diagnostic {
     let raw = e.without_snippet().to_string();
     // The crate prefixes its own location; keep the message only.
     let msg = raw

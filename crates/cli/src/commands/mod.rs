@@ -6,6 +6,7 @@ mod common;
 pub mod completions;
 pub mod firewall;
 pub mod graph;
+pub mod import;
 pub mod man;
 pub mod plan;
 pub mod report;
@@ -40,6 +41,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Firewall(a) => firewall::run(a, &cli.global),
         Command::Graph(a) => graph::run(a, &cli.global),
         Command::Report(a) => report::run(a, &cli.global),
+        Command::Import(a) => import::run(a, &cli.global),
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => man::run(a),
     }
