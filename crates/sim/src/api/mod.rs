@@ -143,6 +143,7 @@ pub const IMPLEMENTED: &[(&str, &str)] = &[
     ("POST", "/nodes/{node}/qemu/{vmid}/status/reset"),
     ("POST", "/nodes/{node}/qemu/{vmid}/status/suspend"),
     ("POST", "/nodes/{node}/qemu/{vmid}/status/resume"),
+    ("PUT", "/nodes/{node}/qemu/{vmid}/sendkey"),
     ("GET", "/nodes/{node}/qemu/{vmid}/snapshot"),
     ("POST", "/nodes/{node}/qemu/{vmid}/snapshot"),
     ("GET", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}"),

@@ -153,6 +153,7 @@ pub async fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         ("POST", "/nodes/{node}/qemu/{vmid}/status/reset") => power(inner, r, "qmreset"),
         ("POST", "/nodes/{node}/qemu/{vmid}/status/suspend") => power(inner, r, "qmsuspend"),
         ("POST", "/nodes/{node}/qemu/{vmid}/status/resume") => power(inner, r, "qmresume"),
+        ("PUT", "/nodes/{node}/qemu/{vmid}/sendkey") => sendkey(inner, r),
         ("GET", "/nodes/{node}/qemu/{vmid}/snapshot") => snapshot_list(inner, r),
         ("POST", "/nodes/{node}/qemu/{vmid}/snapshot") => snapshot_create(inner, r),
         ("GET", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}") => {
@@ -886,6 +887,7 @@ impl ConfigUpdate {
                 || (is_drive(k) && disk_hot && live_bus(k))
                 || k == "lock";
             if immediate {
+                vm.guest.nic_bound.remove(k);
                 if let Some(old) = vm.conf.shift_remove(k) {
                     let volid = old.split(',').next().unwrap_or("").to_string();
                     if k.starts_with("unused") || (is_drive(k) && force) {
@@ -926,6 +928,9 @@ impl ConfigUpdate {
                 || (is_drive(&k) && old.is_none() && disk_hot && live_bus(&k))
                 || (is_drive(&k) && old.as_deref().is_some_and(cd) && cd(&v));
             if immediate {
+                if running && k.starts_with("net") {
+                    note_nic_move(vm, &k, old.as_deref(), &v);
+                }
                 vm.conf.insert(k.clone(), v);
                 vm.pending.shift_remove(&k);
             } else {
@@ -1208,6 +1213,7 @@ fn apply_pending(vm: &mut Vm) {
 fn start_task(inner: &Arc<Inner>, node: &str, vmid: u32, user: &str, skiplock: bool) -> String {
     let node2 = node.to_string();
     let scale = inner.cfg.time_scale;
+    let (rs, router_failed) = router_roll(inner);
     tasks::spawn(
         inner,
         Spec {
@@ -1265,6 +1271,9 @@ fn start_task(inner: &Arc<Inner>, node: &str, vmid: u32, user: &str, skiplock: b
             vm.paused = false;
             vm.started_at = now();
             vm.agent_ready_at = now_f() + 8.0 * scale;
+            vm.guest.nic_bound.clear();
+            crate::router::on_boot(st, vmid, rs, router_failed, scale);
+            let vm = st.vm_mut(&node2, vmid)?;
             let mut log = vec![];
             if vm
                 .conf
@@ -1300,6 +1309,86 @@ fn start_task(inner: &Arc<Inner>, node: &str, vmid: u32, user: &str, skiplock: b
             Ok(log)
         }),
     )
+}
+
+/// The LAN as `vmid`'s command will see it: the hosts, and the outcome of a connect
+/// to every address and port the command names (crate::segments).
+fn exec_lan(st: &mut State, vmid: u32, r: &Req, scale: f64) -> Lan {
+    let argv: Vec<String> = match r.params.get("command") {
+        Some(PVal::Arr(a)) => a.iter().filter_map(PVal::as_str).collect(),
+        Some(v) => v.as_str().into_iter().collect(),
+        None => vec![],
+    };
+    let mut lan = crate::guestnet::lan_view(st, scale);
+    let targets = crate::guestnet::targets(&argv);
+    if !targets.is_empty() {
+        let net = crate::segments::Net::build(st, scale);
+        let src = crate::segments::src_vm(st, vmid, scale);
+        for (ip, port) in targets {
+            let (reach, _) = crate::segments::connect(st, &net, &src, ip, port);
+            lan.reach.insert((ip, port), reach);
+        }
+    }
+    lan
+}
+
+/// The router settings in force and this boot's draw of the router boot fault.
+fn router_roll(inner: &Inner) -> (crate::RouterSim, bool) {
+    let rs = inner.router_sim();
+    let failed = rs.boot_failure_rate > 0.0 && inner.roll() < rs.boot_failure_rate;
+    (rs, failed)
+}
+
+/// A running guest's NIC `k` changes from `old` to `new` (hot-plugged). qemu-server
+/// moves the tap to the new bridge without the guest seeing a link change, so the
+/// guest keeps the address of the bridge it leased on; a link flap (`link_down=1`,
+/// then cleared) makes it lease again where it is now.
+fn note_nic_move(vm: &mut Vm, k: &str, old: Option<&str>, new: &str) {
+    let bridge = |v: &str| {
+        v.split(',')
+            .find_map(|p| p.strip_prefix("bridge="))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let down = |v: &str| v.split(',').any(|p| p == "link_down=1");
+    let Some(old) = old else {
+        vm.guest.nic_bound.remove(k);
+        return;
+    };
+    let mac = |v: &str| v.split(',').next().unwrap_or_default().to_ascii_lowercase();
+    if mac(old) != mac(new) || (down(old) && !down(new)) {
+        vm.guest.nic_bound.remove(k);
+        return;
+    }
+    let was = vm
+        .guest
+        .nic_bound
+        .get(k)
+        .cloned()
+        .unwrap_or_else(|| bridge(old));
+    if was == bridge(new) {
+        vm.guest.nic_bound.remove(k);
+    } else {
+        vm.guest.nic_bound.insert(k.to_string(), was);
+    }
+}
+
+/// `PUT …/sendkey` (qemu-server `vm_sendkey`: HMP `sendkey` under the config lock).
+fn sendkey(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
+    let node = r.node();
+    let vmid = r.vmid();
+    check_root_only(r, &["skiplock"])?;
+    let key = r.s("key");
+    let scale = inner.cfg.time_scale;
+    inner.with_state(|st| {
+        let vm = st.vm(&node, vmid)?;
+        check_lock(vm, r.flag("skiplock")).map_err(ApiError::e500)?;
+        if !vm.running {
+            return Err(ApiError::e500(format!("VM {vmid} not running")));
+        }
+        crate::router::sendkey(st, vmid, &key, scale).map_err(ApiError::e500)?;
+        Ok(Value::Null.into())
+    })
 }
 
 /// The `#cloud-config` of a seed ISO attached as a CD-ROM, if any.
@@ -1349,6 +1438,7 @@ fn power(inner: &Arc<Inner>, r: &Req, kind: &'static str) -> Result<Reply, ApiEr
         _ => 4.0,
     };
     let scale = inner.cfg.time_scale;
+    let (rs, router_failed) = router_roll(inner);
     let upid = tasks::spawn(
         inner,
         Spec {
@@ -1397,6 +1487,11 @@ fn power(inner: &Arc<Inner>, r: &Req, kind: &'static str) -> Result<Reply, ApiEr
                 }
             }
             vm.paused = false;
+            // Every power change re-runs the guest's DHCP on the bridges it is on now.
+            vm.guest.nic_bound.clear();
+            if matches!(kind, "qmreset" | "qmreboot") {
+                crate::router::on_boot(st, vmid, rs, router_failed, scale);
+            }
             Ok(vec![])
         }),
     );
@@ -1522,7 +1617,7 @@ fn agent(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
     inner.with_state(|st| {
         // The LAN view (leases, open ports) is taken before borrowing the guest.
         let (lan, addrs) = match cmd.as_str() {
-            "exec" => (crate::guestnet::lan_view(st, inner.cfg.time_scale), Vec::new()),
+            "exec" => (exec_lan(st, vmid, r, inner.cfg.time_scale), Vec::new()),
             "network-get-interfaces" => (Lan::default(), crate::guestnet::guest_addrs(st, vmid)),
             _ => (Lan::default(), Vec::new()),
         };
