@@ -286,6 +286,22 @@ pub fn src_node(st: &State, node: &str) -> Src {
     src
 }
 
+/// The device of namespace `space` on whose network `ip` lies (its first one if none).
+pub fn netns_addrs_dev(space: &crate::state::Netns, ip: Ipv4Addr) -> String {
+    space
+        .addrs
+        .iter()
+        .find(|(a, p, _)| {
+            a.parse()
+                .ok()
+                .and_then(|a| net_of(a, *p))
+                .is_some_and(|n| n.contains(&ip))
+        })
+        .or(space.addrs.first())
+        .map(|(_, _, d)| d.clone())
+        .unwrap_or_default()
+}
+
 /// A probe namespace as a source.
 pub fn src_netns(st: &State, node: &str, ns: &str) -> Src {
     let gateway = st
@@ -528,6 +544,38 @@ pub fn dev_tcp(
         ));
     };
     Ok(connect(st, net, src, ip, p))
+}
+
+/// Exit code standing for "still connecting" inside a guest command, until `timeout`
+/// turns it into 124 (or the command's end into bash's own timeout error).
+pub const HANG: i64 = -124;
+
+/// `exec 3<>/dev/tcp/A/P` in a guest, from the outcomes worked out before the command
+/// ran (`reach`); `None`: not that form.
+pub fn dev_tcp_guest(
+    reach: &std::collections::BTreeMap<(Ipv4Addr, u16), Reach>,
+    script: &str,
+) -> Option<(i64, String)> {
+    let (host, port) = dev_tcp_target(script)?;
+    let Ok(ip) = host.parse::<Ipv4Addr>() else {
+        return Some((
+            1,
+            format!(
+                "bash: {host}: Name or service not known\nbash: /dev/tcp/{host}/{port}: Invalid argument\n"
+            ),
+        ));
+    };
+    let Ok(p) = port.parse::<u16>() else {
+        return Some((
+            1,
+            format!(
+                "bash: {port}: Servname not supported for ai_socktype\nbash: /dev/tcp/{host}/{port}: Invalid argument\n"
+            ),
+        ));
+    };
+    let r = reach.get(&(ip, p)).copied().unwrap_or(Reach::Timeout);
+    let (code, err) = dev_tcp_result(r, &host, &port, false);
+    Some(if r == Reach::Timeout { (HANG, err) } else { (code, err) })
 }
 
 #[cfg(test)]

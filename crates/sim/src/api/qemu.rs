@@ -1677,13 +1677,17 @@ fn agent(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
                     && f.copy_failure_rate > 0.0
                     && inner.roll() < f.copy_failure_rate)
                     .then(|| (inner.roll() * u64::MAX as f64) as u64);
-                let (code, out, err) = match crate::guest::Ctx::of(st, vmid, &lan) {
+                let (mut code, out, err) = match crate::guest::Ctx::of(st, vmid, &lan) {
                     Some(mut ctx) => {
                         ctx.copy_fault = copy_fault;
                         crate::guest::run_guest(&mut ctx, &argv, r.str("input-data").as_deref())
                     }
                     None => (1, String::new(), String::new()),
                 };
+                // A connect nobody cut short ends with bash's own timeout error.
+                if code == crate::segments::HANG {
+                    code = 1;
+                }
                 let vm = st.vm_mut(&node, vmid)?;
                 vm.guest.next_pid = vm.guest.next_pid.max(1000) + 1;
                 let pid = vm.guest.next_pid;
