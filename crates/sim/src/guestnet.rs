@@ -102,6 +102,9 @@ pub fn guest_addrs(st: &mut State, vmid: u32) -> Vec<GuestAddr> {
     let Some(vm) = st.vms.get(&vmid) else {
         return Vec::new();
     };
+    if guest_os(st, vm) == GuestOs::OpnSense {
+        return router_addrs(st, vmid);
+    }
     let node = vm.node.clone();
     let mut nets: Vec<(String, String)> = vm
         .conf
@@ -161,6 +164,42 @@ pub fn guest_addrs(st: &mut State, vmid: u32) -> Vec<GuestAddr> {
         });
     }
     out
+}
+
+/// The router's interface addresses (`vtnetN` on `netN`) while it is up; nothing
+/// while it boots.
+fn router_addrs(st: &mut State, vmid: u32) -> Vec<GuestAddr> {
+    let Some(r) = crate::router::routers(st)
+        .into_iter()
+        .find(|r| r.vmid == vmid)
+    else {
+        return Vec::new();
+    };
+    let gw = r
+        .ifaces
+        .iter()
+        .find(|i| i.key == "wan")
+        .and_then(|w| {
+            let (a, n) = w.addr?;
+            let node = st.vms.get(&vmid)?.node.clone();
+            let (_, _, gw) = lease(st, &node, &w.bridge, &w.mac, vmid);
+            gw.filter(|g| n.contains(g) && *g != a)
+        });
+    r.ifaces
+        .iter()
+        .filter_map(|i| {
+            let (ip, net) = i.addr?;
+            Some(GuestAddr {
+                ifname: format!("vtnet{}", i.slot),
+                slot: format!("net{}", i.slot),
+                mac: i.mac.clone(),
+                ip,
+                prefix: net.prefix_len(),
+                bridge: i.bridge.clone(),
+                gateway: (i.key == "wan").then_some(gw).flatten(),
+            })
+        })
+        .collect()
 }
 
 /// The DHCP lease of `mac` on `bridge`: the bridge's subnet (from the node's network

@@ -5,7 +5,10 @@
 //!
 //! pf: rules are evaluated in order on the interface a packet arrives on; a matching
 //! `quick` rule decides at once, otherwise the last matching rule decides; OPNsense's
-//! built-in default denies what no rule passes. Rules here are ordered by `sequence`.
+//! built-in default denies what no rule passes. The order is OPNsense's: a rule on
+//! exactly one interface is an interface rule, any other (none, or several) is
+//! floating, and floating rules come first; `sequence` orders each tier (opnsense/core
+//! `FilterRuleContainerField::getPriority`: 200000 floating, 400000 interface).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -50,6 +53,8 @@ pub enum Action {
 /// One filter rule of `OPNsense/Firewall/Filter/rules`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
+    /// Evaluated before the interface rules (not exactly one interface).
+    pub floating: bool,
     pub sequence: u32,
     pub action: Action,
     pub quick: bool,
@@ -212,16 +217,18 @@ impl Config {
                     _ => Action::Pass,
                 };
                 let ipproto = text(r, "ipprotocol");
+                let interfaces: Vec<String> = text(r, "interface")
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
                 c.rules.push(Rule {
+                    floating: interfaces.len() != 1,
                     sequence: text(r, "sequence").parse().unwrap_or(0),
                     action,
                     quick: text(r, "quick") != "0",
-                    interfaces: text(r, "interface")
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(String::from)
-                        .collect(),
+                    interfaces,
                     interface_not: text(r, "interfacenot") == "1",
                     direction: match text(r, "direction") {
                         "" => "in".to_string(),
@@ -241,7 +248,7 @@ impl Config {
                 });
             }
         }
-        c.rules.sort_by_key(|r| r.sequence);
+        c.rules.sort_by_key(|r| (!r.floating, r.sequence));
         Ok(c)
     }
 
@@ -469,11 +476,14 @@ mod tests {
   <dnsmasq><enable>1</enable><dhcp_ranges><interface>opt1</interface><start_addr>10.10.20.128</start_addr><end_addr>10.10.20.254</end_addr></dhcp_ranges></dnsmasq>
   <OPNsense><Firewall>
     <Alias><aliases><alias><enabled>1</enabled><name>nets</name><type>network</type><content>10.10.10.0/24
+10.10.20.0/24
 192.168.1.0/24</content></alias></aliases></Alias>
     <Filter><rules>
       <rule><sequence>30</sequence><action>pass</action><quick>1</quick><interface>opt1</interface><protocol>any</protocol><source_net>any</source_net><destination_net>nets</destination_net><destination_not>1</destination_not></rule>
       <rule><sequence>10</sequence><action>block</action><quick>1</quick><interface>opt1</interface><protocol>TCP</protocol><source_net>opt1</source_net><destination_net>192.168.1.10/32</destination_net><destination_port>22</destination_port></rule>
       <rule><sequence>20</sequence><action>pass</action><quick>0</quick><interface/><protocol>TCP</protocol><source_net>any</source_net><destination_net>(self)</destination_net><destination_port>443</destination_port></rule>
+      <rule><sequence>5</sequence><action>pass</action><quick>1</quick><interface>opt1</interface><protocol>TCP</protocol><source_net>any</source_net><destination_net>10.10.10.99</destination_net><destination_port>22</destination_port></rule>
+      <rule><sequence>40</sequence><action>block</action><quick>1</quick><interface>wan,opt1</interface><protocol>any</protocol><source_net>any</source_net><destination_net>10.10.10.99/32</destination_net></rule>
       <rule><sequence>25</sequence><action>reject</action><quick>0</quick><interface>opt1</interface><protocol>TCP</protocol><source_net>any</source_net><destination_net>(self)</destination_net><destination_port>443</destination_port></rule>
     </rules></Filter>
   </Firewall></OPNsense>
@@ -490,8 +500,10 @@ mod tests {
         assert_eq!(c.ifaces[0].addr, IfAddr::Dhcp);
         assert_eq!(c.iface_on_slot(2).map(|i| i.key.as_str()), Some("opt1"));
         assert_eq!(c.dhcp_on("opt1").map(|d| d.start), Some(ip("10.10.20.128")));
+        // Floating (no interface, or several) first, then interface rules; each tier
+        // by sequence.
         let seq: Vec<u32> = c.rules.iter().map(|r| r.sequence).collect();
-        assert_eq!(seq, vec![10, 20, 25, 30]);
+        assert_eq!(seq, vec![20, 40, 5, 10, 25, 30]);
         assert!(!c.antilockout);
         assert!(Config::parse("<pfsense/>").is_err());
         assert!(Config::parse("<opnsense>").is_err());
@@ -519,6 +531,9 @@ mod tests {
         // non-quick: the last match (reject on opt1) wins over the earlier floating pass.
         assert_eq!(c.verdict("opt1", "in", p("10.10.20.5", "10.10.20.1", 443), &me), Action::Reject);
         assert_eq!(c.verdict("lan", "in", p("10.10.10.5", "10.10.20.1", 443), &me), Action::Pass);
+        // The floating block (sequence 40, on wan and opt1) precedes the interface pass
+        // with sequence 5.
+        assert_eq!(c.verdict("opt1", "in", p("10.10.20.5", "10.10.10.99", 22), &me), Action::Block);
         // out: default pass.
         assert_eq!(c.verdict("lan", "out", p("10.10.20.5", "10.10.10.7", 22), &me), Action::Pass);
     }

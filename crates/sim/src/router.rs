@@ -174,6 +174,8 @@ pub fn sendkey(st: &mut State, vmid: u32, key: &str, scale: f64) -> Result<(), S
 #[derive(Debug, Clone)]
 pub struct RtIf {
     pub key: String,
+    /// NIC slot N (`netN` = `vtnetN`).
+    pub slot: u32,
     pub bridge: String,
     pub mac: String,
     /// Its address and network, when it has one.
@@ -265,6 +267,7 @@ pub fn routers(st: &mut State) -> Vec<RouterRt> {
             };
             ifaces.push(RtIf {
                 key,
+                slot,
                 bridge,
                 mac,
                 addr,

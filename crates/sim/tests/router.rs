@@ -29,6 +29,25 @@ fn reference_xml() -> String {
     Opnsense::for_spec(&spec, &rs).unwrap().render(&rs)
 }
 
+/// The reference config with its default deny written once per interface. As
+/// rendered, that rule names three interfaces, so OPNsense treats it as floating and
+/// evaluates it before every single-interface rule: it would shadow all the matrix's
+/// passes (see `as_rendered_the_floating_default_deny_shadows_the_passes`).
+fn matrix_xml() -> String {
+    let xml = reference_xml();
+    let marker = "<interface>wan,lan,opt1</interface>";
+    let at = xml.find(marker).unwrap();
+    let start = xml[..at].rfind("<rule ").unwrap();
+    let end = at + xml[at..].find("</rule>").unwrap() + "</rule>".len();
+    let rule = &xml[start..end];
+    assert!(rule.contains("<action>block</action>") && rule.contains("default deny"), "{rule}");
+    let split: Vec<String> = ["wan", "lan", "opt1"]
+        .iter()
+        .map(|i| rule.replace(marker, &format!("<interface>{i}</interface>")))
+        .collect();
+    format!("{}{}{}", &xml[..start], split.join("\n"), &xml[end..])
+}
+
 fn mac(slot: &str) -> String {
     router_nic_mac("jarvis", 150, slot).to_string()
 }
@@ -112,6 +131,7 @@ async fn build_lab(api: &Api, xml: &str, app_bridge: &str) -> String {
         &[
             ("name", "firewall-router"),
             ("ostype", "other"),
+            ("agent", "1"),
             (
                 "scsi0",
                 "local-lvm:0,import-from=local:import/OPNsense-25.7-nano-amd64.raw",
@@ -230,7 +250,7 @@ async fn auto_import_leases_and_the_segment_matrix() {
         return;
     }
     let api = start(RouterSim::default()).await;
-    build_lab(&api, &reference_xml(), "vmbr1").await;
+    build_lab(&api, &matrix_xml(), "vmbr1").await;
     start_all(&api).await;
     let app = addr_of(&api, 300).await;
     let ha = addr_of(&api, 400).await;
@@ -273,6 +293,24 @@ async fn auto_import_leases_and_the_segment_matrix() {
     assert_eq!(probe_ns(&api, "vmbr2", "10.10.20.1", 53).await.0, 0);
     assert_eq!(probe_ns(&api, "vmbr2", "10.10.20.1", 22).await.0, 124);
 
+    // From the node itself (its default route: the home router, which routes the
+    // segments to the router's WAN address).
+    for (addr, port, want) in [(ha.as_str(), 8123, 0), (app.as_str(), 22, 0), (app.as_str(), 8080, 124)] {
+        let r = ssh(&api.sim, &format!("timeout 3 bash -c 'exec 3<>/dev/tcp/{addr}/{port}'"), None).await;
+        assert_eq!((r.code, r.err.as_str()), (want, ""), "node → {addr}:{port}");
+    }
+    // curl crosses the same path.
+    let url = format!("http://{ha}:8123/");
+    let (code, out, _) = exec(&api, 100, &["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", &url]).await;
+    assert_eq!((code, out.as_str()), (0, "200"));
+    let url = format!("http://{app}:8080/");
+    let (code, _, err) = exec(&api, 100, &["curl", "-sS", "-m", "2", &url]).await;
+    assert_eq!(code, 28, "{err}");
+    // The router runs no guest agent; its addresses come from its config and its
+    // WAN lease.
+    let r = api.get(&format!("{NODE}/qemu/150/agent/network-get-interfaces")).await;
+    assert_eq!((r.status, r.message().trim()), (500, "QEMU guest agent is not running"));
+
     // The gateway answered ARP: its lladdr is the router's net2 MAC.
     let r = ssh(&api.sim, neigh, None).await;
     let v: Value = serde_json::from_str(r.out.trim()).unwrap();
@@ -300,6 +338,28 @@ async fn auto_import_leases_and_the_segment_matrix() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_rendered_the_floating_default_deny_shadows_the_passes() {
+    if !have_ssh() {
+        return;
+    }
+    let api = start(RouterSim::default()).await;
+    build_lab(&api, &reference_xml(), "vmbr1").await;
+    start_all(&api).await;
+    let app = addr_of(&api, 300).await;
+    let ha = addr_of(&api, 400).await;
+    // DHCP still works (OPNsense's automatic rules for its DHCP server come first) …
+    assert!(in_pool(&app, "10.10.10.") && in_pool(&ha, "10.10.20."), "{app} {ha}");
+    make_probe(&api, "vmbr2", "10.10.20.127", "10.10.20.1").await;
+    // … inside a segment nothing crosses the router …
+    assert_eq!(probe_ns(&api, "vmbr2", &ha, 8123).await.0, 0);
+    // … but the declared LAN → app-host pass (sequence 170, on wan) comes after the
+    // floating deny (sequence 250, on wan,lan,opt1), and so does DNS on IOT.
+    assert_eq!(probe_guest(&api, 100, &app, 22).await.0, 124);
+    assert_eq!(probe_guest(&api, 100, &ha, 8123).await.0, 124);
+    assert_eq!(probe_ns(&api, "vmbr2", "10.10.20.1", 53).await.0, 124);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_console_routes_only_after_the_importer_keys() {
     if !have_ssh() {
         return;
@@ -309,7 +369,7 @@ async fn manual_console_routes_only_after_the_importer_keys() {
         boot_failure_rate: 0.0,
     })
     .await;
-    build_lab(&api, &reference_xml(), "vmbr1").await;
+    build_lab(&api, &matrix_xml(), "vmbr1").await;
     let key = |k: &'static str| {
         let api = &api;
         async move {
@@ -353,7 +413,7 @@ async fn a_wrong_device_or_a_missed_window_leaves_it_unconfigured() {
         boot_failure_rate: 0.0,
     })
     .await;
-    build_lab(&api, &reference_xml(), "vmbr1").await;
+    build_lab(&api, &matrix_xml(), "vmbr1").await;
     start_all(&api).await;
     for k in ["spc", "c", "d", "1", "ret"] {
         let r = api
@@ -368,9 +428,33 @@ async fn a_wrong_device_or_a_missed_window_leaves_it_unconfigured() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_after_the_window_closed_import_nothing() {
+    let api = start(RouterSim {
+        console: RouterConsole::Manual,
+        boot_failure_rate: 0.0,
+    })
+    .await;
+    build_lab(&api, &matrix_xml(), "vmbr1").await;
+    start_all(&api).await;
+    // The window: 7 s × the time scale, never under 4 s.
+    tokio::time::sleep(Duration::from_millis(4200)).await;
+    for k in ["spc", "c", "d", "0", "ret"] {
+        let r = api
+            .put(&format!("{NODE}/qemu/150/sendkey"), &[("key", k)])
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(addr_of(&api, 300).await.starts_with("169.254."));
+    let st = api.sim.snapshot_state();
+    let r = st.vms[&150].guest.router.as_ref().unwrap();
+    assert_eq!((r.config.as_deref(), r.importer.as_ref()), (None, None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reattached_guest_keeps_its_address_until_reboot_or_link_flap() {
     let api = start(RouterSim::default()).await;
-    build_lab(&api, &reference_xml(), "vmbr0").await;
+    build_lab(&api, &matrix_xml(), "vmbr0").await;
     start_all(&api).await;
     let before = addr_of(&api, 300).await;
     assert!(before.starts_with("192.168.1."), "{before}");
@@ -418,7 +502,7 @@ async fn one_flipped_rule_changes_exactly_its_cell() {
         return;
     }
     // Rule 130 blocks IOT → node:22; the edited config passes it.
-    let xml = reference_xml();
+    let xml = matrix_xml();
     let at = xml.find("<sequence>130</sequence>").unwrap();
     let end = at + xml[at..].find("</rule>").unwrap();
     let rule = &xml[at..end];
@@ -462,7 +546,7 @@ async fn boot_fault_leaves_the_router_not_routing() {
         boot_failure_rate: 1.0,
     })
     .await;
-    build_lab(&api, &reference_xml(), "vmbr1").await;
+    build_lab(&api, &matrix_xml(), "vmbr1").await;
     start_all(&api).await;
     assert!(addr_of(&api, 400).await.starts_with("169.254."), "no DHCP on IOT");
     make_probe(&api, "vmbr2", "10.10.20.127", "10.10.20.1").await;

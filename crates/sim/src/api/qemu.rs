@@ -1621,6 +1621,11 @@ fn agent(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
             "network-get-interfaces" => (Lan::default(), crate::guestnet::guest_addrs(st, vmid)),
             _ => (Lan::default(), Vec::new()),
         };
+        // The OPNsense seed installs no guest agent plugin: nothing answers.
+        let no_agent = st
+            .vms
+            .get(&vmid)
+            .is_some_and(|v| crate::guestnet::guest_os(st, v) == crate::guestnet::GuestOs::OpnSense);
         let vm = st.vm_mut(&node, vmid)?;
         if !vm.conf.get("agent").is_some_and(|a| agent_enabled(a)) {
             return Err(ApiError::e500("No QEMU guest agent configured"));
@@ -1628,7 +1633,7 @@ fn agent(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
         if !vm.running {
             return Err(ApiError::e500(format!("VM {vmid} is not running")));
         }
-        if now_f() < vm.agent_ready_at {
+        if no_agent || now_f() < vm.agent_ready_at {
             return Err(ApiError::e500("QEMU guest agent is not running"));
         }
         // An agent started with `--block-rpcs` answers with an error object.
