@@ -392,16 +392,28 @@ mod tests {
         assert_eq!(vm_allows(&s, &vm, ip("10.10.20.5"), 22), VmVerdict::Accept);
         vm.fw_options.insert("enable".into(), json!(1));
         assert_eq!(vm_allows(&s, &vm, ip("10.10.20.5"), 22), VmVerdict::Drop);
-        s.fw.aliases.insert("iot".into(), serde_json::from_value(json!({"cidr": "10.10.20.0/24"})).unwrap_or_default());
+        s.fw.aliases.insert(
+            "iot".into(),
+            serde_json::from_value(json!({"cidr": "10.10.20.0/24"})).unwrap_or_default(),
+        );
         let rule: Obj = serde_json::from_value(json!({"type":"in","action":"ACCEPT","enable":1,"source":"dc/iot","proto":"tcp","dport":"8123"})).unwrap_or_default();
         vm.fw_rules.push(rule);
-        assert_eq!(vm_allows(&s, &vm, ip("10.10.20.5"), 8123), VmVerdict::Accept);
+        assert_eq!(
+            vm_allows(&s, &vm, ip("10.10.20.5"), 8123),
+            VmVerdict::Accept
+        );
         assert_eq!(vm_allows(&s, &vm, ip("10.10.10.5"), 8123), VmVerdict::Drop);
         vm.fw_options.insert("policy_in".into(), json!("REJECT"));
-        assert_eq!(vm_allows(&s, &vm, ip("10.10.10.5"), 8123), VmVerdict::Reject);
+        assert_eq!(
+            vm_allows(&s, &vm, ip("10.10.10.5"), 8123),
+            VmVerdict::Reject
+        );
         // The datacenter firewall off switches every guest's off.
         s.fw.options.insert("enable".into(), json!(0));
-        assert_eq!(vm_allows(&s, &vm, ip("10.10.10.5"), 8123), VmVerdict::Accept);
+        assert_eq!(
+            vm_allows(&s, &vm, ip("10.10.10.5"), 8123),
+            VmVerdict::Accept
+        );
     }
 
     #[test]

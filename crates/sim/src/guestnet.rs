@@ -175,16 +175,12 @@ fn router_addrs(st: &mut State, vmid: u32) -> Vec<GuestAddr> {
     else {
         return Vec::new();
     };
-    let gw = r
-        .ifaces
-        .iter()
-        .find(|i| i.key == "wan")
-        .and_then(|w| {
-            let (a, n) = w.addr?;
-            let node = st.vms.get(&vmid)?.node.clone();
-            let (_, _, gw) = lease(st, &node, &w.bridge, &w.mac, vmid);
-            gw.filter(|g| n.contains(g) && *g != a)
-        });
+    let gw = r.ifaces.iter().find(|i| i.key == "wan").and_then(|w| {
+        let (a, n) = w.addr?;
+        let node = st.vms.get(&vmid)?.node.clone();
+        let (_, _, gw) = lease(st, &node, &w.bridge, &w.mac, vmid);
+        gw.filter(|g| n.contains(g) && *g != a)
+    });
     r.ifaces
         .iter()
         .filter_map(|i| {

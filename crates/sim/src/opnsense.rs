@@ -202,8 +202,10 @@ impl Config {
                     .filter(|s| !s.is_empty())
                     .map(String::from)
                     .collect();
-                c.aliases
-                    .insert(text(a, "name").to_string(), (text(a, "type").to_string(), entries));
+                c.aliases.insert(
+                    text(a, "name").to_string(),
+                    (text(a, "type").to_string(), entries),
+                );
             }
         }
         if let Some(rules) = path(root, &["OPNsense", "Firewall", "Filter", "rules"]) {
@@ -328,7 +330,11 @@ impl Config {
             return true;
         }
         if let Some((ty, entries)) = self.aliases.get(spec) {
-            return depth < 4 && ty == "port" && entries.iter().any(|e| self.port_matches(e, port, depth + 1));
+            return depth < 4
+                && ty == "port"
+                && entries
+                    .iter()
+                    .any(|e| self.port_matches(e, port, depth + 1));
         }
         spec.split(',').any(|p| {
             let p = p.trim();
@@ -351,7 +357,8 @@ impl Config {
         if !(r.direction == "any" || r.direction == dir) {
             return false;
         }
-        if !r.interfaces.is_empty() && (r.interfaces.iter().any(|k| k == iface) == r.interface_not) {
+        if !r.interfaces.is_empty() && (r.interfaces.iter().any(|k| k == iface) == r.interface_not)
+        {
             return false;
         }
         if !matches!(r.protocol.as_str(), "ANY" | "TCP" | "TCP/UDP") {
@@ -387,12 +394,7 @@ impl Config {
             {
                 return Action::Pass;
             }
-            if self
-                .ifaces
-                .iter()
-                .any(|i| i.key == iface && i.blockpriv)
-                && p.src.is_private()
-            {
+            if self.ifaces.iter().any(|i| i.key == iface && i.blockpriv) && p.src.is_private() {
                 return Action::Block;
             }
         }
@@ -513,8 +515,16 @@ mod tests {
     fn pf_semantics_quick_first_then_last_match_then_default_deny() {
         let c = Config::parse(XML).expect("parses");
         let me_v = vec![
-            ("lan".to_string(), ip("10.10.10.1"), "10.10.10.0/24".parse().expect("net")),
-            ("opt1".to_string(), ip("10.10.20.1"), "10.10.20.0/24".parse().expect("net")),
+            (
+                "lan".to_string(),
+                ip("10.10.10.1"),
+                "10.10.10.0/24".parse().expect("net"),
+            ),
+            (
+                "opt1".to_string(),
+                ip("10.10.20.1"),
+                "10.10.20.0/24".parse().expect("net"),
+            ),
         ];
         let me = Addrs { ifaces: &me_v };
         let p = |s: &str, d: &str, port| Packet {
@@ -523,19 +533,40 @@ mod tests {
             dport: port,
         };
         // quick block wins before the later pass.
-        assert_eq!(c.verdict("opt1", "in", p("10.10.20.5", "192.168.1.10", 22), &me), Action::Block);
+        assert_eq!(
+            c.verdict("opt1", "in", p("10.10.20.5", "192.168.1.10", 22), &me),
+            Action::Block
+        );
         // negated alias: 192.168.1.10:8006 is inside `nets`, so not passed: default deny.
-        assert_eq!(c.verdict("opt1", "in", p("10.10.20.5", "192.168.1.10", 8006), &me), Action::Block);
+        assert_eq!(
+            c.verdict("opt1", "in", p("10.10.20.5", "192.168.1.10", 8006), &me),
+            Action::Block
+        );
         // outside `nets`: passed.
-        assert_eq!(c.verdict("opt1", "in", p("10.10.20.5", "198.51.100.1", 80), &me), Action::Pass);
+        assert_eq!(
+            c.verdict("opt1", "in", p("10.10.20.5", "198.51.100.1", 80), &me),
+            Action::Pass
+        );
         // non-quick: the last match (reject on opt1) wins over the earlier floating pass.
-        assert_eq!(c.verdict("opt1", "in", p("10.10.20.5", "10.10.20.1", 443), &me), Action::Reject);
-        assert_eq!(c.verdict("lan", "in", p("10.10.10.5", "10.10.20.1", 443), &me), Action::Pass);
+        assert_eq!(
+            c.verdict("opt1", "in", p("10.10.20.5", "10.10.20.1", 443), &me),
+            Action::Reject
+        );
+        assert_eq!(
+            c.verdict("lan", "in", p("10.10.10.5", "10.10.20.1", 443), &me),
+            Action::Pass
+        );
         // The floating block (sequence 40, on wan and opt1) precedes the interface pass
         // with sequence 5.
-        assert_eq!(c.verdict("opt1", "in", p("10.10.20.5", "10.10.10.99", 22), &me), Action::Block);
+        assert_eq!(
+            c.verdict("opt1", "in", p("10.10.20.5", "10.10.10.99", 22), &me),
+            Action::Block
+        );
         // out: default pass.
-        assert_eq!(c.verdict("lan", "out", p("10.10.20.5", "10.10.10.7", 22), &me), Action::Pass);
+        assert_eq!(
+            c.verdict("lan", "out", p("10.10.20.5", "10.10.10.7", 22), &me),
+            Action::Pass
+        );
     }
 
     #[test]

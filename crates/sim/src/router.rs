@@ -35,9 +35,18 @@ fn cdroms(vm: &Vm) -> Vec<String> {
         .iter()
         .filter(|(k, v)| crate::api::qemu::is_drive(k) && v.contains("media=cdrom"))
         .filter_map(|(k, v)| {
-            let bus = ["ide", "sata", "scsi"].iter().position(|b| k.starts_with(b))?;
-            let n: u32 = k.trim_start_matches(|c: char| c.is_ascii_alphabetic()).parse().ok()?;
-            Some((bus as u8, n, v.split(',').next().unwrap_or_default().to_string()))
+            let bus = ["ide", "sata", "scsi"]
+                .iter()
+                .position(|b| k.starts_with(b))?;
+            let n: u32 = k
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .parse()
+                .ok()?;
+            Some((
+                bus as u8,
+                n,
+                v.split(',').next().unwrap_or_default().to_string(),
+            ))
         })
         .collect();
     d.sort();
@@ -97,16 +106,70 @@ pub fn on_boot(st: &mut State, vmid: u32, rs: RouterSim, failed: bool, scale: f6
 /// The keys QEMU's `sendkey` knows (QKeyCode names); combinations join them with `-`.
 fn known_key(k: &str) -> bool {
     const NAMES: &[&str] = &[
-        "shift", "shift_r", "alt", "alt_r", "ctrl", "ctrl_r", "menu", "esc", "minus", "equal",
-        "backspace", "tab", "bracket_left", "bracket_right", "ret", "semicolon", "apostrophe",
-        "grave_accent", "backslash", "comma", "dot", "slash", "asterisk", "spc", "caps_lock",
-        "num_lock", "scroll_lock", "kp_divide", "kp_multiply", "kp_subtract", "kp_add",
-        "kp_enter", "kp_decimal", "sysrq", "kp_0", "kp_1", "kp_2", "kp_3", "kp_4", "kp_5",
-        "kp_6", "kp_7", "kp_8", "kp_9", "less", "home", "pgup", "pgdn", "end", "left", "up",
-        "down", "right", "insert", "delete", "meta_l", "meta_r", "print", "pause",
+        "shift",
+        "shift_r",
+        "alt",
+        "alt_r",
+        "ctrl",
+        "ctrl_r",
+        "menu",
+        "esc",
+        "minus",
+        "equal",
+        "backspace",
+        "tab",
+        "bracket_left",
+        "bracket_right",
+        "ret",
+        "semicolon",
+        "apostrophe",
+        "grave_accent",
+        "backslash",
+        "comma",
+        "dot",
+        "slash",
+        "asterisk",
+        "spc",
+        "caps_lock",
+        "num_lock",
+        "scroll_lock",
+        "kp_divide",
+        "kp_multiply",
+        "kp_subtract",
+        "kp_add",
+        "kp_enter",
+        "kp_decimal",
+        "sysrq",
+        "kp_0",
+        "kp_1",
+        "kp_2",
+        "kp_3",
+        "kp_4",
+        "kp_5",
+        "kp_6",
+        "kp_7",
+        "kp_8",
+        "kp_9",
+        "less",
+        "home",
+        "pgup",
+        "pgdn",
+        "end",
+        "left",
+        "up",
+        "down",
+        "right",
+        "insert",
+        "delete",
+        "meta_l",
+        "meta_r",
+        "print",
+        "pause",
     ];
     k.split('-').all(|p| {
-        (p.len() == 1 && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        (p.len() == 1
+            && p.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
             || NAMES.contains(&p)
             || p.strip_prefix('f')
                 .and_then(|n| n.parse::<u8>().ok())
@@ -217,7 +280,10 @@ pub fn nic_of(vm: &Vm, slot: u32) -> Option<(String, String)> {
         return None;
     }
     let mac = v.split(',').next()?.split_once('=')?.1.to_ascii_lowercase();
-    let bridge = v.split(',').find_map(|p| p.strip_prefix("bridge="))?.to_string();
+    let bridge = v
+        .split(',')
+        .find_map(|p| p.strip_prefix("bridge="))?
+        .to_string();
     Some((mac, bridge))
 }
 
@@ -230,7 +296,11 @@ pub fn routers(st: &mut State) -> Vec<RouterRt> {
         .iter()
         .filter(|(_, v)| v.running && v.guest.router.as_ref().is_some_and(|r| now >= r.ready_at))
         .map(|(k, _)| *k)
-        .filter(|k| st.vms.get(k).is_some_and(|v| guest_os(st, v) == GuestOs::OpnSense))
+        .filter(|k| {
+            st.vms
+                .get(k)
+                .is_some_and(|v| guest_os(st, v) == GuestOs::OpnSense)
+        })
         .collect();
     let mut out = Vec::new();
     for vmid in ids {
@@ -245,16 +315,18 @@ pub fn routers(st: &mut State) -> Vec<RouterRt> {
             .and_then(|x| Config::parse(x).ok());
         let routing = imported.is_some();
         let cfg = imported.unwrap_or_else(factory);
-        let nics: Vec<(String, u32, Option<(String, String)>)> = cfg
+        // (interface key, slot, MAC, bridge) of each interface whose NIC is up.
+        let nics: Vec<(String, u32, String, String)> = cfg
             .ifaces
             .iter()
-            .filter_map(|i| i.slot.map(|s| (i.key.clone(), s, nic_of(vm, s))))
+            .filter_map(|i| {
+                let s = i.slot?;
+                let (mac, bridge) = nic_of(vm, s)?;
+                Some((i.key.clone(), s, mac, bridge))
+            })
             .collect();
         let mut ifaces = Vec::new();
-        for (key, slot, nic) in nics {
-            let Some((mac, bridge)) = nic else {
-                continue;
-            };
+        for (key, slot, mac, bridge) in nics {
             let addr = match cfg.iface_on_slot(slot).map(|i| i.addr) {
                 Some(IfAddr::Static(a, p)) => Ipv4Net::new(a, p).ok().map(|n| (a, n.trunc())),
                 Some(IfAddr::Dhcp) => {
@@ -298,7 +370,8 @@ pub fn dhcp_lease(st: &mut State, bridge: &str, mac: &str) -> Option<RouterLease
     });
     if let Some(l) = st.router_leases.get(&key) {
         let still = serving.as_ref().is_none_or(|(gw, net, _)| {
-            l.gateway == gw.to_string() && l.ip.parse::<Ipv4Addr>().is_ok_and(|ip| net.contains(&ip))
+            l.gateway == gw.to_string()
+                && l.ip.parse::<Ipv4Addr>().is_ok_and(|ip| net.contains(&ip))
         });
         if still {
             return Some(l.clone());

@@ -140,7 +140,10 @@ pub fn netns_addrs(st: &State, node: &str, ns: &str) -> Vec<(Ipv4Addr, Ipv4Net, 
         if !bridge_up(st, node, &bridge) {
             continue;
         }
-        if let (Ok(ip), Some(net)) = (a.parse::<Ipv4Addr>(), a.parse().ok().and_then(|x| net_of(x, *p))) {
+        if let (Ok(ip), Some(net)) = (
+            a.parse::<Ipv4Addr>(),
+            a.parse().ok().and_then(|x| net_of(x, *p)),
+        ) {
             out.push((ip, net, bridge, link.mac.clone()));
         }
     }
@@ -333,15 +336,16 @@ pub fn connect(st: &State, net: &Net, src: &Src, dst: Ipv4Addr, port: u16) -> (R
         };
         return (r, None);
     }
-    let (ip, bridge, hop) = if let Some((a, _, b)) = src.addrs.iter().find(|(_, n, _)| n.contains(&dst)) {
-        (*a, b.clone(), dst)
-    } else if let Some(gw) = src.gateway
-        && let Some((a, _, b)) = src.addrs.iter().find(|(_, n, _)| n.contains(&gw))
-    {
-        (*a, b.clone(), gw)
-    } else {
-        return (Reach::NoRoute, None);
-    };
+    let (ip, bridge, hop) =
+        if let Some((a, _, b)) = src.addrs.iter().find(|(_, n, _)| n.contains(&dst)) {
+            (*a, b.clone(), dst)
+        } else if let Some(gw) = src.gateway
+            && let Some((a, _, b)) = src.addrs.iter().find(|(_, n, _)| n.contains(&gw))
+        {
+            (*a, b.clone(), gw)
+        } else {
+            return (Reach::NoRoute, None);
+        };
     // Nobody answers ARP: the kernel retries for ~3 s, longer than the probe waits.
     let Some(first) = net.arp(&bridge, hop) else {
         return (Reach::Timeout, None);
@@ -430,7 +434,11 @@ fn to_router(r: &RouterRt, ingress: &str, p: Packet) -> Reach {
         return x;
     }
     // sshd, the web GUI and Unbound; the factory config has SSH off.
-    let listening: &[u16] = if r.routing { &[22, 443, 53] } else { &[80, 443, 53] };
+    let listening: &[u16] = if r.routing {
+        &[22, 443, 53]
+    } else {
+        &[80, 443, 53]
+    };
     if listening.contains(&p.dport) {
         Reach::Open(matches!(p.dport, 443 | 80).then_some(Service::Web))
     } else {
@@ -575,7 +583,11 @@ pub fn dev_tcp_guest(
     };
     let r = reach.get(&(ip, p)).copied().unwrap_or(Reach::Timeout);
     let (code, err) = dev_tcp_result(r, &host, &port, false);
-    Some(if r == Reach::Timeout { (HANG, err) } else { (code, err) })
+    Some(if r == Reach::Timeout {
+        (HANG, err)
+    } else {
+        (code, err)
+    })
 }
 
 #[cfg(test)]
@@ -599,7 +611,13 @@ mod tests {
             err,
             "bash: connect: Connection refused\nbash: /dev/tcp/1.2.3.4/22: Connection refused\n"
         );
-        assert_eq!(dev_tcp_result(Reach::Timeout, "a", "1", true), (124, String::new()));
-        assert_eq!(dev_tcp_result(Reach::Open(None), "a", "1", true), (0, String::new()));
+        assert_eq!(
+            dev_tcp_result(Reach::Timeout, "a", "1", true),
+            (124, String::new())
+        );
+        assert_eq!(
+            dev_tcp_result(Reach::Open(None), "a", "1", true),
+            (0, String::new())
+        );
     }
 }

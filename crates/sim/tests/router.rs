@@ -40,7 +40,10 @@ fn matrix_xml() -> String {
     let start = xml[..at].rfind("<rule ").unwrap();
     let end = at + xml[at..].find("</rule>").unwrap() + "</rule>".len();
     let rule = &xml[start..end];
-    assert!(rule.contains("<action>block</action>") && rule.contains("default deny"), "{rule}");
+    assert!(
+        rule.contains("<action>block</action>") && rule.contains("default deny"),
+        "{rule}"
+    );
     let split: Vec<String> = ["wan", "lan", "opt1"]
         .iter()
         .map(|i| rule.replace(marker, &format!("<interface>{i}</interface>")))
@@ -110,7 +113,10 @@ async fn build_lab(api: &Api, xml: &str, app_bridge: &str) -> String {
             "https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2",
             "debian-12-genericcloud-amd64.qcow2",
         ),
-        ("http://192.168.1.50:8000/haos_ova-16.3.qcow2", "haos_ova-16.3.qcow2"),
+        (
+            "http://192.168.1.50:8000/haos_ova-16.3.qcow2",
+            "haos_ova-16.3.qcow2",
+        ),
     ] {
         let r = api
             .post(
@@ -147,9 +153,17 @@ async fn build_lab(api: &Api, xml: &str, app_bridge: &str) -> String {
     let haos = "local-lvm:0,import-from=local:import/haos_ova-16.3.qcow2";
     let app_net = format!("virtio=BC:24:11:00:03:00,bridge={app_bridge}");
     for (vmid, disk, net0) in [
-        (100, debian, "virtio=BC:24:11:00:01:00,bridge=vmbr0".to_string()),
+        (
+            100,
+            debian,
+            "virtio=BC:24:11:00:01:00,bridge=vmbr0".to_string(),
+        ),
         (300, debian, app_net),
-        (400, haos, "virtio=BC:24:11:00:04:00,bridge=vmbr2".to_string()),
+        (
+            400,
+            haos,
+            "virtio=BC:24:11:00:04:00,bridge=vmbr2".to_string(),
+        ),
     ] {
         api.create_vm(vmid, &[("agent", "1"), ("scsi0", disk), ("net0", &net0)])
             .await;
@@ -206,7 +220,11 @@ async fn exec(api: &Api, vmid: u32, argv: &[&str]) -> (i64, String, String) {
         if s.data()["exited"] == 1 {
             let d = s.data();
             let t = |k: &str| d[k].as_str().unwrap_or("").to_string();
-            return (d["exitcode"].as_i64().unwrap(), t("out-data"), t("err-data"));
+            return (
+                d["exitcode"].as_i64().unwrap(),
+                t("out-data"),
+                t("err-data"),
+            );
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -255,15 +273,24 @@ async fn auto_import_leases_and_the_segment_matrix() {
     let app = addr_of(&api, 300).await;
     let ha = addr_of(&api, 400).await;
     let lan_guest = addr_of(&api, 100).await;
-    assert!(in_pool(&app, "10.10.10."), "app-host leased from the router: {app}");
-    assert!(in_pool(&ha, "10.10.20."), "home-assistant leased from the router: {ha}");
+    assert!(
+        in_pool(&app, "10.10.10."),
+        "app-host leased from the router: {app}"
+    );
+    assert!(
+        in_pool(&ha, "10.10.20."),
+        "home-assistant leased from the router: {ha}"
+    );
     assert!(lan_guest.starts_with("192.168.1."), "{lan_guest}");
     let st = api.sim.snapshot_state();
     let lease = st
         .router_leases
         .get("vmbr2/bc:24:11:00:04:00")
         .expect("the lease is kept in the state");
-    assert_eq!((lease.ip.as_str(), lease.gateway.as_str()), (ha.as_str(), "10.10.20.1"));
+    assert_eq!(
+        (lease.ip.as_str(), lease.gateway.as_str()),
+        (ha.as_str(), "10.10.20.1")
+    );
     // Stable: asked again, the same addresses.
     assert_eq!(addr_of(&api, 400).await, ha);
 
@@ -274,14 +301,41 @@ async fn auto_import_leases_and_the_segment_matrix() {
     assert_eq!(r.out.trim(), "[]", "nothing asked for the gateway yet");
 
     // The matrix (spec `firewall.matrix`), cell by cell.
-    assert_eq!(probe_ns(&api, "vmbr2", &ha, 8123).await, (0, String::new()), "IOT → HA 8123");
-    assert_eq!(probe_ns(&api, "vmbr2", "192.168.1.10", 22).await, (124, String::new()), "IOT → node 22");
-    assert_eq!(probe_ns(&api, "vmbr2", &app, 22).await, (124, String::new()), "IOT → app-host 22");
-    assert_eq!(probe_ns(&api, "vmbr1", "192.168.1.10", 8006).await, (124, String::new()), "SERVICES → node 8006");
-    assert_eq!(probe_guest(&api, 100, &app, 22).await, (0, String::new()), "LAN → app-host 22");
-    assert_eq!(probe_guest(&api, 100, &ha, 8123).await, (0, String::new()), "LAN → HA 8123");
+    assert_eq!(
+        probe_ns(&api, "vmbr2", &ha, 8123).await,
+        (0, String::new()),
+        "IOT → HA 8123"
+    );
+    assert_eq!(
+        probe_ns(&api, "vmbr2", "192.168.1.10", 22).await,
+        (124, String::new()),
+        "IOT → node 22"
+    );
+    assert_eq!(
+        probe_ns(&api, "vmbr2", &app, 22).await,
+        (124, String::new()),
+        "IOT → app-host 22"
+    );
+    assert_eq!(
+        probe_ns(&api, "vmbr1", "192.168.1.10", 8006).await,
+        (124, String::new()),
+        "SERVICES → node 8006"
+    );
+    assert_eq!(
+        probe_guest(&api, 100, &app, 22).await,
+        (0, String::new()),
+        "LAN → app-host 22"
+    );
+    assert_eq!(
+        probe_guest(&api, 100, &ha, 8123).await,
+        (0, String::new()),
+        "LAN → HA 8123"
+    );
     // Not in the matrix: LAN → app-host on another port is the default deny.
-    assert_eq!(probe_guest(&api, 100, &app, 8080).await, (124, String::new()));
+    assert_eq!(
+        probe_guest(&api, 100, &app, 8080).await,
+        (124, String::new())
+    );
     // Reached but nothing listens: refused, in bash's words.
     let (code, err) = probe_ns(&api, "vmbr2", &ha, 9999).await;
     assert_eq!(code, 1);
@@ -295,21 +349,40 @@ async fn auto_import_leases_and_the_segment_matrix() {
 
     // From the node itself (its default route: the home router, which routes the
     // segments to the router's WAN address).
-    for (addr, port, want) in [(ha.as_str(), 8123, 0), (app.as_str(), 22, 0), (app.as_str(), 8080, 124)] {
-        let r = ssh(&api.sim, &format!("timeout 3 bash -c 'exec 3<>/dev/tcp/{addr}/{port}'"), None).await;
+    for (addr, port, want) in [
+        (ha.as_str(), 8123, 0),
+        (app.as_str(), 22, 0),
+        (app.as_str(), 8080, 124),
+    ] {
+        let r = ssh(
+            &api.sim,
+            &format!("timeout 3 bash -c 'exec 3<>/dev/tcp/{addr}/{port}'"),
+            None,
+        )
+        .await;
         assert_eq!((r.code, r.err.as_str()), (want, ""), "node → {addr}:{port}");
     }
     // curl crosses the same path.
     let url = format!("http://{ha}:8123/");
-    let (code, out, _) = exec(&api, 100, &["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", &url]).await;
+    let (code, out, _) = exec(
+        &api,
+        100,
+        &["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", &url],
+    )
+    .await;
     assert_eq!((code, out.as_str()), (0, "200"));
     let url = format!("http://{app}:8080/");
     let (code, _, err) = exec(&api, 100, &["curl", "-sS", "-m", "2", &url]).await;
     assert_eq!(code, 28, "{err}");
     // The router runs no guest agent; its addresses come from its config and its
     // WAN lease.
-    let r = api.get(&format!("{NODE}/qemu/150/agent/network-get-interfaces")).await;
-    assert_eq!((r.status, r.message().trim()), (500, "QEMU guest agent is not running"));
+    let r = api
+        .get(&format!("{NODE}/qemu/150/agent/network-get-interfaces"))
+        .await;
+    assert_eq!(
+        (r.status, r.message().trim()),
+        (500, "QEMU guest agent is not running")
+    );
 
     // The gateway answered ARP: its lladdr is the router's net2 MAC.
     let r = ssh(&api.sim, neigh, None).await;
@@ -324,14 +397,24 @@ async fn auto_import_leases_and_the_segment_matrix() {
     assert_eq!(r.code, 0, "{r:?}");
     let (code, err) = probe_ns(&api, "vmbr1", "192.168.1.10", 22).await;
     assert_eq!(code, 1);
-    assert!(err.starts_with("bash: connect: No route to host\n"), "{err}");
+    assert!(
+        err.starts_with("bash: connect: No route to host\n"),
+        "{err}"
+    );
 
     // Cleanup: the namespace and its veth pair go.
     let r = ssh(&api.sim, "ip netns del lw-probe-vmbr2; ip netns list", None).await;
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(!r.out.contains("lw-probe-vmbr2") && r.out.contains("lw-probe-vmbr1"), "{}", r.out);
+    assert!(
+        !r.out.contains("lw-probe-vmbr2") && r.out.contains("lw-probe-vmbr1"),
+        "{}",
+        r.out
+    );
     let r = ssh(&api.sim, "ip link del lwp-vmbr2", None).await;
-    assert_eq!((r.code, r.err.as_str()), (1, "Cannot find device \"lwp-vmbr2\"\n"));
+    assert_eq!(
+        (r.code, r.err.as_str()),
+        (1, "Cannot find device \"lwp-vmbr2\"\n")
+    );
     let st = api.sim.snapshot_state();
     let node = &st.nodes["proxmox"];
     assert!(!node.links.contains_key("lwq-vmbr2") && node.links.contains_key("lwq-vmbr1"));
@@ -348,7 +431,10 @@ async fn as_rendered_the_floating_default_deny_shadows_the_passes() {
     let app = addr_of(&api, 300).await;
     let ha = addr_of(&api, 400).await;
     // DHCP still works (OPNsense's automatic rules for its DHCP server come first) …
-    assert!(in_pool(&app, "10.10.10.") && in_pool(&ha, "10.10.20."), "{app} {ha}");
+    assert!(
+        in_pool(&app, "10.10.10.") && in_pool(&ha, "10.10.20."),
+        "{app} {ha}"
+    );
     make_probe(&api, "vmbr2", "10.10.20.127", "10.10.20.1").await;
     // … inside a segment nothing crosses the router …
     assert_eq!(probe_ns(&api, "vmbr2", &ha, 8123).await.0, 0);
@@ -399,7 +485,10 @@ async fn manual_console_routes_only_after_the_importer_keys() {
     assert!(in_pool(&ha, "10.10.20."), "{ha}");
     let app = addr_of(&api, 300).await;
     assert_eq!(probe_guest(&api, 100, &app, 22).await, (0, String::new()));
-    assert_eq!(probe_ns(&api, "vmbr2", "192.168.1.10", 22).await, (124, String::new()));
+    assert_eq!(
+        probe_ns(&api, "vmbr2", "192.168.1.10", 22).await,
+        (124, String::new())
+    );
     // The config stays on the router: a reboot keeps routing with no key pressed.
     power(&api, 150, "reboot").await;
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -466,8 +555,18 @@ async fn reattached_guest_keeps_its_address_until_reboot_or_link_flap() {
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let cfg = api.get(&format!("{NODE}/qemu/300/config")).await;
-    assert!(cfg.data()["net0"].as_str().unwrap().contains("bridge=vmbr1"), "hot-plugged");
-    assert_eq!(addr_of(&api, 300).await, before, "no DHCP until the guest notices");
+    assert!(
+        cfg.data()["net0"]
+            .as_str()
+            .unwrap()
+            .contains("bridge=vmbr1"),
+        "hot-plugged"
+    );
+    assert_eq!(
+        addr_of(&api, 300).await,
+        before,
+        "no DHCP until the guest notices"
+    );
     // Its old address is useless where it is now: the LAN guest cannot reach it.
     assert_eq!(probe_guest(&api, 100, &before, 22).await.0, 124);
     power(&api, 300, "reboot").await;
@@ -482,7 +581,9 @@ async fn reattached_guest_keeps_its_address_until_reboot_or_link_flap() {
         "virtio=BC:24:11:00:01:00,bridge=vmbr2",
         "virtio=BC:24:11:00:01:00,bridge=vmbr2,link_down=1",
     ] {
-        let r = api.put(&format!("{NODE}/qemu/100/config"), &[("net0", v)]).await;
+        let r = api
+            .put(&format!("{NODE}/qemu/100/config"), &[("net0", v)])
+            .await;
         assert_eq!(r.status, 200, "{:?}", r.body);
         assert_eq!(addr_of(&api, 100).await, lan);
     }
@@ -548,16 +649,30 @@ async fn boot_fault_leaves_the_router_not_routing() {
     .await;
     build_lab(&api, &matrix_xml(), "vmbr1").await;
     start_all(&api).await;
-    assert!(addr_of(&api, 400).await.starts_with("169.254."), "no DHCP on IOT");
+    assert!(
+        addr_of(&api, 400).await.starts_with("169.254."),
+        "no DHCP on IOT"
+    );
     make_probe(&api, "vmbr2", "10.10.20.127", "10.10.20.1").await;
-    assert_eq!(probe_ns(&api, "vmbr2", "10.10.20.1", 443).await, (124, String::new()));
-    let r = ssh(&api.sim, "ip -n lw-probe-vmbr2 -j neigh show 10.10.20.1", None).await;
+    assert_eq!(
+        probe_ns(&api, "vmbr2", "10.10.20.1", 443).await,
+        (124, String::new())
+    );
+    let r = ssh(
+        &api.sim,
+        "ip -n lw-probe-vmbr2 -j neigh show 10.10.20.1",
+        None,
+    )
+    .await;
     assert_eq!(r.out.trim(), "[]");
     // The fault off again, the next boot brings the imported config up.
     api.sim.set_router_sim(RouterSim::default());
     power(&api, 150, "reset").await;
     tokio::time::sleep(Duration::from_millis(150)).await;
-    assert_eq!(probe_ns(&api, "vmbr2", "10.10.20.1", 53).await, (0, String::new()));
+    assert_eq!(
+        probe_ns(&api, "vmbr2", "10.10.20.1", 53).await,
+        (0, String::new())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -584,7 +699,11 @@ async fn bad_namespace_commands_fail_as_iproute2_does() {
             255,
             "Error: argument \"vmbr2\" is wrong: Device does not exist\n\n",
         ),
-        ("ip link set nosuch up", 1, "Cannot find device \"nosuch\"\n"),
+        (
+            "ip link set nosuch up",
+            1,
+            "Cannot find device \"nosuch\"\n",
+        ),
         (
             "ip link set lwq-vmbr2 netns nosuch",
             255,
@@ -601,7 +720,11 @@ async fn bad_namespace_commands_fail_as_iproute2_does() {
             1,
             "Cannot find device \"nodev\"\n",
         ),
-        ("ip -n lw-probe-vmbr2 addr add 10.10.20.127/24 dev lwq-vmbr2", 0, ""),
+        (
+            "ip -n lw-probe-vmbr2 addr add 10.10.20.127/24 dev lwq-vmbr2",
+            0,
+            "",
+        ),
         (
             "ip -n lw-probe-vmbr2 addr add 10.10.20.127/24 dev lwq-vmbr2",
             2,
@@ -613,7 +736,11 @@ async fn bad_namespace_commands_fail_as_iproute2_does() {
             "Error: Nexthop has invalid gateway.\n",
         ),
         ("ip -n lw-probe-vmbr2 link set lwq-vmbr2 up", 0, ""),
-        ("ip -n lw-probe-vmbr2 route add default via 10.10.20.1", 0, ""),
+        (
+            "ip -n lw-probe-vmbr2 route add default via 10.10.20.1",
+            0,
+            "",
+        ),
         (
             "ip -n lw-probe-vmbr2 route add default via 10.10.20.1",
             2,
@@ -639,5 +766,8 @@ async fn bad_namespace_commands_fail_as_iproute2_does() {
     assert_eq!(r.code, 0);
     let st = api.sim.snapshot_state();
     assert!(st.nodes["proxmox"].netns.contains_key("keep"));
-    assert!(!st.nodes["proxmox"].links.contains_key("lwp-vmbr2"), "deleted with its pair");
+    assert!(
+        !st.nodes["proxmox"].links.contains_key("lwp-vmbr2"),
+        "deleted with its pair"
+    );
 }

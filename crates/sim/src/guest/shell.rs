@@ -85,7 +85,10 @@ pub fn run_simple(ctx: &mut Ctx<'_>, argv: &[String], input: Option<&str>) -> Ra
         "curl" => crate::guestnet::curl(ctx.lan, args),
         // bash's /dev/tcp: `exec 3<>/dev/tcp/ADDR/PORT` connects (crate::segments).
         "exec" if args.iter().any(|a| a.contains("/dev/tcp/")) => {
-            match crate::segments::dev_tcp_guest(&ctx.lan.reach, &format!("exec {}", args.join(" "))) {
+            match crate::segments::dev_tcp_guest(
+                &ctx.lan.reach,
+                &format!("exec {}", args.join(" ")),
+            ) {
                 Some((code, err)) => (code, String::new(), err),
                 None => fail(1, "bash: exec: unsupported redirection\n"),
             }

@@ -71,7 +71,13 @@ pub fn run_line(st: &mut State, node: &str, line: &str, stdin: &str) -> Out {
 }
 
 /// [`run_line`] in a simulator running at `time_scale` (guests' boot timing).
-pub fn run_line_scaled(st: &mut State, node: &str, line: &str, stdin: &str, time_scale: f64) -> Out {
+pub fn run_line_scaled(
+    st: &mut State,
+    node: &str,
+    line: &str,
+    stdin: &str,
+    time_scale: f64,
+) -> Out {
     let mut out = run_line_in(st, node, line, stdin, None, time_scale);
     // A connect nobody cut short ends with bash's own timeout error.
     if out.code == netns::HANG_CODE {
@@ -122,7 +128,10 @@ pub(crate) fn run_in(
     time_scale: f64,
 ) -> Out {
     let args = argv.get(1..).unwrap_or_default();
-    match argv.first().map(|a| a.rsplit('/').next().unwrap_or_default()) {
+    match argv
+        .first()
+        .map(|a| a.rsplit('/').next().unwrap_or_default())
+    {
         Some("ip") => return netns::ip(st, node, args, ns, time_scale),
         Some("timeout") => return netns::timeout(st, node, args, ns, time_scale),
         Some("bash" | "sh") if args.iter().any(|a| a == "-c") => {

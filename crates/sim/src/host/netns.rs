@@ -278,10 +278,16 @@ fn link_set(st: &mut State, node: &str, ns: Option<&str>, sub: &[String]) -> Out
                 let Some(target) = sub.get(i + 1) else {
                     return incomplete();
                 };
-                if !st.nodes.get(node).is_some_and(|n| n.netns.contains_key(target)) {
+                if !st
+                    .nodes
+                    .get(node)
+                    .is_some_and(|n| n.netns.contains_key(target))
+                {
                     return err(
                         255,
-                        format!("Error: argument \"{target}\" is wrong: Invalid \"netns\" value\n\n"),
+                        format!(
+                            "Error: argument \"{target}\" is wrong: Invalid \"netns\" value\n\n"
+                        ),
                     );
                 }
                 to_ns = Some(target.clone());
@@ -298,7 +304,10 @@ fn link_set(st: &mut State, node: &str, ns: Option<&str>, sub: &[String]) -> Out
         i += 1;
     }
     let Some(dev) = dev else {
-        return err(255, "Not enough information: \"dev\" argument is required.\n");
+        return err(
+            255,
+            "Not enough information: \"dev\" argument is required.\n",
+        );
     };
     if !dev_in(st, node, ns, &dev) {
         return no_dev(&dev);
@@ -354,20 +363,33 @@ fn addr(st: &mut State, node: &str, ns: Option<&str>, sub: &[String]) -> Out {
                 return err(2, "Not enough information: \"dev\" argument is required.\n");
             };
             let (ip, prefix) = match cidr.split_once('/') {
-                Some((a, p)) => (a.parse::<Ipv4Addr>(), p.parse::<u8>().ok().filter(|p| *p <= 32)),
+                Some((a, p)) => (
+                    a.parse::<Ipv4Addr>(),
+                    p.parse::<u8>().ok().filter(|p| *p <= 32),
+                ),
                 None => (cidr.parse::<Ipv4Addr>(), Some(32)),
             };
             let (Ok(ip), Some(prefix)) = (ip, prefix) else {
-                return err(1, format!("Error: inet prefix is expected rather than \"{cidr}\".\n"));
+                return err(
+                    1,
+                    format!("Error: inet prefix is expected rather than \"{cidr}\".\n"),
+                );
             };
             if !dev_in(st, node, ns, dev) {
                 return no_dev(dev);
             }
-            let Some(space) = st.nodes.get_mut(node).and_then(|n| n.netns.get_mut(space_name)) else {
+            let Some(space) = st
+                .nodes
+                .get_mut(node)
+                .and_then(|n| n.netns.get_mut(space_name))
+            else {
                 return no_netns(space_name);
             };
             let entry = (ip.to_string(), prefix, dev.clone());
-            let have = space.addrs.iter().position(|(a, _, d)| *a == entry.0 && d == dev);
+            let have = space
+                .addrs
+                .iter()
+                .position(|(a, _, d)| *a == entry.0 && d == dev);
             match (adding, have) {
                 (true, Some(_)) => err(2, "Error: ipv4: Address already assigned.\n"),
                 (true, None) => {
@@ -415,14 +437,20 @@ fn route(st: &mut State, node: &str, ns: Option<&str>, sub: &[String]) -> Out {
                         .iter()
                         .filter(|(_, _, d)| n.links.get(d).is_some_and(|l| l.up))
                         .filter_map(|(a, p, _)| {
-                            ipnet::Ipv4Net::new(a.parse().ok()?, *p).ok().map(|x| x.trunc())
+                            ipnet::Ipv4Net::new(a.parse().ok()?, *p)
+                                .ok()
+                                .map(|x| x.trunc())
                         })
                         .collect::<Vec<_>>()
                 })
                 .unwrap_or_default(),
         )
         .collect();
-    let Some(space) = st.nodes.get_mut(node).and_then(|n| n.netns.get_mut(space_name)) else {
+    let Some(space) = st
+        .nodes
+        .get_mut(node)
+        .and_then(|n| n.netns.get_mut(space_name))
+    else {
         return no_netns(space_name);
     };
     match sub.first().map(String::as_str) {
@@ -441,7 +469,10 @@ fn route(st: &mut State, node: &str, ns: Option<&str>, sub: &[String]) -> Out {
                 return incomplete();
             };
             let Ok(g) = gw.parse::<Ipv4Addr>() else {
-                return err(1, format!("Error: inet address is expected rather than \"{gw}\".\n"));
+                return err(
+                    1,
+                    format!("Error: inet address is expected rather than \"{gw}\".\n"),
+                );
             };
             if verb == "add" && space.gateway.is_some() {
                 return err(2, "RTNETLINK answers: File exists\n");
