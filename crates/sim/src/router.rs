@@ -205,8 +205,8 @@ pub fn sendkey(st: &mut State, vmid: u32, key: &str, scale: f64) -> Result<(), S
     if !imp.prompting {
         if now <= imp.closes_at {
             imp.prompting = true;
-            // The boot waits at the prompt.
-            r.ready_at = f64::INFINITY;
+            // The boot waits at the prompt (MAX, not infinity: the state is JSON).
+            r.ready_at = f64::MAX;
         } else {
             r.importer = None;
         }

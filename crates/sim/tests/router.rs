@@ -541,6 +541,54 @@ async fn keys_after_the_window_closed_import_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_and_the_importer_survive_a_simulator_restart() {
+    if !have_ssh() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SimConfig {
+        state_dir: Some(dir.path().to_path_buf()),
+        ..SimConfig::for_tests()
+    };
+    let manual = RouterSim {
+        console: RouterConsole::Manual,
+        boot_failure_rate: 0.0,
+    };
+    let api = common::start(cfg.clone()).await;
+    api.sim.set_router_sim(manual);
+    build_lab(&api, &matrix_xml(), "vmbr1").await;
+    start_all(&api).await;
+    make_probe(&api, "vmbr2", "10.10.20.127", "10.10.20.1").await;
+    // The importer waits at its device prompt (a key was pressed) when the simulator
+    // stops; labwright was killed between `ip netns add` and `del`.
+    let r = api
+        .put(&format!("{NODE}/qemu/150/sendkey"), &[("key", "spc")])
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    api.sim.shutdown().await;
+    let api = common::start(cfg).await;
+    api.sim.set_router_sim(manual);
+    let r = ssh(&api.sim, "ip netns list", None).await;
+    assert_eq!(r.out, "lw-probe-vmbr2 (id: 0)\n");
+    assert_eq!(
+        probe_ns(&api, "vmbr2", "10.10.20.1", 53).await.0,
+        124,
+        "still at the prompt"
+    );
+    for k in ["c", "d", "0", "ret"] {
+        let r = api
+            .put(&format!("{NODE}/qemu/150/sendkey"), &[("key", k)])
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        probe_ns(&api, "vmbr2", "10.10.20.1", 53).await,
+        (0, String::new())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reattached_guest_keeps_its_address_until_reboot_or_link_flap() {
     let api = start(RouterSim::default()).await;
     build_lab(&api, &matrix_xml(), "vmbr0").await;

@@ -12,6 +12,7 @@ pub(crate) mod firewall;
 pub(crate) mod mapping;
 pub(crate) mod network;
 pub(crate) mod qemu;
+pub(crate) mod qemu_net;
 pub(crate) mod snapshot;
 pub(crate) mod storage;
 pub(crate) mod storage_cfg;

@@ -153,7 +153,7 @@ pub async fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         ("POST", "/nodes/{node}/qemu/{vmid}/status/reset") => power(inner, r, "qmreset"),
         ("POST", "/nodes/{node}/qemu/{vmid}/status/suspend") => power(inner, r, "qmsuspend"),
         ("POST", "/nodes/{node}/qemu/{vmid}/status/resume") => power(inner, r, "qmresume"),
-        ("PUT", "/nodes/{node}/qemu/{vmid}/sendkey") => sendkey(inner, r),
+        ("PUT", "/nodes/{node}/qemu/{vmid}/sendkey") => super::qemu_net::sendkey(inner, r),
         ("GET", "/nodes/{node}/qemu/{vmid}/snapshot") => snapshot_list(inner, r),
         ("POST", "/nodes/{node}/qemu/{vmid}/snapshot") => snapshot_create(inner, r),
         ("GET", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}") => {
@@ -565,7 +565,7 @@ fn config_params(r: &Req) -> Vec<(String, String)> {
         .collect()
 }
 
-fn check_root_only(r: &Req, keys: &[&str]) -> Result<(), ApiError> {
+pub(super) fn check_root_only(r: &Req, keys: &[&str]) -> Result<(), ApiError> {
     for k in keys {
         if r.params.contains_key(*k) && !r.who.is_root_ticket() {
             return Err(ApiError::param(k, "Only root may use this option."));
@@ -929,7 +929,7 @@ impl ConfigUpdate {
                 || (is_drive(&k) && old.as_deref().is_some_and(cd) && cd(&v));
             if immediate {
                 if running && k.starts_with("net") {
-                    note_nic_move(vm, &k, old.as_deref(), &v);
+                    super::qemu_net::note_nic_move(vm, &k, old.as_deref(), &v);
                 }
                 vm.conf.insert(k.clone(), v);
                 vm.pending.shift_remove(&k);
@@ -1213,7 +1213,7 @@ fn apply_pending(vm: &mut Vm) {
 fn start_task(inner: &Arc<Inner>, node: &str, vmid: u32, user: &str, skiplock: bool) -> String {
     let node2 = node.to_string();
     let scale = inner.cfg.time_scale;
-    let (rs, router_failed) = router_roll(inner);
+    let (rs, router_failed) = super::qemu_net::router_roll(inner);
     tasks::spawn(
         inner,
         Spec {
@@ -1311,86 +1311,6 @@ fn start_task(inner: &Arc<Inner>, node: &str, vmid: u32, user: &str, skiplock: b
     )
 }
 
-/// The LAN as `vmid`'s command will see it: the hosts, and the outcome of a connect
-/// to every address and port the command names (crate::segments).
-fn exec_lan(st: &mut State, vmid: u32, r: &Req, scale: f64) -> Lan {
-    let argv: Vec<String> = match r.params.get("command") {
-        Some(PVal::Arr(a)) => a.iter().filter_map(PVal::as_str).collect(),
-        Some(v) => v.as_str().into_iter().collect(),
-        None => vec![],
-    };
-    let mut lan = crate::guestnet::lan_view(st, scale);
-    let targets = crate::guestnet::targets(&argv);
-    if !targets.is_empty() {
-        let net = crate::segments::Net::build(st, scale);
-        let src = crate::segments::src_vm(st, vmid, scale);
-        for (ip, port) in targets {
-            let (reach, _) = crate::segments::connect(st, &net, &src, ip, port);
-            lan.reach.insert((ip, port), reach);
-        }
-    }
-    lan
-}
-
-/// The router settings in force and this boot's draw of the router boot fault.
-fn router_roll(inner: &Inner) -> (crate::RouterSim, bool) {
-    let rs = inner.router_sim();
-    let failed = rs.boot_failure_rate > 0.0 && inner.roll() < rs.boot_failure_rate;
-    (rs, failed)
-}
-
-/// A running guest's NIC `k` changes from `old` to `new` (hot-plugged). qemu-server
-/// moves the tap to the new bridge without the guest seeing a link change, so the
-/// guest keeps the address of the bridge it leased on; a link flap (`link_down=1`,
-/// then cleared) makes it lease again where it is now.
-fn note_nic_move(vm: &mut Vm, k: &str, old: Option<&str>, new: &str) {
-    let bridge = |v: &str| {
-        v.split(',')
-            .find_map(|p| p.strip_prefix("bridge="))
-            .unwrap_or_default()
-            .to_string()
-    };
-    let down = |v: &str| v.split(',').any(|p| p == "link_down=1");
-    let Some(old) = old else {
-        vm.guest.nic_bound.remove(k);
-        return;
-    };
-    let mac = |v: &str| v.split(',').next().unwrap_or_default().to_ascii_lowercase();
-    if mac(old) != mac(new) || (down(old) && !down(new)) {
-        vm.guest.nic_bound.remove(k);
-        return;
-    }
-    let was = vm
-        .guest
-        .nic_bound
-        .get(k)
-        .cloned()
-        .unwrap_or_else(|| bridge(old));
-    if was == bridge(new) {
-        vm.guest.nic_bound.remove(k);
-    } else {
-        vm.guest.nic_bound.insert(k.to_string(), was);
-    }
-}
-
-/// `PUT …/sendkey` (qemu-server `vm_sendkey`: HMP `sendkey` under the config lock).
-fn sendkey(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
-    let node = r.node();
-    let vmid = r.vmid();
-    check_root_only(r, &["skiplock"])?;
-    let key = r.s("key");
-    let scale = inner.cfg.time_scale;
-    inner.with_state(|st| {
-        let vm = st.vm(&node, vmid)?;
-        check_lock(vm, r.flag("skiplock")).map_err(ApiError::e500)?;
-        if !vm.running {
-            return Err(ApiError::e500(format!("VM {vmid} not running")));
-        }
-        crate::router::sendkey(st, vmid, &key, scale).map_err(ApiError::e500)?;
-        Ok(Value::Null.into())
-    })
-}
-
 /// The `#cloud-config` of a seed ISO attached as a CD-ROM, if any.
 fn seed_user_data(st: &State, vm: &Vm) -> Option<String> {
     effective(vm)
@@ -1438,7 +1358,7 @@ fn power(inner: &Arc<Inner>, r: &Req, kind: &'static str) -> Result<Reply, ApiEr
         _ => 4.0,
     };
     let scale = inner.cfg.time_scale;
-    let (rs, router_failed) = router_roll(inner);
+    let (rs, router_failed) = super::qemu_net::router_roll(inner);
     let upid = tasks::spawn(
         inner,
         Spec {
@@ -1617,7 +1537,7 @@ fn agent(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
     inner.with_state(|st| {
         // The LAN view (leases, open ports) is taken before borrowing the guest.
         let (lan, addrs) = match cmd.as_str() {
-            "exec" => (exec_lan(st, vmid, r, inner.cfg.time_scale), Vec::new()),
+            "exec" => (super::qemu_net::exec_lan(st, vmid, r, inner.cfg.time_scale), Vec::new()),
             "network-get-interfaces" => (Lan::default(), crate::guestnet::guest_addrs(st, vmid)),
             _ => (Lan::default(), Vec::new()),
         };
