@@ -1,8 +1,8 @@
-//! The guests' LAN: addresses (a static `ipconfigN`, or a DHCP lease from the LAN's
-//! router), what each running guest listens on, and the simulated `curl` that crosses
-//! it. Enough for probes "from the node's side" run through one guest's agent against
-//! another guest (issue 5: Home Assistant on 8123). Not simulated: guest-level
-//! firewall rules between guests, routing between bridges, names (only IP literals).
+//! The guests' LAN: addresses (a static `ipconfigN`, a DHCP lease from the router VM
+//! serving the bridge (crate::router), or one from the LAN's own router), what each
+//! running guest listens on, and the simulated `curl`. Whether a connection gets
+//! through (bridges, the router's rules, PVE firewalls) is crate::segments; names are
+//! not resolved (only IP literals).
 
 use std::net::Ipv4Addr;
 

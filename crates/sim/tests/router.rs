@@ -472,6 +472,21 @@ async fn manual_console_routes_only_after_the_importer_keys() {
     assert!(ha.starts_with("169.254."), "{ha}");
     make_probe(&api, "vmbr2", "10.10.20.127", "10.10.20.1").await;
     assert_eq!(probe_ns(&api, "vmbr2", "192.168.1.10", 8006).await.0, 124);
+    // sendkey needs VM.Console: an auditor's token may not type.
+    let ro = format!(
+        "PVEAPIToken={}={}",
+        api.sim.readonly_token_id(),
+        api.sim.readonly_token_secret()
+    );
+    let r = api
+        .call_as(
+            &ro,
+            "PUT",
+            &format!("{NODE}/qemu/150/sendkey"),
+            &[("key", "spc")],
+        )
+        .await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
     let r = key("enter").await;
     assert_eq!(r.status, 500);
     assert_eq!(r.message().trim(), "invalid parameter: enter");
