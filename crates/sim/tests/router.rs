@@ -744,6 +744,7 @@ async fn bad_namespace_commands_fail_as_iproute2_does() {
         return;
     }
     let api = start(RouterSim::default()).await;
+    let mut shown = Vec::new();
     for (cmd, code, err) in [
         ("ip netns add lw-probe-vmbr2", 0, ""),
         (
@@ -814,6 +815,11 @@ async fn bad_namespace_commands_fail_as_iproute2_does() {
             255,
             "Cannot open network namespace \"nosuch\": No such file or directory\n",
         ),
+        (
+            "ip link show nosuch",
+            1,
+            "Device \"nosuch\" does not exist.\n",
+        ),
         ("ip netns del lw-probe-vmbr2", 0, ""),
         (
             "ip netns del lw-probe-vmbr2",
@@ -823,7 +829,30 @@ async fn bad_namespace_commands_fail_as_iproute2_does() {
     ] {
         let r = ssh(&api.sim, cmd, None).await;
         assert_eq!((r.code, r.err.as_str()), (code, err), "{cmd}");
+        if cmd.contains("route add default") && code == 0 {
+            // What a later run reads back to find leftovers.
+            for show in [
+                "ip -j link show lwp-vmbr2",
+                "ip -n lw-probe-vmbr2 -j route show",
+                "ip -n lw-probe-vmbr2 -j addr show dev lwq-vmbr2",
+            ] {
+                let r = ssh(&api.sim, show, None).await;
+                assert_eq!(r.code, 0, "{show}: {r:?}");
+                shown.push(serde_json::from_str::<Value>(r.out.trim()).unwrap());
+            }
+        }
     }
+    assert_eq!(shown[0][0]["ifname"], "lwp-vmbr2");
+    assert_eq!(shown[0][0]["link"], "lwq-vmbr2");
+    assert_eq!(
+        shown[0][0]["operstate"], "DOWN",
+        "never set up: no bridge to join"
+    );
+    assert_eq!(shown[1][0]["dst"], "default");
+    assert_eq!(shown[1][0]["gateway"], "10.10.20.1");
+    assert_eq!(shown[1][0]["dev"], "lwq-vmbr2");
+    assert_eq!(shown[2][0]["addr_info"][0]["local"], "10.10.20.127");
+    assert_eq!(shown[2][0]["addr_info"][0]["prefixlen"], 24);
     // The namespace outlives the SSH session (state), until deleted.
     let r = ssh(&api.sim, "ip netns add keep", None).await;
     assert_eq!(r.code, 0);

@@ -3,6 +3,7 @@
 //! same state the API serves.
 
 pub mod netns;
+mod netshow;
 pub mod zfs;
 pub mod zpool;
 

@@ -81,6 +81,17 @@ pub fn ip(st: &mut State, node: &str, args: &[String], ns: Option<&str>, scale: 
     }
     let ns = ns.as_deref();
     let sub = &rest[1..];
+    let show = sub
+        .first()
+        .is_none_or(|v| matches!(v.as_str(), "show" | "list" | "ls" | "lst"));
+    if show {
+        match object.as_str() {
+            "link" | "l" => return super::netshow::link_show(st, node, ns, sub, json),
+            "addr" | "address" | "a" => return super::netshow::addr_show(st, node, ns, sub, json),
+            "route" | "r" | "ro" => return super::netshow::route_show(st, node, ns, json),
+            _ => {}
+        }
+    }
     match object.as_str() {
         "netns" | "net" | "netn" => netns_cmd(st, node, sub, scale),
         "link" | "l" => link(st, node, ns, sub),
@@ -403,16 +414,11 @@ fn addr(st: &mut State, node: &str, ns: Option<&str>, sub: &[String]) -> Out {
                 (false, None) => err(2, "Error: ipv4: Address not found.\n"),
             }
         }
-        _ => {
-            let Some(space) = st.nodes.get(node).and_then(|n| n.netns.get(space_name)) else {
-                return no_netns(space_name);
-            };
-            let mut out = String::new();
-            for (a, p, d) in &space.addrs {
-                out.push_str(&format!("    inet {a}/{p} scope global {d}\n"));
-            }
-            Out::ok(out)
-        }
+        Some(other) => err(
+            255,
+            format!("Command \"{other}\" is unknown, try \"ip address help\".\n"),
+        ),
+        None => Out::ok(String::new()),
     }
 }
 
@@ -489,13 +495,11 @@ fn route(st: &mut State, node: &str, ns: Option<&str>, sub: &[String]) -> Out {
             }
             Out::ok(String::new())
         }
-        _ => Out::ok(
-            space
-                .gateway
-                .as_ref()
-                .map(|g| format!("default via {g}\n"))
-                .unwrap_or_default(),
+        Some(other) => err(
+            255,
+            format!("Command \"{other}\" is unknown, try \"ip route help\".\n"),
         ),
+        None => Out::ok(String::new()),
     }
 }
 
