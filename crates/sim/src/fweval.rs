@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::state::{Ipset, Obj, State};
+use crate::state::{Ipset, Obj, State, Vm};
 
 fn opt_int(o: &Obj, k: &str) -> Option<i64> {
     o.get(k).and_then(|v| match v {
@@ -235,6 +235,109 @@ pub fn host_allows(st: &State, ip: IpAddr, port: u16) -> bool {
     opt_str(&st.fw.options, "policy_in").unwrap_or("DROP") == "ACCEPT"
 }
 
+/// A guest NIC firewall's decision on a new inbound connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmVerdict {
+    Accept,
+    Drop,
+    Reject,
+}
+
+/// Does a VM-level address spec hold `ip`? The guest's own aliases and IP sets come
+/// first (`guest/` forces them), then the datacenter's (`dc/` forces those).
+fn vm_addr_matches(st: &State, vm: &Vm, spec: &str, ip: IpAddr) -> bool {
+    if let Some(name) = spec.strip_prefix('+') {
+        if let Some(n) = name.strip_prefix("guest/").or_else(|| {
+            (!name.starts_with("dc/") && vm.fw_ipsets.contains_key(name)).then_some(name)
+        }) {
+            return vm
+                .fw_ipsets
+                .get(n)
+                .is_some_and(|s| ipset_contains(st, s, ip));
+        }
+        return addr_matches(st, spec, ip);
+    }
+    let local = spec
+        .strip_prefix("guest/")
+        .or_else(|| (!spec.starts_with("dc/")).then_some(spec))
+        .and_then(|n| vm.fw_aliases.get(n))
+        .and_then(|a| opt_str(a, "cidr"));
+    if let Some(c) = local {
+        return elem_contains(c, ip);
+    }
+    addr_matches(st, spec, ip)
+}
+
+fn vm_rule(st: &State, vm: &Vm, r: &Obj, ip: IpAddr, port: u16, depth: u8) -> Option<VmVerdict> {
+    if opt_int(r, "enable").unwrap_or(0) != 1 {
+        return None;
+    }
+    let ty = opt_str(r, "type").unwrap_or("in");
+    let action = opt_str(r, "action").unwrap_or("");
+    if ty == "group" {
+        if depth > 0 {
+            return None;
+        }
+        let g = st.fw.groups.get(action)?;
+        return g
+            .rules
+            .iter()
+            .find_map(|gr| vm_rule(st, vm, gr, ip, port, depth + 1));
+    }
+    if ty != "in" {
+        return None;
+    }
+    if let Some(src) = opt_str(r, "source")
+        && !vm_addr_matches(st, vm, src, ip)
+    {
+        return None;
+    }
+    if let Some(m) = opt_str(r, "macro") {
+        let (proto, ports) = macro_ports(m)?;
+        if proto != "tcp" || !ports.iter().any(|(a, b)| *a <= port && port <= *b) {
+            return None;
+        }
+    } else {
+        if let Some(p) = opt_str(r, "proto")
+            && p != "tcp"
+            && p != "6"
+        {
+            return None;
+        }
+        if let Some(d) = opt_str(r, "dport")
+            && !port_matches(d, port)
+        {
+            return None;
+        }
+    }
+    Some(match action {
+        "ACCEPT" => VmVerdict::Accept,
+        "REJECT" => VmVerdict::Reject,
+        _ => VmVerdict::Drop,
+    })
+}
+
+/// Would `vm`'s firewall (on a NIC with `firewall=1`) let a new TCP connection from
+/// `ip` to `port` in? Only when both the datacenter's and the guest's firewall are
+/// enabled; its IN rules in order, then its `policy_in` (default DROP).
+pub fn vm_allows(st: &State, vm: &Vm, ip: IpAddr, port: u16) -> VmVerdict {
+    if opt_int(&st.fw.options, "enable").unwrap_or(0) != 1
+        || opt_int(&vm.fw_options, "enable").unwrap_or(0) != 1
+    {
+        return VmVerdict::Accept;
+    }
+    for r in &vm.fw_rules {
+        if let Some(v) = vm_rule(st, vm, r, ip, port, 0) {
+            return v;
+        }
+    }
+    match opt_str(&vm.fw_options, "policy_in").unwrap_or("DROP") {
+        "ACCEPT" => VmVerdict::Accept,
+        "REJECT" => VmVerdict::Reject,
+        _ => VmVerdict::Drop,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +381,39 @@ mod tests {
             r.insert("enable".into(), json!(0));
         }
         assert!(host_allows(&s, IpAddr::from([192, 168, 1, 50]), 8006));
+    }
+
+    #[test]
+    fn vm_firewall_rules_then_policy_with_guest_and_dc_names() {
+        let mut s = st();
+        let mut vm = Vm::default();
+        let ip = |x: &str| x.parse::<IpAddr>().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        // Disabled on the guest: everything passes.
+        assert_eq!(vm_allows(&s, &vm, ip("10.10.20.5"), 22), VmVerdict::Accept);
+        vm.fw_options.insert("enable".into(), json!(1));
+        assert_eq!(vm_allows(&s, &vm, ip("10.10.20.5"), 22), VmVerdict::Drop);
+        s.fw.aliases.insert(
+            "iot".into(),
+            serde_json::from_value(json!({"cidr": "10.10.20.0/24"})).unwrap_or_default(),
+        );
+        let rule: Obj = serde_json::from_value(json!({"type":"in","action":"ACCEPT","enable":1,"source":"dc/iot","proto":"tcp","dport":"8123"})).unwrap_or_default();
+        vm.fw_rules.push(rule);
+        assert_eq!(
+            vm_allows(&s, &vm, ip("10.10.20.5"), 8123),
+            VmVerdict::Accept
+        );
+        assert_eq!(vm_allows(&s, &vm, ip("10.10.10.5"), 8123), VmVerdict::Drop);
+        vm.fw_options.insert("policy_in".into(), json!("REJECT"));
+        assert_eq!(
+            vm_allows(&s, &vm, ip("10.10.10.5"), 8123),
+            VmVerdict::Reject
+        );
+        // The datacenter firewall off switches every guest's off.
+        s.fw.options.insert("enable".into(), json!(0));
+        assert_eq!(
+            vm_allows(&s, &vm, ip("10.10.10.5"), 8123),
+            VmVerdict::Accept
+        );
     }
 
     #[test]

@@ -1,8 +1,8 @@
-//! The guests' LAN: addresses (a static `ipconfigN`, or a DHCP lease from the LAN's
-//! router), what each running guest listens on, and the simulated `curl` that crosses
-//! it. Enough for probes "from the node's side" run through one guest's agent against
-//! another guest (issue 5: Home Assistant on 8123). Not simulated: guest-level
-//! firewall rules between guests, routing between bridges, names (only IP literals).
+//! The guests' LAN: addresses (a static `ipconfigN`, a DHCP lease from the router VM
+//! serving the bridge (crate::router), or one from the LAN's own router), what each
+//! running guest listens on, and the simulated `curl`. Whether a connection gets
+//! through (bridges, the router's rules, PVE firewalls) is crate::segments; names are
+//! not resolved (only IP literals).
 
 use std::net::Ipv4Addr;
 
@@ -13,9 +13,15 @@ use crate::util::now_f;
 #[derive(Debug, Clone)]
 pub struct GuestAddr {
     pub ifname: String,
+    /// The NIC's config key (`net0`).
+    pub slot: String,
     pub mac: String,
     pub ip: Ipv4Addr,
     pub prefix: u8,
+    /// The bridge the NIC is plugged into now.
+    pub bridge: String,
+    /// The default gateway the guest got with the address.
+    pub gateway: Option<Ipv4Addr>,
 }
 
 /// A running guest as the LAN sees it.
@@ -33,12 +39,17 @@ pub enum Service {
     Ssh,
     /// Home Assistant's frontend (or the supervisor's landing page while it starts).
     HomeAssistant,
+    /// An HTTPS web interface (PVE's 8006, OPNsense's GUI).
+    Web,
 }
 
 /// The LAN as seen from inside one guest at one moment.
 #[derive(Debug, Clone, Default)]
 pub struct Lan {
     pub hosts: Vec<LanHost>,
+    /// Outcomes of TCP connects from this guest, worked out beforehand for the
+    /// addresses its command names (crate::segments); others fall back to `hosts`.
+    pub reach: std::collections::BTreeMap<(Ipv4Addr, u16), crate::segments::Reach>,
 }
 
 /// What a guest boots: known from the image its boot disk was imported from.
@@ -46,6 +57,8 @@ pub struct Lan {
 pub enum GuestOs {
     Debian,
     HomeAssistantOs,
+    /// OPNsense (the router): FreeBSD, no guest agent; see crate::router.
+    OpnSense,
     /// A blank disk or an unknown image: nothing listens.
     Unknown,
 }
@@ -66,6 +79,9 @@ pub fn guest_os(st: &State, vm: &Vm) -> GuestOs {
             continue;
         };
         let s = src.to_ascii_lowercase();
+        if s.contains("opnsense") {
+            return GuestOs::OpnSense;
+        }
         if s.contains("haos") {
             return GuestOs::HomeAssistantOs;
         }
@@ -86,6 +102,9 @@ pub fn guest_addrs(st: &mut State, vmid: u32) -> Vec<GuestAddr> {
     let Some(vm) = st.vms.get(&vmid) else {
         return Vec::new();
     };
+    if guest_os(st, vm) == GuestOs::OpnSense {
+        return router_addrs(st, vmid);
+    }
     let node = vm.node.clone();
     let mut nets: Vec<(String, String)> = vm
         .conf
@@ -98,8 +117,9 @@ pub fn guest_addrs(st: &mut State, vmid: u32) -> Vec<GuestAddr> {
         .iter()
         .map(|(k, _)| vm.conf.get(&format!("ipconfig{}", &k[3..])).cloned())
         .collect();
+    let bound = vm.guest.nic_bound.clone();
     let mut out = Vec::new();
-    for (i, ((_, v), ipconf)) in nets.iter().zip(ipconfs).enumerate() {
+    for (i, ((k, v), ipconf)) in nets.iter().zip(ipconfs).enumerate() {
         let mac = v
             .split(',')
             .next()
@@ -114,26 +134,80 @@ pub fn guest_addrs(st: &mut State, vmid: u32) -> Vec<GuestAddr> {
         let fixed = ipconf.as_deref().and_then(|c| {
             let cidr = c.split(',').find_map(|p| p.strip_prefix("ip="))?;
             let net: ipnet::Ipv4Net = cidr.parse().ok()?;
-            Some((net.addr(), net.prefix_len()))
+            let gw = c
+                .split(',')
+                .find_map(|p| p.strip_prefix("gw="))
+                .and_then(|g| g.parse().ok());
+            Some((net.addr(), net.prefix_len(), gw))
         });
-        let (ip, prefix) = match fixed {
+        // A NIC moved while the guest runs keeps the address of the bridge it leased on.
+        let leased_on = bound.get(k).cloned().unwrap_or_else(|| bridge.clone());
+        let (ip, prefix, gateway) = match fixed {
             Some(x) => x,
-            None => lease(st, &node, &bridge, &mac, vmid),
+            None => match crate::router::dhcp_lease(st, &leased_on, &mac) {
+                Some(l) => (
+                    l.ip.parse().unwrap_or(Ipv4Addr::new(169, 254, 0, 1)),
+                    l.prefix,
+                    l.gateway.parse().ok(),
+                ),
+                None => lease(st, &node, &leased_on, &mac, vmid),
+            },
         };
         out.push(GuestAddr {
             ifname: format!("eth{i}"),
+            slot: k.clone(),
             mac,
             ip,
             prefix,
+            bridge,
+            gateway,
         });
     }
     out
 }
 
+/// The router's interface addresses (`vtnetN` on `netN`) while it is up; nothing
+/// while it boots.
+fn router_addrs(st: &mut State, vmid: u32) -> Vec<GuestAddr> {
+    let Some(r) = crate::router::routers(st)
+        .into_iter()
+        .find(|r| r.vmid == vmid)
+    else {
+        return Vec::new();
+    };
+    let gw = r.ifaces.iter().find(|i| i.key == "wan").and_then(|w| {
+        let (a, n) = w.addr?;
+        let node = st.vms.get(&vmid)?.node.clone();
+        let (_, _, gw) = lease(st, &node, &w.bridge, &w.mac, vmid);
+        gw.filter(|g| n.contains(g) && *g != a)
+    });
+    r.ifaces
+        .iter()
+        .filter_map(|i| {
+            let (ip, net) = i.addr?;
+            Some(GuestAddr {
+                ifname: format!("vtnet{}", i.slot),
+                slot: format!("net{}", i.slot),
+                mac: i.mac.clone(),
+                ip,
+                prefix: net.prefix_len(),
+                bridge: i.bridge.clone(),
+                gateway: (i.key == "wan").then_some(gw).flatten(),
+            })
+        })
+        .collect()
+}
+
 /// The DHCP lease of `mac` on `bridge`: the bridge's subnet (from the node's network
 /// configuration), hosts .100 upward, skipping the node, its gateway and other leases.
 /// A bridge without an address has no DHCP server: the guest gets a link-local address.
-fn lease(st: &mut State, node: &str, bridge: &str, mac: &str, vmid: u32) -> (Ipv4Addr, u8) {
+pub(crate) fn lease(
+    st: &mut State,
+    node: &str,
+    bridge: &str,
+    mac: &str,
+    vmid: u32,
+) -> (Ipv4Addr, u8, Option<Ipv4Addr>) {
     let subnet = st.nodes.get(node).and_then(|n| {
         let iface = n.network.get(bridge)?;
         let cidr = iface.get("cidr").and_then(serde_json::Value::as_str)?;
@@ -146,11 +220,11 @@ fn lease(st: &mut State, node: &str, bridge: &str, mac: &str, vmid: u32) -> (Ipv
     });
     let Some((net, gw)) = subnet else {
         let [a, b] = u16::try_from(vmid % 65_000).unwrap_or(0).to_be_bytes();
-        return (Ipv4Addr::new(169, 254, a.max(1), b.max(1)), 16);
+        return (Ipv4Addr::new(169, 254, a.max(1), b.max(1)), 16, None);
     };
     let key = format!("{bridge}/{mac}");
     if let Some(ip) = st.leases.get(&key).and_then(|s| s.parse().ok()) {
-        return (ip, net.prefix_len());
+        return (ip, net.prefix_len(), gw);
     }
     let node_ip = st
         .nodes
@@ -175,7 +249,7 @@ fn lease(st: &mut State, node: &str, bridge: &str, mac: &str, vmid: u32) -> (Ipv
     if pick.is_some() {
         st.leases.insert(key, ip.to_string());
     }
-    (ip, net.prefix_len())
+    (ip, net.prefix_len(), pick.and(gw))
 }
 
 /// The LAN as it is now: every running guest's addresses and open ports.
@@ -192,16 +266,7 @@ pub fn lan_view(st: &mut State, time_scale: f64) -> Lan {
         let Some(vm) = st.vms.get(&vmid) else {
             continue;
         };
-        let booted = now_f() >= vm.agent_ready_at;
-        let open: Vec<(u16, Service)> = match guest_os(st, vm) {
-            GuestOs::Debian if booted => vec![(22, Service::Ssh)],
-            GuestOs::HomeAssistantOs
-                if now_f() >= vm.agent_ready_at + HA_START_DELAY * time_scale =>
-            {
-                vec![(22222, Service::Ssh), (8123, Service::HomeAssistant)]
-            }
-            _ => Vec::new(),
-        };
+        let open = open_ports(st, vm, time_scale);
         for a in addrs {
             hosts.push(LanHost {
                 ip: a.ip,
@@ -209,7 +274,56 @@ pub fn lan_view(st: &mut State, time_scale: f64) -> Lan {
             });
         }
     }
-    Lan { hosts }
+    Lan {
+        hosts,
+        reach: Default::default(),
+    }
+}
+
+/// What a running guest listens on now (Debian: SSH once booted; Home Assistant OS:
+/// its SSH add-on port and the frontend a little later). The router is elsewhere
+/// (crate::segments).
+pub fn open_ports(st: &State, vm: &Vm, time_scale: f64) -> Vec<(u16, Service)> {
+    let booted = now_f() >= vm.agent_ready_at;
+    match guest_os(st, vm) {
+        GuestOs::Debian if booted => vec![(22, Service::Ssh)],
+        GuestOs::HomeAssistantOs if now_f() >= vm.agent_ready_at + HA_START_DELAY * time_scale => {
+            vec![(22222, Service::Ssh), (8123, Service::HomeAssistant)]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The `(address, port)` pairs a command line names: URLs (`http://A:P/`, default
+/// ports 80 and 443) and `/dev/tcp/A/P`, so their outcomes can be worked out before
+/// the guest runs it.
+pub fn targets(argv: &[String]) -> Vec<(Ipv4Addr, u16)> {
+    let mut out = Vec::new();
+    for a in argv {
+        for part in a.split(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
+            if let Some(rest) = part.split("/dev/tcp/").nth(1)
+                && let Some((h, p)) = rest.split_once('/')
+                && let (Ok(h), Ok(p)) = (h.parse(), p.parse())
+            {
+                out.push((h, p));
+            }
+            for (scheme, port) in [("http://", 80u16), ("https://", 443)] {
+                if let Some(rest) = part.split(scheme).nth(1) {
+                    let hp = rest.split(['/', '?']).next().unwrap_or_default();
+                    let (h, p) = match hp.rsplit_once(':') {
+                        Some((h, p)) => (h, p.parse().unwrap_or(port)),
+                        None => (hp, port),
+                    };
+                    if let Ok(h) = h.parse() {
+                        out.push((h, p));
+                    }
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The simulated `curl` (HTTP only): `-s -S -f -k -L -I -o FILE -m/--max-time N
@@ -296,23 +410,38 @@ pub fn curl(lan: &Lan, args: &[String]) -> (i64, String, String) {
     let Ok(ip) = host.parse::<Ipv4Addr>() else {
         return err(6, format!("Could not resolve host: {host}"));
     };
-    let Some(h) = lan.hosts.iter().find(|h| h.ip == ip) else {
-        return err(
-            28,
-            format!(
-                "Failed to connect to {ip} port {port} after {} ms: Timeout was reached",
-                (max_time * 1000.0) as u64
-            ),
-        );
+    let timeout_msg = || {
+        format!(
+            "Failed to connect to {ip} port {port} after {} ms: Timeout was reached",
+            (max_time * 1000.0) as u64
+        )
     };
-    let Some((_, svc)) = h.open.iter().find(|(p, _)| *p == port) else {
-        return err(
-            7,
-            format!("Failed to connect to {ip} port {port} after 0 ms: Couldn't connect to server"),
-        );
+    let refused_msg =
+        || format!("Failed to connect to {ip} port {port} after 0 ms: Couldn't connect to server");
+    let svc = match lan.reach.get(&(ip, port)) {
+        Some(crate::segments::Reach::Timeout) => return err(28, timeout_msg()),
+        Some(crate::segments::Reach::Refused) => return err(7, refused_msg()),
+        Some(crate::segments::Reach::NoRoute) => {
+            return err(
+                7,
+                format!("Failed to connect to {ip} port {port} after 0 ms: No route to host"),
+            );
+        }
+        Some(crate::segments::Reach::Open(s)) => Some(s.unwrap_or(Service::Web)),
+        None => None,
+    };
+    let svc = match svc {
+        Some(s) => s,
+        None => match lan_service(lan, ip, port) {
+            Ok(s) => s,
+            Err(true) => return err(28, timeout_msg()),
+            Err(false) => return err(7, refused_msg()),
+        },
     };
     let (status, body) = match (svc, https) {
         (Service::Ssh, _) => return err(1, "Received HTTP/0.9 when not allowed".into()),
+        (Service::Web, false) => return err(52, "Empty reply from server".into()),
+        (Service::Web, true) => (200u16, "<!DOCTYPE html><html></html>\n"),
         (Service::HomeAssistant, true) => {
             return err(
                 35,
@@ -337,6 +466,17 @@ pub fn curl(lan: &Lan, args: &[String]) -> (i64, String, String) {
     (0, out, String::new())
 }
 
+/// The service on `ip:port` by the plain host list: `Err(true)` no such host (a
+/// timeout), `Err(false)` nothing listens (refused).
+fn lan_service(lan: &Lan, ip: Ipv4Addr, port: u16) -> Result<Service, bool> {
+    let h = lan.hosts.iter().find(|h| h.ip == ip).ok_or(true)?;
+    h.open
+        .iter()
+        .find(|(p, _)| *p == port)
+        .map(|(_, s)| *s)
+        .ok_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,6 +487,7 @@ mod tests {
                 ip: Ipv4Addr::new(192, 168, 1, 101),
                 open: vec![(8123, Service::HomeAssistant)],
             }],
+            reach: Default::default(),
         }
     }
 

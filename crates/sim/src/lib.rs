@@ -25,7 +25,10 @@ mod guest;
 mod guestnet;
 pub mod host;
 pub mod netip;
+pub mod opnsense;
+mod router;
 pub mod schema;
+mod segments;
 mod server;
 mod ssh;
 pub mod state;
@@ -63,6 +66,87 @@ pub enum SimError {
     Cert(String),
     #[error("TLS setup failed: {0}")]
     Tls(String),
+    #[error("simulator setting: {0}")]
+    Config(String),
+}
+
+/// How the router guest's one console step (OPNsense's configuration importer) is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RouterConsole {
+    /// The admin does it: the seed's config is imported at boot.
+    #[default]
+    Auto,
+    /// Nobody does it unless keys arrive through `PUT …/sendkey` while the importer's
+    /// prompt is open (any key, then `c`, `d`, `0`, `ret`).
+    Manual,
+}
+
+impl std::str::FromStr for RouterConsole {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(RouterConsole::Auto),
+            "manual" => Ok(RouterConsole::Manual),
+            other => Err(format!(
+                "router console mode `{other}` is not known: use `auto` or `manual`"
+            )),
+        }
+    }
+}
+
+/// The simulated router guest's settings: `--router-console` and
+/// `--fault-router-boot-failure-rate`. Kept apart from [`SimConfig`] and [`Faults`]
+/// (whose literals other crates build) and read from the environment at start
+/// (`LABWRIGHT_SIM_ROUTER_CONSOLE`, `LABWRIGHT_SIM_FAULT_ROUTER_BOOT_FAILURE_RATE`);
+/// [`SimHandle::set_router_sim`] changes them while running.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RouterSim {
+    pub console: RouterConsole,
+    /// Probability (0..1) that a router boot comes up without routing, as if the
+    /// configuration import had failed.
+    pub boot_failure_rate: f64,
+}
+
+/// Environment variable of `--router-console`.
+pub const ENV_ROUTER_CONSOLE: &str = "LABWRIGHT_SIM_ROUTER_CONSOLE";
+/// Environment variable of `--fault-router-boot-failure-rate`.
+pub const ENV_ROUTER_BOOT_FAILURE_RATE: &str = "LABWRIGHT_SIM_FAULT_ROUTER_BOOT_FAILURE_RATE";
+
+impl RouterSim {
+    /// The settings the environment asks for (unset: `auto`, no fault).
+    pub fn from_env() -> Result<RouterSim, String> {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Self::from_values(
+            get(ENV_ROUTER_CONSOLE).as_deref(),
+            get(ENV_ROUTER_BOOT_FAILURE_RATE).as_deref(),
+        )
+    }
+
+    /// Parses the two settings as given on a command line or in the environment.
+    pub fn from_values(console: Option<&str>, rate: Option<&str>) -> Result<RouterSim, String> {
+        let console = match console {
+            Some(c) => c
+                .trim()
+                .parse()
+                .map_err(|e| format!("{ENV_ROUTER_CONSOLE}: {e}"))?,
+            None => RouterConsole::Auto,
+        };
+        let boot_failure_rate = match rate {
+            Some(r) => match r.trim().parse::<f64>() {
+                Ok(x) if (0.0..=1.0).contains(&x) => x,
+                _ => {
+                    return Err(format!(
+                        "{ENV_ROUTER_BOOT_FAILURE_RATE}: `{r}` is not a probability between 0 and 1"
+                    ));
+                }
+            },
+            None => 0.0,
+        };
+        Ok(RouterSim {
+            console,
+            boot_failure_rate,
+        })
+    }
 }
 
 /// Fault injection, reproducible through [`SimConfig::seed`].
@@ -311,6 +395,17 @@ impl SimHandle {
     /// Changes fault injection while running (tests switch faults on for one step).
     pub fn set_faults(&self, faults: Faults) {
         self.inner.set_faults(faults);
+    }
+    /// The router guest's settings in force.
+    pub fn router_sim(&self) -> RouterSim {
+        self.inner.router_sim()
+    }
+    /// Changes the router guest's console mode and boot fault (applies from the next
+    /// router boot).
+    pub fn set_router_sim(&self, r: RouterSim) {
+        if let Ok(mut g) = self.inner.router.lock() {
+            *g = r;
+        }
     }
     /// A copy of the whole simulated state, for assertions.
     pub fn snapshot_state(&self) -> state::State {

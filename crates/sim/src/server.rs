@@ -44,6 +44,8 @@ pub struct Inner {
     pub persist_lock: Mutex<()>,
     /// Fault injection in force (starts as `cfg.faults`, changed by `set_faults`).
     pub faults: Mutex<crate::Faults>,
+    /// The router guest's console mode and boot fault (`set_router_sim`, environment).
+    pub router: Mutex<crate::RouterSim>,
 }
 
 impl Inner {
@@ -55,6 +57,14 @@ impl Inner {
             Err(p) => p.into_inner(),
         };
         f(&mut g)
+    }
+
+    /// The router guest's settings in force.
+    pub fn router_sim(&self) -> crate::RouterSim {
+        match self.router.lock() {
+            Ok(r) => *r,
+            Err(p) => *p.into_inner(),
+        }
     }
 
     /// The faults in force.
@@ -219,6 +229,8 @@ pub struct Upload {
     pub size: u64,
     /// `#cloud-config` text found in the file (a NoCloud seed ISO stores it verbatim).
     pub user_data: Option<String>,
+    /// An OPNsense `config.xml` found in the file (a router seed ISO stores it verbatim).
+    pub router_config: Option<String>,
 }
 
 /// One parsed and validated request, as handlers see it.
@@ -449,6 +461,7 @@ pub async fn start(cfg: SimConfig) -> Result<SimHandle, SimError> {
     let ticket_key = uuid::Builder::from_random_bytes(rng.random())
         .into_uuid()
         .to_string();
+    let router = crate::RouterSim::from_env().map_err(SimError::Config)?;
     let inner = Arc::new(Inner {
         workers: Semaphore::new(cfg.workers.max(1)),
         client_addr: Mutex::new(cfg.client_addr),
@@ -467,6 +480,7 @@ pub async fn start(cfg: SimConfig) -> Result<SimHandle, SimError> {
         state_file,
         persist_lock: Mutex::new(()),
         faults: Mutex::new(cfg.faults.clone()),
+        router: Mutex::new(router),
         cfg,
     });
     inner.persist();
@@ -666,6 +680,7 @@ fn parse_multipart(body: &[u8], ctype: &str, out: &mut Params) -> Option<Upload>
             file = Some(Upload {
                 size: content.len() as u64,
                 user_data: find_cloud_config(content),
+                router_config: crate::opnsense::find_config(content),
             });
             if name != "filename" {
                 out.insert("filename".into(), PVal::Str(fname.to_string()));

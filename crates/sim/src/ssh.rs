@@ -193,12 +193,13 @@ impl Conn {
             return Err(russh::Error::Disconnect);
         }
         let stdin = String::from_utf8_lossy(stdin).into_owned();
+        let scale = self.inner.cfg.time_scale;
         let node = self
             .inner
             .with_state(|st| st.nodes.keys().next().cloned().unwrap_or_default());
         let out = self
             .inner
-            .with_state(|st| crate::host::run_line(st, &node, line, &stdin));
+            .with_state(|st| crate::host::run_line_scaled(st, &node, line, &stdin, scale));
         self.inner.persist();
         tracing::info!(target: "labwright_sim::request", "ssh {line} → exit {}", out.code);
         if !out.out.is_empty() {

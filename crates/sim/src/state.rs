@@ -53,6 +53,46 @@ pub struct State {
     /// `/etc/pve/mapping/directory.cfg`: id → mapping.
     #[serde(default)]
     pub dir_mappings: IndexMap<String, DirMapping>,
+    /// OPNsense `config.xml` documents found in uploaded ISO images, by volume id
+    /// (crate::opnsense): such an ISO on a CD-ROM is a router seed.
+    #[serde(default)]
+    pub router_seeds: BTreeMap<String, String>,
+    /// DHCP leases handed out by a simulated router: `bridge/mac` → lease.
+    #[serde(default)]
+    pub router_leases: BTreeMap<String, RouterLease>,
+}
+
+/// A DHCP lease from the router VM: address, prefix and gateway (the router).
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct RouterLease {
+    pub ip: String,
+    pub prefix: u8,
+    pub gateway: String,
+}
+
+/// A network namespace made on the node (`ip netns add`), used as a probe host.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct Netns {
+    /// Links inside the namespace (moved in with `ip link set … netns`).
+    pub links: Vec<String>,
+    /// `ADDR/PREFIX dev LINK` entries.
+    pub addrs: Vec<(String, u8, String)>,
+    /// The default route's gateway.
+    pub gateway: Option<String>,
+    /// Neighbours that answered ARP: address → (device, MAC).
+    pub neigh: BTreeMap<String, (String, String)>,
+}
+
+/// A link made on the node with `ip link add` (a veth end).
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct HostLink {
+    pub peer: String,
+    pub mac: String,
+    /// The bridge it is enslaved to (`master`).
+    pub master: Option<String>,
+    pub up: bool,
+    /// The namespace it was moved into; `None`: the node's own.
+    pub netns: Option<String>,
 }
 
 /// A cluster-wide directory mapping (virtiofs shares).
@@ -157,6 +197,12 @@ pub struct Node {
     pub files: BTreeMap<String, String>,
     #[serde(default)]
     pub sanoid: Sanoid,
+    /// Network namespaces (`ip netns`), by name.
+    #[serde(default)]
+    pub netns: BTreeMap<String, Netns>,
+    /// Links made with `ip link add`, by name.
+    #[serde(default)]
+    pub links: BTreeMap<String, HostLink>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -256,6 +302,35 @@ pub struct Guest {
     /// Mounts beyond the root file system (virtiofs shares mounted in the guest).
     #[serde(default)]
     pub mounts: Vec<GuestMount>,
+    /// NICs moved to another bridge while running: `netN` → the bridge the guest still
+    /// holds its address from (until it reboots or the link flaps).
+    #[serde(default)]
+    pub nic_bound: BTreeMap<String, String>,
+    /// The OPNsense router's own state (crate::opnsense), for a guest that boots it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<RouterGuest>,
+}
+
+/// What an OPNsense guest holds: its imported configuration and this boot's progress.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct RouterGuest {
+    /// `/conf/config.xml` once imported (survives reboots).
+    pub config: Option<String>,
+    /// Wall-clock second after which the booted router forwards, serves DHCP and listens.
+    pub ready_at: f64,
+    /// This boot failed to bring routing up (fault `router_boot_failure_rate`).
+    pub boot_failed: bool,
+    /// The configuration importer's console prompt during this boot.
+    pub importer: Option<Importer>,
+}
+
+/// The importer's console: `Press any key …` until `closes_at`, then the device prompt.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct Importer {
+    pub closes_at: f64,
+    /// A key was pressed in time: the device prompt reads a line.
+    pub prompting: bool,
+    pub typed: String,
 }
 
 /// One mounted file system in a guest.
@@ -460,6 +535,8 @@ fn base_node(name: &str, ip: &str, now: u64) -> Node {
         .map(|d| (d.to_string(), String::new()))
         .collect(),
         sanoid: Sanoid::default(),
+        netns: BTreeMap::new(),
+        links: BTreeMap::new(),
     }
 }
 

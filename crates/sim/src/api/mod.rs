@@ -12,6 +12,7 @@ pub(crate) mod firewall;
 pub(crate) mod mapping;
 pub(crate) mod network;
 pub(crate) mod qemu;
+pub(crate) mod qemu_net;
 pub(crate) mod snapshot;
 pub(crate) mod storage;
 pub(crate) mod storage_cfg;
@@ -143,6 +144,7 @@ pub const IMPLEMENTED: &[(&str, &str)] = &[
     ("POST", "/nodes/{node}/qemu/{vmid}/status/reset"),
     ("POST", "/nodes/{node}/qemu/{vmid}/status/suspend"),
     ("POST", "/nodes/{node}/qemu/{vmid}/status/resume"),
+    ("PUT", "/nodes/{node}/qemu/{vmid}/sendkey"),
     ("GET", "/nodes/{node}/qemu/{vmid}/snapshot"),
     ("POST", "/nodes/{node}/qemu/{vmid}/snapshot"),
     ("GET", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}"),

@@ -153,6 +153,7 @@ pub async fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
         ("POST", "/nodes/{node}/qemu/{vmid}/status/reset") => power(inner, r, "qmreset"),
         ("POST", "/nodes/{node}/qemu/{vmid}/status/suspend") => power(inner, r, "qmsuspend"),
         ("POST", "/nodes/{node}/qemu/{vmid}/status/resume") => power(inner, r, "qmresume"),
+        ("PUT", "/nodes/{node}/qemu/{vmid}/sendkey") => super::qemu_net::sendkey(inner, r),
         ("GET", "/nodes/{node}/qemu/{vmid}/snapshot") => snapshot_list(inner, r),
         ("POST", "/nodes/{node}/qemu/{vmid}/snapshot") => snapshot_create(inner, r),
         ("GET", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}") => {
@@ -564,7 +565,7 @@ fn config_params(r: &Req) -> Vec<(String, String)> {
         .collect()
 }
 
-fn check_root_only(r: &Req, keys: &[&str]) -> Result<(), ApiError> {
+pub(super) fn check_root_only(r: &Req, keys: &[&str]) -> Result<(), ApiError> {
     for k in keys {
         if r.params.contains_key(*k) && !r.who.is_root_ticket() {
             return Err(ApiError::param(k, "Only root may use this option."));
@@ -886,6 +887,7 @@ impl ConfigUpdate {
                 || (is_drive(k) && disk_hot && live_bus(k))
                 || k == "lock";
             if immediate {
+                vm.guest.nic_bound.remove(k);
                 if let Some(old) = vm.conf.shift_remove(k) {
                     let volid = old.split(',').next().unwrap_or("").to_string();
                     if k.starts_with("unused") || (is_drive(k) && force) {
@@ -926,6 +928,9 @@ impl ConfigUpdate {
                 || (is_drive(&k) && old.is_none() && disk_hot && live_bus(&k))
                 || (is_drive(&k) && old.as_deref().is_some_and(cd) && cd(&v));
             if immediate {
+                if running && k.starts_with("net") {
+                    super::qemu_net::note_nic_move(vm, &k, old.as_deref(), &v);
+                }
                 vm.conf.insert(k.clone(), v);
                 vm.pending.shift_remove(&k);
             } else {
@@ -1208,6 +1213,7 @@ fn apply_pending(vm: &mut Vm) {
 fn start_task(inner: &Arc<Inner>, node: &str, vmid: u32, user: &str, skiplock: bool) -> String {
     let node2 = node.to_string();
     let scale = inner.cfg.time_scale;
+    let (rs, router_failed) = super::qemu_net::router_roll(inner);
     tasks::spawn(
         inner,
         Spec {
@@ -1265,6 +1271,9 @@ fn start_task(inner: &Arc<Inner>, node: &str, vmid: u32, user: &str, skiplock: b
             vm.paused = false;
             vm.started_at = now();
             vm.agent_ready_at = now_f() + 8.0 * scale;
+            vm.guest.nic_bound.clear();
+            crate::router::on_boot(st, vmid, rs, router_failed, scale);
+            let vm = st.vm_mut(&node2, vmid)?;
             let mut log = vec![];
             if vm
                 .conf
@@ -1349,6 +1358,7 @@ fn power(inner: &Arc<Inner>, r: &Req, kind: &'static str) -> Result<Reply, ApiEr
         _ => 4.0,
     };
     let scale = inner.cfg.time_scale;
+    let (rs, router_failed) = super::qemu_net::router_roll(inner);
     let upid = tasks::spawn(
         inner,
         Spec {
@@ -1397,6 +1407,11 @@ fn power(inner: &Arc<Inner>, r: &Req, kind: &'static str) -> Result<Reply, ApiEr
                 }
             }
             vm.paused = false;
+            // Every power change re-runs the guest's DHCP on the bridges it is on now.
+            vm.guest.nic_bound.clear();
+            if matches!(kind, "qmreset" | "qmreboot") {
+                crate::router::on_boot(st, vmid, rs, router_failed, scale);
+            }
             Ok(vec![])
         }),
     );
@@ -1522,10 +1537,15 @@ fn agent(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
     inner.with_state(|st| {
         // The LAN view (leases, open ports) is taken before borrowing the guest.
         let (lan, addrs) = match cmd.as_str() {
-            "exec" => (crate::guestnet::lan_view(st, inner.cfg.time_scale), Vec::new()),
+            "exec" => (super::qemu_net::exec_lan(st, vmid, r, inner.cfg.time_scale), Vec::new()),
             "network-get-interfaces" => (Lan::default(), crate::guestnet::guest_addrs(st, vmid)),
             _ => (Lan::default(), Vec::new()),
         };
+        // The OPNsense seed installs no guest agent plugin: nothing answers.
+        let no_agent = st
+            .vms
+            .get(&vmid)
+            .is_some_and(|v| crate::guestnet::guest_os(st, v) == crate::guestnet::GuestOs::OpnSense);
         let vm = st.vm_mut(&node, vmid)?;
         if !vm.conf.get("agent").is_some_and(|a| agent_enabled(a)) {
             return Err(ApiError::e500("No QEMU guest agent configured"));
@@ -1533,7 +1553,7 @@ fn agent(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
         if !vm.running {
             return Err(ApiError::e500(format!("VM {vmid} is not running")));
         }
-        if now_f() < vm.agent_ready_at {
+        if no_agent || now_f() < vm.agent_ready_at {
             return Err(ApiError::e500("QEMU guest agent is not running"));
         }
         // An agent started with `--block-rpcs` answers with an error object.
@@ -1582,13 +1602,17 @@ fn agent(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
                     && f.copy_failure_rate > 0.0
                     && inner.roll() < f.copy_failure_rate)
                     .then(|| (inner.roll() * u64::MAX as f64) as u64);
-                let (code, out, err) = match crate::guest::Ctx::of(st, vmid, &lan) {
+                let (mut code, out, err) = match crate::guest::Ctx::of(st, vmid, &lan) {
                     Some(mut ctx) => {
                         ctx.copy_fault = copy_fault;
                         crate::guest::run_guest(&mut ctx, &argv, r.str("input-data").as_deref())
                     }
                     None => (1, String::new(), String::new()),
                 };
+                // A connect nobody cut short ends with bash's own timeout error.
+                if code == crate::segments::HANG {
+                    code = 1;
+                }
                 let vm = st.vm_mut(&node, vmid)?;
                 vm.guest.next_pid = vm.guest.next_pid.max(1000) + 1;
                 let pid = vm.guest.next_pid;

@@ -381,6 +381,7 @@ fn upload(inner: &Arc<Inner>, r: &Req, is_upload: bool) -> Result<Reply, ApiErro
     let volid = format!("{id}:{dir}/{filename}");
     let size = r.upload.as_ref().map_or(350 << 20, |u| u.size);
     let user_data = r.upload.as_ref().and_then(|u| u.user_data.clone());
+    let router_config = r.upload.as_ref().and_then(|u| u.router_config.clone());
     if is_upload && r.upload.is_none() {
         return Err(ApiError::param("filename", "missing file upload"));
     }
@@ -420,6 +421,11 @@ fn upload(inner: &Arc<Inner>, r: &Req, is_upload: bool) -> Result<Reply, ApiErro
                 }
             }
             st.volumes.retain(|v| v.volid != volid);
+            // An ISO holding an OPNsense config.xml is a router seed (crate::router).
+            match router_config.filter(|_| content == "iso") {
+                Some(x) => st.router_seeds.insert(volid.clone(), x),
+                None => st.router_seeds.remove(&volid),
+            };
             st.volumes.push(Volume {
                 node: node2,
                 storage: id,

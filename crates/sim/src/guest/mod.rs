@@ -78,6 +78,32 @@ impl<'a> Ctx<'a> {
 
 /// Runs a command in the simulated guest: `sh -c SCRIPT` or an argv.
 pub fn run_guest(ctx: &mut Ctx<'_>, argv: &[String], input: Option<&str>) -> Ran {
+    // `timeout [-k D] [-s SIG] DURATION CMD…`: a connect still hanging when the
+    // duration ends is killed (exit 124, nothing printed).
+    if argv.first().is_some_and(|a| a == "timeout") {
+        let mut i = 1;
+        while i < argv.len() && argv[i].starts_with('-') {
+            i += if matches!(argv[i].as_str(), "-k" | "-s" | "--kill-after" | "--signal") {
+                2
+            } else {
+                1
+            };
+        }
+        let rest = argv.get(i + 1..).unwrap_or_default();
+        if rest.is_empty() {
+            return (
+                125,
+                String::new(),
+                "timeout: missing operand\nTry 'timeout --help' for more information.\n".into(),
+            );
+        }
+        let r = run_guest(ctx, rest, input);
+        return if r.0 == crate::segments::HANG {
+            (124, r.1, String::new())
+        } else {
+            r
+        };
+    }
     if argv.len() >= 3
         && ["sh", "bash", "/bin/sh", "/bin/bash", "/usr/bin/bash"].contains(&argv[0].as_str())
         && argv[1] == "-c"

@@ -83,6 +83,16 @@ pub fn run_simple(ctx: &mut Ctx<'_>, argv: &[String], input: Option<&str>) -> Ra
         }
         // curl is in Debian's cloud images; it reaches the other guests on the LAN.
         "curl" => crate::guestnet::curl(ctx.lan, args),
+        // bash's /dev/tcp: `exec 3<>/dev/tcp/ADDR/PORT` connects (crate::segments).
+        "exec" if args.iter().any(|a| a.contains("/dev/tcp/")) => {
+            match crate::segments::dev_tcp_guest(
+                &ctx.lan.reach,
+                &format!("exec {}", args.join(" ")),
+            ) {
+                Some((code, err)) => (code, String::new(), err),
+                None => fail(1, "bash: exec: unsupported redirection\n"),
+            }
+        }
         "docker" if args.first().is_some_and(|a| a == "--version") => {
             ok("Docker version 27.3.1, build ce12230\n")
         }

@@ -2,6 +2,8 @@
 //! node (`zfs`, `zpool`, sanoid's package and timer, files under `/etc`) against the
 //! same state the API serves.
 
+pub mod netns;
+mod netshow;
 pub mod zfs;
 pub mod zpool;
 
@@ -66,6 +68,34 @@ pub fn reads_stdin(line: &str) -> bool {
 
 /// Runs a command line (`;`, `&&`, `||` lists of simple commands) on `node`.
 pub fn run_line(st: &mut State, node: &str, line: &str, stdin: &str) -> Out {
+    run_line_scaled(st, node, line, stdin, 1.0)
+}
+
+/// [`run_line`] in a simulator running at `time_scale` (guests' boot timing).
+pub fn run_line_scaled(
+    st: &mut State,
+    node: &str,
+    line: &str,
+    stdin: &str,
+    time_scale: f64,
+) -> Out {
+    let mut out = run_line_in(st, node, line, stdin, None, time_scale);
+    // A connect nobody cut short ends with bash's own timeout error.
+    if out.code == netns::HANG_CODE {
+        out.code = 1;
+    }
+    out
+}
+
+/// A command line run in network namespace `ns` (`None`: the node's own).
+pub(crate) fn run_line_in(
+    st: &mut State,
+    node: &str,
+    line: &str,
+    stdin: &str,
+    ns: Option<&str>,
+    time_scale: f64,
+) -> Out {
     let cmds = match words::split(line) {
         Ok(c) => c,
         Err(e) => return Out::err(2, format!("bash: -c: line 1: {e}\n")),
@@ -80,15 +110,40 @@ pub fn run_line(st: &mut State, node: &str, line: &str, stdin: &str) -> Out {
         if !go {
             continue;
         }
-        let r = match st.nodes.get_mut(node) {
-            Some(n) => run(n, &c.argv, stdin),
-            None => Out::err(255, format!("ssh: Could not resolve hostname {node}\n")),
-        };
+        let r = run_in(st, node, &c.argv, ns, stdin, time_scale);
         acc.code = r.code;
         acc.out.push_str(&r.out);
         acc.err.push_str(&r.err);
     }
     acc
+}
+
+/// One simple command in namespace `ns`: the network commands (`ip`, `timeout`,
+/// `bash -c`) see the whole state, the others the node.
+pub(crate) fn run_in(
+    st: &mut State,
+    node: &str,
+    argv: &[String],
+    ns: Option<&str>,
+    stdin: &str,
+    time_scale: f64,
+) -> Out {
+    let args = argv.get(1..).unwrap_or_default();
+    match argv
+        .first()
+        .map(|a| a.rsplit('/').next().unwrap_or_default())
+    {
+        Some("ip") => return netns::ip(st, node, args, ns, time_scale),
+        Some("timeout") => return netns::timeout(st, node, args, ns, time_scale),
+        Some("bash" | "sh") if args.iter().any(|a| a == "-c") => {
+            return netns::bash(st, node, args, ns, time_scale);
+        }
+        _ => {}
+    }
+    match st.nodes.get_mut(node) {
+        Some(n) => run(n, argv, stdin),
+        None => Out::err(255, format!("ssh: Could not resolve hostname {node}\n")),
+    }
 }
 
 /// One simple command.
