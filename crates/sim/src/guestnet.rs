@@ -497,6 +497,31 @@ mod tests {
     }
 
     #[test]
+    fn targets_are_found_in_urls_and_dev_tcp() {
+        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap_or(Ipv4Addr::UNSPECIFIED);
+        assert_eq!(
+            targets(&a(&[
+                "timeout",
+                "3",
+                "bash",
+                "-c",
+                "exec 3<>/dev/tcp/10.10.20.101/8123"
+            ])),
+            vec![(ip("10.10.20.101"), 8123)]
+        );
+        assert_eq!(
+            targets(&a(&[
+                "sh",
+                "-c",
+                "curl -s http://10.0.0.5/ && curl https://10.0.0.6:8443/x"
+            ])),
+            vec![(ip("10.0.0.5"), 80), (ip("10.0.0.6"), 8443)]
+        );
+        assert!(targets(&a(&["curl", "http://homeassistant.local:8123/"])).is_empty());
+    }
+
+    #[test]
     fn curl_reports_the_status_of_a_listening_port() {
         let (code, out, _) = run(&[
             "-sS",

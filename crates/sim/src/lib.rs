@@ -96,8 +96,10 @@ impl std::str::FromStr for RouterConsole {
 
 /// The simulated router guest's settings: `--router-console` and
 /// `--fault-router-boot-failure-rate`. Kept apart from [`SimConfig`] and [`Faults`]
-/// (whose literals other crates build) and read from the environment at start
-/// (`LABWRIGHT_SIM_ROUTER_CONSOLE`, `LABWRIGHT_SIM_FAULT_ROUTER_BOOT_FAILURE_RATE`);
+/// (whose literals other crates build) and read from the environment at every start
+/// (`LABWRIGHT_SIM_ROUTER_CONSOLE`, `LABWRIGHT_SIM_FAULT_ROUTER_BOOT_FAILURE_RATE`, the
+/// `LABWRIGHT_SIM_*` convention of the embedded `--target sim`), so both `labwright
+/// sim` and the embedded simulator take them without a flag of their own;
 /// [`SimHandle::set_router_sim`] changes them while running.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct RouterSim {

@@ -397,6 +397,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn settings_from_flag_or_environment_values() {
+        let r = RouterSim::from_values(Some("manual"), Some("0.25")).expect("valid");
+        assert_eq!(r.console, RouterConsole::Manual);
+        assert!((r.boot_failure_rate - 0.25).abs() < 1e-9);
+        assert_eq!(RouterSim::from_values(None, None), Ok(RouterSim::default()));
+        let e = RouterSim::from_values(Some("Auto"), None).expect_err("case matters");
+        assert!(
+            e.contains("`Auto` is not known: use `auto` or `manual`"),
+            "{e}"
+        );
+        let e = RouterSim::from_values(None, Some("1.5")).expect_err("not a probability");
+        assert!(
+            e.contains("LABWRIGHT_SIM_FAULT_ROUTER_BOOT_FAILURE_RATE"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn qemu_key_names() {
         for k in ["a", "0", "ret", "shift-c", "ctrl-alt-delete", "f12", "spc"] {
             assert!(known_key(k), "{k}");

@@ -331,6 +331,11 @@ async fn auto_import_leases_and_the_segment_matrix() {
         (0, String::new()),
         "LAN → HA 8123"
     );
+    // The same probe inside a script.
+    let script = format!("timeout 3 bash -c 'exec 3<>/dev/tcp/{app}/22' && echo open");
+    assert_eq!(exec(&api, 100, &["sh", "-c", &script]).await.1, "open\n");
+    let script = format!("timeout 3 bash -c 'exec 3<>/dev/tcp/{app}/8080'");
+    assert_eq!(exec(&api, 100, &["sh", "-c", &script]).await.0, 124);
     // Not in the matrix: LAN → app-host on another port is the default deny.
     assert_eq!(
         probe_guest(&api, 100, &app, 8080).await,

@@ -108,7 +108,8 @@ pub fn run_guest(ctx: &mut Ctx<'_>, argv: &[String], input: Option<&str>) -> Ran
         && ["sh", "bash", "/bin/sh", "/bin/bash", "/usr/bin/bash"].contains(&argv[0].as_str())
         && argv[1] == "-c"
     {
-        return run_script(ctx, &argv[2], input);
+        // Inside a script the words arrive split (`bash -c 'exec 3<>…'`): rejoin them.
+        return run_script(ctx, &argv[2..].join(" "), input);
     }
     shell::run_simple(ctx, argv, input)
 }
@@ -172,7 +173,7 @@ fn run_chain(ctx: &mut Ctx<'_>, stmt: &str, input: Option<&str>) -> Ran {
             .filter(|w| !w.starts_with('>') && !w.starts_with("2>") && !w.starts_with("1>"))
             .map(|w| w.trim_matches(|c| c == '\'' || c == '"').to_string())
             .collect();
-        let (c, o, e) = shell::run_simple(ctx, &words, input);
+        let (c, o, e) = run_guest(ctx, &words, input);
         code = c;
         out.push_str(&o);
         err.push_str(&e);
