@@ -29,26 +29,10 @@ fn reference_xml() -> String {
     Opnsense::for_spec(&spec, &rs).unwrap().render(&rs)
 }
 
-/// The reference config with its default deny written once per interface. As
-/// rendered, that rule names three interfaces, so OPNsense treats it as floating and
-/// evaluates it before every single-interface rule: it would shadow all the matrix's
-/// passes (see `as_rendered_the_floating_default_deny_shadows_the_passes`).
+/// The reference config as labwright renders it (every rule on one interface: a
+/// rule naming several would be floating in OPNsense and evaluated first).
 fn matrix_xml() -> String {
-    let xml = reference_xml();
-    let marker = "<interface>wan,lan,opt1</interface>";
-    let at = xml.find(marker).unwrap();
-    let start = xml[..at].rfind("<rule ").unwrap();
-    let end = at + xml[at..].find("</rule>").unwrap() + "</rule>".len();
-    let rule = &xml[start..end];
-    assert!(
-        rule.contains("<action>block</action>") && rule.contains("default deny"),
-        "{rule}"
-    );
-    let split: Vec<String> = ["wan", "lan", "opt1"]
-        .iter()
-        .map(|i| rule.replace(marker, &format!("<interface>{i}</interface>")))
-        .collect();
-    format!("{}{}{}", &xml[..start], split.join("\n"), &xml[end..])
+    reference_xml()
 }
 
 fn mac(slot: &str) -> String {
@@ -426,28 +410,33 @@ async fn auto_import_leases_and_the_segment_matrix() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn as_rendered_the_floating_default_deny_shadows_the_passes() {
+async fn as_rendered_the_reference_config_lets_the_declared_flows_through() {
     if !have_ssh() {
         return;
     }
+    let xml = reference_xml();
+    // A default deny naming `wan,lan,opt1` was floating and shadowed every pass.
+    assert!(
+        !xml.contains("<interface>wan,lan,opt1</interface>"),
+        "a multi-interface rule is back"
+    );
     let api = start(RouterSim::default()).await;
-    build_lab(&api, &reference_xml(), "vmbr1").await;
+    build_lab(&api, &xml, "vmbr1").await;
     start_all(&api).await;
     let app = addr_of(&api, 300).await;
     let ha = addr_of(&api, 400).await;
-    // DHCP still works (OPNsense's automatic rules for its DHCP server come first) …
     assert!(
         in_pool(&app, "10.10.10.") && in_pool(&ha, "10.10.20."),
         "{app} {ha}"
     );
     make_probe(&api, "vmbr2", "10.10.20.127", "10.10.20.1").await;
-    // … inside a segment nothing crosses the router …
     assert_eq!(probe_ns(&api, "vmbr2", &ha, 8123).await.0, 0);
-    // … but the declared LAN → app-host pass (sequence 170, on wan) comes after the
-    // floating deny (sequence 250, on wan,lan,opt1), and so does DNS on IOT.
-    assert_eq!(probe_guest(&api, 100, &app, 22).await.0, 124);
-    assert_eq!(probe_guest(&api, 100, &ha, 8123).await.0, 124);
-    assert_eq!(probe_ns(&api, "vmbr2", "10.10.20.1", 53).await.0, 124);
+    // The declared LAN → app-host and LAN → Home Assistant passes, and DNS on IOT.
+    assert_eq!(probe_guest(&api, 100, &app, 22).await.0, 0);
+    assert_eq!(probe_guest(&api, 100, &ha, 8123).await.0, 0);
+    assert_eq!(probe_ns(&api, "vmbr2", "10.10.20.1", 53).await.0, 0);
+    // The default deny still holds between the segments.
+    assert_eq!(probe_ns(&api, "vmbr2", &app, 22).await.0, 124);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -670,12 +659,25 @@ async fn one_flipped_rule_changes_exactly_its_cell() {
     if !have_ssh() {
         return;
     }
-    // Rule 130 blocks IOT → node:22; the edited config passes it.
+    // The rule that blocks IOT → node:22 (on `opt1`); the edited config passes it.
     let xml = matrix_xml();
-    let at = xml.find("<sequence>130</sequence>").unwrap();
-    let end = at + xml[at..].find("</rule>").unwrap();
+    let (at, end) = {
+        let mut from = 0;
+        loop {
+            let at = from + xml[from..].find("<rule ").expect("the IOT → node:22 rule");
+            let end = at + xml[at..].find("</rule>").unwrap();
+            let r = &xml[at..end];
+            if r.contains("<interface>opt1</interface>")
+                && r.contains("<destination_net>192.168.1.10/32</destination_net>")
+                && r.contains("<destination_port>22</destination_port>")
+            {
+                break (at, end);
+            }
+            from = end;
+        }
+    };
     let rule = &xml[at..end];
-    assert!(rule.contains("<action>block</action>") && rule.contains("192.168.1.10/32"));
+    assert!(rule.contains("<action>block</action>"), "{rule}");
     let edited = format!(
         "{}{}{}",
         &xml[..at],

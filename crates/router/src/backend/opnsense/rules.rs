@@ -143,8 +143,29 @@ impl Ctx<'_> {
         self.out.rules.push(r);
     }
 
+    /// The interfaces a rule is written for, one rule each: OPNsense evaluates a rule
+    /// naming several interfaces (or none) as *floating*, before every interface rule
+    /// (core `FilterRuleField::getPriority`: floating 200000, interface 400000), which
+    /// would reorder it against the model's first match. A rule on every link (no
+    /// incoming interface in the model) is written per link too; only a rule on an
+    /// interface OPNsense has no link for (Tailscale's) stays floating.
+    fn interfaces(&self, iif: &[String]) -> Vec<String> {
+        if iif.is_empty() {
+            return self.o.links.iter().map(|l| l.key.clone()).collect();
+        }
+        match self.interface(iif).as_str() {
+            "" => vec![String::new()],
+            keys => keys.split(',').map(str::to_string).collect(),
+        }
+    }
+
     fn rule(&mut self, r: &Rule, input: bool) {
-        let interface = self.interface(&r.iif);
+        for interface in self.interfaces(&r.iif) {
+            self.rule_on(r, input, interface);
+        }
+    }
+
+    fn rule_on(&mut self, r: &Rule, input: bool, interface: String) {
         let positive = |s: &AddrSet| !s.is_any() && !s.negate;
         let fams: Vec<Option<Fam>> = if positive(&r.saddr) || positive(&r.daddr) {
             vec![Some(Fam::V4), Some(Fam::V6)]
@@ -217,13 +238,13 @@ impl Ctx<'_> {
 
     /// What no rule matched: the chain's policy as a last rule on every interface.
     fn policy(&mut self, c: &Chain, what: &str) {
-        let interface = self
-            .o
-            .links
-            .iter()
-            .map(|l| l.key.as_str())
-            .collect::<Vec<_>>()
-            .join(",");
+        let links: Vec<String> = self.o.links.iter().map(|l| l.key.clone()).collect();
+        for interface in links {
+            self.policy_on(c, what, interface);
+        }
+    }
+
+    fn policy_on(&mut self, c: &Chain, what: &str, interface: String) {
         let rule = OpnRule {
             uuid: String::new(),
             sequence: 0,
@@ -238,7 +259,8 @@ impl Ctx<'_> {
             destination_port: String::new(),
             description: format!("{what} [{}]", c.policy_origin),
         };
-        self.push(rule, format!("policy|{what}"));
+        let key = format!("policy|{what}|{}", rule.interface);
+        self.push(rule, key);
     }
 }
 
