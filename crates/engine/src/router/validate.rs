@@ -104,8 +104,113 @@ pub async fn checks(
     for link in &links {
         out.extend(probe_from(host, spec, link, &all, &addrs).await);
     }
-    out.extend(other_rows(client, spec, &all, &links, host).await);
+    let lan = lan_row(client, spec, observed, &all, &addrs).await;
+    let lan_probed: Option<String> = lan.as_ref().map(|(seg, _)| seg.clone());
+    out.extend(lan.into_iter().flat_map(|(_, c)| c));
+    out.extend(other_rows(client, spec, &all, &links, lan_probed.as_deref(), host).await);
     out
+}
+
+/// The cells from the LAN (the segment of the router's WAN link), tried from a
+/// running guest there through its agent (a guest with a cloud image: bash is there),
+/// lowest VMID first. `None` when there is no such segment or guest.
+async fn lan_row(
+    client: &PveClient,
+    spec: &Spec,
+    observed: &Observed,
+    all: &[Cell],
+    addrs: &BTreeMap<String, Result<Ipv4Addr, String>>,
+) -> Option<(String, Vec<Check>)> {
+    let router = spec.router.as_ref()?;
+    let wan = router
+        .interfaces
+        .values()
+        .find(|i| i.address.is_none())?
+        .segment
+        .clone();
+    let bridge = spec.networks.segments.get(&wan)?.bridge.clone();
+    let mut guests: Vec<&labwright_spec::model::Vm> = spec
+        .vms
+        .iter()
+        .filter(|v| v.phase <= spec.phase && v.agent)
+        .filter(|v| matches!(v.os, Some(labwright_spec::model::OsSource::CloudImage(_))))
+        .filter(|v| v.nics.values().any(|n| n.bridge_in(spec.phase) == bridge))
+        .filter(|v| {
+            observed
+                .vms
+                .get(&v.vmid)
+                .is_some_and(|o| o.status == "running")
+        })
+        .collect();
+    guests.sort_by_key(|v| v.vmid);
+    let from = guests.first()?;
+    let node = observed.vms.get(&from.vmid)?.node.clone();
+    let me = addrs.get(&from.name).and_then(|a| a.as_ref().ok()).copied();
+    let mut out = Vec::new();
+    for cell in all
+        .iter()
+        .filter(|c| c.from == wan && c.checked && c.intent != Intent::None)
+    {
+        let name = cell_name(cell);
+        let skip = |why: String| {
+            c(
+                name.clone(),
+                CheckStatus::Skipped,
+                format!("skipped: {why}"),
+            )
+        };
+        if cell.proto != L4::Tcp {
+            out.push(skip("only TCP cells are probed".into()));
+            continue;
+        }
+        let dest = match (&cell.path, cell.to.as_str()) {
+            (Path::RouterItself, _) => Err("the router's WAN address is leased".to_string()),
+            (_, "node") => {
+                node_address(spec).ok_or_else(|| "the spec gives the node no address".into())
+            }
+            (_, vm) if vm == from.name => Err(format!("{vm} is the vantage point itself")),
+            (_, vm) => match addrs.get(vm) {
+                Some(Ok(a)) => Ok(*a),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err(format!("VM `{vm}` is not running here")),
+            },
+        };
+        let dest = match dest {
+            Ok(d) => d,
+            Err(e) => {
+                out.push(skip(e));
+                continue;
+            }
+        };
+        let argv = probe::connect_argv(&dest.to_string(), cell.ports.0);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let reach = match crate::agent::exec(
+            client,
+            &node,
+            from.vmid,
+            &argv,
+            std::time::Duration::from_secs(u64::from(probe::CONNECT_TIMEOUT_SECS) + 15),
+        )
+        .await
+        {
+            Ok((code, _, err)) => probe::reach_of(i32::try_from(code).unwrap_or(-1), &err),
+            Err(e) => Reach::Error(crate::agent::first_line(&e)),
+        };
+        let detail = format!(
+            "intent {} ({}); from {} ({}) through its agent → {dest}:{}: {}",
+            intent_words(cell.intent),
+            cell.decided_by,
+            from.name,
+            me.map(|a| a.to_string()).unwrap_or_else(|| "?".into()),
+            cell.ports.0,
+            reach.words()
+        );
+        out.push(match verdict(cell.intent, &reach) {
+            Some(true) => c(name, CheckStatus::Pass, detail),
+            _ => c(name, CheckStatus::Fail, detail),
+        });
+    }
+    Some((wan, out))
 }
 
 /// The address each running VM's agent reports, by VM name.
@@ -266,6 +371,7 @@ async fn other_rows(
     spec: &Spec,
     all: &[Cell],
     links: &[ReadyLink],
+    lan: Option<&str>,
     host: &dyn HostExec,
 ) -> Vec<Check> {
     let probed: Vec<String> = links
@@ -280,10 +386,12 @@ async fn other_rows(
     let mut api_ok = None;
     let mut ssh_ok = None;
     let mut out = Vec::new();
-    for cell in all
-        .iter()
-        .filter(|c| c.checked && c.intent != Intent::None && !probed.contains(&c.from))
-    {
+    for cell in all.iter().filter(|c| {
+        c.checked
+            && c.intent != Intent::None
+            && !probed.contains(&c.from)
+            && Some(c.from.as_str()) != lan
+    }) {
         let name = cell_name(cell);
         let skipped = |why: &str| {
             c(
@@ -317,8 +425,9 @@ async fn other_rows(
         }
         out.push(match cell.from.as_str() {
             "tailscale" => skipped("labwright probes from the node and this machine, not from the tailnet; check from a tailnet device (docs/runbooks/approve-tailscale-routes.md)"),
-            "management" => skipped("the router's WAN address is leased, and only the node side is probed from here"),
-            _ => skipped("no probe address on this segment (labwright makes them only on the router's internal segments, where it knows a free address)"),
+            "management" if cell.to == "router" => skipped("the router's WAN address is leased"),
+            "management" => skipped("from this machine only the node's management is probed (it need not sit on the lab's LAN)"),
+            _ => skipped("no probe point on this segment: labwright makes probe namespaces only on the router's internal segments (it knows a free address there), and no running guest with a cloud image and an agent sits here"),
         });
     }
     out
