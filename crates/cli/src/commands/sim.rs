@@ -86,6 +86,15 @@ pub struct SimArgs {
     /// management address off for new connections until another reload.
     #[arg(long, value_name = "P", default_value_t = 0.0)]
     pub fault_reload_mgmt_cut_rate: f64,
+    /// Who does the OPNsense router's one console step at its first boot: `auto` (as
+    /// if the admin did it) or `manual` (only keys sent with `PUT …/sendkey` while the
+    /// importer's prompt is open).
+    #[arg(long, value_name = "MODE", value_parser = ["auto", "manual"])]
+    pub router_console: Option<String>,
+    /// Probability that a router boot comes up without routing (as if the import
+    /// failed).
+    #[arg(long, value_name = "P")]
+    pub fault_router_boot_failure_rate: Option<f64>,
 }
 
 impl SimArgs {
@@ -153,6 +162,23 @@ pub fn run(args: &SimArgs, g: &crate::cli::GlobalArgs) -> anyhow::Result<ExitCod
             }
             Err(e) => return Err(anyhow::Error::new(e).context("cannot start the simulator")),
         };
+        // Flags win over the environment (`LABWRIGHT_SIM_ROUTER_CONSOLE`, …).
+        if args.router_console.is_some() || args.fault_router_boot_failure_rate.is_some() {
+            let env = sim.router_sim();
+            let rate = args
+                .fault_router_boot_failure_rate
+                .map(|r| r.to_string());
+            let console = args.router_console.clone();
+            let mut r = labwright_sim::RouterSim::from_values(console.as_deref(), rate.as_deref())
+                .map_err(anyhow::Error::msg)?;
+            if args.router_console.is_none() {
+                r.console = env.console;
+            }
+            if args.fault_router_boot_failure_rate.is_none() {
+                r.boot_failure_rate = env.boot_failure_rate;
+            }
+            sim.set_router_sim(r);
+        }
         eprintln!(
             "labwright sim: Proxmox VE 9 simulator ({} scenario)",
             args.scenario
