@@ -315,6 +315,12 @@ async fn sim_target(args: &TargetArgs) -> anyhow::Result<Connected> {
             .filter(|c| !c.is_empty())
             .collect();
     }
+    // The version the simulated node reports (`labwright sim --pve-version`).
+    if let Ok(v) = std::env::var("LABWRIGHT_SIM_PVE_VERSION")
+        && !v.trim().is_empty()
+    {
+        cfg.pve_version = v.trim().to_string();
+    }
     let sim_client_addr = cfg.client_addr;
     let fresh = !args.sim_state.join("state.json").exists();
     let sim = labwright_sim::Simulator::start(cfg)

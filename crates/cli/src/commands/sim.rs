@@ -86,6 +86,10 @@ pub struct SimArgs {
     /// management address off for new connections until another reload.
     #[arg(long, value_name = "P", default_value_t = 0.0)]
     pub fault_reload_mgmt_cut_rate: f64,
+    /// The Proxmox VE version the node reports on `GET /version` (to try how
+    /// labwright treats an older or unsupported release).
+    #[arg(long, value_name = "X.Y.Z", default_value = labwright_sim::DEFAULT_PVE_VERSION)]
+    pub pve_version: String,
 }
 
 impl SimArgs {
@@ -124,6 +128,7 @@ impl SimArgs {
             time_scale: self.time_scale,
             auth_fail_delay_secs: 3.0,
             agent_blocked: self.agent_block.clone(),
+            pve_version: self.pve_version.clone(),
         })
     }
 }

@@ -12,7 +12,12 @@ use crate::util::{now, now_f};
 
 pub fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
     match (r.method.as_str(), r.template.as_str()) {
-        ("GET", "/version") => Ok(json!({"version": "9.1.1", "release": "9.1", "repoid": "42ab8d4c6e9f1a07", "console": "html5"}).into()),
+        ("GET", "/version") => {
+            // `release` is major.minor of the version, as pve-manager reports it.
+            let v = inner.cfg.pve_version.clone();
+            let release = v.split(['.', '-']).take(2).collect::<Vec<_>>().join(".");
+            Ok(json!({"version": v, "release": release, "repoid": "42ab8d4c6e9f1a07", "console": "html5"}).into())
+        }
         ("GET", "/nodes") => Ok(nodes(inner).into()),
         ("GET", "/nodes/{node}") => Ok(json!([
             {"name": "apt"}, {"name": "certificates"}, {"name": "config"}, {"name": "disks"},
