@@ -129,6 +129,11 @@ pub enum Command {
     /// labwright's pre-change snapshots (`lw-…`) expire. `--no-cleanup` makes it
     /// read-only.
     Validate(commands::validate::ValidateArgs),
+    /// Check that labwright can work on the node: endpoint, TLS, clock, version,
+    /// the token's privileges, SSH, storage room.
+    Doctor(commands::doctor::DoctorArgs),
+    /// labwright's own least-privilege API token (`token create`).
+    Token(commands::token::TokenArgs),
     /// Run the Proxmox VE simulator (for trying labwright and for tests).
     Sim(commands::sim::SimArgs),
     /// Print the JSON Schema of the spec (for editors' YAML language servers).

@@ -43,12 +43,14 @@ fn is_drive_key(k: &str) -> bool {
         || matches!(k, "efidisk0" | "tpmstate0")
 }
 
-/// Bytes each storage must have free for the plan's new and grown disks. A grown
-/// disk counts on the storage of the VM's new disks when the plan creates it, else
-/// on `default_storage` (the spec's VM storage), since the plan line names no
-/// storage.
+/// Bytes each storage must have free for the plan's new and grown disks. A resize
+/// counts on the storage of the VM's disks when the plan creates the VM, else on
+/// `default_storage` (the spec's `vmStorage`): the plan line names no storage. An
+/// absolute size (`size=16G`, after an image import allocated 0) counts whole, a
+/// relative one (`+8G`) by its growth: never less than the plan takes.
 pub fn planned_bytes(plan: &Plan, default_storage: Option<&str>) -> BTreeMap<String, u64> {
     let mut out: BTreeMap<String, u64> = BTreeMap::new();
+    let mut vm_storage: BTreeMap<String, String> = BTreeMap::new();
     for a in &plan.actions {
         for line in &a.api_calls {
             let Some(call) = Call::parse(line) else {
@@ -62,16 +64,25 @@ pub fn planned_bytes(plan: &Plan, default_storage: Option<&str>) -> BTreeMap<Str
                         && !v.contains("media=cdrom")
                         && let Some((s, b)) = new_disk(v)
                     {
+                        if let Some(vmid) = call.params.get("vmid") {
+                            vm_storage.entry(vmid.clone()).or_insert_with(|| s.clone());
+                        }
                         *out.entry(s).or_default() += b;
                     }
                 }
             } else if call.method == "PUT"
                 && call.path.ends_with("/resize")
                 && let Some(size) = call.params.get("size")
-                && size.starts_with('+')
-                && let (Some(b), Some(s)) = (size_bytes(size, 1), default_storage)
+                && let Some(b) = size_bytes(size, 1)
             {
-                *out.entry(s.to_string()).or_default() += b;
+                let vmid = call.path.split('/').nth(4).unwrap_or("");
+                let storage = vm_storage
+                    .get(vmid)
+                    .cloned()
+                    .or_else(|| default_storage.map(String::from));
+                if let Some(s) = storage {
+                    *out.entry(s).or_default() += b;
+                }
             }
         }
     }

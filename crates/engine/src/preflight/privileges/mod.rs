@@ -515,3 +515,38 @@ pub fn missing_needs(m: &[Missing]) -> Vec<Need> {
     let set: BTreeSet<Need> = m.iter().flat_map(|x| x.needs.iter().cloned()).collect();
     set.into_iter().collect()
 }
+
+/// Why [`check`] refuses a plan.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "the API token lacks {} privilege(s) this plan needs; nothing was applied:\n{}",
+        needs.len(),
+        needs.iter().map(|n| format!("  - {n}")).collect::<Vec<_>>().join("\n")
+    )]
+    Missing {
+        needs: Vec<Need>,
+        detail: Vec<Missing>,
+    },
+    /// The token's permissions could not be read (the node still checks each call).
+    #[error("cannot read the token's permissions: {0}")]
+    Read(#[from] labwright_pve::Error),
+}
+
+/// Compares what `plan` needs with `GET /access/permissions` of the caller, before
+/// anything is written. `root` as in [`missing`].
+pub async fn check(
+    client: &labwright_pve::PveClient,
+    plan: &Plan,
+    root: bool,
+) -> Result<(), Refusal> {
+    let perms = client.permissions(None, None).await?;
+    let m = missing(&for_plan(plan), &perms, root);
+    if m.is_empty() {
+        return Ok(());
+    }
+    Err(Refusal::Missing {
+        needs: missing_needs(&m),
+        detail: m,
+    })
+}
