@@ -1,7 +1,7 @@
 //! `labwright token create`: labwright's own least-privilege API token, set up once
 //! with an administrator's login.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -175,6 +175,13 @@ fn password(args: &CreateArgs) -> anyhow::Result<Secret> {
             bail!("--password-file {} is empty", p.display());
         }
         return Ok(s);
+    }
+    // Never wait on a terminal a script cannot answer.
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "cannot ask for the password of {} (stdin is not a terminal); use --password-file FILE (mode 0600)",
+            args.user
+        );
     }
     let pw = rpassword::prompt_password(format!("Password for {}: ", args.user)).map_err(|_| {
         anyhow::anyhow!(
