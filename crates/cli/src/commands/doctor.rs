@@ -14,12 +14,7 @@ use crate::cli::GlobalArgs;
 use crate::target::{self, Connected};
 use crate::{exit, ui};
 
-/// Checks, one line each (ok, warn, fail, skip, with what to do): the API endpoint
-/// answers; TLS is verified as configured; the clocks agree; the PVE version is
-/// supported (8.x, 9.x); the token holds the privileges labwright needs (those of
-/// SPEC's plan when given, else the full list); the node's SSH works (known host key,
-/// `zfs`, `sanoid`); the storages have room for the planned disks and backups.
-/// Exit 0 when nothing fails, 1 otherwise. Writes nothing.
+/// `doctor`'s arguments (its help text is the `Command::Doctor` doc comment).
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  labwright doctor\n  labwright doctor specs/nas.desired.yaml --target lab\n  labwright doctor specs/nas.desired.yaml -o json"

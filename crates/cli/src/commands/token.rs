@@ -37,17 +37,19 @@ pub enum TokenCommand {
     /// Create (or bring up to date) the LabwrightOperator role, the user, a
     /// privilege-separated API token and their ACLs, and write the token into
     /// labwright's config.
+    ///
+    /// Run once with an administrator's login: the password is asked on the terminal
+    /// or read from --password-file (never a flag value). The role holds exactly the
+    /// privileges labwright needs (docs/privileges.md); the ACLs grant it to the user
+    /// and to the token on the paths labwright works on. The token goes into
+    /// `$XDG_CONFIG_HOME/labwright/config.toml` as a profile (`--profile`), its secret
+    /// into a file next to it that only you can read; it is printed nowhere. Run it
+    /// again: the role is brought up to date and nothing else changes; `--rotate`
+    /// replaces the token's secret.
     Create(CreateArgs),
 }
 
-/// Logs in with an administrator's password (asked on the terminal, or read from
-/// --password-file; never a flag value), then makes sure of: the role
-/// `LabwrightOperator` with exactly the privileges labwright needs
-/// (docs/privileges.md), the user, its API token (privilege separation on), and
-/// ACLs granting the role to both on the paths labwright works on. The token goes
-/// into `$XDG_CONFIG_HOME/labwright/` as a profile (`--profile`) with its secret in a
-/// file readable by you only. Run again: the role is brought up to date and nothing
-/// else changes; `--rotate` replaces the token's secret.
+/// `token create`'s options.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  LABWRIGHT_PVE_URL=https://proxmox:8006 LABWRIGHT_PVE_FINGERPRINT=AA:BB:… labwright token create\n  labwright token create --target lab --rotate\n  labwright token create --user admin@pve --password-file ~/.pve-admin-pw --profile home"

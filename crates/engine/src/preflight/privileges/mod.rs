@@ -550,3 +550,51 @@ pub async fn check(
         detail: m,
     })
 }
+
+/// The table of `docs/privileges.md`: every endpoint and what it needs on generic
+/// paths (a test keeps the document equal to this).
+pub fn markdown() -> String {
+    let mut s = String::new();
+    s.push_str("The role `LabwrightOperator` holds:\n\n");
+    for p in role_privileges() {
+        s.push_str(&format!("- `{p}`\n"));
+    }
+    s.push_str("\nIt is granted on: ");
+    let paths: Vec<String> = acl_paths().into_iter().map(|p| format!("`{p}`")).collect();
+    s.push_str(&paths.join(", "));
+    s.push_str(" (`/` without propagation, the others with).\n\n");
+    s.push_str("| Call | Needs (any one line of a cell) |\n|---|---|\n");
+    for e in table::ENDPOINTS {
+        let alts = alternatives(&parse_permissions(e.permissions), Paths::Generic);
+        let none = BTreeMap::new();
+        let extra = extra::needs(e, Paths::Generic, &none);
+        let mut ways: Vec<String> = alts
+            .iter()
+            .map(|a| {
+                let mut all: BTreeSet<Need> = a.clone();
+                all.extend(extra.iter().cloned());
+                if all.iter().any(is_root_only) {
+                    "root@pam only (no role can grant it)".to_string()
+                } else if all.is_empty() {
+                    "any user (the list is filtered, or the handler checks)".to_string()
+                } else {
+                    all.iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            })
+            .collect();
+        ways.dedup();
+        if ways.is_empty() {
+            ways.push("(only with a parameter labwright does not send)".into());
+        }
+        s.push_str(&format!(
+            "| `{} {}` | {} |\n",
+            e.method,
+            e.path,
+            ways.join("<br>or ")
+        ));
+    }
+    s
+}

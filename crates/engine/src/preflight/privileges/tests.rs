@@ -251,3 +251,25 @@ fn generic_paths_cut_at_the_first_parameter() {
         Some("/nodes")
     );
 }
+
+/// `docs/privileges.md` shows the table as the code has it.
+/// `LABWRIGHT_UPDATE_DOCS=1` rewrites the generated part.
+#[test]
+fn the_document_matches_the_table() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/privileges.md");
+    let text = std::fs::read_to_string(&path).expect("docs/privileges.md");
+    let (begin, end) = ("<!-- generated: begin -->\n", "<!-- generated: end -->");
+    let (Some(a), Some(b)) = (text.find(begin), text.find(end)) else {
+        panic!("docs/privileges.md lacks the generated markers");
+    };
+    let want = markdown();
+    let have = &text[a + begin.len()..b];
+    if have != want {
+        if std::env::var("LABWRIGHT_UPDATE_DOCS").is_ok() {
+            let new = format!("{}{begin}{want}{}", &text[..a], &text[b..]);
+            std::fs::write(&path, new).expect("write docs");
+        } else {
+            panic!("docs/privileges.md is stale; run with LABWRIGHT_UPDATE_DOCS=1:\n{want}");
+        }
+    }
+}
