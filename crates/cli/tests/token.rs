@@ -170,7 +170,8 @@ fn the_token_is_enough_for_phase_0_and_a_rerun_changes_nothing() {
 fn a_role_missing_one_privilege_refuses_apply_before_any_write() {
     let s = setup();
     s.create(&[]).expect_code(0, "token create");
-    // An administrator takes VM.PowerMgmt out of the role.
+    // An administrator takes VM.PowerMgmt (and Datastore.Allocate, which only
+    // validate's clean-up needs) out of the role.
     let admin = s.sim.client();
     let rt = common::rt();
     let privs: Value = rt
@@ -180,7 +181,7 @@ fn a_role_missing_one_privilege_refuses_apply_before_any_write() {
         .as_object()
         .expect("privs")
         .keys()
-        .filter(|p| *p != "VM.PowerMgmt")
+        .filter(|p| *p != "VM.PowerMgmt" && *p != "Datastore.Allocate")
         .collect();
     let list = fewer
         .iter()
@@ -216,6 +217,12 @@ fn a_role_missing_one_privilege_refuses_apply_before_any_write() {
     ] {
         assert!(out.stderr.contains(want), "{want}:\n{}", out.stderr);
     }
+    // Only what this plan needs is named.
+    assert!(
+        !out.stderr.contains("Datastore.Allocate@"),
+        "{}",
+        out.stderr
+    );
     // Nothing was written: no guest, no image, no journal.
     let after: Value = rt
         .block_on(admin.get("/cluster/resources", Params::new()))
@@ -230,6 +237,19 @@ fn a_role_missing_one_privilege_refuses_apply_before_any_write() {
         "{}",
         doctor.stdout
     );
+
+    // Validate's clean-up deletes the seed ISOs: refused before it starts, with the
+    // read-only way out.
+    let v = common::run(s.on_lab(&["validate", &nas.to_string_lossy()]));
+    v.expect_code(1, "validate with cleanup");
+    assert!(
+        v.stderr.contains("Datastore.Allocate@/storage/local"),
+        "{}",
+        v.stderr
+    );
+    assert!(v.stderr.contains("--no-cleanup"), "{}", v.stderr);
+    let v = common::run(s.on_lab(&["validate", &nas.to_string_lossy(), "--no-cleanup"]));
+    assert!(!v.stderr.contains("lacks"), "{}", v.stderr);
 
     // And the node itself refuses what the token may not do: starting a guest.
     let _: Value = rt

@@ -348,6 +348,42 @@ pub async fn preflight_privileges(
     }
 }
 
+/// Validate's check before its clean-up (seed detach and delete, snapshot expiry):
+/// refused with the list, and `--no-cleanup` as the way to validate read-only.
+pub async fn preflight_cleanup(
+    conn: &Connected,
+    spec: &labwright_spec::Spec,
+) -> anyhow::Result<()> {
+    let vmids: Vec<u32> = spec
+        .vms
+        .iter()
+        .filter(|v| v.phase <= spec.phase)
+        .map(|v| v.vmid)
+        .collect();
+    let iso = labwright_engine::bootstrap::iso_storage(spec);
+    let reqs = privileges::for_cleanup(&spec.node.name, &vmids, &iso);
+    let perms = match conn.client.permissions(None, None).await {
+        Ok(p) => p,
+        Err(e) => {
+            ui::warn(&format!(
+                "cannot read the token's permissions: {e}; the node checks each call instead"
+            ));
+            return Ok(());
+        }
+    };
+    let needs = privileges::missing_needs(&privileges::missing(&reqs, &perms, is_root(conn)));
+    if needs.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = needs.iter().map(|n| format!("  - {n}")).collect();
+    anyhow::bail!(
+        "the API token lacks {} privilege(s) validate's clean-up needs (seed removal, snapshot expiry); nothing was checked or changed:\n{}\n  help: run `labwright validate --no-cleanup` to check read-only, or {}",
+        needs.len(),
+        list.join("\n"),
+        super::token::FIX_HINT
+    )
+}
+
 /// The token's user is root@pam (who may call root-only endpoints).
 fn is_root(conn: &Connected) -> bool {
     match &conn.config.credentials {

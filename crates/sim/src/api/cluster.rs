@@ -557,11 +557,17 @@ fn permissions(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
         paths.dedup();
         let mut out = Map::new();
         for p in paths {
-            let privs = auth::privs(st, &target, &p);
+            // `{"Priv": 1|0}`: 1 when it propagates to the path's children.
+            let privs = auth::privs_propagate(st, &target, &p);
             if !privs.is_empty() || r.str("path").is_some() {
                 out.insert(
                     p,
-                    Value::Object(privs.into_iter().map(|x| (x, json!(1))).collect()),
+                    Value::Object(
+                        privs
+                            .into_iter()
+                            .map(|(x, prop)| (x, json!(if prop { 1 } else { 0 })))
+                            .collect(),
+                    ),
                 );
             }
         }

@@ -516,6 +516,29 @@ pub fn missing_needs(m: &[Missing]) -> Vec<Need> {
     set.into_iter().collect()
 }
 
+/// What validate's clean-up writes when every check passes: the seed CD of each
+/// declared guest detached (`ide2`, a CD drive: `VM.Config.CDROM`), its ISO deleted
+/// from `iso_storage`, labwright's pre-change snapshots expired.
+pub fn for_cleanup(node: &str, vmids: &[u32], iso_storage: &str) -> Vec<Requirement> {
+    let mut out: Vec<Requirement> = Vec::new();
+    for v in vmids {
+        for l in [
+            format!("POST /nodes/{node}/qemu/{v}/config ide2=none,media=cdrom"),
+            format!("DELETE /nodes/{node}/qemu/{v}/snapshot/lw"),
+            format!(
+                "DELETE /nodes/{node}/storage/{iso_storage}/content/{iso_storage}:iso%2Flw-seed-{v}"
+            ),
+        ] {
+            if let Some(r) = Call::parse(&l).as_ref().and_then(for_call)
+                && !out.contains(&r)
+            {
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
 /// Why [`check`] refuses a plan.
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {

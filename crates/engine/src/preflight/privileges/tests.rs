@@ -273,3 +273,20 @@ fn the_document_matches_the_table() {
         }
     }
 }
+
+#[test]
+fn validate_cleanup_needs_the_cd_the_snapshot_and_the_volume() {
+    let reqs = for_cleanup("pve", &[100], "local");
+    let all: Vec<String> = reqs
+        .iter()
+        .flat_map(|r| r.preferred())
+        .map(|n| n.to_string())
+        .collect();
+    for want in [
+        "VM.Config.CDROM@/vms/100",
+        "VM.Snapshot@/vms/100",
+        "Datastore.Allocate@/storage/local",
+    ] {
+        assert!(all.contains(&want.to_string()), "{want} not in {all:?}");
+    }
+}
