@@ -194,9 +194,24 @@ fn a_role_missing_one_privilege_refuses_apply_before_any_write() {
             Params::new().set("privs", list),
         ))
         .expect("role update");
-    let before: Value = rt
-        .block_on(admin.get("/cluster/resources", Params::new()))
-        .expect("resources");
+    // What a write would change: the guests and volumes on the node.
+    let state = || {
+        let ids: Value = rt
+            .block_on(admin.get("/cluster/resources", Params::new()))
+            .expect("resources");
+        let mut ids: Vec<String> = ids
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|r| r["id"].as_str().map(String::from))
+            .collect();
+        ids.sort();
+        let content: Value = rt
+            .block_on(admin.get("/nodes/proxmox/storage/local/content", Params::new()))
+            .expect("content");
+        (ids, content)
+    };
+    let before = state();
 
     let nas = spec("nas.desired.yaml");
     let journal = s.lab.journal_dir();
@@ -224,10 +239,7 @@ fn a_role_missing_one_privilege_refuses_apply_before_any_write() {
         out.stderr
     );
     // Nothing was written: no guest, no image, no journal.
-    let after: Value = rt
-        .block_on(admin.get("/cluster/resources", Params::new()))
-        .expect("resources");
-    assert_eq!(before, after);
+    assert_eq!(before, state());
     assert!(s.lab.journal().is_empty(), "{:?}", s.lab.journal());
     // Doctor says the same.
     let doctor = common::run(s.on_lab(&["doctor", &nas.to_string_lossy(), "-o", "json"]));

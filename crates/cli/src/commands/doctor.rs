@@ -384,12 +384,10 @@ pub async fn preflight_cleanup(
     )
 }
 
-/// The token's user is root@pam (who may call root-only endpoints).
+/// A `root@pam` login (ticket), the only caller PVE lets through an endpoint without
+/// permissions (wiping a disk): not even root's own token, privilege separation off.
 fn is_root(conn: &Connected) -> bool {
     match &conn.config.credentials {
-        labwright_pve::Credentials::ApiToken { token_id, .. } => {
-            token_id.split('!').next() == Some("root@pam")
-        }
         labwright_pve::Credentials::Password { username, .. }
         | labwright_pve::Credentials::Ticket { username, .. } => username == "root@pam",
         _ => false,

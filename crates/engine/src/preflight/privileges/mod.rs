@@ -39,6 +39,9 @@ pub struct Need {
 
 impl std::fmt::Display for Need {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.privilege == ROOT_ONLY {
+            return f.write_str("a root@pam login (no token or role can do this)");
+        }
         write!(f, "{}@{}", self.privilege, self.path)
     }
 }
@@ -486,8 +489,8 @@ pub struct Missing {
 }
 
 /// The requirements `perms` (from `GET /access/permissions` of the token) does not
-/// meet. `root` says the caller is `root@pam` itself (a ticket or a non-separated
-/// root token), which may call root-only endpoints.
+/// meet. `root` says the caller is a `root@pam` login (a ticket), the only one PVE
+/// admits to root-only endpoints — root's own tokens included are refused there.
 pub fn missing(reqs: &[Requirement], perms: &Permissions, root: bool) -> Vec<Missing> {
     let has = |n: &Need| {
         if is_root_only(n) {

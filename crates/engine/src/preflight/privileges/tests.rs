@@ -290,3 +290,18 @@ fn validate_cleanup_needs_the_cd_the_snapshot_and_the_volume() {
         assert!(all.contains(&want.to_string()), "{want} not in {all:?}");
     }
 }
+
+#[test]
+fn a_root_only_call_is_missing_for_any_token() {
+    let reqs = vec![needs_of("PUT /nodes/pve/disks/wipedisk disk=/dev/sdc")];
+    let all = perms(serde_json::json!({"/": {"Sys.Modify": 1, "Sys.Audit": 1}}));
+    let m = missing(&reqs, &all, false);
+    assert_eq!(m.len(), 1);
+    assert!(
+        m[0].needs[0].to_string().contains("root@pam login"),
+        "{m:?}"
+    );
+    assert!(missing(&reqs, &all, true).is_empty());
+    // No role can grant it: it is not in the role.
+    assert!(!role_privileges().contains(ROOT_ONLY));
+}
