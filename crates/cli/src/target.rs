@@ -321,6 +321,11 @@ async fn sim_target(args: &TargetArgs) -> anyhow::Result<Connected> {
     {
         cfg.pve_version = v.trim().to_string();
     }
+    if let Ok(v) = std::env::var("LABWRIGHT_SIM_CLOCK_OFFSET") {
+        cfg.clock_offset_secs = v.trim().parse().with_context(|| {
+            format!("LABWRIGHT_SIM_CLOCK_OFFSET `{v}` is not a number of seconds")
+        })?;
+    }
     let sim_client_addr = cfg.client_addr;
     let fresh = !args.sim_state.join("state.json").exists();
     let sim = labwright_sim::Simulator::start(cfg)

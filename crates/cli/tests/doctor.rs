@@ -249,3 +249,30 @@ fn a_planned_disk_too_big_for_its_storage_fails() {
     out.expect_code(0, "doctor");
     assert_ne!(status(&out.json(), "storage"), "fail");
 }
+
+#[test]
+fn a_node_clock_far_off_fails_and_a_small_skew_warns() {
+    let lab = Lab::new();
+    for (offset, want, code) in [("-900", "fail", 1), ("45", "warn", 0), ("2", "ok", 0)] {
+        let mut cmd = lab.cmd(&["doctor", "-o", "json"]);
+        cmd.env("LABWRIGHT_SIM_CLOCK_OFFSET", offset);
+        let out = common::run(cmd);
+        out.expect_code(code, "doctor");
+        let doc = out.json();
+        assert_eq!(status(&doc, "clock"), want, "offset {offset}: {doc:#}");
+    }
+    let mut cmd = lab.cmd(&["doctor", "-o", "json"]);
+    cmd.env("LABWRIGHT_SIM_CLOCK_OFFSET", "-900");
+    let doc = common::run(cmd).json();
+    let detail = check(&doc, "clock")["detail"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(detail.contains("ahead of"), "{detail}");
+    assert!(
+        check(&doc, "clock")["fix"]
+            .as_str()
+            .unwrap_or("")
+            .contains("NTP")
+    );
+}

@@ -130,6 +130,9 @@ pub struct SimConfig {
     /// The pve-manager version `GET /version` reports (`9.1.1`), so clients can be
     /// tried against an older or unsupported release.
     pub pve_version: String,
+    /// Seconds the node's clock is ahead (negative: behind) of this machine's, as
+    /// `GET /nodes/{node}/time` reports it: for trying clock-skew checks.
+    pub clock_offset_secs: i64,
 }
 
 impl Default for SimConfig {
@@ -148,6 +151,7 @@ impl Default for SimConfig {
             auth_fail_delay_secs: 3.0,
             agent_blocked: Vec::new(),
             pve_version: DEFAULT_PVE_VERSION.into(),
+            clock_offset_secs: 0,
         }
     }
 }

@@ -90,6 +90,15 @@ pub struct SimArgs {
     /// labwright treats an older or unsupported release).
     #[arg(long, value_name = "X.Y.Z", default_value = labwright_sim::DEFAULT_PVE_VERSION)]
     pub pve_version: String,
+    /// Seconds the simulated node's clock runs ahead of this machine's (negative:
+    /// behind), as `/nodes/{node}/time` reports it.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 0,
+        allow_hyphen_values = true
+    )]
+    pub clock_offset: i64,
 }
 
 impl SimArgs {
@@ -129,6 +138,7 @@ impl SimArgs {
             auth_fail_delay_secs: 3.0,
             agent_blocked: self.agent_block.clone(),
             pve_version: self.pve_version.clone(),
+            clock_offset_secs: self.clock_offset,
         })
     }
 }

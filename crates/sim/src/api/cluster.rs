@@ -121,7 +121,7 @@ pub fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             Ok(json!([]).into())
         }
         ("GET", "/nodes/{node}/time") => {
-            let t = now();
+            let t = now().saturating_add_signed(inner.cfg.clock_offset_secs);
             Ok(json!({"time": t, "localtime": t, "timezone": "Etc/UTC"}).into())
         }
         ("GET", "/nodes/{node}/hosts") => inner.with_state(|st| {
