@@ -219,6 +219,11 @@ fn create(args: &CreateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
             args.user_id
         );
     }
+    if name == "sim" {
+        ui::warn(
+            "the embedded simulator gets a new address each run, so the profile will not reach it later; for a lasting one run `labwright sim` and use --target env",
+        );
+    }
     let pw = password(args)?;
     let rt = common::runtime()?;
     let report = rt.block_on(async {
