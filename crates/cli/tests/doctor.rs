@@ -276,3 +276,33 @@ fn a_node_clock_far_off_fails_and_a_small_skew_warns() {
             .contains("NTP")
     );
 }
+
+#[test]
+fn a_rejected_token_fails_the_privileges_check_once() {
+    let lab0 = Lab::new();
+    let sim = SimProcess::start(lab0.path(), 0.01);
+    let mut lab = Lab::new();
+    lab.target = Target::Env {
+        url: sim.cred("url"),
+        token_id: sim.cred("token_id"),
+        secret: "00000000-0000-0000-0000-000000000000".into(),
+        fingerprint: sim.cred("fingerprint"),
+    };
+    let out = lab.run(&["doctor", "-o", "json"]);
+    out.expect_code(1, "doctor");
+    let doc = out.json();
+    assert_eq!(status(&doc, "endpoint"), "ok", "{doc:#}");
+    assert_eq!(status(&doc, "tls"), "ok", "{doc:#}");
+    assert_eq!(status(&doc, "privileges"), "fail", "{doc:#}");
+    let n = doc["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["check"] == "privileges")
+        .count();
+    assert_eq!(n, 1, "{doc:#}");
+    assert!(
+        !out.stdout.contains("00000000-0000"),
+        "the secret was printed"
+    );
+}

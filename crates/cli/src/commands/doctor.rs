@@ -130,9 +130,12 @@ pub fn run(args: &DoctorArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     }))
 }
 
+/// Marks the checks that could not run (those not reported already).
 fn skip_all(out: &mut Vec<Finding>, from: &[&'static str], why: &str) {
     for c in from {
-        out.push(finding(c, Status::Skip, why));
+        if !out.iter().any(|f| f.check == *c) {
+            out.push(finding(c, Status::Skip, why));
+        }
     }
 }
 
