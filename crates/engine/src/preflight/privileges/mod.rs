@@ -387,11 +387,15 @@ pub fn for_plan(plan: &Plan) -> Vec<Requirement> {
             // `AGENT 300 mkdir …`: a command run through the guest agent.
             match l.strip_prefix("AGENT ").and_then(|r| r.split(' ').next()) {
                 Some(vmid) => {
-                    lines.push(format!("POST /nodes/{}/qemu/{vmid}/agent/exec", plan.node));
-                    lines.push(format!(
-                        "GET /nodes/{}/qemu/{vmid}/agent/exec-status",
-                        plan.node
-                    ));
+                    // Migrations wait for the agent, run commands, write fstab.
+                    for (m, call) in [
+                        ("POST", "ping"),
+                        ("POST", "exec"),
+                        ("GET", "exec-status"),
+                        ("POST", "file-write"),
+                    ] {
+                        lines.push(format!("{m} /nodes/{}/qemu/{vmid}/agent/{call}", plan.node));
+                    }
                 }
                 None => lines.push(l.clone()),
             }
