@@ -20,8 +20,12 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with(&[])
+}
+
+fn setup_with(sim_args: &[&str]) -> Setup {
     let simdir = Lab::new();
-    let sim = SimProcess::start(simdir.path(), 0.01);
+    let sim = SimProcess::start_with(simdir.path(), 0.01, sim_args);
     let lab = Lab::new();
     let password_file = lab.path().join("root-password");
     std::fs::write(&password_file, sim.cred("root_password")).expect("password file");
@@ -51,10 +55,13 @@ impl Setup {
         common::run(cmd)
     }
 
-    /// A command on the profile `token create` wrote.
+    /// A command on the profile `token create` wrote (with the node's SSH).
     fn on_lab(&self, args: &[&str]) -> Command {
         let mut cmd = self.lab.bare();
         cmd.args(args).args(["--target", "lab"]);
+        for (k, v) in self.sim.ssh_env() {
+            cmd.env(k, v);
+        }
         cmd
     }
 
@@ -379,4 +386,35 @@ fn token_create_needs_a_password_from_a_file_or_a_terminal_and_never_prints_it()
             "doctor printed the secret:\n{text}"
         );
     }
+}
+
+/// Phase 1 (pool, datasets over SSH, storage entries, directory mappings, the backup
+/// job's move, migrations through the guest agent) needs nothing beyond the role.
+#[test]
+fn the_token_is_enough_for_phase_1_too() {
+    let s = setup_with(&["--scenario", "hdds"]);
+    s.create(&[]).expect_code(0, "token create");
+    let reference = spec("jarvis-homelab.desired.yaml");
+    let journal = s.lab.journal_dir();
+    let j = journal.to_string_lossy().to_string();
+    let r = reference.to_string_lossy().to_string();
+    common::run(s.on_lab(&["apply", &r, "--yes", "--journal-dir", &j])).expect_code(0, "phase 0");
+    common::run(s.on_lab(&["validate", &r])).expect_code(0, "validate phase 0");
+    let p1 = s.lab.spec_copy("jarvis-homelab.desired.yaml", |t| {
+        t.replacen("\nphase: 0", "\nphase: 1", 1)
+    });
+    let p1 = p1.to_string_lossy().to_string();
+    let doctor = common::run(s.on_lab(&["doctor", &p1, "-o", "json"]));
+    doctor.expect_code(0, "doctor phase 1");
+    let apply = common::run(s.on_lab(&[
+        "apply",
+        &p1,
+        "--yes",
+        "--allow-risk",
+        "critical",
+        "--journal-dir",
+        &j,
+    ]));
+    apply.expect_code(0, "phase 1 with the token");
+    common::run(s.on_lab(&["validate", &p1])).expect_code(0, "validate phase 1");
 }
