@@ -59,6 +59,19 @@ fn everything_passes_on_a_fresh_simulated_node() {
         out.stdout
     );
     assert!(out.stdout.contains("ready"), "{}", out.stdout);
+    let md = lab.run(&["doctor", "-o", "markdown"]);
+    md.expect_code(0, "doctor -o markdown");
+    assert!(
+        md.stdout
+            .contains("| check | status | detail | what to do |"),
+        "{}",
+        md.stdout
+    );
+    assert!(
+        md.stdout.contains("| version | ok | Proxmox VE 9.1.1 |"),
+        "{}",
+        md.stdout
+    );
     for word in ["endpoint", "tls", "clock", "version", "ssh", "storage"] {
         assert!(
             out.stdout.lines().any(

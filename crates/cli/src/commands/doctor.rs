@@ -102,6 +102,27 @@ impl crate::print::Document for DoctorReport {
         });
         s
     }
+
+    fn markdown(&self) -> String {
+        let cell = |t: &str| t.replace('|', "\\|").replace('\n', " ");
+        let mut s = format!(
+            "### labwright doctor: {}\n\n| check | status | detail | what to do |\n|---|---|---|---|\n",
+            cell(&self.target)
+        );
+        for f in &self.checks {
+            let word = serde_json::to_value(f.status)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
+            s.push_str(&format!(
+                "| {} | {word} | {} | {} |\n",
+                f.check,
+                cell(&f.detail),
+                cell(f.fix.as_deref().unwrap_or(""))
+            ));
+        }
+        s
+    }
 }
 
 pub fn run(args: &DoctorArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
