@@ -406,6 +406,15 @@ fn the_token_is_enough_for_phase_1_too() {
     let p1 = p1.to_string_lossy().to_string();
     let doctor = common::run(s.on_lab(&["doctor", &p1, "-o", "json"]));
     doctor.expect_code(0, "doctor phase 1");
+    // Every call of the phase-1 plan is in the table (else: `warn`, not checked).
+    let privs = doctor.json()["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["check"] == "privileges")
+        .cloned()
+        .expect("privileges check");
+    assert_eq!(privs["status"], "ok", "{privs:#}");
     let apply = common::run(s.on_lab(&[
         "apply",
         &p1,
