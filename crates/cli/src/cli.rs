@@ -129,6 +129,17 @@ pub enum Command {
     /// labwright's pre-change snapshots (`lw-…`) expire. `--no-cleanup` makes it
     /// read-only.
     Validate(commands::validate::ValidateArgs),
+    /// Check that labwright can work on the node: endpoint, TLS, clock, version,
+    /// the token's privileges, SSH, storage room.
+    ///
+    /// One line per check (ok, warn, fail, skip) with what to do about it. With SPEC,
+    /// the privileges, SSH and storage checks are those of its plan (computed as
+    /// `plan` does); without, the token is checked against everything labwright may
+    /// need (docs/privileges.md). Exit 0 when nothing fails, 1 otherwise. Writes
+    /// nothing.
+    Doctor(commands::doctor::DoctorArgs),
+    /// labwright's own least-privilege API token (`token create`).
+    Token(commands::token::TokenArgs),
     /// Run the Proxmox VE simulator (for trying labwright and for tests).
     Sim(commands::sim::SimArgs),
     /// Print the JSON Schema of the spec (for editors' YAML language servers).

@@ -29,10 +29,10 @@ pub fn sim_ssh(sim: &labwright_sim::SimHandle) -> Option<SshTarget> {
     })
 }
 
-/// The SSH target for `spec` on `conn`, if any is set anywhere.
+/// The SSH target for `spec` (or no spec: `doctor`) on `conn`, if any is set anywhere.
 pub fn target_for(
     conn: &Connected,
-    spec: &labwright_spec::Spec,
+    spec: Option<&labwright_spec::Spec>,
 ) -> anyhow::Result<Option<SshTarget>> {
     let env = std::env::var("LABWRIGHT_SSH_TARGET")
         .ok()
@@ -42,7 +42,7 @@ pub fn target_for(
     } else if let Some(t) = &conn.ssh {
         tracing::debug!("SSH target from {}", conn.ssh_origin);
         Some(t.clone())
-    } else if let Some(v) = &spec.node.ssh {
+    } else if let Some(v) = spec.and_then(|s| s.node.ssh.as_ref()) {
         Some(SshTarget::parse(v).context("the spec's `node.ssh`")?)
     } else {
         None
@@ -68,7 +68,7 @@ impl Connected {
         if let Some(h) = self.host.get() {
             return Ok(h.clone());
         }
-        let h = target_for(self, spec)?.map(|t| Arc::new(Ssh::new(t)));
+        let h = target_for(self, Some(spec))?.map(|t| Arc::new(Ssh::new(t)));
         Ok(self.host.get_or_init(|| h).clone())
     }
 }

@@ -103,7 +103,7 @@ impl Connected {
     }
 }
 
-fn config_path() -> Option<PathBuf> {
+pub(crate) fn config_path() -> Option<PathBuf> {
     use etcetera::BaseStrategy;
     if let Ok(dir) = std::env::var("XDG_CONFIG_HOME")
         && !dir.is_empty()
@@ -116,7 +116,7 @@ fn config_path() -> Option<PathBuf> {
 }
 
 /// `~/x` → `$HOME/x`, as users write paths in config files.
-fn expand_home(path: &Path) -> PathBuf {
+pub(crate) fn expand_home(path: &Path) -> PathBuf {
     match (path.strip_prefix("~"), std::env::var_os("HOME")) {
         (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
         _ => path.to_path_buf(),
@@ -124,7 +124,7 @@ fn expand_home(path: &Path) -> PathBuf {
 }
 
 /// Reads a secret file, refusing one that others can read.
-fn read_secret_file(path: &Path) -> anyhow::Result<Secret> {
+pub(crate) fn read_secret_file(path: &Path) -> anyhow::Result<Secret> {
     let path = &expand_home(path);
     #[cfg(unix)]
     {
@@ -315,6 +315,17 @@ async fn sim_target(args: &TargetArgs) -> anyhow::Result<Connected> {
             .filter(|c| !c.is_empty())
             .collect();
     }
+    // The version the simulated node reports (`labwright sim --pve-version`).
+    if let Ok(v) = std::env::var("LABWRIGHT_SIM_PVE_VERSION")
+        && !v.trim().is_empty()
+    {
+        cfg.pve_version = v.trim().to_string();
+    }
+    if let Ok(v) = std::env::var("LABWRIGHT_SIM_CLOCK_OFFSET") {
+        cfg.clock_offset_secs = v.trim().parse().with_context(|| {
+            format!("LABWRIGHT_SIM_CLOCK_OFFSET `{v}` is not a number of seconds")
+        })?;
+    }
     let sim_client_addr = cfg.client_addr;
     let fresh = !args.sim_state.join("state.json").exists();
     let sim = labwright_sim::Simulator::start(cfg)
@@ -387,6 +398,58 @@ fn local_addr_towards(url: &str) -> Option<std::net::IpAddr> {
     sock.connect(remote).ok()?;
     let ip = sock.local_addr().ok()?.ip();
     (!ip.is_unspecified()).then_some(ip)
+}
+
+/// The target's name as `--target` or the environment chooses it.
+pub fn target_name(args: &TargetArgs) -> String {
+    match &args.target {
+        Some(t) => t.clone(),
+        None if std::env::var_os("LABWRIGHT_PVE_URL").is_some() => "env".into(),
+        None => "sim".into(),
+    }
+}
+
+/// Where an `env` target or a profile points and how its certificate is trusted,
+/// without its token (`token create` logs in with a password instead). `None` for
+/// the embedded simulator.
+pub fn endpoint(args: &TargetArgs) -> anyhow::Result<Option<(String, TlsMode)>> {
+    let name = target_name(args);
+    match name.as_str() {
+        "sim" => Ok(None),
+        "env" => {
+            let url = std::env::var("LABWRIGHT_PVE_URL").context("LABWRIGHT_PVE_URL is not set")?;
+            let fp = std::env::var("LABWRIGHT_PVE_FINGERPRINT")
+                .ok()
+                .filter(|s| !s.is_empty());
+            let ca = std::env::var_os("LABWRIGHT_PVE_CA_FILE")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from);
+            Ok(Some((
+                url,
+                tls_for(fp.as_deref(), ca.as_deref(), args.insecure)?,
+            )))
+        }
+        other => {
+            let path = config_path().context("cannot locate the config folder")?;
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("target `{other}`: cannot read {}", path.display()))?;
+            let cfg: ConfigFile = toml::from_str(&text)
+                .with_context(|| format!("{} is not a valid config", path.display()))?;
+            let p = cfg
+                .targets
+                .get(other)
+                .with_context(|| format!("no target `{other}` in {}", path.display()))?;
+            let fp = std::env::var("LABWRIGHT_PVE_FINGERPRINT")
+                .ok()
+                .or(p.fingerprint.clone());
+            let tls = tls_for(
+                fp.as_deref(),
+                p.ca_file.as_deref(),
+                args.insecure || p.insecure,
+            )?;
+            Ok(Some((p.url.clone(), tls)))
+        }
+    }
 }
 
 /// Connects to the chosen target.

@@ -416,6 +416,8 @@ fn auth_key_never_leaks_into_outputs_plans_or_journal() {
         ],
         vec!["validate", np.as_str()],
         vec!["plan", np.as_str(), "-o", "markdown"],
+        vec!["doctor", np.as_str()],
+        vec!["doctor", np.as_str(), "-o", "json"],
     ] {
         let mut cmd = lab.cmd(&args);
         cmd.arg("-vv")

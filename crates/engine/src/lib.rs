@@ -25,6 +25,7 @@ pub mod observed;
 pub mod op;
 pub mod pipeline;
 pub mod plan;
+pub mod preflight;
 mod probe;
 pub mod redact;
 pub mod router;

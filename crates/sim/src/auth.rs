@@ -185,7 +185,15 @@ pub fn role_privs(st: &State, role: &str) -> Option<BTreeSet<String>> {
 /// pve-access-control `roles()`: walking from `/` to `path`, each level with entries
 /// replaces what was inherited (ancestors count only when propagating); for users, their
 /// own entries at a level win over their groups' entries. `NoAccess` removes all.
-fn subject_privs(st: &State, ugid: &str, is_token: bool, path: &str) -> BTreeSet<String> {
+/// Each privilege carries its propagate flag, as `/access/permissions` reports it:
+/// set when it reaches `path` through a propagating entry.
+fn subject_privs(
+    st: &State,
+    ugid: &str,
+    is_token: bool,
+    path: &str,
+) -> std::collections::BTreeMap<String, bool> {
+    use std::collections::BTreeMap;
     let mut prefixes = vec!["/".to_string()];
     let mut acc = String::new();
     for seg in path.split('/').filter(|s| !s.is_empty()) {
@@ -202,46 +210,58 @@ fn subject_privs(st: &State, ugid: &str, is_token: bool, path: &str) -> BTreeSet
             .map(|(n, _)| n)
             .collect()
     };
-    let mut roles: BTreeSet<String> = BTreeSet::new();
+    let mut roles: BTreeMap<String, bool> = BTreeMap::new();
     for (i, p) in prefixes.iter().enumerate() {
         let exact = i + 1 == prefixes.len();
         let applies = |a: &&crate::state::Acl| &a.path == p && (exact || a.propagate);
-        let own: BTreeSet<String> = st
-            .acls
-            .iter()
-            .filter(|a| !a.group && a.ugid == ugid)
-            .filter(applies)
-            .map(|a| a.role.clone())
-            .collect();
+        let collect = |group: bool| {
+            let mut m: BTreeMap<String, bool> = BTreeMap::new();
+            for a in st.acls.iter().filter(applies).filter(|a| {
+                a.group == group
+                    && if group {
+                        groups.contains(&&a.ugid)
+                    } else {
+                        a.ugid == ugid
+                    }
+            }) {
+                *m.entry(a.role.clone()).or_default() |= a.propagate;
+            }
+            m
+        };
+        let own = collect(false);
         if !own.is_empty() {
             roles = own;
             continue;
         }
-        let from_groups: BTreeSet<String> = st
-            .acls
-            .iter()
-            .filter(|a| a.group && groups.contains(&&a.ugid))
-            .filter(applies)
-            .map(|a| a.role.clone())
-            .collect();
+        let from_groups = collect(true);
         if !from_groups.is_empty() {
             roles = from_groups;
         }
     }
-    if roles.contains("NoAccess") {
-        return BTreeSet::new();
+    if roles.contains_key("NoAccess") {
+        return BTreeMap::new();
     }
-    roles
-        .iter()
-        .filter_map(|r| role_privs(st, r))
-        .flatten()
-        .collect()
+    let mut out: BTreeMap<String, bool> = BTreeMap::new();
+    for (r, prop) in &roles {
+        for p in role_privs(st, r).into_iter().flatten() {
+            *out.entry(p).or_default() |= *prop;
+        }
+    }
+    out
 }
 
-/// Effective privileges of the caller on `path` (privsep tokens: intersection).
-pub fn privs(st: &State, who: &AuthId, path: &str) -> BTreeSet<String> {
+/// Effective privileges of the caller on `path` with their propagate flags
+/// (privsep tokens: the intersection, propagating where both do).
+pub fn privs_propagate(
+    st: &State,
+    who: &AuthId,
+    path: &str,
+) -> std::collections::BTreeMap<String, bool> {
     let user_privs = if who.user == "root@pam" {
-        all_privs().into_iter().map(String::from).collect()
+        all_privs()
+            .into_iter()
+            .map(|p| (p.to_string(), true))
+            .collect()
     } else {
         subject_privs(st, &who.user, false, path)
     };
@@ -257,9 +277,17 @@ pub fn privs(st: &State, who: &AuthId, path: &str) -> BTreeSet<String> {
                 return user_privs;
             }
             let tp = subject_privs(st, &who.full(), true, path);
-            user_privs.intersection(&tp).cloned().collect()
+            user_privs
+                .into_iter()
+                .filter_map(|(p, prop)| tp.get(&p).map(|tprop| (p, prop && *tprop)))
+                .collect()
         }
     }
+}
+
+/// Effective privileges of the caller on `path` (privsep tokens: intersection).
+pub fn privs(st: &State, who: &AuthId, path: &str) -> BTreeSet<String> {
+    privs_propagate(st, who, path).into_keys().collect()
 }
 
 pub fn has(st: &State, who: &AuthId, path: &str, privilege: &str) -> bool {

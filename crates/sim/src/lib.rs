@@ -213,6 +213,12 @@ pub struct SimConfig {
     /// `CommandDisabled` (`guest-exec`, `guest-network-get-interfaces`), as qemu-ga
     /// started with `--block-rpcs` answers: for trying how checks degrade.
     pub agent_blocked: Vec<String>,
+    /// The pve-manager version `GET /version` reports (`9.1.1`), so clients can be
+    /// tried against an older or unsupported release.
+    pub pve_version: String,
+    /// Seconds the node's clock is ahead (negative: behind) of this machine's, as
+    /// `GET /nodes/{node}/time` reports it: for trying clock-skew checks.
+    pub clock_offset_secs: i64,
 }
 
 impl Default for SimConfig {
@@ -230,9 +236,14 @@ impl Default for SimConfig {
             time_scale: 1.0,
             auth_fail_delay_secs: 3.0,
             agent_blocked: Vec::new(),
+            pve_version: DEFAULT_PVE_VERSION.into(),
+            clock_offset_secs: 0,
         }
     }
 }
+
+/// The release the simulator models (its schema is `apidata-9.1.3.json`).
+pub const DEFAULT_PVE_VERSION: &str = "9.1.1";
 
 impl SimConfig {
     /// Port 0, in-memory state, tasks 100× faster: what tests want.

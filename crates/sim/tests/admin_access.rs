@@ -534,3 +534,87 @@ async fn naasctl_scan_calls_answer_without_501() {
         assert_eq!(r.status, 200, "GET {p}: {:?}", r.body);
     }
 }
+
+/// pve-access-control's token flow as `labwright token create` uses it: a custom role,
+/// a user, a privilege-separated token (no rights of its own until its ACLs, then the
+/// intersection with the user's), and `/access/permissions` with the propagate flag
+/// of each privilege (0 for an entry on `/` that does not propagate).
+#[tokio::test]
+async fn privsep_token_permissions_with_propagate_flags() {
+    let api = common::start_default().await;
+    let r = api
+        .post(
+            "/access/roles",
+            &[
+                ("roleid", "Op"),
+                ("privs", "VM.Audit,VM.PowerMgmt,Sys.Modify"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    api.post("/access/users", &[("userid", "lw@pve")]).await;
+    let t = api.post("/access/users/lw@pve/token/t1", &[]).await;
+    assert_eq!(t.data()["info"]["privsep"], 1, "{:?}", t.body);
+    let secret = t.data()["value"].as_str().unwrap().to_string();
+    let auth = format!("PVEAPIToken=lw@pve!t1={secret}");
+    // Only the user has ACLs: the separated token has nothing.
+    for (path, prop) in [("/", "0"), ("/vms", "1")] {
+        let r = api
+            .put(
+                "/access/acl",
+                &[
+                    ("path", path),
+                    ("roles", "Op"),
+                    ("users", "lw@pve"),
+                    ("propagate", prop),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+    let p = api.call_as(&auth, "GET", "/access/permissions", &[]).await;
+    assert_eq!(p.status, 200);
+    assert!(p.data().as_object().unwrap().is_empty(), "{:?}", p.body);
+    let r = api
+        .call_as(&auth, "POST", "/nodes/proxmox/qemu/100/status/start", &[])
+        .await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    // The token's own ACLs: now the intersection.
+    for (path, prop) in [("/", "0"), ("/vms", "1")] {
+        api.put(
+            "/access/acl",
+            &[
+                ("path", path),
+                ("roles", "Op"),
+                ("tokens", "lw@pve!t1"),
+                ("propagate", prop),
+            ],
+        )
+        .await;
+    }
+    let p = api.call_as(&auth, "GET", "/access/permissions", &[]).await;
+    let d = p.data();
+    assert_eq!(d["/"]["Sys.Modify"], 0, "{d}");
+    assert_eq!(d["/vms"]["VM.PowerMgmt"], 1, "{d}");
+    // `/` does not propagate: nothing reaches /nodes, /storage through it.
+    assert!(d.get("/storage").is_none(), "{d}");
+    // An administrator may read the token's permissions too.
+    let p = api
+        .call(
+            "GET",
+            "/access/permissions",
+            &[("userid", "lw@pve!t1"), ("path", "/vms/100")],
+        )
+        .await;
+    assert_eq!(p.data()["/vms/100"]["VM.PowerMgmt"], 1, "{:?}", p.body);
+    // The ticket flow with a password.
+    let r = api
+        .call_as(
+            "",
+            "POST",
+            "/access/ticket",
+            &[("username", "lw@pve"), ("password", "nope")],
+        )
+        .await;
+    assert_eq!(r.status, 401, "{:?}", r.body);
+}

@@ -340,6 +340,7 @@ async fn run_connected(
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     if !args.dry_run {
         preflight_secrets(&loaded.spec, &plan)?;
+        super::doctor::preflight_privileges(conn, &plan).await?;
     }
     if !args.dry_run && !args.yes {
         if !std::io::stdin().is_terminal() {

@@ -4,6 +4,7 @@ pub mod apply;
 pub mod check;
 mod common;
 pub mod completions;
+pub mod doctor;
 pub mod firewall;
 pub mod graph;
 pub mod import;
@@ -13,6 +14,7 @@ pub mod report;
 pub mod scan;
 pub mod schema;
 pub mod sim;
+pub mod token;
 pub mod validate;
 
 use std::process::ExitCode;
@@ -38,6 +40,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Apply(a) => apply::run(a, &cli.global),
         Command::Validate(a) => validate::run(a, &cli.global),
         Command::Sim(a) => sim::run(a, &cli.global),
+        Command::Doctor(a) => doctor::run(a, &cli.global),
+        Command::Token(a) => token::run(a, &cli.global),
         Command::Firewall(a) => firewall::run(a, &cli.global),
         Command::Graph(a) => graph::run(a, &cli.global),
         Command::Report(a) => report::run(a, &cli.global),

@@ -95,6 +95,19 @@ pub struct SimArgs {
     /// failed).
     #[arg(long, value_name = "P")]
     pub fault_router_boot_failure_rate: Option<f64>,
+    /// The Proxmox VE version the node reports on `GET /version` (to try how
+    /// labwright treats an older or unsupported release).
+    #[arg(long, value_name = "X.Y.Z", default_value = labwright_sim::DEFAULT_PVE_VERSION)]
+    pub pve_version: String,
+    /// Seconds the simulated node's clock runs ahead of this machine's (negative:
+    /// behind), as `/nodes/{node}/time` reports it.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 0,
+        allow_hyphen_values = true
+    )]
+    pub clock_offset: i64,
 }
 
 impl SimArgs {
@@ -133,6 +146,8 @@ impl SimArgs {
             time_scale: self.time_scale,
             auth_fail_delay_secs: 3.0,
             agent_blocked: self.agent_block.clone(),
+            pve_version: self.pve_version.clone(),
+            clock_offset_secs: self.clock_offset,
         })
     }
 }

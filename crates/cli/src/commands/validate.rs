@@ -36,6 +36,13 @@ pub fn run(args: &ValidateArgs, g: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let report = rt.block_on(async {
         let conn = target::connect(&g.target).await?;
         ui::info(g, &format!("target: {}", conn.label));
+        // The clean-up writes: the token must allow it before validate starts.
+        if !args.no_cleanup
+            && let Err(e) = super::doctor::preflight_cleanup(&conn, &loaded.spec).await
+        {
+            conn.close().await;
+            return Err(e);
+        }
         let r = match crate::settings::for_target(&conn) {
             Ok(settings) => match conn.host(&loaded.spec) {
                 Ok(host) => labwright_engine::validate(

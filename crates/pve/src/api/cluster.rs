@@ -314,7 +314,23 @@ impl Permissions {
     }
 }
 
+/// `GET /nodes/{node}/time`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct NodeTime {
+    /// Seconds since the epoch (UTC), by the node's clock.
+    #[serde(deserialize_with = "de::u64_lenient")]
+    pub time: u64,
+    #[serde(default)]
+    pub timezone: Option<String>,
+}
+
 impl PveClient {
+    /// `GET /nodes/{node}/time`: the node's clock (for a clock-skew check).
+    pub async fn node_time(&self, node: &str) -> Result<NodeTime, Error> {
+        self.get(&format!("/nodes/{}/time", seg(node)), Params::new())
+            .await
+    }
+
     /// `GET /version`: cheap connectivity and auth check.
     pub async fn version(&self) -> Result<Version, Error> {
         self.get("/version", Params::new()).await

@@ -4,6 +4,7 @@
 //! for what labwright sets plus an `extra: Params` escape hatch; outputs are structs
 //! with tolerant deserialisers and an `extra` map for fields not modelled.
 
+pub mod access;
 pub mod agent;
 pub mod backup;
 pub mod cluster;

@@ -12,7 +12,12 @@ use crate::util::{now, now_f};
 
 pub fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
     match (r.method.as_str(), r.template.as_str()) {
-        ("GET", "/version") => Ok(json!({"version": "9.1.1", "release": "9.1", "repoid": "42ab8d4c6e9f1a07", "console": "html5"}).into()),
+        ("GET", "/version") => {
+            // `release` is major.minor of the version, as pve-manager reports it.
+            let v = inner.cfg.pve_version.clone();
+            let release = v.split(['.', '-']).take(2).collect::<Vec<_>>().join(".");
+            Ok(json!({"version": v, "release": release, "repoid": "42ab8d4c6e9f1a07", "console": "html5"}).into())
+        }
         ("GET", "/nodes") => Ok(nodes(inner).into()),
         ("GET", "/nodes/{node}") => Ok(json!([
             {"name": "apt"}, {"name": "certificates"}, {"name": "config"}, {"name": "disks"},
@@ -116,7 +121,7 @@ pub fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
             Ok(json!([]).into())
         }
         ("GET", "/nodes/{node}/time") => {
-            let t = now();
+            let t = now().saturating_add_signed(inner.cfg.clock_offset_secs);
             Ok(json!({"time": t, "localtime": t, "timezone": "Etc/UTC"}).into())
         }
         ("GET", "/nodes/{node}/hosts") => inner.with_state(|st| {
@@ -552,11 +557,17 @@ fn permissions(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
         paths.dedup();
         let mut out = Map::new();
         for p in paths {
-            let privs = auth::privs(st, &target, &p);
+            // `{"Priv": 1|0}`: 1 when it propagates to the path's children.
+            let privs = auth::privs_propagate(st, &target, &p);
             if !privs.is_empty() || r.str("path").is_some() {
                 out.insert(
                     p,
-                    Value::Object(privs.into_iter().map(|x| (x, json!(1))).collect()),
+                    Value::Object(
+                        privs
+                            .into_iter()
+                            .map(|(x, prop)| (x, json!(if prop { 1 } else { 0 })))
+                            .collect(),
+                    ),
                 );
             }
         }
