@@ -9,7 +9,7 @@
 //!
 //! Variables: `LW_SOAK_RUNS` (default 300), `LW_SOAK_MAX_SECS` (default 1500: no run
 //! starts after that), `LW_SOAK_FIRST_SEED` (default 1; seeds are consecutive),
-//! `LW_SOAK_SEED` (one seed only), `LW_SOAK_ONLY` (`phase1`, `drift` or `fresh`: only
+//! `LW_SOAK_SEED` (one seed only), `LW_SOAK_ONLY` (`phase1`, `phase2`, `drift` or `fresh`: only
 //! the seeds of that mode), `LW_SOAK_TIME_SCALE` (simulator time scale, default
 //! 0.02), `LW_SOAK_KEEP=1` (keep every run's folder). The folder of a failed run is
 //! kept and printed. Exit status 1 when any run
@@ -44,7 +44,7 @@ fn main() -> std::process::ExitCode {
         max.as_secs(),
         cfg.time_scale
     );
-    // `LW_SOAK_ONLY=phase1|drift|fresh`: only the seeds of that mode (the seeds are
+    // `LW_SOAK_ONLY=phase1|phase2|drift|fresh`: only the seeds of that mode (the seeds are
     // the same as in a full soak, the others are skipped).
     let only = std::env::var("LW_SOAK_ONLY").ok();
     let seeds = (first..).filter(move |s| {

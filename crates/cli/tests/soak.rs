@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use soak_support::{Mode, SoakConfig, soak};
 
-/// Seeds picked from the long soak's log to cover the three modes (5, 12, 14: phase 1,
-/// with SSH faults, no copy faults and every copy cut; 17: drift; 31: fresh), kills
-/// early and late in the apply, and a resume under faults right after the kill.
-const SEEDS: &[u64] = &[5, 12, 14, 17, 31];
+/// Seeds picked from the long soak's log to cover the four modes (5, 12, 14: phase 1,
+/// with SSH faults, no copy faults and every copy cut; 13: phase 2 with SSH faults and
+/// reloads failing; 17: drift; 31: fresh), kills early and late in the apply, and a
+/// resume under faults right after the kill.
+const SEEDS: &[u64] = &[5, 12, 13, 14, 17, 31];
 
 #[test]
 fn short_chaos_soak_converges_without_invariant_violations() {
@@ -33,8 +34,9 @@ fn short_chaos_soak_converges_without_invariant_violations() {
     assert!(
         outcomes.iter().any(|o| o.mode == Mode::Drift)
             && outcomes.iter().any(|o| o.mode == Mode::Fresh)
-            && outcomes.iter().any(|o| o.mode == Mode::Phase1),
-        "the seeds cover the three modes"
+            && outcomes.iter().any(|o| o.mode == Mode::Phase1)
+            && outcomes.iter().any(|o| o.mode == Mode::Phase2),
+        "the seeds cover the four modes"
     );
     assert!(sum.killed > 0, "no run was killed mid-apply");
     assert_eq!(

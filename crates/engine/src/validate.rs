@@ -152,7 +152,10 @@ pub async fn validate(
     // waited for them to come up (issue 5: crate::bootstrap, crate::probe).
     checks.extend(crate::bootstrap::http_checks(client, spec, &observed, &settings.guest).await);
     // Phase 2 (issue 13): the router's links and the segment matrix, with real packets.
-    checks.extend(crate::router::validate::checks(client, spec, &observed, host).await);
+    checks.extend(
+        crate::router::validate::checks(client, spec, &observed, host, settings.guest.enabled)
+            .await,
+    );
     let ok = checks.iter().all(|c| c.status != CheckStatus::Fail);
     if cleanup {
         checks.extend(

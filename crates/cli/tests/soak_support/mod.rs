@@ -78,6 +78,10 @@ pub enum Mode {
     /// datasets and sanoid over SSH, storage entries, the backup job's move and the
     /// migrations of app-host's data (copies cut midway by faults).
     Phase1,
+    /// Converged phase-0 reference lab (without phase 1's storage), chaos apply of
+    /// phase 2: the bridge wave (reloads that fail), the router from its seed, the
+    /// readiness gate over SSH, the guests' moves with their reboots.
+    Phase2,
 }
 
 /// The fault settings of one run, all derived from its seed.
@@ -104,6 +108,8 @@ pub struct Chaos {
     pub resume_under_faults: bool,
     /// Phase 1: chance that an rsync in a guest stops partway.
     pub copy_failure_rate: f64,
+    /// Phase 2: chance that a network reload fails (the wave reverts).
+    pub reload_failure_rate: f64,
 }
 
 impl Chaos {
@@ -112,8 +118,13 @@ impl Chaos {
         // Phase 1 runs come from their own stream, so the other settings of a seed
         // stay what they were before phase 1 existed.
         let mut p1 = Rng::new(seed ^ 0x9a5e_0001);
+        // Phase 2 likewise from its own stream; it takes some seeds that were fresh or
+        // drift runs before it existed.
+        let mut p2 = Rng::new(seed ^ 0x9a5e_0002);
+        let phase2 = p2.chance(0.3);
         let mode = match (r.chance(0.4), p1.chance(0.35)) {
             (_, true) => Mode::Phase1,
+            _ if phase2 => Mode::Phase2,
             (true, false) => Mode::Drift,
             (false, false) => Mode::Fresh,
         };
@@ -126,13 +137,22 @@ impl Chaos {
             // 17 actions (pool, 3 datasets, sanoid, 2 entries, 2 mappings, VM update
             // and reboot, job, 2 × copy and switch) with their snapshots.
             Mode::Phase1 => 38,
+            // 11 actions (seed, image, bridges, create, grow, start, gate, 2 × update
+            // and reboot) with 2 snapshots.
+            Mode::Phase2 => 26,
         };
         let copy_failure_rate = if mode == Mode::Phase1 {
             p1.pick(&[0.0, 0.3, 0.6, 1.0])
         } else {
             0.0
         };
-        let ssh_errors = mode == Mode::Phase1 && p1.chance(0.3);
+        let ssh_errors =
+            (mode == Mode::Phase1 && p1.chance(0.3)) || (mode == Mode::Phase2 && p2.chance(0.3));
+        let reload_failure_rate = if mode == Mode::Phase2 {
+            p2.pick(&[0.0, 0.0, 0.3, 0.6])
+        } else {
+            0.0
+        };
         let mut c = Chaos {
             seed,
             mode,
@@ -150,6 +170,7 @@ impl Chaos {
             resume_under_faults: r.chance(0.3),
             lost_reply_rate: Rng::new(seed ^ 0x1057_0e91).pick(&[0.0, 0.0, 0.05, 0.15]),
             copy_failure_rate,
+            reload_failure_rate,
         };
         if ssh_errors {
             c.error_class = "ssh";
@@ -179,6 +200,8 @@ impl Chaos {
             self.slow_task_factor.to_string(),
             "--fault-copy-failure-rate".into(),
             self.copy_failure_rate.to_string(),
+            "--fault-reload-failure-rate".into(),
+            self.reload_failure_rate.to_string(),
         ]
     }
 }
@@ -498,6 +521,8 @@ impl Lab {
             // The simulated guest cannot run tailscale/install yet (issue 5); the
             // in-guest checks are covered by tests/bootstrap.rs.
             .env("LABWRIGHT_GUEST_CHECKS", "off")
+            // A router that never comes up fails the gate in a minute, not ten.
+            .env("LABWRIGHT_ROUTER_WAIT_SECS", "60")
             .env("NO_COLOR", "1")
             .env("COLUMNS", "100")
             .env("LABWRIGHT_PVE_URL", sim.cred("url"))
@@ -645,6 +670,59 @@ storage:
     - { name: docker-appdata, from: "vm:300:/opt/naas/appdata", to: tank/appdata }
     - { name: backup-target, from: "backup-job:nightly", to: tank-backups }
 "#)
+}
+
+/// The reference spec without phase 1's storage: (phase 0, phase 2 with host
+/// network changes allowed).
+fn phase_two(text: &str) -> Result<(String, String), String> {
+    let start = text
+        .find("# Phase 1: the two HDDs become a ZFS mirror.")
+        .ok_or("the reference spec's storage section changed shape")?;
+    let end = text[start..]
+        .find("\nfirewall:")
+        .ok_or("the reference spec's firewall section changed shape")?
+        + start
+        + 1;
+    let base = format!("{}{}", &text[..start], &text[end..]);
+    if base.matches("\nphase: 0\n").count() != 1 {
+        return Err("the reference spec's `phase: 0` line changed shape".into());
+    }
+    let p2 = base.replacen("\nphase: 0\n", "\nphase: 2\n", 1).replacen(
+        "allowHostNetworkChanges: false",
+        "allowHostNetworkChanges: true",
+        1,
+    );
+    Ok((base, p2))
+}
+
+/// Phase 2 on the node: each internal bridge made once and up, the router made once
+/// with the guests moved, and no probe namespace left behind.
+fn check_phase_two(st: &Value, v: &mut Vec<String>) {
+    let node = &st["nodes"]["proxmox"];
+    for b in ["vmbr1", "vmbr2"] {
+        if node["network"].get(b).is_none() {
+            v.push(format!("phase 2: bridge {b} missing"));
+        }
+    }
+    if node["network_pending"].is_object() {
+        v.push("phase 2: network changes left staged".into());
+    }
+    let creates = tasks(st)
+        .iter()
+        .filter(|t| t["type"] == "qmcreate" && t["id"] == "150" && t["exitstatus"] == "OK")
+        .count();
+    if creates != 1 {
+        v.push(format!("phase 2: VM 150 created {creates} time(s), want 1"));
+    }
+    for (vmid, bridge) in [("300", "vmbr1"), ("400", "vmbr2")] {
+        let net0 = st["vms"][vmid]["conf"]["net0"].as_str().unwrap_or("");
+        if !net0.contains(&format!("bridge={bridge}")) {
+            v.push(format!("phase 2: VM {vmid} net0 `{net0}`, want {bridge}"));
+        }
+    }
+    if node["netns"].as_object().is_some_and(|m| !m.is_empty()) {
+        v.push(format!("phase 2: probe namespaces left: {}", node["netns"]));
+    }
 }
 
 /// Files under `prefix` in a `path → content` map, by their path below it.
@@ -1041,6 +1119,27 @@ fn run_inner(
             lab.apply_args = vec!["--allow-risk".into(), "critical".into()];
             p
         }
+        Mode::Phase2 => {
+            let text =
+                std::fs::read_to_string(repo_root().join("specs/jarvis-homelab.desired.yaml"))
+                    .map_err(|e| format!("harness: read reference spec: {e}"))?;
+            let (p0, p2) = phase_two(&text)?;
+            let p0_path = dir.join("jarvis-phase0.yaml");
+            let p2_path = dir.join("jarvis-phase2.yaml");
+            std::fs::write(&p0_path, p0).map_err(|e| format!("harness: write spec: {e}"))?;
+            std::fs::write(&p2_path, p2).map_err(|e| format!("harness: write spec: {e}"))?;
+            let sim = lab.start_sim(&[])?;
+            if lab.converge(&sim, &p0_path, 3, notes)?.is_none() {
+                return Err(
+                    "phase-2 setup: the phase-0 reference lab did not converge without faults"
+                        .into(),
+                );
+            }
+            drain_tasks(&lab.state, Duration::from_secs(60), lab.quiet)?;
+            sim.stop();
+            lab.apply_args = vec!["--allow-risk".into(), "high".into()];
+            p2_path
+        }
     };
 
     // The chaos apply.
@@ -1136,15 +1235,19 @@ fn run_inner(
     sim.stop();
     let st = sim_state(&lab.state)?;
 
-    // Guests: exactly 100/300/400, each created once.
+    // Guests: exactly 100/300/400 (and the router in phase 2), each created once.
+    let want: Vec<u32> = match chaos.mode {
+        Mode::Phase2 => vec![100, 150, 300, 400],
+        _ => VMIDS.to_vec(),
+    };
     let vmids: Vec<u32> = st["vms"]
         .as_object()
         .map(|o| o.keys().filter_map(|k| k.parse().ok()).collect())
         .unwrap_or_default();
-    if vmids != VMIDS {
-        v.push(format!("guests: VMIDs {vmids:?}, want {VMIDS:?}"));
+    if vmids != want {
+        v.push(format!("guests: VMIDs {vmids:?}, want {want:?}"));
     }
-    for id in VMIDS {
+    for &id in &want {
         let creates: Vec<String> = tasks(&st)
             .iter()
             .filter(|t| t["type"] == "qmcreate" && t["id"].as_str() == Some(&id.to_string()))
@@ -1205,6 +1308,9 @@ fn run_inner(
     }
     if chaos.mode == Mode::Phase1 {
         check_phase_one(&st, v);
+    }
+    if chaos.mode == Mode::Phase2 {
+        check_phase_two(&st, v);
     }
     if chaos.mode == Mode::Drift {
         let mem = st["vms"]["300"]["conf"]["memory"].as_str().unwrap_or("");

@@ -33,6 +33,7 @@ pub async fn checks(
     spec: &Spec,
     observed: &Observed,
     host: Option<&dyn HostExec>,
+    guest_exec: bool,
 ) -> Vec<Check> {
     let Some((_, vm)) = super::active(spec) else {
         return Vec::new();
@@ -104,7 +105,12 @@ pub async fn checks(
     for link in &links {
         out.extend(probe_from(host, spec, link, &all, &addrs).await);
     }
-    let lan = lan_row(client, spec, observed, &all, &addrs).await;
+    // The LAN row runs its connects inside a guest: not when in-guest checks are off.
+    let lan = if guest_exec {
+        lan_row(client, spec, observed, &all, &addrs).await
+    } else {
+        None
+    };
     let lan_probed: Option<String> = lan.as_ref().map(|(seg, _)| seg.clone());
     out.extend(lan.into_iter().flat_map(|(_, c)| c));
     out.extend(other_rows(client, spec, &all, &links, lan_probed.as_deref(), host).await);
