@@ -319,3 +319,30 @@ fn the_seed_is_stable_and_follows_the_matrix() {
     .expect("renders");
     assert_ne!(a.file_name(150), changed.file_name(150));
 }
+
+#[test]
+fn moving_back_to_an_earlier_phase_reboots_too() {
+    // Phase 1 again after phase 2: home-assistant goes back to vmbr0, and needs a new
+    // lease from the home router just the same.
+    let s = spec(|t| t.replacen("\nphase: 2\n", "\nphase: 1\n", 1));
+    let ha = vm(
+        400,
+        "home-assistant",
+        &[("net0", "virtio=BC:24:11:15:60:75,bridge=vmbr2,firewall=1")],
+    );
+    let p = plan(&s, &observed(vec![ha]));
+    let up = action(&p, "vm-400-update");
+    let c = up
+        .changes
+        .iter()
+        .find(|c| c.field == "net0")
+        .expect("net0 changes");
+    assert!(c.after.as_deref().is_some_and(|a| a.contains("bridge=vmbr0")));
+    assert_eq!(c.effect, Effect::NeedsReboot);
+    assert!(ids(&p).contains(&"vm-400-reboot".to_string()));
+    assert!(
+        !ids(&p).iter().any(|i| i.starts_with("router-")),
+        "no router at phase 1: {:?}",
+        ids(&p)
+    );
+}

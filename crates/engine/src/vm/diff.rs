@@ -558,7 +558,8 @@ fn plan_update(
     }
 }
 
-/// The bridge `slot` moves to when this change is a declared reattachment.
+/// The bridge `slot` moves to when this change moves a NIC that has a declared
+/// reattachment (onto its new bridge, or back).
 fn reattach_move(
     spec: &labwright_spec::Spec,
     vmid: u32,
@@ -572,9 +573,11 @@ fn reattach_move(
             .map(str::to_string)
     };
     let nic = spec.vms.iter().find(|v| v.vmid == vmid)?.nics.get(slot)?;
-    let r = nic.reattach.as_ref().filter(|r| r.phase <= spec.phase)?;
+    // Either way: onto the reattach bridge, or back (a lab returned to an earlier
+    // phase, docs/runbooks/revert-segmentation.md).
+    nic.reattach.as_ref()?;
     let to = bridge(want)?;
-    (to == r.bridge && have.and_then(|h| bridge(h)) != Some(to.clone())).then_some(to)
+    (have.and_then(|h| bridge(h)) != Some(to.clone())).then_some(to)
 }
 
 fn reboot_fields(changes: &[Change]) -> String {
