@@ -187,10 +187,6 @@ pub(crate) const KINDS: &[Kind] = &[
         plan: crate::bootstrap::plan,
     },
     Kind {
-        name: "router",
-        plan: crate::router::plan,
-    },
-    Kind {
         name: "backup job",
         plan: crate::backup_job::plan,
     },
@@ -209,6 +205,12 @@ pub(crate) const KINDS: &[Kind] = &[
     Kind {
         name: "host network",
         plan: crate::network::plan,
+    },
+    // After the host network: the router's seed and gate go with a router VM that
+    // is still planned once guests needing a missing bridge were held.
+    Kind {
+        name: "router",
+        plan: crate::router::plan,
     },
     Kind {
         name: "not supported yet",

@@ -345,7 +345,18 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
             out.held.push(h);
         }
     };
-    if let Some(diff) = &net.pending {
+    let mut discard_staged = false;
+    if let Some(diff) = &net.pending
+        && staged_only_for(diff, &names)
+    {
+        // What an interrupted apply of this wave left staged (its stanzas, or its
+        // revert of them): discarded and staged again from the live definitions.
+        out.notes.push(format!(
+            "the node has staged network changes that touch only {} (an interrupted apply): the bridge wave discards them and stages again",
+            names.join(", ")
+        ));
+        discard_staged = true;
+    } else if let Some(diff) = &net.pending {
         let lines = diff
             .lines()
             .filter(|l| l.starts_with(['+', '-']) && !l.starts_with("+++") && !l.starts_with("---"))
@@ -384,6 +395,7 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
         node: spec.node_name().to_string(),
         create,
         update,
+        discard_staged,
     };
     let mut a = Action::new(
         wave_id(),
@@ -407,6 +419,51 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
         names.join(", ")
     );
     out.actions.push(a);
+}
+
+/// Does the staged diff (`changes` of `GET …/network`, a unified diff of
+/// `interfaces` → `interfaces.new`) change only the stanzas of `names`? Each changed
+/// line is attributed to the `auto`/`iface` stanza it sits in; a line whose stanza the
+/// diff does not show (context cut short), or a `source` line, is not ours. Blank
+/// lines are nobody's.
+pub(crate) fn staged_only_for(diff: &str, names: &[String]) -> bool {
+    let mut current: Option<Vec<String>> = None;
+    let mut changed = false;
+    for line in diff.lines() {
+        if line.starts_with("---") || line.starts_with("+++") {
+            continue;
+        }
+        if line.starts_with("@@") {
+            current = None;
+            continue;
+        }
+        let (mark, text) = match line.char_indices().nth(1) {
+            Some((i, _)) => (&line[..i], &line[i..]),
+            None => (line, ""),
+        };
+        let t = text.trim();
+        let mut words = t.split_whitespace();
+        match words.next() {
+            Some("auto" | "allow-hotplug") => current = Some(words.map(str::to_string).collect()),
+            Some("iface") => current = words.next().map(|w| vec![w.to_string()]),
+            Some(w) if !text.starts_with([' ', '\t']) && !w.starts_with('#') => {
+                // `source …` and other top-level lines belong to no bridge.
+                current = Some(vec![w.to_string()]);
+            }
+            _ => {}
+        }
+        if mark == "+" || mark == "-" {
+            if t.is_empty() {
+                continue;
+            }
+            changed = true;
+            match &current {
+                Some(c) if !c.is_empty() && c.iter().all(|n| names.contains(n)) => {}
+                _ => return false,
+            }
+        }
+    }
+    changed
 }
 
 /// Every declared active bridge exists, is up, and has the declared ports and comment.

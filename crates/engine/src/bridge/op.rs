@@ -136,6 +136,9 @@ pub struct BridgeOp {
     pub create: Vec<BridgeDef>,
     #[serde(default)]
     pub update: Vec<BridgeUpdate>,
+    /// Staged changes of these bridges only (an interrupted apply) are discarded first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub discard_staged: bool,
 }
 
 impl BridgeOp {
@@ -145,10 +148,30 @@ impl BridgeOp {
 
     /// Stages the wave; on a refusal, what was staged is discarded.
     async fn stage(&self, c: &PveClient) -> Result<(), StepError> {
-        let list = c
+        let mut list = c
             .network_list(&self.node, None)
             .await
             .map_err(StepError::ctx("read the node's network"))?;
+        let names: Vec<String> = self
+            .create
+            .iter()
+            .map(|d| d.name.clone())
+            .chain(self.update.iter().map(|u| u.want.name.clone()))
+            .collect();
+        if self.discard_staged
+            && list
+                .changes
+                .as_deref()
+                .is_some_and(|d| super::staged_only_for(d, &names))
+        {
+            c.network_revert(&self.node).await.map_err(StepError::ctx(
+                "discard the staged changes an interrupted apply left",
+            ))?;
+            list = c
+                .network_list(&self.node, None)
+                .await
+                .map_err(StepError::ctx("read the node's network"))?;
+        }
         if list
             .changes
             .as_deref()
@@ -313,11 +336,17 @@ impl BridgeOp {
 impl crate::op::Step for BridgeOp {
     fn api_calls(&self) -> Vec<String> {
         let path = self.path();
-        let mut v: Vec<String> = self
-            .create
-            .iter()
-            .map(|d| format!("POST {path} {}", d.params_text()))
-            .collect();
+        let mut v: Vec<String> = Vec::new();
+        if self.discard_staged {
+            v.push(format!(
+                "DELETE {path} (discard what an interrupted apply staged)"
+            ));
+        }
+        v.extend(
+            self.create
+                .iter()
+                .map(|d| format!("POST {path} {}", d.params_text())),
+        );
         v.extend(
             self.update
                 .iter()

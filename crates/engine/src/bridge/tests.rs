@@ -309,3 +309,65 @@ fn foreign_staged_changes_hold_the_wave() {
         .expect("held");
     assert!(h.reason.contains("staged network changes"), "{}", h.reason);
 }
+
+#[test]
+fn staged_changes_of_the_waves_own_bridges_are_recognised() {
+    let names = vec!["vmbr1".to_string(), "vmbr2".to_string()];
+    // An interrupted wave: its two stanzas staged (whole-file diff, as the simulator
+    // gives; PVE's `diff -u` has the stanza headers in the added lines too).
+    let created = "--- /etc/network/interfaces\n+++ /etc/network/interfaces.new\n@@ -1,9 +1,21 @@\n auto lo\n iface lo inet loopback\n \n auto vmbr0\n iface vmbr0 inet static\n \taddress 192.168.1.10/24\n+\n+auto vmbr1\n+iface vmbr1 inet manual\n+\tbridge-ports none\n+#SERVICES internal-only\n+\n+auto vmbr2\n+iface vmbr2 inet manual\n+\tbridge-ports none\n";
+    assert!(staged_only_for(created, &names));
+    // Its revert of them, staged and not reloaded.
+    let reverted = "--- a\n+++ b\n@@ -8,10 +8,0 @@\n-auto vmbr1\n-iface vmbr1 inet manual\n-\tbridge-ports none\n-\n-auto vmbr2\n-iface vmbr2 inet manual\n-\tbridge-ports none\n";
+    assert!(staged_only_for(reverted, &names));
+    // Someone else's change to the management bridge is not ours.
+    let theirs = "--- a\n+++ b\n@@ -4,4 +4,4 @@\n auto vmbr0\n iface vmbr0 inet static\n-\taddress 192.168.1.10/24\n+\taddress 192.168.1.11/24\n";
+    assert!(!staged_only_for(theirs, &names));
+    // A change whose stanza the context does not show is not ours either.
+    let headless =
+        "--- a\n+++ b\n@@ -12,3 +12,3 @@\n \tbridge-stp off\n-\tbridge-fd 0\n+\tbridge-fd 2\n";
+    assert!(!staged_only_for(headless, &names));
+    // A `source` line is nobody's bridge.
+    let source = "--- a\n+++ b\n@@ -1,1 +1,2 @@\n auto lo\n+source /etc/network/interfaces.d/*\n";
+    assert!(!staged_only_for(source, &names));
+    assert!(
+        !staged_only_for("", &names),
+        "no change is not a change of ours"
+    );
+}
+
+#[test]
+fn the_wave_discards_its_own_staged_changes_and_holds_on_others() {
+    let ours = "--- a\n+++ b\n@@ -1,2 +1,6 @@\n auto vmbr0\n iface vmbr0 inet static\n+\n+auto vmbr1\n+iface vmbr1 inet manual\n+\tbridge-ports none\n";
+    let mut o = only_vmbr0();
+    if let Some(n) = o.network.as_mut() {
+        n.pending = Some(ours.into());
+    }
+    let p = plan(&spec(true, |t| t), &o);
+    let w = wave(&p).expect("the wave is planned");
+    let crate::op::Op::Bridge(op) = &w.op else {
+        panic!("not a bridge op");
+    };
+    assert!(op.discard_staged);
+    assert!(
+        w.op.api_calls()[0].starts_with("DELETE /nodes/proxmox/network"),
+        "{:?}",
+        w.op.api_calls()
+    );
+    let theirs = "--- a\n+++ b\n@@ -1,3 +1,3 @@\n auto vmbr0\n iface vmbr0 inet static\n-\taddress 192.168.1.10/24\n+\taddress 192.168.1.11/24\n";
+    if let Some(n) = o.network.as_mut() {
+        n.pending = Some(theirs.into());
+    }
+    let p = plan(&spec(true, |t| t), &o);
+    assert!(
+        wave(&p).is_none(),
+        "someone else's staged change holds the wave"
+    );
+    assert!(
+        p.held
+            .iter()
+            .any(|h| h.reason.contains("staged network changes nobody applied")),
+        "{:?}",
+        p.held
+    );
+}

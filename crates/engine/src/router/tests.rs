@@ -337,12 +337,41 @@ fn moving_back_to_an_earlier_phase_reboots_too() {
         .iter()
         .find(|c| c.field == "net0")
         .expect("net0 changes");
-    assert!(c.after.as_deref().is_some_and(|a| a.contains("bridge=vmbr0")));
+    assert!(
+        c.after
+            .as_deref()
+            .is_some_and(|a| a.contains("bridge=vmbr0"))
+    );
     assert_eq!(c.effect, Effect::NeedsReboot);
     assert!(ids(&p).contains(&"vm-400-reboot".to_string()));
     assert!(
         !ids(&p).iter().any(|i| i.starts_with("router-")),
         "no router at phase 1: {:?}",
+        ids(&p)
+    );
+}
+
+#[test]
+fn no_seed_is_planned_for_a_router_that_waits_for_a_held_bridge() {
+    // Bridges missing and host network changes not allowed: the router VM is held
+    // with its bridges, and so are its seed and its gate (nothing to upload for).
+    let s = spec(|t| {
+        t.replacen(
+            "allowHostNetworkChanges: true",
+            "allowHostNetworkChanges: false",
+            1,
+        )
+    });
+    let mut o = observed(Vec::new());
+    if let Some(n) = o.network.as_mut() {
+        n.bridges.retain(|k, _| k == "vmbr0");
+    }
+    let p = plan(&s, &o);
+    assert!(
+        !ids(&p)
+            .iter()
+            .any(|i| i.starts_with("router-") || i.starts_with("vm-150")),
+        "{:?}",
         ids(&p)
     );
 }
