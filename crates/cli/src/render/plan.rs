@@ -17,7 +17,8 @@ impl Document for Plan {
 /// How many changes of one action the text layout shows (JSON has them all).
 const SHOWN_CHANGES: usize = 8;
 
-fn change_line(c: &labwright_engine::plan::Change) -> String {
+/// One change as the text plan writes it (the report shares it: same words).
+pub(crate) fn change_line(c: &labwright_engine::plan::Change) -> String {
     match (&c.before, &c.after) {
         (None, Some(v)) => format!("+ {}={v}", c.field),
         (Some(b), Some(v)) => format!("~ {}: {b} → {v}", c.field),

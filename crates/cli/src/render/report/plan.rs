@@ -6,19 +6,11 @@
 
 use std::fmt::Write as _;
 
-use labwright_engine::plan::{ActionKind, Change, Plan, Risk};
+use labwright_engine::plan::{ActionKind, Plan, Risk};
 
 use super::esc;
 
-/// One change as the text plan writes it.
-fn change_line(c: &Change) -> String {
-    match (&c.before, &c.after) {
-        (None, Some(v)) => format!("+ {}={v}", c.field),
-        (Some(b), Some(v)) => format!("~ {}: {b} → {v}", c.field),
-        (Some(b), None) => format!("- {}={b}", c.field),
-        (None, None) => format!("  {}", c.field),
-    }
-}
+use crate::render::plan::change_line;
 
 /// Seed files and other long values are cut, as in the text plan (JSON has them).
 const SHOWN_LINES: usize = 12;
