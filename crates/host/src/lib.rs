@@ -55,8 +55,12 @@ pub enum HostError {
         target_cli: String,
         detail: String,
     },
-    #[error("the SSH connection to {target} was cut while running `{cmd}`")]
-    Disconnected { target: String, cmd: String },
+    #[error("the SSH connection to {target} was cut while running `{cmd}` ({detail})")]
+    Disconnected {
+        target: String,
+        cmd: String,
+        detail: String,
+    },
     #[error("`{cmd}` on {target} failed (exit {code}): {stderr}")]
     Failed {
         target: String,

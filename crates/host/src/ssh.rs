@@ -123,11 +123,21 @@ impl Ssh {
         } else {
             Stdio::null()
         });
-        let cut = |_| HostError::Disconnected {
+        let cut = |e: openssh::Error| HostError::Disconnected {
             target: self.target.display(),
             cmd: cmd.display(),
+            detail: e.to_string(),
         };
-        let mut child = c.spawn().await.map_err(cut)?;
+        // A session the master could not open never ran the command: one more try
+        // (a busy master or server refuses a channel now and then).
+        let mut child = match c.spawn().await {
+            Ok(ch) => ch,
+            Err(e) => {
+                tracing::debug!(target = %self.target, cmd = %cmd.display(), "opening a session failed, once more: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                c.spawn().await.map_err(cut)?
+            }
+        };
         if let Some(content) = &cmd.stdin
             && let Some(mut w) = child.stdin().take()
         {
