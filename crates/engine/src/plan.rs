@@ -446,5 +446,7 @@ pub(crate) fn kind_words(k: ElementKind) -> &'static str {
         K::RouterInterface => "a router interface",
         K::PortForward => "a port forward",
         K::ValidationCheck => "a validation check",
+        K::PciMapping => "a PCI mapping",
+        K::HostPci => "a passed-through PCI device",
     }
 }
