@@ -337,7 +337,11 @@ fn moving_back_to_an_earlier_phase_reboots_too() {
         .iter()
         .find(|c| c.field == "net0")
         .expect("net0 changes");
-    assert!(c.after.as_deref().is_some_and(|a| a.contains("bridge=vmbr0")));
+    assert!(
+        c.after
+            .as_deref()
+            .is_some_and(|a| a.contains("bridge=vmbr0"))
+    );
     assert_eq!(c.effect, Effect::NeedsReboot);
     assert!(ids(&p).contains(&"vm-400-reboot".to_string()));
     assert!(
