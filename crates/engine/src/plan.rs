@@ -179,6 +179,10 @@ pub(crate) const KINDS: &[Kind] = &[
         plan: crate::storage::migrate::plan_mappings,
     },
     Kind {
+        name: "pci mapping",
+        plan: crate::pci::plan,
+    },
+    Kind {
         name: "vm",
         plan: crate::vm::diff::plan,
     },
