@@ -50,7 +50,10 @@ fn a_passthrough_vm_plans_applies_validates_and_replans_empty() {
     );
     let calls = create["apiCalls"].to_string();
     assert!(calls.contains("hostpci0=mapping=gpu0,pcie=1"), "{calls}");
-    assert!(calls.contains("machine=q35") && calls.contains("bios=ovmf"), "{calls}");
+    assert!(
+        calls.contains("machine=q35") && calls.contains("bios=ovmf"),
+        "{calls}"
+    );
 
     lab.apply(&spec).expect_code(0, "apply");
 
@@ -87,7 +90,10 @@ fn a_passthrough_vm_plans_applies_validates_and_replans_empty() {
 
     let again = lab.plan_json(&spec);
     assert!(action_ids(&again).is_empty(), "{again:#}");
-    assert!(again["held"].as_array().is_some_and(|h| h.is_empty()), "{again:#}");
+    assert!(
+        again["held"].as_array().is_some_and(|h| h.is_empty()),
+        "{again:#}"
+    );
 }
 
 #[test]
@@ -109,19 +115,35 @@ fn a_card_sharing_its_iommu_group_is_refused_with_the_reason() {
         .find(|h| h["target"] == "pci-mapping/gpu0")
         .unwrap_or_else(|| panic!("no held mapping: {plan:#}"));
     let reason = refusal["reason"].as_str().unwrap_or_default();
-    assert!(reason.starts_with("refused: 0000:05:00 shares IOMMU group 2 with 0000:00:17.0"), "{reason}");
+    assert!(
+        reason.starts_with("refused: 0000:05:00 shares IOMMU group 2 with 0000:00:17.0"),
+        "{reason}"
+    );
     assert!(reason.contains("SATA Controller"), "{reason}");
     // The root port (a bridge) is no reason to refuse.
     assert!(!reason.contains("0000:00:1c.0"), "{reason}");
-    assert!(refusal["unblock"].as_str().unwrap_or_default().contains("ACS override"));
+    assert!(
+        refusal["unblock"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ACS override")
+    );
     // The VM is planned without the device, and its hostpci0 is held with the reason.
     let create = action(&plan, "vm-500-create");
-    assert!(!create["apiCalls"].to_string().contains("hostpci0"), "{create:#}");
+    assert!(
+        !create["apiCalls"].to_string().contains("hostpci0"),
+        "{create:#}"
+    );
     let dev = held
         .iter()
         .find(|h| h["elements"].to_string().contains("hostpci0"))
         .unwrap_or_else(|| panic!("hostpci0 not held: {plan:#}"));
-    assert!(dev["reason"].as_str().unwrap_or_default().contains("shares IOMMU group 2"));
+    assert!(
+        dev["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("shares IOMMU group 2")
+    );
     let elements = plan["elements"].as_array().cloned().unwrap_or_default();
     let st = |path: &str| {
         elements
@@ -136,7 +158,11 @@ fn a_card_sharing_its_iommu_group_is_refused_with_the_reason() {
     lab.apply(&spec).expect_code(0, "apply");
     let client = sim.client();
     let rt = rt();
-    assert!(rt.block_on(client.pci_mappings()).expect("mappings").is_empty());
+    assert!(
+        rt.block_on(client.pci_mappings())
+            .expect("mappings")
+            .is_empty()
+    );
     let conf = rt
         .block_on(client.qemu_config("proxmox", 500))
         .expect("config");

@@ -256,9 +256,10 @@ fn verdict(cx: &PlanCx<'_>, pci: &ObservedPci, m: &PciMapping) -> Verdict {
         }
         let Some(config) = &vm.config else { continue };
         let (hosts, maps) = vm_uses(config);
-        let by_host = hosts
-            .iter()
-            .any(|h| ours.iter().any(|o| o == h || o.starts_with(&format!("{h}."))));
+        let by_host = hosts.iter().any(|h| {
+            ours.iter()
+                .any(|o| o == h || o.starts_with(&format!("{h}.")))
+        });
         if by_host || maps.contains(&m.id) {
             return Verdict::Held(
                 format!(
@@ -357,7 +358,8 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
                 .cloned()
         });
         let same_entry = have_entry.as_deref().map(fields) == Some(fields(&entry));
-        let same_desc = have.is_none_or(|h| m.description.is_none() || h.description == m.description);
+        let same_desc =
+            have.is_none_or(|h| m.description.is_none() || h.description == m.description);
         if have.is_some() && same_entry && same_desc {
             continue;
         }
