@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use labwright_engine::observed::{Observed, ObservedVm};
 use labwright_engine::pci::ObservedPci;
-use labwright_engine::plan::{Plan, plan};
+use labwright_engine::plan::{ActionId, Plan, plan};
 use labwright_pve::api::mapping::{PciDevice, PciMapping};
 
 fn spec(path: &str, group: Option<i64>) -> labwright_spec::Spec {
@@ -98,6 +98,12 @@ fn observed(mappings: Vec<PciMapping>, vms: Vec<ObservedVm>) -> Observed {
 const ENTRY: &str =
     "node=proxmox,path=0000:01:00,id=10de:2184,iommugroup=14,subsystem-id=1462:8d90";
 
+fn gpu0_id() -> ActionId {
+    ActionId::Pci {
+        key: "mapping-gpu0".into(),
+    }
+}
+
 fn ids(p: &Plan) -> Vec<String> {
     p.actions.iter().map(|a| a.id.to_string()).collect()
 }
@@ -142,12 +148,7 @@ fn a_mapping_is_created_from_the_device_and_the_vm_waits_for_it() {
         format!("POST /cluster/mapping/pci id=gpu0 map={ENTRY}")
     );
     let create = &p.actions[1];
-    assert!(
-        create
-            .depends_on
-            .iter()
-            .any(|d| d.to_string() == "pci-mapping-gpu0")
-    );
+    assert!(create.depends_on.iter().any(|d| *d == gpu0_id()));
     assert!(
         create
             .api_calls
@@ -195,7 +196,7 @@ fn a_converged_mapping_plans_nothing_and_a_stale_one_is_updated() {
     let a = p
         .actions
         .iter()
-        .find(|a| a.id.to_string() == "pci-mapping-gpu0")
+        .find(|a| a.id == gpu0_id())
         .expect("update");
     let call = &a.api_calls[0];
     assert!(
