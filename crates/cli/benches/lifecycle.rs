@@ -583,6 +583,7 @@ fn report_row(runs: usize) -> Row {
             "vmbr0",
         ])),
         storage: None,
+        pci: None,
         requests: 0,
     };
     let plan = labwright_engine::plan(&loaded.spec, &empty);
@@ -928,6 +929,7 @@ fn main() {
             backup_jobs: BTreeMap::new(),
             network: None,
             storage: None,
+            pci: None,
             requests: 0,
         };
         let iters = if quick { 3 } else { 20 };

@@ -127,6 +127,10 @@ pub enum ActionId {
     Router {
         key: String,
     },
+    /// A PCI resource mapping, keyed by its id (`pci-mapping-gpu0`).
+    Pci {
+        key: String,
+    },
 }
 
 impl ActionId {
@@ -182,6 +186,7 @@ impl fmt::Display for ActionId {
             ActionId::Storage { key } => write!(f, "storage-{key}"),
             ActionId::Network { key } => write!(f, "net-{key}"),
             ActionId::Router { key } => write!(f, "router-{key}"),
+            ActionId::Pci { key } => write!(f, "pci-{key}"),
         }
     }
 }
@@ -241,6 +246,9 @@ impl FromStr for ActionId {
         }
         if let Some(key) = s.strip_prefix("router-").filter(|k| !k.is_empty()) {
             return Ok(ActionId::Router { key: key.into() });
+        }
+        if let Some(key) = s.strip_prefix("pci-").filter(|k| !k.is_empty()) {
+            return Ok(ActionId::Pci { key: key.into() });
         }
         Err(bad())
     }
@@ -330,6 +338,8 @@ pub enum ActionKind {
     RouterSeed,
     #[serde(rename = "router.ready")]
     RouterReady,
+    #[serde(rename = "pci.mapping")]
+    PciMapping,
 }
 
 impl fmt::Display for ActionKind {

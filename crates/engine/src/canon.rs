@@ -86,6 +86,7 @@ pub fn observed_value(key: &str, raw: Option<&str>, desired: &str) -> String {
         }
         // labwright's `labwright-seed:` line is its own record, not drift (issue 5).
         "description" => crate::bootstrap::strip_seed_marker(raw).trim().to_string(),
+        k if k.starts_with("hostpci") => crate::pci::canonical_hostpci(raw),
         k if k.starts_with("net") => match NetDevice::parse(raw) {
             Ok(n) => {
                 let want_mac = desired

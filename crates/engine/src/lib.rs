@@ -23,6 +23,7 @@ pub mod journal;
 pub mod network;
 pub mod observed;
 pub mod op;
+pub mod pci;
 pub mod pipeline;
 pub mod plan;
 pub mod preflight;

@@ -103,6 +103,10 @@ pub struct Observed {
     /// declares phase 1 storage ([`crate::storage::scan_storage`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<crate::storage::ObservedStorageSide>,
+    /// PCI devices and mappings, when the spec declares passthrough
+    /// ([`crate::pci::scan_pci`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pci: Option<crate::pci::ObservedPci>,
     /// Requests the scan made (benchmarks compare it with the lower bound).
     pub requests: u64,
 }
@@ -131,7 +135,8 @@ impl ScanScope {
         ScanScope {
             network: !want.vms.is_empty() || !spec.networks.bridges.is_empty(),
             vmids: want.vms.keys().copied().collect(),
-            all_configs: false,
+            // Passthrough: any guest may hold the device (crate::pci checks them all).
+            all_configs: crate::pci::active(spec),
             concurrency,
             power: want
                 .vms
@@ -423,6 +428,7 @@ pub async fn scan(
         backup_jobs,
         network,
         storage: None,
+        pci: None,
         requests: client.request_count().saturating_sub(before),
     })
 }
@@ -466,6 +472,9 @@ impl Observed {
         if let Some(s) = &self.storage {
             h.update(s.fingerprint());
         }
+        if let Some(p) = &self.pci {
+            h.update(p.fingerprint());
+        }
         hex::encode(&h.finalize()[..16])
     }
 
@@ -501,6 +510,10 @@ pub async fn scan_for_spec(
     if crate::storage::active(spec) {
         observed.storage =
             Some(crate::storage::scan_storage(client, host, spec, observed.node.as_str()).await?);
+        observed.requests = client.request_count().saturating_sub(before);
+    }
+    if crate::pci::active(spec) {
+        observed.pci = Some(crate::pci::scan_pci(client, observed.node.as_str()).await?);
         observed.requests = client.request_count().saturating_sub(before);
     }
     Ok(observed)

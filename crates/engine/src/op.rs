@@ -50,6 +50,8 @@ pub enum Op {
     Bridge(crate::bridge::BridgeOp),
     /// The router's seed and readiness gate; see `crate::router`.
     Router(crate::router::RouterOp),
+    /// PCI resource mappings; see `crate::pci`.
+    Pci(crate::pci::PciOp),
 }
 
 impl Op {
@@ -62,6 +64,7 @@ impl Op {
             Op::Storage(o) => o.api_calls(),
             Op::Bridge(o) => o.api_calls(),
             Op::Router(o) => o.api_calls(),
+            Op::Pci(o) => o.api_calls(),
         }
     }
 
@@ -75,6 +78,7 @@ impl Op {
             Op::Storage(o) => o.vm(),
             Op::Bridge(o) => o.vm(),
             Op::Router(o) => o.vm(),
+            Op::Pci(o) => o.vm(),
         }
     }
 
@@ -87,6 +91,7 @@ impl Op {
             Op::Storage(o) => o.run(cx).await,
             Op::Bridge(o) => o.run(cx).await,
             Op::Router(o) => o.run(cx).await,
+            Op::Pci(o) => o.run(cx).await,
         }
     }
 }

@@ -179,6 +179,10 @@ pub(crate) const KINDS: &[Kind] = &[
         plan: crate::storage::migrate::plan_mappings,
     },
     Kind {
+        name: "pci mapping",
+        plan: crate::pci::plan,
+    },
+    Kind {
         name: "vm",
         plan: crate::vm::diff::plan,
     },
@@ -448,5 +452,7 @@ pub(crate) fn kind_words(k: ElementKind) -> &'static str {
         K::RouterInterface => "a router interface",
         K::PortForward => "a port forward",
         K::ValidationCheck => "a validation check",
+        K::PciMapping => "a PCI mapping",
+        K::HostPci => "a passed-through PCI device",
     }
 }

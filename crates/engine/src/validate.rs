@@ -95,6 +95,7 @@ pub fn checks(spec: &Spec, observed: &Observed) -> Vec<Check> {
     out.extend(crate::vm::validate::validate(&cx));
     out.extend(crate::backup_job::validate(&cx));
     out.extend(crate::storage::validate::validate(&cx));
+    out.extend(crate::pci::validate(&cx));
     out
 }
 

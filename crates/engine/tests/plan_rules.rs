@@ -172,6 +172,7 @@ fn observed(vms: Vec<ObservedVm>, jobs: Vec<ObservedBackupJob>) -> Observed {
         backup_jobs: jobs.into_iter().map(|j| (j.id.clone(), j)).collect(),
         network: None,
         storage: None,
+        pci: None,
         requests: 0,
     }
 }

@@ -74,6 +74,7 @@ fn observed(side: ObservedStorageSide) -> Observed {
             "vmbr0",
         ])),
         storage: Some(side),
+        pci: None,
         requests: 0,
     }
 }

@@ -9,6 +9,7 @@ mod addr;
 mod backups;
 mod fwnames;
 mod mgmt;
+mod pci;
 mod phase;
 mod refs;
 mod secrets;
@@ -22,6 +23,7 @@ pub use addr::{AddrItem, parse_addr_list};
 pub use backups::{is_system_ssd_storage, retained_bytes_upper_bound};
 pub use labwright_firewall::Backend;
 pub use mgmt::management_sources;
+pub use pci::valid_pci_path;
 
 /// A rule as listed by `labwright check --list-rules`.
 #[derive(Clone, Copy, Debug, serde::Serialize)]
@@ -159,6 +161,16 @@ pub const RULES: &[RuleInfo] = &[
         summary: "Each migrated guest folder moves into a dataset of its own.",
     },
     RuleInfo {
+        id: "hostpci-machine",
+        severity: Severity::Error,
+        summary: "A VM with passed-through PCI devices uses `machine: q35` and `bios: ovmf` (PCIe needs q35).",
+    },
+    RuleInfo {
+        id: "pci-mapping",
+        severity: Severity::Error,
+        summary: "PCI mappings have valid ids and device addresses on the lab's node; a VM's hostpci names a declared mapping, used by one running VM at a time.",
+    },
+    RuleInfo {
         id: "vm-resources",
         severity: Severity::Error,
         summary: "VM cores, memory and disk sizes are within what PVE accepts.",
@@ -226,6 +238,7 @@ pub fn check_with(loaded: &Loaded, opts: &CheckOptions) -> Vec<Diagnostic> {
     secrets::run(&mut ctx);
     backups::run(&mut ctx);
     storage::run(&mut ctx);
+    pci::run(&mut ctx);
     phase::run(&mut ctx);
     acknowledge(&mut ctx);
     let mut out = ctx.out;

@@ -53,6 +53,10 @@ pub struct State {
     /// `/etc/pve/mapping/directory.cfg`: id → mapping.
     #[serde(default)]
     pub dir_mappings: IndexMap<String, DirMapping>,
+    /// `/etc/pve/mapping/pci.cfg`: id → mapping (same shape: `map` entries and a
+    /// description).
+    #[serde(default)]
+    pub pci_mappings: IndexMap<String, DirMapping>,
     /// OPNsense `config.xml` documents found in uploaded ISO images, by volume id
     /// (crate::opnsense): such an ISO on a CD-ROM is a router seed.
     #[serde(default)]
@@ -203,6 +207,31 @@ pub struct Node {
     /// Links made with `ip link add`, by name.
     #[serde(default)]
     pub links: BTreeMap<String, HostLink>,
+    /// PCI functions (`/sys/bus/pci/devices`), sorted by address.
+    #[serde(default)]
+    pub pci: Vec<PciDev>,
+}
+
+/// One PCI function of a node, as sysfs and pci.ids describe it.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct PciDev {
+    /// `0000:01:00.0`.
+    pub id: String,
+    /// `0x030000`.
+    pub class: String,
+    /// `0x10de`.
+    pub vendor: String,
+    pub device: String,
+    pub subsystem_vendor: String,
+    pub subsystem_device: String,
+    pub vendor_name: String,
+    pub device_name: String,
+    pub subsystem_vendor_name: String,
+    pub subsystem_device_name: String,
+    /// -1 when the node has no IOMMU.
+    pub iommugroup: i64,
+    #[serde(default)]
+    pub mdev: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -537,6 +566,7 @@ fn base_node(name: &str, ip: &str, now: u64) -> Node {
         sanoid: Sanoid::default(),
         netns: BTreeMap::new(),
         links: BTreeMap::new(),
+        pci: crate::api::pci::base_devices(),
     }
 }
 
@@ -609,6 +639,12 @@ impl State {
                     wwn: format!("0x50014ee2{}", &serial[8..]),
                 });
             }
+        }
+        if matches!(s, Scenario::Hdds | Scenario::HddsUsed)
+            && let Some(node) = st.nodes.get_mut("proxmox")
+        {
+            node.pci.extend(crate::api::pci::hdds_cards());
+            node.pci.sort_by(|a, b| a.id.cmp(&b.id));
         }
         if let Scenario::Large { vms, .. } = s {
             let n = names.len().max(1);

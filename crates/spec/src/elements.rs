@@ -37,6 +37,9 @@ pub enum ElementKind {
     RouterInterface,
     PortForward,
     ValidationCheck,
+    PciMapping,
+    /// A passed-through PCI device of a VM (`hostpciN`).
+    HostPci,
 }
 
 /// One declared element.
@@ -128,6 +131,11 @@ impl Spec {
                     );
                 }
             }
+            for (slot, h) in &vm.hostpci {
+                let p = vp.key("hostpci").key(slot.clone());
+                let label = format!("{} {slot} → mapping `{}`", vm.name, h.mapping);
+                out.push(Element::new(p, K::HostPci, label, vm.phase).under(&vp));
+            }
             if let Some(fw) = &vm.firewall {
                 for (j, a) in fw.allow.iter().enumerate() {
                     let p = vp.key("firewall").key("allow").index(j);
@@ -135,6 +143,15 @@ impl Spec {
                     out.push(Element::new(p, K::VmFirewallAllow, label, vm.phase).under(&vp));
                 }
             }
+        }
+        for (i, m) in self.pci_mappings.iter().enumerate() {
+            let p = root.key("pciMappings").index(i);
+            out.push(Element::new(
+                p,
+                K::PciMapping,
+                format!("PCI mapping `{}`", m.id),
+                Phase(0),
+            ));
         }
         for (i, j) in self.backup_jobs().enumerate() {
             let p = root.key("backups").key("jobs").index(i);

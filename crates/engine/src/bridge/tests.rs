@@ -56,6 +56,7 @@ fn observed(bridges: BTreeMap<String, ObservedBridge>) -> Observed {
             pending: None,
         }),
         storage: None,
+        pci: None,
         requests: 0,
     }
 }

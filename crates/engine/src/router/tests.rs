@@ -65,6 +65,7 @@ fn observed(vms: Vec<ObservedVm>) -> Observed {
             pending: None,
         }),
         storage: None,
+        pci: None,
         requests: 0,
     }
 }

@@ -128,6 +128,10 @@ pub fn vm_desired(spec: &Spec, vm: &Vm) -> DesiredVm {
     for (k, v) in crate::storage::migrate::virtiofs_for(spec, vm.vmid) {
         c.insert(k, v);
     }
+    // Passed-through PCI devices, by mapping (crate::pci).
+    for (slot, h) in &vm.hostpci {
+        c.insert(slot.clone(), crate::pci::hostpci_value(h));
+    }
     let mut disks = BTreeMap::new();
     for (slot, d) in &vm.disks {
         let mut options = BTreeMap::new();

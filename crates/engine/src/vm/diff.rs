@@ -558,6 +558,41 @@ fn plan_update(
     }
 }
 
+/// `vm` without the `hostpciN` devices whose mapping the plan holds back (a guest
+/// written with them could not start), each held with the mapping's reason.
+fn without_refused_devices(
+    cx: &PlanCx<'_>,
+    out: &mut PlanOut,
+    vm: &DesiredVm,
+    refused: &BTreeMap<String, String>,
+) -> DesiredVm {
+    let mut vm = vm.clone();
+    if refused.is_empty() {
+        return vm;
+    }
+    let Some(spec_vm) = cx.spec.vms.iter().find(|v| v.vmid == vm.vmid) else {
+        return vm;
+    };
+    let base = cx.vm_paths.get(&vm.vmid).cloned().unwrap_or_default();
+    for (slot, h) in &spec_vm.hostpci {
+        let Some(why) = refused.get(&h.mapping) else {
+            continue;
+        };
+        vm.config.remove(slot);
+        out.held.push(Held {
+            elements: vec![format!("{base}.hostpci.{slot}")],
+            target: vm_target(vm.vmid, &vm.name),
+            reason: format!(
+                "{slot} (mapping `{}`) is left out: the mapping is held — {why}",
+                h.mapping
+            ),
+            unblock: "see the mapping's held item; the VM is planned without the device meanwhile"
+                .into(),
+        });
+    }
+    vm
+}
+
 /// The bridge `slot` moves to when this change moves a NIC that has a declared
 /// reattachment (onto its new bridge, or back).
 fn reattach_move(
@@ -593,13 +628,35 @@ fn reboot_fields(changes: &[Change]) -> String {
 /// in line, managed guests no longer declared destroyed (behind two approvals), and
 /// undeclared guests listed as foreign.
 pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
+    let refused = crate::pci::refusals(cx);
     for vm in cx.want.vms.values() {
         for e in cx.vm_elements(vm.vmid) {
             out.own(e);
         }
+        let vm = &without_refused_devices(cx, out, vm, &refused);
+        let before = out.actions.len();
         match cx.observed.vms.get(&vm.vmid) {
             None => plan_create(cx, out, cx.want, vm),
             Some(obs) => plan_update(cx, out, cx.want, vm, obs),
+        }
+        // A guest's passed-through device waits for its mapping.
+        let deps: Vec<ActionId> = vm
+            .config
+            .iter()
+            .filter(|(k, _)| k.starts_with("hostpci"))
+            .filter_map(|(_, v)| v.split(',').next()?.strip_prefix("mapping="))
+            .filter_map(|m| crate::pci::mapping_action(out, m))
+            .collect();
+        for a in &mut out.actions[before..] {
+            if matches!(
+                a.id,
+                ActionId::Vm {
+                    step: VmStep::Create | VmStep::Update,
+                    ..
+                }
+            ) {
+                a.depends_on.extend(deps.iter().cloned());
+            }
         }
     }
     let this_lab = crate::vm::desired::lab_tag(cx.spec);

@@ -70,3 +70,94 @@ impl PveClient {
         Ok(())
     }
 }
+
+/// An entry of `GET /cluster/mapping/pci`: `map` entries are
+/// `node=…,path=…,id=VENDOR:DEVICE[,iommugroup=N][,subsystem-id=…]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PciMapping {
+    pub id: String,
+    #[serde(default)]
+    pub map: Vec<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A function of `GET /nodes/{node}/hardware/pci`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PciDevice {
+    /// `0000:01:00.0`.
+    pub id: String,
+    /// `0x030000`.
+    pub class: String,
+    /// `0x10de`.
+    pub vendor: String,
+    pub device: String,
+    /// -1 when the node has no IOMMU.
+    #[serde(default = "no_group")]
+    pub iommugroup: i64,
+    #[serde(default)]
+    pub subsystem_vendor: Option<String>,
+    #[serde(default)]
+    pub subsystem_device: Option<String>,
+    #[serde(default)]
+    pub vendor_name: Option<String>,
+    #[serde(default)]
+    pub device_name: Option<String>,
+    #[serde(default, deserialize_with = "crate::de::opt_bool")]
+    pub mdev: Option<bool>,
+}
+
+fn no_group() -> i64 {
+    -1
+}
+
+impl PveClient {
+    /// `GET /cluster/mapping/pci`.
+    pub async fn pci_mappings(&self) -> Result<Vec<PciMapping>, Error> {
+        self.get("/cluster/mapping/pci", Params::new()).await
+    }
+
+    /// `GET /nodes/{node}/hardware/pci` with no class filtered out (bridges and
+    /// other members of an IOMMU group matter for passthrough).
+    pub async fn pci_devices(&self, node: &str) -> Result<Vec<PciDevice>, Error> {
+        self.get(
+            &format!("/nodes/{}/hardware/pci", seg(node)),
+            Params::new().set("pci-class-blacklist", ""),
+        )
+        .await
+    }
+
+    /// `POST /cluster/mapping/pci`.
+    pub async fn pci_mapping_create(
+        &self,
+        id: &str,
+        map: &[String],
+        description: Option<&str>,
+    ) -> Result<(), Error> {
+        let mut p = Params::new().set("id", id);
+        for m in map {
+            p = p.push("map", m.as_str());
+        }
+        let p = p.set_opt("description", description);
+        let _: serde_json::Value = self.post("/cluster/mapping/pci", p).await?;
+        Ok(())
+    }
+
+    /// `PUT /cluster/mapping/pci/{id}` (replaces the node list).
+    pub async fn pci_mapping_update(
+        &self,
+        id: &str,
+        map: &[String],
+        description: Option<&str>,
+    ) -> Result<(), Error> {
+        let mut p = Params::new();
+        for m in map {
+            p = p.push("map", m.as_str());
+        }
+        let p = p.set_opt("description", description);
+        let _: serde_json::Value = self
+            .put(&format!("/cluster/mapping/pci/{}", seg(id)), p)
+            .await?;
+        Ok(())
+    }
+}

@@ -11,6 +11,7 @@ pub(crate) mod cluster;
 pub(crate) mod firewall;
 pub(crate) mod mapping;
 pub(crate) mod network;
+pub(crate) mod pci;
 pub(crate) mod qemu;
 pub(crate) mod qemu_net;
 pub(crate) mod snapshot;
@@ -120,6 +121,13 @@ pub const IMPLEMENTED: &[(&str, &str)] = &[
     ("GET", "/cluster/mapping/dir/{id}"),
     ("PUT", "/cluster/mapping/dir/{id}"),
     ("DELETE", "/cluster/mapping/dir/{id}"),
+    // PCI passthrough
+    ("GET", "/nodes/{node}/hardware/pci"),
+    ("GET", "/cluster/mapping/pci"),
+    ("POST", "/cluster/mapping/pci"),
+    ("GET", "/cluster/mapping/pci/{id}"),
+    ("PUT", "/cluster/mapping/pci/{id}"),
+    ("DELETE", "/cluster/mapping/pci/{id}"),
     // QEMU
     ("GET", "/nodes/{node}/qemu"),
     ("POST", "/nodes/{node}/qemu"),
@@ -297,6 +305,9 @@ pub async fn dispatch(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
     }
     if t.starts_with("/cluster/mapping/dir") {
         return mapping::dispatch(inner, r);
+    }
+    if t.starts_with("/cluster/mapping/pci") || t == "/nodes/{node}/hardware/pci" {
+        return pci::dispatch(inner, r);
     }
     if t.starts_with("/nodes/{node}/qemu") {
         return qemu::dispatch(inner, r).await;

@@ -586,6 +586,7 @@ fn create(inner: &Arc<Inner>, r: &Req) -> Result<Reply, ApiError> {
     let start_after = r.flag("start");
     let pool = r.str("pool");
     let params = config_params(r);
+    super::pci::check_perm(inner, r, &params)?;
     match r.str("pool") {
         Some(pool) if super::require(inner, r, &format!("/pool/{pool}"), "VM.Allocate").is_ok() => {
         }
@@ -951,6 +952,7 @@ async fn update_config(inner: &Arc<Inner>, r: &Req, is_async: bool) -> Result<Re
     let skiplock = r.flag("skiplock");
     let force = r.flag("force");
     let params = config_params(r);
+    super::pci::check_perm(inner, r, &params)?;
     for (k, v) in &params {
         if is_drive(k)
             && let Some((s, vol)) = v.split(',').next().and_then(parse_volid)
@@ -1258,6 +1260,8 @@ fn start_task(inner: &Arc<Inner>, node: &str, vmid: u32, user: &str, skiplock: b
             for v in shares {
                 super::mapping::assert_virtiofs(st, &node2, &v)?;
             }
+            // Passed-through devices resolve, are free and sit in viable groups.
+            super::pci::assert_start(st, &node2, vmid)?;
             let vm = st.vm_mut(&node2, vmid)?;
             for (k, v) in &vm.conf {
                 if k.starts_with("net")

@@ -14,6 +14,7 @@ use crate::types::{Cidr, MemoryMib, SecretRef, Size};
 mod backups;
 mod firewall;
 mod network;
+mod pci;
 mod router;
 mod storage;
 mod vms;
@@ -21,6 +22,7 @@ mod vms;
 pub use backups::*;
 pub use firewall::*;
 pub use network::*;
+pub use pci::*;
 pub use router::*;
 pub use storage::*;
 pub use vms::*;
@@ -56,6 +58,9 @@ pub struct Spec {
     pub tailscale: Option<Tailscale>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub router: Option<Router>,
+    /// PCI resource mappings (cluster-wide): devices VMs pass through by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pci_mappings: Vec<PciMapping>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub validation_checks: Vec<ValidationCheck>,
     /// How `labwright check` treats this spec's findings.

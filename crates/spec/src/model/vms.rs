@@ -63,6 +63,10 @@ pub struct Vm {
     /// Guest firewall: default inbound deny plus an allowlist.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firewall: Option<VmFirewall>,
+    /// Passed-through PCI devices keyed by slot: `hostpci0` … `hostpci15`. Needs
+    /// `machine: q35` and `bios: ovmf`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hostpci: BTreeMap<String, HostPci>,
 }
 
 pub(crate) fn one() -> u32 {

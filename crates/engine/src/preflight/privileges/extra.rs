@@ -59,6 +59,22 @@ fn vm_key(key: &str, value: &str, vmid: &str, paths: Paths<'_>, out: &mut Vec<Ne
         }
         return;
     }
+    if indexed && base == "hostpci" {
+        // `check_hostpci_perm`: a mapped device needs `Mapping.Use` on its mapping.
+        out.push(vm("VM.Config.HWType"));
+        let mapping = value
+            .split(',')
+            .find_map(|p| p.strip_prefix("mapping="))
+            .unwrap_or("");
+        out.push(need(
+            match paths {
+                Paths::Generic => "/mapping/pci".into(),
+                Paths::Concrete(_) => format!("/mapping/pci/{mapping}"),
+            },
+            "Mapping.Use",
+        ));
+        return;
+    }
     let class = match key {
         "cores" | "cpu" | "cpulimit" | "cpuunits" | "numa" | "smp" | "sockets" | "vcpus"
         | "affinity" => "VM.Config.CPU",
