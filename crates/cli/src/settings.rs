@@ -45,6 +45,9 @@ pub fn for_target(conn: &Connected) -> anyhow::Result<Settings> {
     if let Some(d) = env_secs("LABWRIGHT_ROUTER_WAIT_SECS")? {
         s.router_wait = d;
     }
+    if let Some(d) = env_secs("LABWRIGHT_NET_DEADMAN_SECS")? {
+        s.net_deadman = d;
+    }
     if std::env::var("LABWRIGHT_GUEST_CHECKS")
         .is_ok_and(|v| matches!(v.trim(), "off" | "0" | "false" | "no"))
     {

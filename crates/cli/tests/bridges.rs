@@ -158,13 +158,11 @@ fn a_failed_reload_is_undone_and_reported() {
     assert_eq!(reloads(&sim), 2);
 }
 
-/// Open: after a reload that cuts management, the restore finds no kept-alive
-/// connection in the engine's client pool and fails with the console runbook (the
-/// simulator itself keeps established connections: see the sim test
-/// `network_reload`). The dead-man revert over SSH (docs/decisions.md, "Bridges")
-/// is the answer that does not depend on a surviving connection.
+/// A reload that cuts management: no connection is left to restore over, so the
+/// dead-man armed over SSH before the reload puts the node's network back by itself
+/// (docs/decisions.md, "Bridges"); apply waits for the node to answer and says the
+/// step was reverted. Afterwards nothing of the dead-man is left on the node.
 #[test]
-#[ignore = "open: the restore after a management cut finds no kept-alive connection (see the report)"]
 fn a_reload_that_cuts_management_is_restored() {
     let dir = tempfile::tempdir().expect("dir");
     let sim = SimProcess::start_with(
@@ -181,5 +179,8 @@ fn a_reload_that_cuts_management_is_restored() {
         "{text}"
     );
     assert!(text.contains("reverted"), "{text}");
+    assert!(text.contains("dead-man"), "{text}");
     only_vmbr0(&sim);
+    let o = sim.ssh("systemctl is-active lw-net-deadman.timer");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "inactive");
 }

@@ -33,6 +33,9 @@ pub struct Settings {
     pub router_wait: Duration,
     /// Pause between two looks at the router while waiting.
     pub router_poll: Duration,
+    /// The bridge wave's dead-man on the node: without a passing probe within this
+    /// time after it is armed, the node restores its previous network by itself.
+    pub net_deadman: Duration,
 }
 
 impl Default for Settings {
@@ -47,6 +50,7 @@ impl Default for Settings {
             unsafe_skip_proof: false,
             router_wait: Duration::from_secs(600),
             router_poll: Duration::from_secs(3),
+            net_deadman: Duration::from_secs(120),
         }
     }
 }

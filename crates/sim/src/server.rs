@@ -56,6 +56,8 @@ impl Inner {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
+        // The node's transient timers (labwright's network dead-man) run on their own.
+        crate::host::deadman::fire_due(&mut g, self.cfg.time_scale);
         f(&mut g)
     }
 

@@ -188,6 +188,13 @@ pub struct Node {
     /// connections are refused until another configuration is reloaded.
     #[serde(default)]
     pub mgmt_cut: bool,
+    /// `/etc/network/interfaces` copies made with `cp` (labwright's dead-man keeps the
+    /// definitions from before a reload), by path.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub network_saved: BTreeMap<String, IndexMap<String, Obj>>,
+    /// Transient timers made with `systemd-run --on-active`, by unit name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub timers: BTreeMap<String, crate::host::deadman::HostTimer>,
     pub disks: Vec<Disk>,
     pub zpools: Vec<Obj>,
     pub fw_options: Obj,
@@ -537,6 +544,8 @@ fn base_node(name: &str, ip: &str, now: u64) -> Node {
         network_pending: None,
         network_down: Default::default(),
         mgmt_cut: false,
+        network_saved: BTreeMap::new(),
+        timers: BTreeMap::new(),
         disks: vec![Disk {
             devpath: "/dev/sda".into(),
             size: 500_107_862_016,

@@ -6,6 +6,7 @@
 //! changed by this version: a declared move of its address, gateway or ports is refused
 //! at plan time with the reason (docs/decisions.md, "Bridges").
 
+mod deadman;
 mod op;
 #[cfg(test)]
 mod tests;

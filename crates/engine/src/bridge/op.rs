@@ -8,6 +8,7 @@ use labwright_pve::PveClient;
 use labwright_pve::api::network::NetworkIfaceConfig;
 use serde::{Deserialize, Serialize};
 
+use super::deadman;
 use crate::error::StepError;
 use crate::guarded::{Guard, guarded, probe_fresh};
 use crate::op::ExecCx;
@@ -359,11 +360,38 @@ impl crate::op::Step for BridgeOp {
             "GET /version over a fresh connection (probe); on failure DELETE the staged changes or restore the previous definitions and PUT (reload) again"
                 .to_string(),
         );
+        // With SSH to the node: the dead-man around the reload.
+        v.extend(
+            deadman::arm_cmds(120).iter().map(|c| {
+                format!("SSH {c} (with SSH, before the reload; LABWRIGHT_NET_DEADMAN_SECS)")
+            }),
+        );
+        v.push(format!(
+            "SSH {} (after the probe passed)",
+            deadman::disarm()
+        ));
         v
     }
 
     async fn run(&self, cx: &ExecCx<'_>) -> Result<(), StepError> {
+        // A dead-man an interrupted run left must not fire into this wave.
+        if let Some(h) = cx.host {
+            let _ = h.run(&deadman::disarm()).await;
+        }
         self.stage(cx.client).await?;
+        let secs = cx.settings.net_deadman.as_secs().max(1);
+        let armed = match cx.host {
+            None => None,
+            Some(h) => match deadman::arm(h, secs).await {
+                Ok(()) => Some(std::time::Instant::now()),
+                Err(e) => {
+                    let _ = cx.client.network_revert(&self.node).await;
+                    return Err(StepError::Refused(format!(
+                        "cannot arm the network dead-man on the node ({e}); the staged bridges were discarded and nothing was reloaded"
+                    )));
+                }
+            },
+        };
         let guard = Guard {
             probe: cx.settings.probe.as_ref(),
             settle: cx.settings.probe_settle,
@@ -374,6 +402,25 @@ impl crate::op::Step for BridgeOp {
                 Err(e) => Err(self.undo_failed_reload(cx, e).await),
             }
         };
-        guarded(&guard, change, || self.restore(cx)).await
+        let revert = || async {
+            match (self.restore(cx).await, armed, cx.settings.probe.as_ref()) {
+                (Ok(()), _, _) => Ok(()),
+                // No connection left to restore over: the node restores itself.
+                (Err(e), Some(at), Some(cfg)) => deadman::wait(cx, cfg, at, secs, e).await,
+                (Err(e), _, _) => Err(e),
+            }
+        };
+        let result = guarded(&guard, change, revert).await;
+        if let Some(h) = cx.host {
+            match (deadman::stop(h).await, &result) {
+                (Ok(()), _) | (Err(_), Err(_)) => {}
+                (Err(why), Ok(())) => {
+                    return Err(StepError::Refused(format!(
+                        "the bridges came up and the probe passed, but the dead-man could not be stopped ({why}); the node restores its previous network within {secs}s of the reload: run apply again afterwards"
+                    )));
+                }
+            }
+        }
+        result
     }
 }

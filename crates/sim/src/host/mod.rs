@@ -2,6 +2,7 @@
 //! node (`zfs`, `zpool`, sanoid's package and timer, files under `/etc`) against the
 //! same state the API serves.
 
+pub mod deadman;
 pub mod netns;
 mod netshow;
 pub mod zfs;
@@ -138,6 +139,9 @@ pub(crate) fn run_in(
         Some("bash" | "sh") if args.iter().any(|a| a == "-c") => {
             return netns::bash(st, node, args, ns, time_scale);
         }
+        Some("systemd-run") if ns.is_none() => {
+            return deadman::systemd_run(st, node, args, time_scale);
+        }
         _ => {}
     }
     match st.nodes.get_mut(node) {
@@ -173,6 +177,9 @@ pub fn run(n: &mut Node, argv: &[String], stdin: &str) -> Out {
         "dpkg-query" => dpkg_query(n, args),
         "apt-get" | "apt" => apt_get(n, args),
         "systemctl" => systemctl(n, args),
+        "cp" => deadman::cp(n, args),
+        "rm" => deadman::rm(n, args),
+        "ifreload" | "/usr/sbin/ifreload" | "/sbin/ifreload" => deadman::ifreload(n, args),
         "cat" => cat(n, args, stdin),
         "install" => install(n, args, stdin),
         "tee" => {
@@ -310,6 +317,12 @@ fn systemctl(n: &mut Node, args: &[String]) -> Out {
     let mut acc = Out::default();
     for unit in &pos[1..] {
         let unit = unit.as_str();
+        if let Some(r) = deadman::systemctl(n, verb, unit) {
+            acc.code = acc.code.max(r.code);
+            acc.out.push_str(&r.out);
+            acc.err.push_str(&r.err);
+            continue;
+        }
         let sanoid = unit == "sanoid.timer" || unit == "sanoid";
         let known = sanoid && n.sanoid.installed;
         let r = match verb {
