@@ -103,3 +103,78 @@ async fn a_reload_that_cuts_management_refuses_new_connections_until_restored() 
         .expect("new connections work again");
     assert_eq!(v.status().as_u16(), 200);
 }
+
+/// labwright's dead-man as the node runs it: the live file saved, a transient timer
+/// armed, a reload that cuts management — then, with no connection used at all, the
+/// timer puts the saved file back, drops anything staged and reloads: new
+/// connections work again and the bridge is gone. A stopped timer never fires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dead_man_restores_the_network_without_any_connection() {
+    if !common::ssh::have_ssh() {
+        return;
+    }
+    let api = start(Faults {
+        reload_mgmt_cut_rate: 1.0,
+        ..Faults::default()
+    })
+    .await;
+    let sh = |c: &'static str| {
+        let sim = &api.sim;
+        async move { common::ssh::ssh(sim, c, None).await }
+    };
+    let r = sh("cp -p /etc/network/interfaces /etc/network/interfaces.lw-before").await;
+    assert_eq!(r.code, 0, "{}", r.err);
+    let r = sh("systemd-run --unit=lw-net-deadman --on-active=100 --timer-property=AccuracySec=1s /bin/sh -c 'cp /etc/network/interfaces.lw-before /etc/network/interfaces && rm -f /etc/network/interfaces.new && ifreload -a'").await;
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(
+        r.err
+            .contains("Running timer as unit: lw-net-deadman.timer"),
+        "{}",
+        r.err
+    );
+    // Arming twice is refused, as systemd-run does for a loaded unit.
+    let r = sh("systemd-run --unit=lw-net-deadman --on-active=100 /bin/true").await;
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        sh("systemctl is-active lw-net-deadman.timer").await.out,
+        "active\n"
+    );
+    let r = api
+        .post(NET, &[("iface", "vmbr1"), ("type", "bridge")])
+        .await;
+    assert_eq!(r.status, 200);
+    let r = api.put(NET, &[]).await;
+    assert_eq!(api.wait(r.data()).await, "OK");
+    let url = format!("{}/version", api.base);
+    assert!(
+        common::client_for(&api.sim).get(&url).send().await.is_err(),
+        "management is cut"
+    );
+    // 100 s on the node at the tests' time scale; nobody touches anything meanwhile.
+    tokio::time::sleep(std::time::Duration::from_secs_f64(
+        100.0 * SimConfig::for_tests().time_scale + 0.3,
+    ))
+    .await;
+    let v = common::client_for(&api.sim)
+        .get(&url)
+        .header("Authorization", &api.auth)
+        .send()
+        .await
+        .expect("new connections work again");
+    assert_eq!(v.status().as_u16(), 200);
+    let l = api.get(NET).await;
+    assert!(iface(l.data(), "vmbr1").is_none(), "the saved file is back");
+    assert!(l.body.get("changes").is_none());
+    assert_eq!(
+        sh("systemctl is-active lw-net-deadman.timer").await.out,
+        "inactive\n"
+    );
+    // A stopped timer does nothing.
+    let r = sh("systemd-run --unit=lw-net-deadman --on-active=100 /bin/sh -c 'rm -f /etc/network/interfaces.lw-before'").await;
+    assert_eq!(r.code, 0, "{}", r.err);
+    let r = sh("systemctl stop lw-net-deadman.timer").await;
+    assert_eq!(r.code, 0, "{}", r.err);
+    let r = sh("systemctl stop lw-net-deadman.timer").await;
+    assert_eq!(r.code, 5, "stopping it again: not loaded");
+    assert!(r.err.contains("not loaded"), "{}", r.err);
+}
