@@ -171,7 +171,12 @@ fn a_reload_that_cuts_management_is_restored() {
         &["--scenario", "hdds", "--fault-reload-mgmt-cut-rate", "1"],
     );
     let lab = lab_on(&sim);
-    let out = apply(&lab, &phase_two(&lab));
+    let mut c = lab.apply_cmd(&phase_two(&lab));
+    c.args(["--allow-risk", "critical"]);
+    // The node restores itself 3 s after the dead-man is armed.
+    c.env("LABWRIGHT_NET_DEADMAN_SECS", "3");
+    c.timeout(std::time::Duration::from_secs(240));
+    let out = common::run(c);
     assert_ne!(out.code, 0, "apply reports the failure");
     let text = format!("{}{}", out.stdout, out.stderr);
     assert!(

@@ -288,6 +288,14 @@ pub async fn apply(
         "apply-start",
         Some(format!("{} actions", plan.actions.len())),
     )?;
+    // A dead-man an interrupted bridge wave left armed would restore the old network
+    // under this apply: the node answered this apply over fresh connections, so the
+    // network it has is good — keep it.
+    if let (Some(h), Some(spec)) = (cx.host, opts.seeds.spec.as_deref())
+        && crate::bridge::has_internal_bridges(spec)
+    {
+        crate::bridge::confirm_leftover_deadman(h).await;
+    }
 
     let by_id: BTreeMap<&ActionId, &Action> = plan.actions.iter().map(|a| (&a.id, a)).collect();
     let mut done: BTreeSet<&ActionId> = BTreeSet::new();

@@ -51,6 +51,15 @@ pub fn disarm() -> HostCmd {
     ])
 }
 
+/// Is a dead-man armed (`active`)?
+pub fn is_active() -> HostCmd {
+    HostCmd::new([
+        "systemctl".to_string(),
+        "is-active".into(),
+        format!("{UNIT}.timer"),
+    ])
+}
+
 /// Arms the dead-man; an error says which command failed.
 pub async fn arm(h: &dyn HostExec, secs: u64) -> Result<(), String> {
     for c in arm_cmds(secs) {

@@ -422,6 +422,33 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
     out.actions.push(a);
 }
 
+/// Does the spec declare, at its phase, a bridge besides the management one (the
+/// only kind the wave makes)?
+pub fn has_internal_bridges(spec: &labwright_spec::Spec) -> bool {
+    spec.networks
+        .bridges
+        .values()
+        .any(|b| b.phase <= spec.phase && b.address.is_none() && b.ports.is_empty())
+}
+
+/// Stops a dead-man timer an interrupted wave left armed (best effort: it is only
+/// there after a kill between a reload and its probe).
+pub async fn confirm_leftover_deadman(h: &dyn labwright_host::HostExec) {
+    match h.run(&deadman::is_active()).await {
+        Ok(o) if o.ok() && o.stdout.trim() == "active" => match h.run(&deadman::disarm()).await {
+            Ok(o) if o.ok() => tracing::warn!(
+                "stopped the network dead-man an interrupted apply left armed; the node answers over fresh connections, so its network stays as it is"
+            ),
+            Ok(o) => tracing::warn!(
+                "could not stop a leftover network dead-man: {}",
+                o.stderr.trim()
+            ),
+            Err(e) => tracing::warn!("could not stop a leftover network dead-man: {e}"),
+        },
+        _ => {}
+    }
+}
+
 /// Does the staged diff (`changes` of `GET …/network`, a unified diff of
 /// `interfaces` → `interfaces.new`) change only the stanzas of `names`? Each changed
 /// line is attributed to the `auto`/`iface` stanza it sits in; a line whose stanza the

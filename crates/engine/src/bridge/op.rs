@@ -410,10 +410,18 @@ impl crate::op::Step for BridgeOp {
                 (Err(e), _, _) => Err(e),
             }
         };
-        let result = guarded(&guard, change, revert).await;
+        let mut result = guarded(&guard, change, revert).await;
         if let Some(h) = cx.host {
-            match (deadman::stop(h).await, &result) {
-                (Ok(()), _) | (Err(_), Err(_)) => {}
+            match (deadman::stop(h).await, &mut result) {
+                (Ok(()), _) => {}
+                (Err(why), Err(StepError::ProbeFailedReverted { probe }))
+                    if why.contains("already fired") =>
+                {
+                    probe.push_str(
+                        "; with no connection left, the node restored its previous network by itself (the dead-man timer)",
+                    );
+                }
+                (Err(_), Err(_)) => {}
                 (Err(why), Ok(())) => {
                     return Err(StepError::Refused(format!(
                         "the bridges came up and the probe passed, but the dead-man could not be stopped ({why}); the node restores its previous network within {secs}s of the reload: run apply again afterwards"

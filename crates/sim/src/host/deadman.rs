@@ -3,8 +3,9 @@
 //! restored), `rm -f /etc/network/interfaces.new` (staged changes dropped),
 //! `ifreload -a` (the live file applied again: whatever a failed or cutting reload
 //! left is healed), `systemd-run --on-active=SECS` transient timers — fired at the
-//! first state access after their time, the delay scaled like every other duration
-//! of the simulator — and `systemctl stop UNIT.timer`.
+//! first state access after their time, in real seconds (labwright sets the time as a
+//! margin around its own steps, so scaling it with the simulator would make it fire
+//! mid-step) — and `systemctl stop UNIT.timer`.
 
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +28,7 @@ pub struct HostTimer {
 
 /// `systemd-run --unit=NAME --on-active=SECS [--timer-property=…] CMD…`: only timer
 /// units (what labwright makes). Prints what systemd-run prints, on stderr.
-pub fn systemd_run(st: &mut State, node: &str, args: &[String], time_scale: f64) -> Out {
+pub fn systemd_run(st: &mut State, node: &str, args: &[String]) -> Out {
     let mut unit = None;
     let mut secs = None;
     let mut i = 0;
@@ -92,7 +93,7 @@ pub fn systemd_run(st: &mut State, node: &str, args: &[String], time_scale: f64)
     n.timers.insert(
         unit.clone(),
         HostTimer {
-            fire_at: now_f() + secs * time_scale,
+            fire_at: now_f() + secs,
             command,
         },
     );

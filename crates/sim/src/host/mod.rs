@@ -140,7 +140,7 @@ pub(crate) fn run_in(
             return netns::bash(st, node, args, ns, time_scale);
         }
         Some("systemd-run") if ns.is_none() => {
-            return deadman::systemd_run(st, node, args, time_scale);
+            return deadman::systemd_run(st, node, args);
         }
         _ => {}
     }
