@@ -173,18 +173,22 @@ fn a_reload_that_cuts_management_is_restored() {
     let lab = lab_on(&sim);
     let mut c = lab.apply_cmd(&phase_two(&lab));
     c.args(["--allow-risk", "critical"]);
-    // The node restores itself 3 s after the dead-man is armed.
-    c.env("LABWRIGHT_NET_DEADMAN_SECS", "3");
+    // The node restores itself 10 s after the dead-man is armed (the reload and the
+    // first probe are well within that, even on a busy CI machine).
+    c.env("LABWRIGHT_NET_DEADMAN_SECS", "10");
     c.timeout(std::time::Duration::from_secs(240));
     let out = common::run(c);
     assert_ne!(out.code, 0, "apply reports the failure");
     let text = format!("{}{}", out.stdout, out.stderr);
+    // Either the probe failed and labwright waited for the node to restore itself,
+    // or the cut also stalled the reload's task polling until the dead-man had fired:
+    // both end with the node on its previous network, said as such.
+    assert!(text.contains("dead-man"), "{text}");
     assert!(
-        text.contains("probe over a fresh connection failed"),
+        (text.contains("probe over a fresh connection failed") && text.contains("reverted"))
+            || text.contains("the node is back on its previous network"),
         "{text}"
     );
-    assert!(text.contains("reverted"), "{text}");
-    assert!(text.contains("dead-man"), "{text}");
     only_vmbr0(&sim);
     let o = sim.ssh("systemctl is-active lw-net-deadman.timer");
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "inactive");

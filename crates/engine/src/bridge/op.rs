@@ -422,6 +422,11 @@ impl crate::op::Step for BridgeOp {
                     );
                 }
                 (Err(_), Err(_)) => {}
+                (Err(why), Ok(())) if why.contains("already fired") => {
+                    return Err(StepError::Refused(format!(
+                        "the dead-man fired before the wave confirmed the new network ({secs}s after it was armed): the node is back on its previous network; run apply again (a slow node needs a larger LABWRIGHT_NET_DEADMAN_SECS)"
+                    )));
+                }
                 (Err(why), Ok(())) => {
                     return Err(StepError::Refused(format!(
                         "the bridges came up and the probe passed, but the dead-man could not be stopped ({why}); the node restores its previous network within {secs}s of the reload: run apply again afterwards"
