@@ -121,13 +121,18 @@ fn valid_value(name: &str, s: &Value) -> Option<PVal> {
             cands.extend(["101".into(), "1".into(), "0".into()]);
         }
         "array" => {
-            // An item the items' format accepts (a directory mapping's `node=…,path=…`).
+            // An item the items' format accepts (a directory mapping's `node=…,path=…`,
+            // a PCI mapping's `id=…,node=…,path=…`).
             let items = s.get("items").cloned().unwrap_or(Value::Null);
-            let item = ["true", "node=proxmox,path=/var/lib/vz"]
-                .into_iter()
-                .map(|c| PVal::Str(c.to_string()))
-                .find(|v| check_value(v, &items, name).is_ok())
-                .unwrap_or_else(|| PVal::Str("true".into()));
+            let item = [
+                "true",
+                "node=proxmox,path=/var/lib/vz",
+                "id=10de:2184,iommugroup=14,node=proxmox,path=0000:01:00.0",
+            ]
+            .into_iter()
+            .map(|c| PVal::Str(c.to_string()))
+            .find(|v| check_value(v, &items, name).is_ok())
+            .unwrap_or_else(|| PVal::Str("true".into()));
             return Some(PVal::Arr(vec![item]));
         }
         _ => cands.extend(STRING_CANDIDATES.iter().map(|s| s.to_string())),

@@ -62,6 +62,7 @@ impl Step for RouterOp {
             RouterOp::WaitReady { links, .. } => {
                 let mut v = Vec::new();
                 for l in links {
+                    v.push(format!("SSH {} (a leftover, if any)", l.ns.unlink()));
                     v.extend(l.ns.setup().iter().map(|c| format!("SSH {c}")));
                     v.push(format!("SSH {}", l.ns.connect(l.ns.gateway, 53)));
                     v.push(format!("SSH {}", l.ns.neigh(l.ns.gateway)));

@@ -127,6 +127,17 @@ impl ProbeNs {
         HostCmd::new(["ip".to_string(), "netns".into(), "del".into(), self.name()])
     }
 
+    /// Removes the veth pair from the node's side: a run cut off between making the
+    /// pair and moving its end into the namespace leaves it outside any namespace.
+    pub fn unlink(&self) -> HostCmd {
+        HostCmd::new([
+            "ip".to_string(),
+            "link".into(),
+            "del".into(),
+            self.host_if(),
+        ])
+    }
+
     /// One TCP connect from inside the namespace (bash's `/dev/tcp`: on every node,
     /// no netcat flavour to guess).
     pub fn connect(&self, ip: Ipv4Addr, port: u16) -> HostCmd {
@@ -214,8 +225,10 @@ pub async fn with_ns<T, F>(host: &dyn HostExec, ns: &ProbeNs, body: F) -> Result
 where
     F: AsyncFnOnce(&dyn HostExec, &ProbeNs) -> Result<T, String>,
 {
-    // A namespace an interrupted run left behind (its exit code does not matter).
+    // A namespace or a veth pair an interrupted run left behind (their exit codes do
+    // not matter: usually there is none).
     let _ = host.run(&ns.teardown()).await;
+    let _ = host.run(&ns.unlink()).await;
     let mut made = Ok(());
     for cmd in ns.setup() {
         match host.run(&cmd).await {
@@ -333,6 +346,7 @@ mod tests {
             "ip netns exec lw-probe-vmbr2 timeout 3 bash -c 'exec 3<>/dev/tcp/10.10.20.5/8123'"
         );
         assert_eq!(ns.teardown().line(), "ip netns del lw-probe-vmbr2");
+        assert_eq!(ns.unlink().line(), "ip link del lwp-vmbr2");
         // A long bridge name still gives a valid interface name.
         assert_eq!(short_if("lwp-", "vmbr_services_long").len(), 15);
     }
