@@ -1,7 +1,8 @@
-//! Kinds the engine does not manage yet (the phase 2 router and its
-//! matrix, Tailscale routes through a guest labwright does not bootstrap): each is held
-//! with what the user can do meanwhile, so a plan never pretends they were handled.
-//! When a kind gets its own module, its arm here goes.
+//! What the engine does not manage: a router VM it cannot seed (not the OPNsense
+//! nano image) and the matrix only such a router would enforce, Tailscale routes
+//! through a guest labwright does not bootstrap (the router's own). Each is held with
+//! what the user can do meanwhile, so a plan never pretends they were handled; the
+//! kinds that do manage them (`crate::router`) claim their elements first.
 
 use labwright_spec::ElementKind as K;
 
