@@ -120,6 +120,40 @@ fn probe_address(spec: &Spec, net: ipnet::IpNet, gw: Ipv4Addr) -> Option<Ipv4Add
         .find(|a| !taken.contains(a))
 }
 
+/// The second manual step: the LAN's own router must send the internal segments'
+/// traffic to the router's WAN address, or no LAN device (nor the node) reaches them.
+/// The WAN is leased, so the step names the MAC to pin the lease to.
+fn home_router_step(spec: &Spec, router: &Router, vmid: u32) -> Option<String> {
+    let wan = router.interfaces.values().find(|i| i.address.is_none())?;
+    let nets: Vec<String> = router
+        .interfaces
+        .values()
+        .filter(|i| i.address.is_some())
+        .filter_map(|i| spec.networks.segments.get(&i.segment))
+        .filter(|s| s.phase <= spec.phase)
+        .map(|s| s.cidr.0.trunc().to_string())
+        .collect();
+    if nets.is_empty() {
+        return None;
+    }
+    let lan_bridge = spec
+        .networks
+        .segments
+        .get(&wan.segment)
+        .map(|s| s.bridge.as_str());
+    let gateway = lan_bridge
+        .and_then(|b| spec.networks.bridges.get(b))
+        .and_then(|b| b.gateway)
+        .map(|g| format!(" ({g})"))
+        .unwrap_or_default();
+    let mac = router_nic_mac(&spec.metadata.name, vmid, &wan.nic);
+    Some(format!(
+        "manual step on the LAN's router{gateway}: give VM {vmid}'s WAN NIC ({}, MAC {mac}) a fixed DHCP lease and route {} via that address — without it no LAN device reaches the router's segments (docs/runbooks/router-first-boot.md)",
+        wan.nic,
+        nets.join(" and ")
+    ))
+}
+
 /// VMs whose NICs move onto another bridge at this phase (`reattach`), by VMID.
 pub fn reattaching(spec: &Spec) -> Vec<u32> {
     spec.vms
@@ -270,6 +304,9 @@ pub(crate) fn plan(cx: &PlanCx<'_>, out: &mut PlanOut) {
         out.notes.push(format!(
             "manual step at VM {vmid}'s first boot: on its console, press a key at \"Press any key to start the configuration importer\" and type `cd0` — OPNsense reads its seed only when told to; apply waits for the result in router-{vmid}-ready ({FIRST_BOOT_RUNBOOK})"
         ));
+        if let Some(step) = home_router_step(spec, router, vmid) {
+            out.notes.push(step);
+        }
         seed_id = Some(id);
     } else if let (Some(seed), Some(obs)) = (&seed, cx.observed.vms.get(&vmid)) {
         let file = seed.file_name(vmid);

@@ -178,11 +178,23 @@ fn a_new_router_gets_its_seed_fixed_macs_and_a_gate_after_its_start() {
             ),
         ]
     );
-    // The plan names the console step.
+    // The plan names the console step, and the LAN router's routes to the segments
+    // with the WAN MAC to pin its lease to.
     assert!(
         p.notes
             .iter()
-            .any(|n| n.contains("manual step") && n.contains(FIRST_BOOT_RUNBOOK)),
+            .any(|n| n.contains("manual step at VM 150") && n.contains(FIRST_BOOT_RUNBOOK)),
+        "{:?}",
+        p.notes
+    );
+    let wan_mac = router_nic_mac("jarvis", 150, "net0").to_string();
+    assert!(
+        p.notes.iter().any(
+            |n| n.contains("manual step on the LAN's router (192.168.1.1)")
+                && n.contains(&wan_mac)
+                && n.contains("10.10.20.0/24")
+                && n.contains("10.10.10.0/24")
+        ),
         "{:?}",
         p.notes
     );
