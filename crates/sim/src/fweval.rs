@@ -178,23 +178,8 @@ fn rule_verdict(st: &State, r: &Obj, ip: IpAddr, port: u16, depth: u8) -> Option
     {
         return None;
     }
-    if let Some(m) = opt_str(r, "macro") {
-        let (proto, ports) = macro_ports(m)?;
-        if proto != "tcp" || !ports.iter().any(|(a, b)| *a <= port && port <= *b) {
-            return None;
-        }
-    } else {
-        if let Some(p) = opt_str(r, "proto")
-            && p != "tcp"
-            && p != "6"
-        {
-            return None;
-        }
-        if let Some(d) = opt_str(r, "dport")
-            && !port_matches(d, port)
-        {
-            return None;
-        }
+    if !tcp_port_matches(r, port) {
+        return None;
     }
     Some(action == "ACCEPT")
 }
@@ -292,23 +277,8 @@ fn vm_rule(st: &State, vm: &Vm, r: &Obj, ip: IpAddr, port: u16, depth: u8) -> Op
     {
         return None;
     }
-    if let Some(m) = opt_str(r, "macro") {
-        let (proto, ports) = macro_ports(m)?;
-        if proto != "tcp" || !ports.iter().any(|(a, b)| *a <= port && port <= *b) {
-            return None;
-        }
-    } else {
-        if let Some(p) = opt_str(r, "proto")
-            && p != "tcp"
-            && p != "6"
-        {
-            return None;
-        }
-        if let Some(d) = opt_str(r, "dport")
-            && !port_matches(d, port)
-        {
-            return None;
-        }
+    if !tcp_port_matches(r, port) {
+        return None;
     }
     Some(match action {
         "ACCEPT" => VmVerdict::Accept,
@@ -336,6 +306,23 @@ pub fn vm_allows(st: &State, vm: &Vm, ip: IpAddr, port: u16) -> VmVerdict {
         "REJECT" => VmVerdict::Reject,
         _ => VmVerdict::Drop,
     }
+}
+
+/// Does rule `r` match TCP to `port` (its macro, or its `proto` and `dport`)? An
+/// unknown macro matches nothing.
+fn tcp_port_matches(r: &Obj, port: u16) -> bool {
+    if let Some(m) = opt_str(r, "macro") {
+        return macro_ports(m).is_some_and(|(proto, ports)| {
+            proto == "tcp" && ports.iter().any(|(a, b)| *a <= port && port <= *b)
+        });
+    }
+    if let Some(p) = opt_str(r, "proto")
+        && p != "tcp"
+        && p != "6"
+    {
+        return false;
+    }
+    opt_str(r, "dport").is_none_or(|d| port_matches(d, port))
 }
 
 #[cfg(test)]

@@ -169,17 +169,15 @@ async fn lan_row(
             out.push(skip("only TCP cells are probed".into()));
             continue;
         }
-        let dest = match (&cell.path, cell.to.as_str()) {
-            (Path::RouterItself, _) => Err("the router's WAN address is leased".to_string()),
-            (_, "node") => {
-                node_address(spec).ok_or_else(|| "the spec gives the node no address".into())
-            }
-            (_, vm) if vm == from.name => Err(format!("{vm} is the vantage point itself")),
-            (_, vm) => match addrs.get(vm) {
-                Some(Ok(a)) => Ok(*a),
-                Some(Err(e)) => Err(e.clone()),
-                None => Err(format!("VM `{vm}` is not running here")),
-            },
+        let dest = if cell.to == from.name {
+            Err(format!("{} is the vantage point itself", cell.to))
+        } else {
+            cell_dest(
+                cell,
+                spec,
+                addrs,
+                Err("the router's WAN address is leased".into()),
+            )
         };
         let dest = match dest {
             Ok(d) => d,
@@ -211,10 +209,7 @@ async fn lan_row(
             cell.ports.0,
             reach.words()
         );
-        out.push(match verdict(cell.intent, &reach) {
-            Some(true) => c(name, CheckStatus::Pass, detail),
-            _ => c(name, CheckStatus::Fail, detail),
-        });
+        out.push(judged(name, cell.intent, &reach, detail));
     }
     Some((wan, out))
 }
@@ -254,6 +249,37 @@ fn node_address(spec: &Spec) -> Option<Ipv4Addr> {
             Some(IpAddr::V4(a)) => Some(a),
             _ => None,
         })
+}
+
+/// Where a cell's connect goes: the router's address as seen from the vantage point,
+/// the node's management address, or the VM's address its agent reported.
+fn cell_dest(
+    cell: &Cell,
+    spec: &Spec,
+    addrs: &BTreeMap<String, Result<Ipv4Addr, String>>,
+    router: Result<Ipv4Addr, String>,
+) -> Result<Ipv4Addr, String> {
+    match (&cell.path, cell.to.as_str()) {
+        (Path::RouterItself, _) => router,
+        (_, "node") => {
+            node_address(spec).ok_or_else(|| "the spec gives the node no address".into())
+        }
+        (_, vm) => match addrs.get(vm) {
+            Some(Ok(a)) => Ok(*a),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(format!("VM `{vm}` is not running here")),
+        },
+    }
+}
+
+/// A probed cell's check: pass when what the connect found matches the intent.
+fn judged(name: String, intent: Intent, reach: &Reach, detail: String) -> Check {
+    let status = if verdict(intent, reach) == Some(true) {
+        CheckStatus::Pass
+    } else {
+        CheckStatus::Fail
+    };
+    c(name, status, detail)
 }
 
 fn cell_name(cell: &Cell) -> String {
@@ -296,7 +322,6 @@ async fn probe_from(
         .iter()
         .filter(|c| c.from == segment && c.checked && c.intent != Intent::None)
         .collect();
-    let node = node_address(spec);
     let ns = &link.ns;
     let vantage = format!("from {}/{} on {}", ns.address, ns.prefix, ns.bridge);
     let res = probe::with_ns(host, ns, async |h, ns| {
@@ -326,16 +351,7 @@ async fn probe_from(
                 out.push(c(name, CheckStatus::Skipped, "skipped: only TCP cells are probed (a UDP or ICMP drop cannot be told from silence)"));
                 continue;
             }
-            let dest = match (cell.path.clone(), cell.to.as_str()) {
-                (Path::RouterItself, _) => Ok(ns.gateway),
-                (_, "node") => node.ok_or_else(|| "the spec gives the node no address".to_string()),
-                (_, vm) => match addrs.get(vm) {
-                    Some(Ok(a)) => Ok(*a),
-                    Some(Err(e)) => Err(e.clone()),
-                    None => Err(format!("VM `{vm}` is not running here")),
-                },
-            };
-            let dest = match dest {
+            let dest = match cell_dest(cell, spec, addrs, Ok(ns.gateway)) {
                 Ok(d) => d,
                 Err(e) => {
                     out.push(c(name, CheckStatus::Skipped, format!("skipped: no address for {}: {e}", cell.to)));
@@ -351,11 +367,7 @@ async fn probe_from(
                 cell.ports.0,
                 reach.words()
             );
-            out.push(match verdict(cell.intent, &reach) {
-                Some(true) => c(name, CheckStatus::Pass, detail),
-                Some(false) => c(name, CheckStatus::Fail, detail),
-                None => c(name, CheckStatus::Fail, detail),
-            });
+            out.push(judged(name, cell.intent, &reach, detail));
         }
         Ok(out)
     })

@@ -115,13 +115,18 @@ pub fn dispatch(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
 }
 
 /// The node the API runs on (the first one).
-fn local_node(st: &State) -> String {
+pub(crate) fn local_node(st: &State) -> String {
     st.nodes.keys().next().cloned().unwrap_or_default()
 }
 
 fn digest(st: &State) -> String {
+    digest_of(&st.dir_mappings)
+}
+
+/// The digest of one mapping section file (`mapping/dir.cfg`, `mapping/pci.cfg`).
+pub(crate) fn digest_of(maps: &indexmap::IndexMap<String, DirMapping>) -> String {
     let mut text = String::new();
-    for (id, m) in &st.dir_mappings {
+    for (id, m) in maps {
         text.push_str(&format!("{id}\n"));
         if let Some(d) = &m.description {
             text.push_str(&format!("\tdescription {d}\n"));
@@ -134,7 +139,7 @@ fn digest(st: &State) -> String {
     sha1_hex(&text)
 }
 
-fn entry(m: &DirMapping, digest: &str) -> Value {
+pub(crate) fn entry(m: &DirMapping, digest: &str) -> Value {
     let mut e = json!({"map": m.map, "digest": digest});
     if let Some(d) = &m.description {
         e["description"] = json!(d);
@@ -142,7 +147,7 @@ fn entry(m: &DirMapping, digest: &str) -> Value {
     e
 }
 
-fn map_list(r: &Req) -> Vec<String> {
+pub(crate) fn map_list(r: &Req) -> Vec<String> {
     match r.params.get("map") {
         Some(PVal::Arr(a)) => a.iter().filter_map(PVal::as_str).collect(),
         Some(v) => v.as_str().into_iter().collect(),

@@ -6,12 +6,11 @@
 
 use serde_json::{Value, json};
 
+use super::mapping::{entry, local_node, map_list};
 use super::missing;
 use crate::formats::split_list;
-use crate::schema::PVal;
 use crate::server::{ApiError, Inner, Reply, Req};
 use crate::state::{DirMapping, PciDev, State};
-use crate::util::sha1_hex;
 
 #[allow(clippy::too_many_arguments)]
 fn dev(
@@ -289,42 +288,10 @@ pub fn dispatch(inner: &Inner, r: &Req) -> Result<Reply, ApiError> {
     }
 }
 
-fn local_node(st: &State) -> String {
-    st.nodes.keys().next().cloned().unwrap_or_default()
-}
-
 fn digest(st: &State) -> String {
-    let mut text = String::new();
-    for (id, m) in &st.pci_mappings {
-        text.push_str(&format!("{id}\n"));
-        if let Some(d) = &m.description {
-            text.push_str(&format!("\tdescription {d}\n"));
-        }
-        for e in &m.map {
-            text.push_str(&format!("\tmap {e}\n"));
-        }
-        text.push('\n');
-    }
-    sha1_hex(&text)
+    super::mapping::digest_of(&st.pci_mappings)
 }
 
-fn entry(m: &DirMapping, digest: &str) -> Value {
-    let mut e = json!({"map": m.map, "digest": digest});
-    if let Some(d) = &m.description {
-        e["description"] = json!(d);
-    }
-    e
-}
-
-fn map_list(r: &Req) -> Vec<String> {
-    match r.params.get("map") {
-        Some(PVal::Arr(a)) => a.iter().filter_map(PVal::as_str).collect(),
-        Some(v) => v.as_str().into_iter().collect(),
-        None => vec![],
-    }
-}
-
-/// The `key=value` fields of a map entry.
 fn fields(e: &str) -> indexmap::IndexMap<String, String> {
     e.split(',')
         .filter_map(|kv| kv.split_once('='))
